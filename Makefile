@@ -1,0 +1,40 @@
+# Every target installs what it needs first: a fresh clone needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+CLI    := $(VENV)/bin/causalvae
+STAMP  := $(VENV)/.installed
+PIP    := $(PY) -m pip --quiet --disable-pip-version-check --no-input
+OUT    := out
+
+.PHONY: install test demo bench clean
+
+install: $(STAMP)
+
+# torch first and pinned: this machine serves the 2.13.0 CPU wheel; an open range would pull CUDA.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -c constraints.txt "torch==2.13.0"
+	$(PIP) install -c constraints.txt -e ".[test]"
+	$(PY) -c "import causalvae, torch, pyro, pgmpy"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	mkdir -p $(OUT)
+	$(CLI) graph show scenes
+	$(CLI) query "P(action | reaction=Dying)"
+	$(CLI) query "P(action | do(reaction=Dying))"
+	$(CLI) query "P(reaction)"
+	$(CLI) query "P(reaction | do(actor_attack=High, reactor_defense=Low))"
+	$(CLI) query "P(reaction[action=Attack] | action=Taunt, reaction=Idle)"
+	$(CLI) query "PNS(action=Attack vs Walk -> reaction=Dying)"
+	$(CLI) graph draw scenes --out $(OUT)/scenes_dag.png
+
+bench: $(STAMP)
+	$(PY) bench/bench_exact.py --out bench/results/exact.json
+
+clean:
+	rm -rf $(OUT) .pytest_cache

@@ -1,0 +1,165 @@
+"""The ``causalvae`` command line: thin commands over the library.
+
+    causalvae query "P(action | reaction=Dying)"
+    causalvae query "P(reaction | do(actor_attack=High, reactor_defense=Low))" --json
+    causalvae graph show scenes
+    causalvae graph draw scenes --out dag.png
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from causalvae.errors import CausalVAEError
+from causalvae.graph import Graph, quote_name
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="Causal generative models of images.")
+graph_app = typer.Typer(no_args_is_help=True, help="Inspect, draw and convert causal graphs.")
+app.add_typer(graph_app, name="graph")
+
+GRAPH_HELP = "A built-in graph (scenes, survey) or a FILE.yaml / FILE.bif."
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _load(spec: str) -> Graph:
+    try:
+        return Graph.load(spec)
+    except (CausalVAEError, OSError) as exc:
+        _fail(exc)
+        raise
+
+
+def _fmt(p: float) -> str:
+    return "undefined" if math.isnan(p) else f"{p:.4f}"
+
+
+@app.command("query")
+def query_cmd(
+    text: str = typer.Argument(..., help='A query, e.g. "P(action | reaction=Dying)". See docs/queries.md.'),
+    graph: str = typer.Option("scenes", "--graph", "-g", help=GRAPH_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+) -> None:
+    """Answer a conditional, interventional or counterfactual query exactly."""
+    from causalvae.querylang import CausationQuery, evaluate
+
+    g = _load(graph)
+    try:
+        answer = evaluate(g, text)
+    except CausalVAEError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        payload = {"graph": g.name, **answer.to_json()}
+        sys.stdout.write(json.dumps(payload, indent=2, allow_nan=True) + "\n")
+        return
+    q = answer.query
+    if isinstance(q, CausationQuery):
+        out.print(escape(f"{q.text}   (graph: {g.name})"), highlight=False)
+        table = Table()
+        table.add_column(escape(f"contrast ({q.treatment}=x')"))
+        for m in ("PN", "PS", "PNS"):
+            table.add_column(m + (" *" if m == q.measure else ""), justify="right")
+        for xp, c in answer.causation.items():
+            table.add_row(xp, _fmt(c.pn), _fmt(c.ps), _fmt(c.pns))
+        out.print(table)
+        out.print(
+            escape(f"x = {q.value}; PN = P({q.outcome}[x'] != {q.outcome_value} | x, {q.outcome_value}), "
+            f"PS = P({q.outcome}[x] = {q.outcome_value} | x', not {q.outcome_value}), "
+            f"PNS = P({q.outcome}[x] = {q.outcome_value}, {q.outcome}[x'] != {q.outcome_value})"),
+            highlight=False,
+        )
+        return
+    d = answer.distribution
+    assert d is not None
+    out.print(escape(f"{q.text}   (graph: {g.name})"), highlight=False)
+    table = Table()
+    for v in d.variables:
+        table.add_column(escape(v))
+    table.add_column("probability", justify="right")
+    table.add_column("")
+    for values, p in d.items():
+        mark = values == tuple(q.target_values)
+        row = [*(escape(v) for v in values), _fmt(p), "█" * int(round(p * 30))]
+        table.add_row(*row, style="bold" if mark else None)
+    out.print(table)
+    if answer.probability is not None:
+        event = ", ".join(f"{t.label}={v}" for t, v in zip(q.targets, q.target_values))
+        out.print(escape(f"P({event} | ...) = {answer.probability:.6f}"), highlight=False)
+
+
+@graph_app.command("show")
+def graph_show(name: str = typer.Argument(..., help=GRAPH_HELP)) -> None:
+    """List a graph's variables: values, parents, observed or hidden."""
+    g = _load(name)
+    table = Table(title=f"graph '{g.name}': {len(g)} variables", title_justify="left")
+    for col in ("variable", "values", "parents", "kind"):
+        table.add_column(col)
+    for n in g.topological_order:
+        v = g[n]
+        table.add_row(escape(quote_name(n)), escape(", ".join(v.values)), escape(", ".join(v.parents) or "-"), "observed" if v.observed else "hidden")
+    if g.image is not None:
+        table.add_row(g.image.name, "picture", ", ".join(g.image.parents), "image")
+    out.print(table)
+    if g.description:
+        out.print(escape(g.description), highlight=False)
+
+
+@graph_app.command("draw")
+def graph_draw(
+    name: str = typer.Argument(..., help=GRAPH_HELP),
+    out_path: Path = typer.Option(..., "--out", "-o", help="Output .png or .svg."),
+) -> None:
+    """Draw a graph; hidden variables are dashed and grey."""
+    from causalvae.draw import draw_graph
+
+    g = _load(name)
+    try:
+        path = draw_graph(g, out_path)
+    except (CausalVAEError, OSError) as exc:
+        _fail(exc)
+        return
+    out.print(f"wrote {path}", highlight=False)
+
+
+@graph_app.command("convert")
+def graph_convert(
+    name: str = typer.Argument(..., help=GRAPH_HELP),
+    out_path: Path = typer.Option(..., "--out", "-o", help="Output .yaml or .bif."),
+) -> None:
+    """Write a graph back as YAML or BIF."""
+    g = _load(name)
+    suffix = out_path.name.lower()
+    try:
+        if suffix.endswith((".yaml", ".yml")):
+            g.to_yaml(out_path)
+        elif suffix.endswith(".bif"):
+            g.to_bif(out_path)
+        else:
+            raise CausalVAEError(f"{out_path}: use a .yaml, .yml or .bif file name")
+    except (CausalVAEError, OSError) as exc:
+        _fail(exc)
+        return
+    out.print(f"wrote {out_path}", highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,542 @@
+"""Exact inference on a discrete causal graph: conditioning, intervention, counterfactuals.
+
+Everything is computed in float64 by contracting the graph's factors with one einsum whose
+elimination order is found by ``opt_einsum`` (variable elimination in tensor form), after
+dropping the variables that cannot matter (barren nodes: neither a target, evidence, nor an
+ancestor of one). Nothing loops over joint states, so networks such as alarm (37 variables)
+or hepar2 (70) answer in milliseconds.
+
+- :func:`query` answers ``P(targets | evidence)``, ``P(targets | do(...), evidence)`` (the
+  graph mutilated: each intervened variable loses its parents) and counterfactual queries
+  whose terms live in several worlds, e.g. ``P(reaction[action=Walk] | action=Attack,
+  reaction=Dying)``. Counterfactuals use a multi-world ("twin") network: every variable's
+  noise U_V (see :mod:`causalvae.noise`) is shared across worlds and represented exactly by
+  the cells between the merged cdf breakpoints of all rows of V's table.
+- :func:`posterior` answers one query for N evidence rows at once (vectorised; -1 marks a
+  missing value).
+- :func:`causation` gives the probabilities of causation PN, PS and PNS (Pearl, Causality,
+  ch. 9) of an event pair.
+
+    >>> from causalvae.graph import Graph
+    >>> from causalvae.exact import query
+    >>> g = Graph.load("scenes")
+    >>> round(query(g, ["action"], {"reaction": "Dying"}).prob("Attack"), 2)
+    0.6
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Union
+
+import numpy as np
+import opt_einsum
+
+from causalvae.errors import CausalVAEError, ZeroProbabilityError, unknown
+from causalvae.graph import Graph, Variable
+from causalvae.noise import noise_cells
+
+#: Largest joint table (entries) that :func:`posterior` builds for look-up; beyond it, the
+#: evidence rows are contracted in chunks instead.
+MAX_LOOKUP_TABLE = 2**23
+
+Value = Union[str, int]
+EvidenceValue = Union[str, int, Sequence[Union[str, int]], frozenset]
+
+
+@dataclass(frozen=True)
+class Term:
+    """A variable in a world: ``Term("reaction", (("action", "Walk"),))`` is reaction[action=Walk].
+
+    The world is the tuple of interventions that defines it; ``()`` is the factual world.
+    """
+
+    var: str
+    world: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, item: Any) -> Term:
+        if isinstance(item, Term):
+            return item
+        if isinstance(item, str):
+            return cls(item)
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Mapping):
+            return cls(item[0], tuple((str(k), v) for k, v in item[1].items()))
+        raise TypeError(f"expected a variable name, a Term or (name, {{interventions}}), got {item!r}")
+
+    @property
+    def label(self) -> str:
+        if not self.world:
+            return self.var
+        return f"{self.var}[" + ", ".join(f"{k}={v}" for k, v in self.world) + "]"
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A joint distribution over ``variables`` (labels such as ``reaction[action=Walk]``)."""
+
+    variables: tuple[str, ...]
+    values: tuple[tuple[str, ...], ...]
+    table: np.ndarray
+
+    def prob(self, *values: str) -> float:
+        """The probability of one joint value (one value name per variable)."""
+        if len(values) != len(self.variables):
+            raise CausalVAEError(f"give one value for each of {', '.join(self.variables)}")
+        idx = []
+        for var, vals, v in zip(self.variables, self.values, values):
+            if v not in vals:
+                raise unknown("value", v, vals, f"of '{var}'")
+            idx.append(vals.index(v))
+        return float(self.table[tuple(idx)])
+
+    def items(self) -> list[tuple[tuple[str, ...], float]]:
+        """``((value, ...), probability)`` pairs in table order."""
+        out = []
+        for idx in np.ndindex(*self.table.shape):
+            out.append((tuple(vals[i] for vals, i in zip(self.values, idx)), float(self.table[idx])))
+        return out
+
+    def to_dict(self) -> dict[str, float]:
+        """Each joint value (names joined by commas) mapped to its probability."""
+        return {",".join(k): p for k, p in self.items()}
+
+    def marginal(self, variable: str) -> Distribution:
+        """The marginal of one of the variables."""
+        if variable not in self.variables:
+            raise unknown("variable", variable, self.variables, "in this distribution")
+        i = self.variables.index(variable)
+        axes = tuple(j for j in range(len(self.variables)) if j != i)
+        return Distribution((variable,), (self.values[i],), self.table.sum(axis=axes))
+
+
+# ---------------------------------------------------------------------------- contraction
+
+
+@lru_cache(maxsize=4096)
+def _expression(eq: str, shapes: tuple[tuple[int, ...], ...]):
+    """A compiled einsum with its elimination order (cached per structure, never per answer)."""
+    return opt_einsum.contract_expression(eq, *shapes, optimize="auto")
+
+
+def _contract(factors: Sequence[tuple[tuple[str, ...], np.ndarray]], output: Sequence[str], batch: str | None = None) -> np.ndarray:
+    """Sum the product of ``factors`` over every axis not in ``output``.
+
+    Each factor is ``(axis names, array)``. ``batch`` names an axis that some factors carry
+    first (not a variable) and that stays first in the result.
+    """
+    symbols: dict[str, str] = {}
+
+    def sym(name: str) -> str:
+        if name not in symbols:
+            symbols[name] = opt_einsum.get_symbol(len(symbols))
+        return symbols[name]
+
+    scalar = 1.0
+    terms, arrays = [], []
+    for axes, arr in factors:
+        if not axes:
+            scalar *= float(arr)
+            continue
+        terms.append("".join(sym(a) for a in axes))
+        arrays.append(arr)
+    out_axes = ([batch] if batch else []) + list(output)
+    out = "".join(sym(a) for a in out_axes)
+    if not arrays:
+        return np.asarray(scalar)
+    eq = ",".join(terms) + "->" + out
+    result = _expression(eq, tuple(a.shape for a in arrays))(*arrays)
+    return result * scalar if scalar != 1.0 else result
+
+
+def _normalise_do(graph: Graph, do: Mapping[str, Value] | None) -> dict[str, int]:
+    return {name: graph[name].index(v) for name, v in (do or {}).items()}
+
+
+def _factor_of(var: Variable, do: Mapping[str, int]) -> tuple[tuple[str, ...], np.ndarray]:
+    if var.name in do:
+        point = np.zeros(var.card)
+        point[do[var.name]] = 1.0
+        return (var.name,), point
+    return (*var.parents, var.name), var.cpt
+
+
+def _relevant(graph: Graph, do: Mapping[str, int], names: Iterable[str]) -> list[str]:
+    """``names`` and their ancestors in the mutilated graph, in topological order."""
+    keep: set[str] = set()
+    stack = list(names)
+    while stack:
+        n = stack.pop()
+        if n in keep:
+            continue
+        keep.add(n)
+        if n not in do:
+            stack.extend(graph[n].parents)
+    return [n for n in graph.topological_order if n in keep]
+
+
+def _mask(var: Variable, value: EvidenceValue) -> np.ndarray | int:
+    """An evidence value as an index (one value) or a 0/1 mask (a set of values)."""
+    if isinstance(value, (str, int, np.integer)) and not isinstance(value, bool):
+        return var.index(value)
+    if isinstance(value, (list, tuple, set, frozenset)) and value:
+        mask = np.zeros(var.card)
+        for v in value:
+            mask[var.index(v)] = 1.0
+        return mask
+    raise CausalVAEError(f"evidence on '{var.name}' must be a value or a non-empty set of values, got {value!r}")
+
+
+def _joint(graph: Graph, targets: Sequence[str], evidence: Mapping[str, EvidenceValue], do: Mapping[str, int]) -> np.ndarray:
+    """The unnormalised table P(targets, evidence) over the targets' axes."""
+    relevant = _relevant(graph, do, [*targets, *evidence])
+    index_ev = {}
+    mask_ev = {}
+    for name, value in evidence.items():
+        m = _mask(graph[name], value)
+        if isinstance(m, int) and name not in targets:
+            index_ev[name] = m
+        else:
+            if isinstance(m, int):
+                onehot = np.zeros(graph[name].card)
+                onehot[m] = 1.0
+                m = onehot
+            mask_ev[name] = m
+    factors = []
+    for name in relevant:
+        axes, table = _factor_of(graph[name], do)
+        if any(a in index_ev for a in axes):
+            table = table[tuple(index_ev[a] if a in index_ev else slice(None) for a in axes)]
+            axes = tuple(a for a in axes if a not in index_ev)
+        factors.append((axes, table))
+    for name, m in mask_ev.items():
+        factors.append(((name,), m))
+    return _contract(factors, targets)
+
+
+# ---------------------------------------------------------------------------- the twin network
+
+
+def _world_key(graph: Graph, world: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    order = {n: i for i, n in enumerate(graph.topological_order)}
+    return tuple(sorted(world.items(), key=lambda kv: order[kv[0]]))
+
+
+def _world_label(graph: Graph, key: tuple[tuple[str, int], ...]) -> str:
+    return ", ".join(f"{n}={graph[n].values[i]}" for n, i in key)
+
+
+def twin_network(graph: Graph, worlds: Iterable[Mapping[str, Value]]) -> tuple[Graph, dict[tuple, dict[str, str]]]:
+    """Build the multi-world network of ``graph`` for the given intervention sets.
+
+    The factual world keeps each variable's name. In a world ``w``, a variable gets its own
+    copy (named ``V[x=a, ...]``) when it is intervened in ``w`` (a constant) or when one of
+    its parents has a copy (then it is the same deterministic function of its parents and of
+    the shared noise cell ``U_V`` as in the factual world). Everything else is shared.
+
+    Returns the network and, for each world key, the map from variable to node name.
+    """
+    keys = []
+    for w in worlds:
+        key = _world_key(graph, _normalise_do(graph, w))
+        if key and key not in keys:
+            keys.append(key)
+    nodes: dict[tuple, dict[str, str]] = {(): {n: n for n in graph.names}}
+    needs_noise: set[str] = set()
+    for key in keys:
+        w = dict(key)
+        label = _world_label(graph, key)
+        mapping: dict[str, str] = {}
+        for n in graph.topological_order:
+            if n in w or any(mapping[p] != p for p in graph[n].parents):
+                mapping[n] = f"{n}[{label}]"
+                if n not in w:
+                    needs_noise.add(n)
+            else:
+                mapping[n] = n
+        nodes[key] = mapping
+    taken = set(graph.names)
+    variables: list[Variable] = []
+    for n in graph.topological_order:
+        var = graph[n]
+        if n not in needs_noise:
+            variables.append(var)
+        else:
+            u_name = "U_" + n
+            while u_name in taken:
+                u_name = "_" + u_name
+            taken.add(u_name)
+            probs, f = noise_cells(var.cpt)
+            cells = tuple(f"cell{k}" for k in range(len(probs)))
+            variables.append(Variable(u_name, cells, (), probs, observed=False, description=f"noise cell of {n}"))
+            # One-hot of f over V's values: shape (*parent cards, cells, card).
+            det = (f[..., None] == np.arange(var.card)).astype(np.float64)
+            variables.append(Variable(n, var.values, (*var.parents, u_name), det, var.observed, var.description))
+        for key in keys:
+            w = dict(key)
+            copy = nodes[key][n]
+            if copy == n:
+                continue
+            if n in w:
+                point = np.zeros(var.card)
+                point[w[n]] = 1.0
+                variables.append(Variable(copy, var.values, (), point, var.observed))
+            else:
+                parents = tuple(nodes[key][p] for p in var.parents) + (u_name,)
+                variables.append(Variable(copy, var.values, parents, det, var.observed))
+    return Graph(variables, None, f"{graph.name} (twin network)"), nodes
+
+
+# ---------------------------------------------------------------------------- public queries
+
+
+def _resolve_terms(graph: Graph, terms: Sequence[Term], do: Mapping[str, int]) -> list[tuple[Term, tuple]]:
+    """Check names and give each term the key of its effective world (global do + brackets)."""
+    out = []
+    for t in terms:
+        graph[t.var]
+        world = dict(do)
+        world.update(_normalise_do(graph, dict(t.world)))
+        out.append((t, _world_key(graph, world)))
+    return out
+
+
+def query(
+    graph: Graph,
+    targets: Sequence[str | Term] | str | Term,
+    evidence: Mapping[Any, EvidenceValue] | Sequence[tuple[Any, EvidenceValue]] | None = None,
+    do: Mapping[str, Value] | None = None,
+) -> Distribution:
+    """Exact ``P(targets | do(do), evidence)``, possibly across counterfactual worlds.
+
+    ``targets`` are variable names or :class:`Term` s (a variable in a world). ``evidence``
+    maps names or Terms to a value (a name, an index, or a set of allowed values). ``do``
+    intervenes in every world. Raises :class:`ZeroProbabilityError` when the evidence is
+    impossible.
+
+        >>> from causalvae.graph import Graph
+        >>> g = Graph.load("scenes")
+        >>> d = query(g, [Term("reaction", (("action", "Walk"),))], {"action": "Attack", "reaction": "Dying"})
+        >>> d.variables
+        ('reaction[action=Walk]',)
+    """
+    if isinstance(targets, (str, Term)):
+        targets = [targets]
+    tterms = [Term.of(t) for t in targets]
+    if not tterms:
+        raise CausalVAEError("a query needs at least one target")
+    items = list(evidence.items()) if isinstance(evidence, Mapping) else list(evidence or [])
+    eterms = [(Term.of(k), v) for k, v in items]
+    do_idx = _normalise_do(graph, do)
+    resolved_t = _resolve_terms(graph, tterms, do_idx)
+    resolved_e = _resolve_terms(graph, [t for t, _ in eterms], do_idx)
+    labels = [t.label for t in tterms]
+    if len(set(labels)) != len(labels):
+        raise CausalVAEError("a target is listed twice: " + ", ".join(labels))
+    keys = {k for _, k in resolved_t} | {k for _, k in resolved_e}
+    if len(keys) == 1:
+        net, world = graph, dict(next(iter(keys)))
+        tnames = [t.var for t, _ in resolved_t]
+        ev: dict[str, EvidenceValue] = {}
+        for (t, _), (_, v) in zip(resolved_e, eterms):
+            _merge_evidence(ev, t.var, v, graph)
+    else:
+        net, nodes = twin_network(graph, [dict(k) for k in keys])
+        world = {}
+        tnames = [nodes[k][t.var] for t, k in resolved_t]
+        ev = {}
+        for (t, k), (_, v) in zip(resolved_e, eterms):
+            _merge_evidence(ev, nodes[k][t.var], v, graph, t.var)
+        if len(set(tnames)) != len(tnames):
+            raise CausalVAEError(
+                "two targets are the same variable in the same world (a variable not "
+                "downstream of an intervention is shared with the factual world): " + ", ".join(labels)
+            )
+    table = _joint(net, tnames, ev, world)
+    total = float(table.sum())
+    if not total > 0.0:
+        shown = ", ".join(f"{t.label}={v}" for t, v in eterms) or "(none)"
+        raise ZeroProbabilityError(f"the evidence {shown} has probability zero" + (f" under do({_fmt_do(graph, do_idx)})" if do_idx else ""))
+    values = tuple(graph[t.var].values for t in tterms)
+    return Distribution(tuple(labels), values, table / total)
+
+
+def _merge_evidence(ev: dict, node: str, value: EvidenceValue, graph: Graph, var: str | None = None) -> None:
+    var = var or node
+    if node in ev:
+        a, b = _mask(graph[var], ev[node]), _mask(graph[var], value)
+        ma = a if not isinstance(a, int) else np.eye(graph[var].card)[a]
+        mb = b if not isinstance(b, int) else np.eye(graph[var].card)[b]
+        both = ma * mb
+        ev[node] = frozenset(graph[var].values[i] for i in np.flatnonzero(both)) or frozenset()
+        if not ev[node]:
+            raise ZeroProbabilityError(f"contradictory evidence on '{node}'")
+    else:
+        ev[node] = value
+
+
+def _fmt_do(graph: Graph, do: Mapping[str, int]) -> str:
+    return ", ".join(f"{n}={graph[n].values[i]}" for n, i in do.items())
+
+
+def marginals(graph: Graph, do: Mapping[str, Value] | None = None) -> dict[str, np.ndarray]:
+    """Every variable's marginal distribution (under ``do`` when given)."""
+    do_idx = _normalise_do(graph, do)
+    return {n: _joint(graph, [n], {}, do_idx) for n in graph.names}
+
+
+def posterior(
+    graph: Graph,
+    targets: Sequence[str] | str,
+    evidence_vars: Sequence[str],
+    rows: np.ndarray,
+    do: Mapping[str, Value] | None = None,
+    *,
+    max_table: int = MAX_LOOKUP_TABLE,
+) -> np.ndarray:
+    """``P(targets | evidence row)`` for every row of ``rows`` at once.
+
+    ``rows`` is an int array of shape ``(N, len(evidence_vars))`` of value indices; ``-1``
+    marks a missing value. Returns an array of shape ``(N, *target cards)``.
+
+    When the joint table over evidence and targets is small (the usual case), it is computed
+    once by one contraction and the rows are looked up in it (each evidence axis padded with
+    its sum, which ``-1`` selects); otherwise the distinct rows are contracted in chunks with
+    indicator factors. Raises :class:`ZeroProbabilityError` naming the first impossible row.
+
+        >>> import numpy as np
+        >>> from causalvae.graph import Graph
+        >>> g = Graph.load("scenes")
+        >>> p = posterior(g, "action", ["reaction"], np.array([[0], [-1]]))
+        >>> p.shape
+        (2, 3)
+    """
+    if isinstance(targets, str):
+        targets = [targets]
+    targets = list(targets)
+    evidence_vars = list(evidence_vars)
+    for n in [*targets, *evidence_vars]:
+        graph[n]
+    if len(set(evidence_vars)) != len(evidence_vars):
+        raise CausalVAEError("an evidence variable is listed twice")
+    if set(targets) & set(evidence_vars):
+        raise CausalVAEError(f"'{sorted(set(targets) & set(evidence_vars))[0]}' is both a target and evidence")
+    rows = np.asarray(rows)
+    if rows.ndim != 2 or rows.shape[1] != len(evidence_vars):
+        raise CausalVAEError(f"rows must have shape (N, {len(evidence_vars)}), got {rows.shape}")
+    if not np.issubdtype(rows.dtype, np.integer):
+        raise CausalVAEError(f"rows must hold integer value indices, got dtype {rows.dtype}")
+    ecards = np.array([graph.card(n) for n in evidence_vars], dtype=np.int64)
+    bad = (rows < -1) | (rows >= ecards)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise CausalVAEError(
+            f"row {r}: value index {rows[r, c]} is out of range for '{evidence_vars[c]}' "
+            f"(0..{ecards[c] - 1}, or -1 for missing)"
+        )
+    do_idx = _normalise_do(graph, do)
+    tcards = [graph.card(n) for n in targets]
+    n_t = math.prod(tcards)
+    padded = [int(c) + 1 for c in ecards]
+    if math.prod(padded) * n_t <= max_table:
+        table = _joint(graph, [*evidence_vars, *targets], {}, do_idx)
+        for axis in range(len(evidence_vars)):
+            table = np.concatenate([table, table.sum(axis=axis, keepdims=True)], axis=axis)
+        flat = table.reshape(-1, n_t)
+        idx = np.where(rows < 0, ecards, rows).astype(np.int64)
+        lin = np.ravel_multi_index(tuple(idx.T), padded) if len(evidence_vars) else np.zeros(len(rows), np.int64)
+        out = flat[lin]
+    else:
+        out = _posterior_chunked(graph, targets, evidence_vars, rows, do_idx)
+    sums = out.sum(axis=1)
+    zero = ~(sums > 0)
+    if zero.any():
+        r = int(np.flatnonzero(zero)[0])
+        shown = ", ".join(f"{n}={graph[n].values[v] if v >= 0 else '?'}" for n, v in zip(evidence_vars, rows[r]))
+        raise ZeroProbabilityError(f"row {r}: the evidence {shown} has probability zero")
+    return (out / sums[:, None]).reshape(len(rows), *tcards)
+
+
+def _posterior_chunked(graph, targets, evidence_vars, rows, do_idx, chunk: int = 4096) -> np.ndarray:
+    """Unnormalised P(targets, row) for each distinct row, by contraction with indicators."""
+    uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
+    relevant = _relevant(graph, do_idx, [*targets, *evidence_vars])
+    base = [_factor_of(graph[n], do_idx) for n in relevant]
+    results = []
+    for start in range(0, len(uniq), chunk):
+        part = uniq[start : start + chunk]
+        factors = list(base)
+        for j, name in enumerate(evidence_vars):
+            card = graph.card(name)
+            ind = np.zeros((len(part), card))
+            col = part[:, j]
+            ind[col < 0] = 1.0
+            ind[np.flatnonzero(col >= 0), col[col >= 0]] = 1.0
+            factors.append((("__row__", name), ind))
+        results.append(_contract(factors, targets, batch="__row__").reshape(len(part), -1))
+    return np.concatenate(results)[inverse.ravel()]
+
+
+@dataclass(frozen=True)
+class Causation:
+    """Probabilities of causation of ``treatment=value`` (vs ``contrast``) for ``outcome``.
+
+    PN  = P(Y[X=x'] != y | X=x, Y=y)     probability of necessity
+    PS  = P(Y[X=x] = y   | X=x', Y!=y)   probability of sufficiency
+    PNS = P(Y[X=x] = y, Y[X=x'] != y)     probability of necessity and sufficiency
+    A probability whose conditioning event is impossible is ``nan`` (undefined).
+    """
+
+    pn: float
+    ps: float
+    pns: float
+
+
+def causation(
+    graph: Graph,
+    treatment: str,
+    value: Value,
+    outcome: str,
+    outcome_value: Value,
+    contrast: Value | None = None,
+    evidence: Mapping[str, EvidenceValue] | None = None,
+    do: Mapping[str, Value] | None = None,
+) -> dict[str, Causation]:
+    """PN, PS and PNS for each contrast value (every other value of the treatment by default).
+
+    All three come from one exact joint P(X, Y, Y[X=x], Y[X=x'] | evidence) on the twin network.
+    """
+    tvar, ovar = graph[treatment], graph[outcome]
+    if treatment == outcome:
+        raise CausalVAEError("the treatment and the outcome must be different variables")
+    x = tvar.values[tvar.index(value)]
+    y = ovar.index(outcome_value)
+    if do and treatment in do:
+        raise CausalVAEError(f"'{treatment}' is the treatment; it cannot also be in do(...)")
+    if contrast is None:
+        contrasts = [v for v in tvar.values if v != x]
+    else:
+        contrasts = [tvar.values[tvar.index(contrast)]]
+        if contrasts[0] == x:
+            raise CausalVAEError(f"the contrast must differ from the treatment value '{x}'")
+    out = {}
+    for xp in contrasts:
+        yx, yxp = Term(outcome, ((treatment, x),)), Term(outcome, ((treatment, xp),))
+        d = query(graph, [treatment, outcome, yx, yxp], evidence or {}, do)
+        j = d.table
+        xi, xpi = tvar.index(x), tvar.index(xp)
+        pns = float(j[:, :, y, :].sum() - j[:, :, y, y].sum())
+        num_pn = j[xi, y, :, :].sum() - j[xi, y, :, y].sum()
+        den_pn = j[xi, y].sum()
+        not_y = [k for k in range(ovar.card) if k != y]
+        num_ps = j[xpi][not_y][:, y, :].sum()
+        den_ps = j[xpi][not_y].sum()
+        out[xp] = Causation(
+            pn=float(num_pn / den_pn) if den_pn > 0 else float("nan"),
+            ps=float(num_ps / den_ps) if den_ps > 0 else float("nan"),
+            pns=pns,
+        )
+    return out
