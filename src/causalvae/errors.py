@@ -22,6 +22,10 @@ class UnknownNameError(CausalVAEError):
     """A variable or value name that the graph does not have."""
 
 
+class UnknownGraphNameError(GraphError, UnknownNameError):
+    """An unknown name inside a graph specification (a parent, a value in a CPT, a key)."""
+
+
 class QuerySyntaxError(CausalVAEError):
     """A query string that does not parse; the message points at the offending character."""
 
@@ -47,11 +51,13 @@ def suggest(name: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def unknown(kind: str, name: str, choices: Iterable[str], where: str = "") -> UnknownNameError:
+def unknown(
+    kind: str, name: str, choices: Iterable[str], where: str = "", error: type[UnknownNameError] = UnknownNameError
+) -> UnknownNameError:
     """Build the error for an unknown ``kind`` (variable, value) with a suggestion."""
     choices = list(choices)
     place = f" {where}" if where else ""
     listing = ", ".join(choices[:12]) + (", ..." if len(choices) > 12 else "")
-    return UnknownNameError(
+    return error(
         f"unknown {kind} '{name}'{place}{suggest(name, choices)}; valid: {listing}"
     )

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from causalvae.errors import GraphError, unknown
+from causalvae.errors import GraphError, UnknownGraphNameError, unknown
 
 #: Tolerance on a CPT row's sum when the table is not marked ``normalize: true``.
 ROW_SUM_TOLERANCE = 1e-6
@@ -181,7 +181,7 @@ def _shape_cpt(var: Variable, parent_vars: Sequence[Variable]) -> np.ndarray:
     if np.any(table < 0):
         where = np.argwhere(table < 0)[0]
         raise GraphError(
-            f"CPT of '{var.name}' has a negative entry {table[tuple(where)]} at "
+            f"CPT of '{var.name}' has a negative entry {float(table[tuple(where)])} at "
             f"{_row_label(var, parent_vars, tuple(where[:-1]))}, value '{var.values[where[-1]]}'"
         )
     sums = table.sum(axis=-1)
@@ -196,7 +196,7 @@ def _shape_cpt(var: Variable, parent_vars: Sequence[Variable]) -> np.ndarray:
             where = tuple(np.argwhere(bad)[0])
             raise GraphError(
                 f"CPT of '{var.name}': row {_row_label(var, parent_vars, where)} sums to "
-                f"{sums[where]!r}, not 1 (within {ROW_SUM_TOLERANCE}); fix it or mark the table "
+                f"{float(sums[where]):.10g}, not 1 (within {ROW_SUM_TOLERANCE}); fix it or mark the table "
                 f"'normalize: true'"
             )
     table = np.ascontiguousarray(table, dtype=np.float64)
@@ -217,7 +217,7 @@ def _from_nested(node: Any, var: Variable, parent_vars: Sequence[Variable], path
         if isinstance(node, Mapping):
             extra = [k for k in node if str(k) not in var.values]
             if extra:
-                raise unknown("value", str(extra[0]), var.values, f"in the CPT of '{var.name}'")
+                raise unknown("value", str(extra[0]), var.values, f"in the CPT of '{var.name}'", error=UnknownGraphNameError)
             missing = [v for v in var.values if v not in {str(k) for k in node}]
             if missing:
                 raise GraphError(f"CPT of '{var.name}' row {_row_path(parent_vars, path)} misses value '{missing[0]}'")
@@ -243,7 +243,7 @@ def _from_nested(node: Any, var: Variable, parent_vars: Sequence[Variable], path
     keys = {str(k): k for k in node}
     for k in keys:
         if k not in parent.values:
-            raise unknown("value", k, parent.values, f"of parent '{parent.name}' in the CPT of '{var.name}'")
+            raise unknown("value", k, parent.values, f"of parent '{parent.name}' in the CPT of '{var.name}'", error=UnknownGraphNameError)
     for v in parent.values:
         if v not in keys:
             raise GraphError(f"CPT of '{var.name}' misses the rows for {parent.name}={v} at {_row_path(parent_vars, path)}")
@@ -284,7 +284,7 @@ class Graph:
         for v in variables:
             for p in v.parents:
                 if p not in by_name:
-                    raise unknown("parent", p, by_name, f"of '{v.name}'")
+                    raise unknown("parent", p, by_name, f"of '{v.name}'", error=UnknownGraphNameError)
         self.name = name
         self.description = description
         self._order = _topological_order(variables)
@@ -301,7 +301,7 @@ class Graph:
                 raise GraphError(f"the image node's name '{image.name}' is also a variable's name")
             for p in image.parents:
                 if p not in self.variables:
-                    raise unknown("image parent", p, self.variables)
+                    raise unknown("image parent", p, self.variables, error=UnknownGraphNameError)
             dup = _first_duplicate(image.parents)
             if dup is not None:
                 raise GraphError(f"the image lists the parent '{dup}' twice")
@@ -531,7 +531,7 @@ class Graph:
 def _refuse_unknown_keys(d: Mapping, allowed: set[str], where: str) -> None:
     for k in d:
         if k not in allowed:
-            raise unknown("key", str(k), sorted(allowed), f"in {where}")
+            raise unknown("key", str(k), sorted(allowed), f"in {where}", error=UnknownGraphNameError)
 
 
 def _nest(table: np.ndarray, parent_values: Sequence[Sequence[str]]) -> Any:
