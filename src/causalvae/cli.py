@@ -45,7 +45,12 @@ def _load(spec: str) -> Graph:
 
 
 def _fmt(p: float) -> str:
-    return "undefined" if math.isnan(p) else f"{p:.4f}"
+    """Four decimals; a tiny non-zero probability is shown as such, never as 0.0000."""
+    if math.isnan(p):
+        return "undefined"
+    if 0 < p < 5e-5:
+        return f"{p:.1e}"
+    return f"{p:.4f}"
 
 
 @app.command("query")

@@ -44,6 +44,19 @@ BARE_NAME = re.compile(r"[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*")
 BUILTIN_GRAPHS = {"scenes": "scenes.yaml", "survey": "survey.bif"}
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false are booleans, so ``values: [no, yes]`` stays text."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 def check_name(name: Any, what: str) -> str:
     """Validate a variable or value name: any non-empty string without control characters.
 
@@ -492,7 +505,7 @@ class Graph:
         if text is None:
             text = _read_text(source)
         try:
-            spec = yaml.safe_load(io.StringIO(text))
+            spec = yaml.load(io.StringIO(text), Loader=_Loader)  # noqa: S506 (a SafeLoader)
         except yaml.YAMLError as exc:
             raise GraphError(f"{source}: not valid YAML: {exc}") from None
         return cls.from_dict(spec, str(source))

@@ -1,0 +1,95 @@
+"""Regenerate the outputs shown in the README and docs, so no number is typed by hand.
+
+Two kinds of marked blocks are filled in:
+
+    <!-- run: causalvae query "P(action | reaction=Dying)" -->
+    ...replaced by the command's real output...
+    <!-- end -->
+
+    <!-- run-fails: causalvae query "P(acton)" -->
+    ...the same, for a command that must fail (its error message is shown)...
+    <!-- end -->
+
+    <!-- bench: bench/results/exact.json -->
+    ...replaced by a table of that benchmark result file's figures...
+    <!-- end -->
+
+    python docs/render.py            # rewrite the files in place
+    python docs/render.py --check    # exit 1 if any block is stale (the tests run this)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCK = re.compile(r"(<!-- (run|run-fails|bench): (.*?) -->\n)(.*?)(<!-- end -->)", re.S)
+
+
+def run_block(command: str, should_fail: bool = False) -> str:
+    argv = shlex.split(command)
+    if argv[0] != "causalvae":
+        raise SystemExit(f"only causalvae commands may run in docs, got: {command}")
+    env = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "causalvae.cli", *argv[1:]], capture_output=True, text=True, env=env, cwd=ROOT
+    )
+    if (proc.returncode != 0) != should_fail:
+        raise SystemExit(f"docs command exited {proc.returncode}: {command}\n{proc.stderr}")
+    lines = [line.rstrip() for line in (proc.stdout + proc.stderr).rstrip().splitlines()]
+    return "```text\n$ " + command + "\n" + "\n".join(lines) + "\n```\n"
+
+
+def bench_block(path: str) -> str:
+    data = json.loads((ROOT / path).read_text())
+    machine = data["machine"]
+    rows = ["| figure | value | target | met |", "|---|---:|---|---|"]
+    for f in data["figures"]:
+        target = f.get("target")
+        tgt = f"{target['op']} {target['value']:g} {f['unit']}" if target else ""
+        met = {True: "yes", False: "**no**"}.get(f.get("met"), "")
+        rows.append(f"| {f['description']} | {f['value']:.4g} {f['unit']} | {tgt} | {met} |")
+    head = (
+        f"Measured {data['date'][:10]} on {machine.get('cpu_count')} cores "
+        f"({machine.get('processor') or machine.get('platform')}) by `{data['command']}`:\n\n"
+    )
+    return head + "\n".join(rows) + "\n"
+
+
+def render(text: str) -> str:
+    def fill(m: re.Match) -> str:
+        kind, arg = m.group(2), m.group(3)
+        body = bench_block(arg) if kind == "bench" else run_block(arg, kind == "run-fails")
+        return m.group(1) + body + m.group(5)
+
+    return BLOCK.sub(fill, text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="report stale blocks instead of rewriting")
+    args = parser.parse_args()
+    stale = []
+    for path in FILES:
+        old = path.read_text()
+        new = render(old)
+        if new != old:
+            stale.append(path.relative_to(ROOT))
+            if not args.check:
+                path.write_text(new)
+    if stale:
+        verb = "stale" if args.check else "updated"
+        print(f"{verb}: " + ", ".join(map(str, stale)))
+    return 1 if (stale and args.check) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
