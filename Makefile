@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(PY) -m pip --quiet --disable-pip-version-check --no-input
 OUT    := out
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench docs clean
 
 install: $(STAMP)
 
@@ -35,6 +35,11 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_exact.py --out bench/results/exact.json
+
+# Regenerate every figure and output shown in README.md and docs/ (after `make bench`).
+docs: $(STAMP)
+	$(CLI) graph draw scenes --out docs/img/scenes_dag.png
+	$(PY) docs/render.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -446,18 +446,25 @@ def posterior(
         for axis in range(len(evidence_vars)):
             table = np.concatenate([table, table.sum(axis=axis, keepdims=True)], axis=axis)
         flat = table.reshape(-1, n_t)
+        p_evidence = flat.sum(axis=1)
         idx = np.where(rows < 0, ecards, rows).astype(np.int64)
         lin = np.ravel_multi_index(tuple(idx.T), padded) if len(evidence_vars) else np.zeros(len(rows), np.int64)
-        out = flat[lin]
-    else:
-        out = _posterior_chunked(graph, targets, evidence_vars, rows, do_idx)
+        _refuse_impossible_rows(graph, evidence_vars, rows, p_evidence[lin])
+        conditional = flat / np.where(p_evidence > 0, p_evidence, 1.0)[:, None]
+        return np.take(conditional, lin, axis=0).reshape(len(rows), *tcards)
+    out = _posterior_chunked(graph, targets, evidence_vars, rows, do_idx)
     sums = out.sum(axis=1)
-    zero = ~(sums > 0)
+    _refuse_impossible_rows(graph, evidence_vars, rows, sums)
+    out /= sums[:, None]
+    return out.reshape(len(rows), *tcards)
+
+
+def _refuse_impossible_rows(graph: Graph, evidence_vars: Sequence[str], rows: np.ndarray, p_rows: np.ndarray) -> None:
+    zero = ~(p_rows > 0)
     if zero.any():
         r = int(np.flatnonzero(zero)[0])
         shown = ", ".join(f"{n}={graph[n].values[v] if v >= 0 else '?'}" for n, v in zip(evidence_vars, rows[r]))
         raise ZeroProbabilityError(f"row {r}: the evidence {shown} has probability zero")
-    return (out / sums[:, None]).reshape(len(rows), *tcards)
 
 
 def _posterior_chunked(graph, targets, evidence_vars, rows, do_idx, chunk: int = 4096) -> np.ndarray:
