@@ -4,7 +4,8 @@ Every benchmark is a plain script that measures, prints a short table and writes
 result file (schema ``causalvae-bench/1``) atomically. This module holds what they share:
 
 - :func:`machine_info` and :func:`versions`: where and with what the numbers were taken;
-- :func:`timeit`: the median wall-clock seconds of one call (``time.perf_counter``);
+- :func:`timeit`: the median wall-clock seconds of one call (``time.perf_counter``), and
+  :func:`timeit_many`: the same for several functions timed interleaved (for ratios);
 - :class:`Figure`: one reported number, with an optional target and whether it is met;
 - :func:`write_results` / :func:`print_table`: the JSON file and the readable summary;
 - :func:`quiet`: silence third-party warnings (pgmpy) inside a block;
@@ -32,7 +33,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -99,7 +100,16 @@ def machine_info() -> dict[str, Any]:
         "cpu_usable": usable,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "numpy_blas": _numpy_blas(),
+        "loadavg_1m": _loadavg(),
     }
+
+
+def _loadavg() -> float | None:
+    """The 1-minute load average (other processes competing for the CPUs), if known."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def versions(packages: Iterable[str] = VERSIONED) -> dict[str, str]:
@@ -138,6 +148,42 @@ def timeit(fn: Callable[[], Any], repeat: int = 7, number: int = 1, warmup: int 
             fn()
         runs.append((time.perf_counter() - t0) / number)
     return statistics.median(runs)
+
+
+def timeit_many(
+    fns: Mapping[str, Callable[[], Any]],
+    repeat: int = 7,
+    number: int = 1,
+    warmup: int = 1,
+    rewarm: bool = False,
+) -> dict[str, float]:
+    """:func:`timeit` for several functions whose times will be compared, interleaved.
+
+    After the warm-up calls, each round times every function once (``number`` calls), the
+    order rotating from round to round, so that a change in machine load (other processes)
+    hits all of them alike. Returns each function's median seconds per call.
+
+    ``rewarm=True`` makes one untimed call before every timed run: needed when one of the
+    functions clears a cache the others rely on (e.g. a "cold" variant).
+    """
+    if repeat < 1 or number < 1:
+        raise ValueError("repeat and number must be >= 1")
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    runs: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeat):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            fn = fns[name]
+            if rewarm:
+                fn()
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            runs[name].append((time.perf_counter() - t0) / number)
+    return {name: statistics.median(runs[name]) for name in names}
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ target, it reports it.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import Figure, bnlearn_path, pgmpy_model, print_table, quiet, timeit, write_results
+from _common import Figure, bnlearn_path, pgmpy_model, print_table, quiet, timeit, timeit_many, write_results
 
 from causalvae import exact
 from causalvae.exact import posterior, query
@@ -103,7 +104,7 @@ def ours_runner(g: Graph, qs: Sequence[Query], cold: bool = False) -> Callable[[
     def run() -> None:
         for t, ev, do in qs:
             if cold:
-                exact._expression.cache_clear()
+                exact.clear_caches()
             query(g, [t], ev, do or None)
 
     return run
@@ -148,6 +149,10 @@ class Bench:
         self.figures: list[Figure] = []
         self.notes: list[str] = []
         self.checks: dict[str, float] = {}
+        try:
+            self.load_start: float | None = round(os.getloadavg()[0], 2)
+        except (AttributeError, OSError):
+            self.load_start = None
 
     def add(self, *args, **kw) -> Figure:
         f = Figure(*args, **kw)
@@ -163,21 +168,22 @@ class Bench:
         pgmpy_run: Callable[[], None],
         pgmpy_what: str,
         target: float | None,
-        pgmpy_repeat: int,
-        cold: bool = True,
+        extra: dict[str, tuple[Callable[[], None], str]] | None = None,
     ) -> None:
+        """Time ours warm, ours cold and pgmpy (and ``extra`` pgmpy variants) interleaved."""
         n = len(qs)
-        warm = timeit(ours_runner(g, qs), repeat=self.repeat) / n
-        cold_t = timeit(ours_runner(g, qs, cold=True), repeat=self.repeat) / n if cold else None
-        theirs = timeit(pgmpy_run, repeat=pgmpy_repeat) / n
+        fns = {"warm": ours_runner(g, qs), "cold": ours_runner(g, qs, cold=True), "pgmpy": pgmpy_run}
+        for key, (fn, _) in (extra or {}).items():
+            fns[key] = fn
+        t = {k: v / n for k, v in timeit_many(fns, repeat=self.repeat, rewarm=True).items()}
         tgt = (">=", target) if target is not None else None
-        self.add(f"{prefix}.ours_ms", warm * 1e3, "ms", f"{label}: causalvae query(), warm path cache, mean of {n} queries")
-        if cold:
-            self.add(f"{prefix}.ours_cold_ms", cold_t * 1e3, "ms", f"{label}: causalvae query() with the einsum-path cache cleared before each query")
-        self.add(f"{prefix}.pgmpy_ms", theirs * 1e3, "ms", f"{label}: pgmpy {pgmpy_what}, same {n} queries")
-        self.add(f"{prefix}.ratio", theirs / warm, "x", f"{label}: pgmpy time / causalvae time (warm)", tgt)
-        if cold:
-            self.add(f"{prefix}.ratio_cold", theirs / cold_t, "x", f"{label}: pgmpy time / causalvae time (cold path cache)")
+        self.add(f"{prefix}.ours_ms", t["warm"] * 1e3, "ms", f"{label}: causalvae query(), warm path cache, mean of {n} queries")
+        self.add(f"{prefix}.ours_cold_ms", t["cold"] * 1e3, "ms", f"{label}: causalvae query() with the einsum-path cache cleared before each query")
+        self.add(f"{prefix}.pgmpy_ms", t["pgmpy"] * 1e3, "ms", f"{label}: pgmpy {pgmpy_what}, same {n} queries")
+        for key, (_, what) in (extra or {}).items():
+            self.add(f"{prefix}.{key}_ms", t[key] * 1e3, "ms", f"{label}: {what} (information)")
+        self.add(f"{prefix}.ratio", t["pgmpy"] / t["warm"], "x", f"{label}: pgmpy time / causalvae time (warm)", tgt)
+        self.add(f"{prefix}.ratio_cold", t["pgmpy"] / t["cold"], "x", f"{label}: pgmpy time / causalvae time (cold path cache)")
 
 
 def run(args: argparse.Namespace) -> Bench:
@@ -200,7 +206,7 @@ def run(args: argparse.Namespace) -> Bench:
         )
         b.single_queries(
             "scenes.conditional", "scenes P(t | evidence)", scenes, qs,
-            pgmpy_ve_runner(ve, qs), "VariableElimination.query", 10.0, args.repeat,
+            pgmpy_ve_runner(ve, qs), "VariableElimination.query", 10.0,
         )
     _progress("scenes conditional", t0)
 
@@ -211,20 +217,18 @@ def run(args: argparse.Namespace) -> Bench:
         b.checks["scenes.interventional"] = max_diff_single(
             scenes, iqs, lambda q: ci.query([q[0]], do=q[2], show_progress=False)
         )
-        b.single_queries(
-            "scenes.interventional", "scenes P(t | do(x))", scenes, iqs,
-            pgmpy_ci_runner(ci, iqs), "CausalInference.query", 10.0, max(3, args.repeat // 2),
-        )
-        # Information: pgmpy VE on mutilated models built beforehand (no adjustment formula).
+        # pgmpy VE on mutilated models built beforehand (no adjustment formula), for information.
         mutilated = [VariableElimination(pgmpy_model(scenes.intervene(do))) for _, _, do in iqs]
 
         def pgmpy_mutilated() -> None:
             for (t, _, _), m in zip(iqs, mutilated):
                 m.query([t], show_progress=False)
 
-        mt = timeit(pgmpy_mutilated, repeat=args.repeat) / len(iqs)
-        b.add("scenes.interventional.pgmpy_ve_mutilated_ms", mt * 1e3, "ms",
-              "scenes P(t | do(x)): pgmpy VariableElimination on a pre-built mutilated model (information)")
+        b.single_queries(
+            "scenes.interventional", "scenes P(t | do(x))", scenes, iqs,
+            pgmpy_ci_runner(ci, iqs), "CausalInference.query", 10.0,
+            {"pgmpy_ve_mutilated": (pgmpy_mutilated, "pgmpy VariableElimination on a pre-built mutilated model")},
+        )
     _progress("scenes interventional", t0)
 
     # -------------------------------------------------------------- 3. scenes, batched
@@ -232,11 +236,14 @@ def run(args: argparse.Namespace) -> Bench:
     hidden, observed = list(scenes.hidden), list(scenes.observed)
     s = sample(scenes, SCENES_ROWS, seed=args.seed + 1)
     rows = np.stack([s.values[n] for n in observed], axis=1)
-    ours = timeit(lambda: posterior(scenes, hidden, observed, rows), repeat=args.repeat)
     sub = row_queries(scenes, "", observed, rows[:SCENES_PGMPY_ROWS])
     sub = [(hidden, ev, do) for _, ev, do in sub]
     with quiet():
-        theirs_per_row = timeit(pgmpy_ve_runner(ve, sub, joint=True), repeat=3) / len(sub)
+        t = timeit_many(
+            {"ours": lambda: posterior(scenes, hidden, observed, rows), "pgmpy": pgmpy_ve_runner(ve, sub, joint=True)},
+            repeat=max(3, args.repeat // 3),
+        )
+        ours, theirs_per_row = t["ours"], t["pgmpy"] / len(sub)
         # check a few rows: our joint of the hidden variables vs pgmpy's
         p = posterior(scenes, hidden, observed, rows[:20])
         worst = 0.0
@@ -263,7 +270,7 @@ def run(args: argparse.Namespace) -> Bench:
     arows = np.stack([s.values[n] for n in ALARM_EVIDENCE], axis=1)
     arows[arng.random(arows.shape) < ALARM_MISSING] = -1
     missing = float((arows < 0).mean())
-    ours = timeit(lambda: posterior(alarm, ALARM_TARGET, ALARM_EVIDENCE, arows), repeat=max(args.repeat, 9))
+    ours = timeit(lambda: posterior(alarm, ALARM_TARGET, ALARM_EVIDENCE, arows), repeat=args.repeat)
     b.add("alarm.posterior_1e5.ms", ours * 1e3, "ms",
           f"alarm posterior(): P({ALARM_TARGET} | {', '.join(ALARM_EVIDENCE)}) for {ALARM_ROWS:,} rows, "
           f"{missing:.1%} of entries missing", ("<=", 20.0))
@@ -285,7 +292,7 @@ def run(args: argparse.Namespace) -> Bench:
         )
         b.single_queries(
             "alarm.single", "alarm P(t | evidence)", alarm, aq,
-            pgmpy_ve_runner(ave, aq), "VariableElimination.query", None, 3,
+            pgmpy_ve_runner(ave, aq), "VariableElimination.query", None,
         )
     _progress("alarm", t0)
 
@@ -302,7 +309,7 @@ def run(args: argparse.Namespace) -> Bench:
             )
             b.single_queries(
                 "hepar2.single", "hepar2 P(t | evidence)", hepar, hq,
-                pgmpy_ve_runner(hve, hq), "VariableElimination.query", None, 3,
+                pgmpy_ve_runner(hve, hq), "VariableElimination.query", None,
             )
         _progress("hepar2", t0)
 
@@ -311,10 +318,17 @@ def run(args: argparse.Namespace) -> Bench:
           "largest |causalvae - pgmpy| over every checked answer (all sections)", ("<=", 1e-9))
 
     b.notes += [
-        "Each figure is the median over repeated runs (time.perf_counter, one untimed warm-up run first); "
-        "per-query figures are a run over the whole query list divided by its length.",
+        f"Each figure is the median over {args.repeat} runs (time.perf_counter, one untimed warm-up run first; "
+        f"{max(3, args.repeat // 3)} runs for scenes.batched); per-query figures are a run over the whole query list "
+        "divided by its length. Figures that are compared (ours warm/cold vs pgmpy) are timed interleaved, round by "
+        "round in rotating order, so a change in load from other processes hits both alike; in those single-query "
+        "sections every timed run is preceded by one untimed run of the same function, so 'warm' is really warm "
+        "even right after a 'cold' run has cleared the cache.",
+        f"1-minute load average at start {b.load_start}; at the end it is machine.loadavg_1m. A load near or above "
+        "machine.cpu_usable means other processes shared the CPUs: absolute times are then inflated and noisier, "
+        "ratios much less so.",
         "Nothing is memoised in the answers: every call recomputes its contraction. causalvae caches only the "
-        "compiled einsum path per query *structure* (exact._expression, an lru_cache); 'warm' is normal use, "
+        "compiled plan and einsum path per query *structure* (exact._PLANS, exact._expression; cleared by exact.clear_caches()); 'warm' is normal use, "
         "'cold' clears that cache before every query. The >= 10x targets are judged on the warm ratio; the cold "
         "ratio is reported alongside.",
         "pgmpy objects (VariableElimination, CausalInference, mutilated models) are built once outside the timings, "
@@ -329,6 +343,7 @@ def run(args: argparse.Namespace) -> Bench:
         f"alarm: {ALARM_ROWS:,} rows sampled from the network (seed {args.seed + 3}); {missing:.1%} of the evidence "
         "entries set to -1 (missing). alarm single queries: half use the 6 observed variables' rows, half random "
         "targets and 1-3 evidence variables.",
+        *([f"hepar2: {len(hq)} queries, random target, 1-3 evidence variables (information only)."] if not args.no_hepar2 else []),
         "Agreement with pgmpy per section (max abs diff): "
         + ", ".join(f"{k} {v:.1e}" for k, v in b.checks.items()) + ".",
     ]
@@ -342,7 +357,7 @@ def _progress(what: str, t0: float) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("bench/results/exact.json"), help="result JSON file")
-    ap.add_argument("--repeat", type=int, default=7, help="timed runs per figure (median reported)")
+    ap.add_argument("--repeat", type=int, default=15, help="timed runs per figure (median reported)")
     ap.add_argument("--queries", type=int, default=20, help="conditional queries per list")
     ap.add_argument("--do-queries", type=int, default=10, help="interventional queries")
     ap.add_argument("--seed", type=int, default=0)

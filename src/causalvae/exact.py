@@ -27,6 +27,7 @@ or hepar2 (70) answer in milliseconds.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -119,7 +120,7 @@ class Distribution:
 @lru_cache(maxsize=4096)
 def _expression(eq: str, shapes: tuple[tuple[int, ...], ...]):
     """A compiled einsum with its elimination order (cached per structure, never per answer)."""
-    return opt_einsum.contract_expression(eq, *shapes, optimize="auto")
+    return opt_einsum.contract_expression(eq, *shapes, optimize="greedy" if len(shapes) > 8 else "auto")
 
 
 def _contract(factors: Sequence[tuple[tuple[str, ...], np.ndarray]], output: Sequence[str], batch: str | None = None) -> np.ndarray:
@@ -164,7 +165,7 @@ def _factor_of(var: Variable, do: Mapping[str, int]) -> tuple[tuple[str, ...], n
     return (*var.parents, var.name), var.cpt
 
 
-def _relevant(graph: Graph, do: Mapping[str, int], names: Iterable[str]) -> list[str]:
+def _relevant(graph: Graph, do: Mapping[str, int] | frozenset, names: Iterable[str]) -> list[str]:
     """``names`` and their ancestors in the mutilated graph, in topological order."""
     keep: set[str] = set()
     stack = list(names)
@@ -190,39 +191,146 @@ def _mask(var: Variable, value: EvidenceValue) -> np.ndarray | int:
     raise CausalVAEError(f"evidence on '{var.name}' must be a value or a non-empty set of values, got {value!r}")
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How to answer one query *structure* (which targets, which evidence variables given how,
+    which variables intervened), whatever the evidence and intervention values are.
+
+    ``factors`` lists, per relevant variable, ``(name, table, slicer template, kept)``:
+    ``table`` is the CPT, or None for an intervened variable (a point mass made per call);
+    template entry ``k >= 0`` slices that axis at evidence slot ``k`` (None: no slicing);
+    ``kept`` is False when every axis is sliced away (a scalar). ``steps`` are pairwise einsums in the elimination
+    order opt_einsum found, each ``(operand positions, equation)``, or ``(operand positions,
+    array)`` for a step whose inputs are all constant and was evaluated when planning.
+    """
+
+    factors: tuple[tuple[str, np.ndarray | None, tuple[int, ...] | None, bool], ...]
+    masks: tuple[str, ...]
+    steps: tuple[tuple[tuple[int, ...], str | np.ndarray], ...]
+    final: str | None
+
+
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def clear_caches() -> None:
+    """Forget every compiled plan and einsum path (benchmarks use it to time cold queries)."""
+    _PLANS.clear()
+    _expression.cache_clear()
+
+
+def _plan(graph: Graph, targets: tuple[str, ...], sliced: tuple[str, ...], masked: tuple[str, ...], done: frozenset) -> _Plan:
+    cache = _PLANS.setdefault(graph, {})
+    key = (targets, sliced, masked, done)
+    plan = cache.get(key)
+    if plan is None:
+        plan = cache[key] = _build_plan(graph, targets, sliced, masked, done)
+    return plan
+
+
+def _build_plan(graph: Graph, targets, sliced, masked, done) -> _Plan:
+    relevant = _relevant(graph, done, [*targets, *sliced, *masked])
+    slot = {n: i for i, n in enumerate(sliced)}
+    symbols: dict[str, str] = {}
+
+    def sym(name: str) -> str:
+        if name not in symbols:
+            symbols[name] = opt_einsum.get_symbol(len(symbols))
+        return symbols[name]
+
+    factors, terms, shapes = [], [], []
+    for name in relevant:
+        intervened = name in done
+        axes = (name,) if intervened else (*graph[name].parents, name)
+        kept = [a for a in axes if a not in slot]
+        template = tuple(slot.get(a, -1) for a in axes)
+        table = None if intervened else graph[name].cpt
+        factors.append((name, table, template if any(k >= 0 for k in template) else None, bool(kept)))
+        if kept:
+            terms.append("".join(sym(a) for a in kept))
+            shapes.append(tuple(graph.card(a) for a in kept))
+    for name in masked:
+        terms.append(sym(name))
+        shapes.append((graph.card(name),))
+    out = "".join(sym(t) for t in targets)
+    if not terms:
+        return _Plan(tuple(factors), tuple(masked), (), None)
+    optimize = "greedy" if len(terms) > 8 else "auto"
+    path, _ = opt_einsum.contract_path(",".join(terms) + "->" + out, *shapes, shapes=True, optimize=optimize)
+    ops = list(terms)
+    # Constant operands (a CPT neither sliced by evidence nor intervened) are known now;
+    # steps whose inputs are all constant are evaluated once here (partial evaluation).
+    consts: list[np.ndarray | None] = [table if template is None else None for _, table, template, kept in factors if kept]
+    consts += [None] * len(masked)
+    steps = []
+    for contraction in path:
+        positions = tuple(sorted(contraction, reverse=True))
+        inputs = [ops.pop(p) for p in positions]
+        arrays = [consts.pop(p) for p in positions]
+        rest = "".join(ops) + out
+        seen: list[str] = []
+        for term in inputs:
+            for c in term:
+                if c in rest and c not in seen:
+                    seen.append(c)
+        result = "".join(seen)
+        eq = ",".join(inputs) + "->" + result
+        if all(a is not None for a in arrays):
+            folded = np.einsum(eq, *arrays)
+            steps.append((positions, folded))
+            consts.append(folded)
+        else:
+            steps.append((positions, eq))
+            consts.append(None)
+        ops.append(result)
+    final = None if ops[0] == out else ops[0] + "->" + out
+    return _Plan(tuple(factors), tuple(masked), tuple(steps), final)
+
+
 def _joint(graph: Graph, targets: Sequence[str], evidence: Mapping[str, EvidenceValue], do: Mapping[str, int]) -> np.ndarray:
     """The unnormalised table P(targets, evidence) over the targets' axes."""
-    relevant = _relevant(graph, do, [*targets, *evidence])
-    index_ev = {}
-    mask_ev = {}
+    sliced, values, masked, masks = [], [], [], []
     for name, value in evidence.items():
         m = _mask(graph[name], value)
         if isinstance(m, int) and name not in targets:
-            index_ev[name] = m
+            sliced.append(name)
+            values.append(m)
         else:
             if isinstance(m, int):
-                onehot = np.zeros(graph[name].card)
-                onehot[m] = 1.0
-                m = onehot
-            mask_ev[name] = m
-    factors = []
-    for name in relevant:
-        axes, table = _factor_of(graph[name], do)
-        if any(a in index_ev for a in axes):
-            table = table[tuple(index_ev[a] if a in index_ev else slice(None) for a in axes)]
-            axes = tuple(a for a in axes if a not in index_ev)
-        factors.append((axes, table))
-    for name, m in mask_ev.items():
-        factors.append(((name,), m))
-    return _contract(factors, targets)
+                m = np.eye(graph[name].card)[m]
+            masked.append(name)
+            masks.append(m)
+    plan = _plan(graph, tuple(targets), tuple(sliced), tuple(masked), frozenset(do))
+    arrays = []
+    scalar = 1.0
+    whole = slice(None)
+    for name, table, template, kept in plan.factors:
+        if table is None:
+            table = np.zeros(graph.card(name))
+            table[do[name]] = 1.0
+        if template is not None:
+            table = table[tuple(whole if k < 0 else values[k] for k in template)]
+        if kept:
+            arrays.append(table)
+        else:
+            scalar *= float(table)
+    arrays.extend(masks)
+    for positions, step in plan.steps:
+        operands = [arrays.pop(p) for p in positions]
+        arrays.append(np.einsum(step, *operands) if type(step) is str else step)
+    if not arrays:
+        return np.asarray(scalar)
+    result = np.einsum(plan.final, arrays[0]) if plan.final else arrays[0]
+    return result * scalar if scalar != 1.0 else result
 
 
 # ---------------------------------------------------------------------------- the twin network
 
 
 def _world_key(graph: Graph, world: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
-    order = {n: i for i, n in enumerate(graph.topological_order)}
-    return tuple(sorted(world.items(), key=lambda kv: order[kv[0]]))
+    if not world:
+        return ()
+    return tuple(sorted(world.items(), key=lambda kv: graph.rank[kv[0]]))
 
 
 def _world_label(graph: Graph, key: tuple[tuple[str, int], ...]) -> str:
@@ -239,11 +347,19 @@ def twin_network(graph: Graph, worlds: Iterable[Mapping[str, Value]]) -> tuple[G
 
     Returns the network and, for each world key, the map from variable to node name.
     """
-    keys = []
+    keys: list[tuple] = []
     for w in worlds:
         key = _world_key(graph, _normalise_do(graph, w))
         if key and key not in keys:
             keys.append(key)
+    cache = _PLANS.setdefault(graph, {})
+    cached = cache.get(("twin", tuple(keys)))
+    if cached is None:
+        cached = cache[("twin", tuple(keys))] = _build_twin(graph, keys)
+    return cached
+
+
+def _build_twin(graph: Graph, keys: list[tuple]) -> tuple[Graph, dict[tuple, dict[str, str]]]:
     nodes: dict[tuple, dict[str, str]] = {(): {n: n for n in graph.names}}
     needs_noise: set[str] = set()
     for key in keys:
@@ -325,6 +441,12 @@ def query(
     """
     if isinstance(targets, (str, Term)):
         targets = [targets]
+    if (
+        all(type(t) is str for t in targets)
+        and (evidence is None or isinstance(evidence, Mapping))
+        and all(type(k) is str for k in (evidence or ()))
+    ):
+        return _factual_query(graph, list(targets), dict(evidence or {}), do)
     tterms = [Term.of(t) for t in targets]
     if not tterms:
         raise CausalVAEError("a query needs at least one target")
@@ -356,11 +478,29 @@ def query(
                 "downstream of an intervention is shared with the factual world): " + ", ".join(labels)
             )
     table = _joint(net, tnames, ev, world)
+    shown = [(t.label, v) for t, v in eterms]
+    return _normalised(graph, labels, [t.var for t in tterms], table, shown, do_idx)
+
+
+def _factual_query(graph: Graph, targets: list[str], evidence: dict[str, EvidenceValue], do: Mapping[str, Value] | None) -> Distribution:
+    """The common case, kept lean: plain variable names, one (possibly intervened) world."""
+    if not targets:
+        raise CausalVAEError("a query needs at least one target")
+    for t in targets:
+        graph[t]
+    if len(set(targets)) != len(targets):
+        raise CausalVAEError("a target is listed twice: " + ", ".join(targets))
+    do_idx = _normalise_do(graph, do)
+    table = _joint(graph, targets, evidence, do_idx)
+    return _normalised(graph, targets, targets, table, list(evidence.items()), do_idx)
+
+
+def _normalised(graph, labels, variables, table, shown, do_idx) -> Distribution:
     total = float(table.sum())
     if not total > 0.0:
-        shown = ", ".join(f"{t.label}={v}" for t, v in eterms) or "(none)"
-        raise ZeroProbabilityError(f"the evidence {shown} has probability zero" + (f" under do({_fmt_do(graph, do_idx)})" if do_idx else ""))
-    values = tuple(graph[t.var].values for t in tterms)
+        text = ", ".join(f"{k}={v}" for k, v in shown) or "(none)"
+        raise ZeroProbabilityError(f"the evidence {text} has probability zero" + (f" under do({_fmt_do(graph, do_idx)})" if do_idx else ""))
+    values = tuple(graph[v].values for v in variables)
     return Distribution(tuple(labels), values, table / total)
 
 
@@ -385,7 +525,7 @@ def _fmt_do(graph: Graph, do: Mapping[str, int]) -> str:
 def marginals(graph: Graph, do: Mapping[str, Value] | None = None) -> dict[str, np.ndarray]:
     """Every variable's marginal distribution (under ``do`` when given)."""
     do_idx = _normalise_do(graph, do)
-    return {n: _joint(graph, [n], {}, do_idx) for n in graph.names}
+    return {n: np.array(_joint(graph, [n], {}, do_idx)) for n in graph.names}
 
 
 def posterior(

@@ -212,6 +212,11 @@ def _shape_cpt(var: Variable, parent_vars: Sequence[Variable]) -> np.ndarray:
                 f"{float(sums[where]):.10g}, not 1 (within {ROW_SUM_TOLERANCE}); fix it or mark the table "
                 f"'normalize: true'"
             )
+        # Rows accepted within the tolerance are rescaled, so that summing a variable out is
+        # exact; rows already summing to 1 up to rounding are left bit for bit as typed.
+        off = np.abs(sums - 1.0) > 1e-12
+        if np.any(off):
+            table = np.where(off[..., None], table / sums[..., None], table)
     table = np.ascontiguousarray(table, dtype=np.float64)
     table.setflags(write=False)
     return table
@@ -301,6 +306,8 @@ class Graph:
         self.name = name
         self.description = description
         self._order = _topological_order(variables)
+        #: Position of each variable in the topological order.
+        self.rank = {n: i for i, n in enumerate(self._order)}
         shaped: dict[str, Variable] = {}
         for v in variables:
             table = _shape_cpt(v, [by_name[p] for p in v.parents])
