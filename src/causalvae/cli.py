@@ -25,6 +25,10 @@ from causalvae.graph import Graph, quote_name
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="Causal generative models of images.")
 graph_app = typer.Typer(no_args_is_help=True, help="Inspect, draw and convert causal graphs.")
 app.add_typer(graph_app, name="graph")
+generate_app = typer.Typer(no_args_is_help=True, help="Generate a world's dataset.")
+app.add_typer(generate_app, name="generate")
+data_app = typer.Typer(no_args_is_help=True, help="Import and inspect datasets.")
+app.add_typer(data_app, name="data")
 
 GRAPH_HELP = "A built-in graph (scenes, survey) or a FILE.yaml / FILE.bif."
 out = Console()
@@ -159,6 +163,88 @@ def graph_convert(
     except (CausalVAEError, OSError) as exc:
         _fail(exc)
         return
+    out.print(f"wrote {out_path}", highlight=False)
+
+
+def _progress(total: int, what: str):
+    """A rich progress bar on stderr; returns (context manager, callback(done))."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=err)
+    task = bar.add_task(what, total=total)
+    return bar, lambda done: bar.update(task, completed=done)
+
+
+@generate_app.command("scenes")
+def generate_scenes_cmd(
+    out_path: Path = typer.Option(..., "--out", "-o", help="The dataset directory to write."),
+    n: int = typer.Option(20000, "--n", help="Number of scenes."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same bytes."),
+    resolution: int = typer.Option(64, "--resolution", help="Image size: 64, 96 or 128."),
+    no_style: bool = typer.Option(False, "--no-style", help="No exogenous style (one picture per label combination)."),
+    label_fraction: float = typer.Option(1.0, "--label-fraction", help="Keep each observed label with this probability."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing dataset directory."),
+) -> None:
+    """Sample N duels from the scene graph, render them and write a dataset."""
+    from causalvae.generate import generate_scenes
+
+    bar, update = _progress(n, "rendering scenes")
+    try:
+        with bar:
+            path = generate_scenes(
+                out_path, n, seed=seed, resolution=resolution, style=not no_style,
+                label_fraction=label_fraction, force=force, progress=update,
+            )
+    except (CausalVAEError, OSError) as exc:
+        _fail(exc)
+        return
+    out.print(f"wrote {n} scenes to {path}", highlight=False)
+
+
+@data_app.command("import")
+def data_import(
+    images: Path = typer.Option(..., "--images", help="A folder of same-sized PNGs."),
+    labels: Path = typer.Option(..., "--labels", help="A CSV: a 'file' column and one column per labelled variable."),
+    graph: str = typer.Option(..., "--graph", "-g", help=GRAPH_HELP),
+    out_path: Path = typer.Option(..., "--out", "-o", help="The dataset directory to write."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the train/val/test split."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing dataset directory."),
+) -> None:
+    """Turn your own images and labels into a dataset, checking every row and image."""
+    from causalvae.data import import_folder
+
+    g = _load(graph)
+    try:
+        path = import_folder(images, labels, g, out_path, force=force, seed=seed)
+    except (CausalVAEError, OSError) as exc:
+        _fail(exc)
+        return
+    out.print(f"wrote {path}", highlight=False)
+
+
+@app.command("show")
+def show_cmd(
+    dataset: Path = typer.Argument(..., help="A dataset directory."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="The contact sheet to write (.png)."),
+    scale: int = typer.Option(2, "--scale", help="Upscaling of each tile (nearest neighbour)."),
+) -> None:
+    """Draw a labelled contact sheet of a dataset."""
+    import io
+
+    from causalvae.data import load
+    from causalvae.io import atomic_write_bytes
+    from causalvae.show import dataset_sheet
+
+    if out_path.suffix.lower() != ".png":
+        _fail(CausalVAEError(f"{out_path}: the contact sheet is written as .png"))
+    try:
+        sheet = dataset_sheet(load(dataset), scale=scale)
+    except (CausalVAEError, OSError) as exc:
+        _fail(exc)
+        return
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    atomic_write_bytes(out_path, buf.getvalue())
     out.print(f"wrote {out_path}", highlight=False)
 
 

@@ -1,0 +1,433 @@
+"""Datasets on disk: one format for every world and for users' own images.
+
+A dataset is a directory (documented in ``docs/dataset-format.md``)::
+
+    manifest.json       format, world, graph, resolution, seed, counts, columns, checksums, ...
+    graph.yaml          the causal graph the labels refer to
+    images.npy          uint8 (N, H, W, C), memory-mapped on load
+    labels.npy          int16 (N, K): observed labels as value indices, -1 = missing
+    split.npy           int8 (N,): 0 train, 1 val, 2 test
+    truth_values.npy    int16 (N, V): every variable, hidden ones too     (when the world knows)
+    truth_noise.npy     float64 (N, V): every U of the noise convention    (when the world knows)
+    truth_style.npy     float64 (N, S): the exogenous style of each image  (when the world knows)
+
+Writing is atomic: files are built in a hidden staging directory beside the target and
+renamed into place at the end, so an interrupted run leaves nothing under the target name.
+Loading checks the manifest, every file's shape and dtype and (by default) its SHA-256, and
+never reads the whole image array into memory. Nothing is loaded with pickle.
+
+    >>> from causalvae.data import load          # doctest: +SKIP
+    >>> ds = load("data/scenes", split="train")  # doctest: +SKIP
+    >>> image, labels = ds[0]                    # uint8 (C, H, W) and int64 (K,) tensors
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from causalvae.errors import CausalVAEError
+from causalvae.graph import Graph
+
+FORMAT = "causalvae-dataset/1"
+SPLITS = {"train": 0, "val": 1, "test": 2}
+DEFAULT_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+MISSING = -1
+
+#: Every array file of the format: name -> (dtype, rank).
+ARRAYS = {
+    "images.npy": (np.uint8, 4),
+    "labels.npy": (np.int16, 2),
+    "split.npy": (np.int8, 1),
+    "truth_values.npy": (np.int16, 2),
+    "truth_noise.npy": (np.float64, 2),
+    "truth_style.npy": (np.float64, 2),
+}
+
+
+class DatasetError(CausalVAEError):
+    """A dataset directory that is missing, foreign, truncated or corrupted."""
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def assign_splits(n: int, rng: np.random.Generator, fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS) -> np.ndarray:
+    """A fixed random train/val/test assignment with the given fractions (rounded down for val/test)."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
+        raise CausalVAEError(f"split fractions must be three non-negative numbers summing to 1, got {tuple(fractions)}")
+    n_val, n_test = int(n * fractions[1]), int(n * fractions[2])
+    split = np.zeros(n, dtype=np.int8)
+    order = rng.permutation(n)
+    split[order[:n_val]] = 1
+    split[order[n_val : n_val + n_test]] = 2
+    return split
+
+
+class DatasetBuilder:
+    """Builds a dataset in a staging directory and renames it into place on :meth:`finish`.
+
+    Use as a context manager: an exception (or KeyboardInterrupt) inside the block removes
+    the staging directory and leaves the target untouched::
+
+        with DatasetBuilder("data/x", n, 64, 64, 3) as b:
+            b.images[0:100] = chunk          # a writable memory map
+            b.finish(graph=g, world="scenes", labels=labels, seed=0)
+    """
+
+    def __init__(self, out: str | os.PathLike, n: int, height: int, width: int, channels: int, *, force: bool = False):
+        self.out = Path(out)
+        if n < 1:
+            raise CausalVAEError(f"a dataset needs at least one image, got n={n}")
+        if channels not in (1, 3):
+            raise CausalVAEError(f"images must have 1 or 3 channels, got {channels}")
+        if self.out.exists() and not force:
+            raise CausalVAEError(f"{self.out} already exists; pass --force (force=True) to replace it")
+        if self.out.exists() and not self.out.is_dir():
+            raise CausalVAEError(f"{self.out} exists and is not a directory")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.stage = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".partial", dir=self.out.parent))
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(self.stage, 0o777 & ~mask)  # mkdtemp makes it private; a dataset is not
+        self.n = n
+        self.images = np.lib.format.open_memmap(self.stage / "images.npy", mode="w+", dtype=np.uint8, shape=(n, height, width, channels))
+        self.done = False
+
+    def __enter__(self) -> DatasetBuilder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self.done:
+            self.abort()
+
+    def abort(self) -> None:
+        self.images = None  # release the memory map before deleting
+        shutil.rmtree(self.stage, ignore_errors=True)
+
+    def finish(
+        self,
+        *,
+        graph: Graph,
+        world: str,
+        labels: np.ndarray,
+        label_columns: Sequence[str] | None = None,
+        seed: int | None = None,
+        split: np.ndarray | None = None,
+        truth_values: np.ndarray | None = None,
+        truth_noise: np.ndarray | None = None,
+        truth_style: np.ndarray | None = None,
+        style_fields: Sequence[str] = (),
+        meta: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Write labels, truth, splits, checksums and the manifest; then rename into place."""
+        from causalvae import __version__
+
+        n = self.n
+        label_columns = list(label_columns if label_columns is not None else graph.observed)
+        for c in label_columns:
+            graph[c]
+        labels = np.asarray(labels)
+        if labels.shape != (n, len(label_columns)):
+            raise CausalVAEError(f"labels have shape {labels.shape}, expected {(n, len(label_columns))}")
+        _check_indices(graph, label_columns, labels, "labels")
+        if split is None:
+            split = assign_splits(n, np.random.default_rng(seed))
+        arrays: dict[str, np.ndarray] = {"labels.npy": labels.astype(np.int16), "split.npy": np.asarray(split, dtype=np.int8)}
+        if split.shape != (n,) or not np.isin(split, (0, 1, 2)).all():
+            raise CausalVAEError("split must hold 0 (train), 1 (val) or 2 (test) for every image")
+        truth_columns: list[str] = []
+        if truth_values is not None:
+            truth_columns = list(graph.names)
+            tv = np.asarray(truth_values)
+            if tv.shape != (n, len(truth_columns)):
+                raise CausalVAEError(f"truth values have shape {tv.shape}, expected {(n, len(truth_columns))}")
+            _check_indices(graph, truth_columns, tv, "truth values", allow_missing=False)
+            arrays["truth_values.npy"] = tv.astype(np.int16)
+        if truth_noise is not None:
+            arrays["truth_noise.npy"] = np.asarray(truth_noise, dtype=np.float64).reshape(n, len(graph.names))
+        if truth_style is not None:
+            arrays["truth_style.npy"] = np.asarray(truth_style, dtype=np.float64).reshape(n, len(style_fields))
+        self.images.flush()
+        _, height, width, channels = self.images.shape
+        self.images = None
+        for name, arr in arrays.items():
+            np.save(self.stage / name, arr, allow_pickle=False)
+        graph.to_yaml(self.stage / "graph.yaml")
+        files = sorted(p.name for p in self.stage.iterdir())
+        manifest = {
+            "format": FORMAT,
+            "world": world,
+            "graph": graph.name,
+            "package_version": __version__,
+            "seed": seed,
+            "count": n,
+            "resolution": [int(height), int(width)],
+            "channels": int(channels),
+            "label_columns": label_columns,
+            "label_values": {c: list(graph[c].values) for c in label_columns},
+            "truth_columns": truth_columns,
+            "style_fields": list(style_fields) if truth_style is not None else [],
+            "splits": {k: int((arrays["split.npy"] == v).sum()) for k, v in SPLITS.items()},
+            "missing_labels": int((arrays["labels.npy"] == MISSING).sum()),
+            **dict(meta or {}),
+            "checksums": {name: sha256(self.stage / name) for name in files},
+        }
+        (self.stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        _replace_dir(self.stage, self.out)
+        self.done = True
+        return self.out
+
+
+def _check_indices(graph: Graph, columns: Sequence[str], arr: np.ndarray, what: str, allow_missing: bool = True) -> None:
+    for j, c in enumerate(columns):
+        col = arr[:, j]
+        low = MISSING if allow_missing else 0
+        bad = (col < low) | (col >= graph.card(c))
+        if bad.any():
+            r = int(np.flatnonzero(bad)[0])
+            raise CausalVAEError(f"{what}: row {r}, column '{c}' holds {int(col[r])}, not a value index of '{c}' (0..{graph.card(c) - 1})")
+
+
+def _replace_dir(stage: Path, out: Path) -> None:
+    """Rename ``stage`` to ``out``; an existing ``out`` is moved aside first and then deleted."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(stage, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    root = Path(path)
+    if not root.exists():
+        raise DatasetError(f"{root}: no such dataset directory")
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a directory (a dataset is a directory with a manifest.json)")
+    mf = root / "manifest.json"
+    if not mf.exists():
+        raise DatasetError(f"{root}: not a causalvae dataset (no manifest.json)")
+    try:
+        manifest = json.loads(mf.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{mf}: corrupt manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise DatasetError(f"{mf}: not a {FORMAT} manifest (format: {found!r})")
+    for key in ("count", "resolution", "channels", "label_columns", "checksums"):
+        if key not in manifest:
+            raise DatasetError(f"{mf}: the manifest has no '{key}'")
+    return manifest
+
+
+def _open_array(root: Path, name: str, shape: tuple, manifest: Mapping) -> np.ndarray:
+    path = root / name
+    if not path.exists():
+        raise DatasetError(f"{root}: {name} is missing")
+    dtype, _ = ARRAYS[name]
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DatasetError(f"{path}: unreadable or truncated ({exc})") from None
+    if arr.dtype != dtype or arr.shape != shape:
+        raise DatasetError(f"{path}: expected {np.dtype(dtype).name} {shape}, found {arr.dtype} {arr.shape}")
+    return arr
+
+
+class Dataset:
+    """A dataset on disk as a map-style torch Dataset of ``(image, labels)``.
+
+    ``image`` is a uint8 tensor (C, H, W) read from the memory map on demand; ``labels`` an
+    int64 tensor of the observed label columns (-1 = missing). With ``truth=True`` each item
+    also carries a dict of the recorded truth (every variable, every U, the style).
+    """
+
+    def __init__(self, path: str | os.PathLike, split: str | None = None, truth: bool = False, verify: bool = True):
+        self.root = Path(path)
+        self.manifest = read_manifest(self.root)
+        m = self.manifest
+        if verify:
+            for name, digest in m["checksums"].items():
+                p = self.root / name
+                if not p.exists():
+                    raise DatasetError(f"{self.root}: {name} is missing")
+                if sha256(p) != digest:
+                    raise DatasetError(f"{p}: checksum mismatch (the file is corrupted or was changed)")
+        n = int(m["count"])
+        h, w = m["resolution"]
+        self.graph = Graph.from_yaml(self.root / "graph.yaml")
+        self.label_columns = list(m["label_columns"])
+        self.images = _open_array(self.root, "images.npy", (n, h, w, m["channels"]), m)
+        self.labels = np.asarray(_open_array(self.root, "labels.npy", (n, len(self.label_columns)), m))
+        self.split = np.asarray(_open_array(self.root, "split.npy", (n,), m))
+        if split is not None and split not in SPLITS:
+            raise DatasetError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
+        self.indices = np.arange(n) if split is None else np.flatnonzero(self.split == SPLITS[split])
+        self.truth = truth
+        if truth:
+            if not m.get("truth_columns"):
+                raise DatasetError(f"{self.root}: this dataset records no truth (its world did not know it)")
+            v = len(m["truth_columns"])
+            self.truth_values = np.asarray(_open_array(self.root, "truth_values.npy", (n, v), m))
+            self.truth_noise = np.asarray(_open_array(self.root, "truth_noise.npy", (n, v), m))
+            s = len(m.get("style_fields", []))
+            self.truth_style = np.asarray(_open_array(self.root, "truth_style.npy", (n, s), m)) if s else np.zeros((n, 0))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        import torch
+
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for a dataset of {len(self)}")
+        k = int(self.indices[i])
+        image = torch.from_numpy(np.ascontiguousarray(self.images[k].transpose(2, 0, 1)))
+        labels = torch.from_numpy(self.labels[k].astype(np.int64))
+        if not self.truth:
+            return image, labels
+        truth = {
+            "values": torch.from_numpy(self.truth_values[k].astype(np.int64)),
+            "noise": torch.from_numpy(self.truth_noise[k].copy()),
+            "style": torch.from_numpy(self.truth_style[k].copy()),
+        }
+        return image, labels, truth
+
+
+def load(path: str | os.PathLike, split: str | None = None, truth: bool = False, verify: bool = True) -> Dataset:
+    """Open a dataset directory (see :class:`Dataset`)."""
+    return Dataset(path, split=split, truth=truth, verify=verify)
+
+
+# ---------------------------------------------------------------------------- bring your own data
+
+
+def import_folder(
+    images_dir: str | os.PathLike,
+    labels_csv: str | os.PathLike,
+    graph: Graph,
+    out: str | os.PathLike,
+    *,
+    force: bool = False,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Turn a folder of same-sized PNGs and a CSV of their labels into a dataset.
+
+    The CSV has a ``file`` column (a path relative to ``images_dir``) and one column per
+    observed variable of ``graph`` that is labelled (absent columns are missing for every
+    row; an empty cell is a missing label). Every row and every image is checked, and the
+    first offending file and row are named in the error.
+    """
+    from PIL import Image
+
+    images_dir, labels_csv = Path(images_dir), Path(labels_csv)
+    if not images_dir.is_dir():
+        raise CausalVAEError(f"{images_dir}: no such image directory")
+    if not labels_csv.is_file():
+        raise CausalVAEError(f"{labels_csv}: no such labels file")
+    try:
+        with open(labels_csv, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise CausalVAEError(f"{labels_csv}: not a readable CSV file ({exc})") from None
+    if not rows:
+        raise CausalVAEError(f"{labels_csv}: empty file")
+    header, body = [h.strip() for h in rows[0]], rows[1:]
+    if "file" not in header:
+        raise CausalVAEError(f"{labels_csv}: no 'file' column (the header is {', '.join(header)})")
+    columns = [h for h in header if h != "file"]
+    for c in columns:
+        if c not in graph:
+            from causalvae.errors import suggest
+
+            raise CausalVAEError(f"{labels_csv}: column '{c}' is not a variable of the graph{suggest(c, graph.names)}")
+        if graph[c].hidden:
+            raise CausalVAEError(f"{labels_csv}: column '{c}' is a hidden variable of the graph; hidden variables have no labels")
+    if len(set(header)) != len(header):
+        raise CausalVAEError(f"{labels_csv}: a column name appears twice")
+    if not body:
+        raise CausalVAEError(f"{labels_csv}: no data rows")
+    label_columns = [c for c in graph.observed]
+    labels = np.full((len(body), len(label_columns)), MISSING, dtype=np.int16)
+    files = []
+    fcol = header.index("file")
+    for r, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise CausalVAEError(f"{labels_csv} line {r}: {len(row)} cells, expected {len(header)}")
+        name = row[fcol].strip()
+        if not name:
+            raise CausalVAEError(f"{labels_csv} line {r}: empty 'file' cell")
+        files.append(name)
+        for c, cell in zip(header, row):
+            if c == "file" or not cell.strip():
+                continue
+            var = graph[c]
+            if cell.strip() not in var.values:
+                from causalvae.errors import suggest
+
+                raise CausalVAEError(
+                    f"{labels_csv} line {r} ({name}): '{cell.strip()}' is not a value of '{c}'"
+                    f"{suggest(cell.strip(), var.values)}; valid: {', '.join(var.values)}"
+                )
+            labels[r - 2, label_columns.index(c)] = var.values.index(cell.strip())
+    first = _open_png(images_dir / files[0], labels_csv, 2)
+    mode, size = first.mode, first.size
+    if mode not in ("RGB", "L"):
+        raise CausalVAEError(f"{images_dir / files[0]}: image mode {mode}; use RGB or L (greyscale) PNGs")
+    channels = 3 if mode == "RGB" else 1
+    with DatasetBuilder(out, len(files), size[1], size[0], channels, force=force) as builder:
+        for i, name in enumerate(files):
+            img = first if i == 0 else _open_png(images_dir / name, labels_csv, i + 2)
+            if img.mode != mode or img.size != size:
+                raise CausalVAEError(
+                    f"{images_dir / name} ({labels_csv} line {i + 2}): {img.mode} {img.size[0]}x{img.size[1]}, "
+                    f"but the first image is {mode} {size[0]}x{size[1]}; all images must match"
+                )
+            arr = np.asarray(img, dtype=np.uint8)
+            builder.images[i] = arr if arr.ndim == 3 else arr[..., None]
+            if progress is not None:
+                progress(i + 1)
+        return builder.finish(
+            graph=graph,
+            world="imported",
+            labels=labels,
+            label_columns=label_columns,
+            seed=seed,
+            meta={"source": {"images": str(images_dir), "labels": str(labels_csv)}},
+        )
+
+
+def _open_png(path: Path, labels_csv: Path, line: int):
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise CausalVAEError(f"{labels_csv} line {line}: image file {path} does not exist")
+    try:
+        with Image.open(path) as im:
+            if im.format != "PNG":
+                raise CausalVAEError(f"{path} ({labels_csv} line {line}): a {im.format} file, not a PNG")
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise CausalVAEError(f"{path} ({labels_csv} line {line}): not a readable PNG ({exc})") from None
