@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("bench/results/render.json"), help="result JSON file")
     ap.add_argument("--n", type=int, default=20_000, help="scenes per render call")
-    ap.add_argument("--repeat", type=int, default=3, help="timed runs per figure (median reported)")
+    ap.add_argument("--repeat", type=int, default=5, help="timed runs per figure (median reported)")
     ap.add_argument("--resolutions", type=int, nargs="+", default=[64, 96, 128])
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)

@@ -141,9 +141,8 @@ def test_reactor_is_the_mirrored_actor_art():
     """The reactor faces left: its Attack sprite is the actor's, flipped left-right."""
     a = S._sprite(64, 1, 2, "Attack", False, 50)
     b = S._sprite(64, 1, 2, "Attack", True, 50)
-    za = a.z.reshape(2, a.z.shape[1], -1, 3)
-    zb = b.z.reshape(2, b.z.shape[1], -1, 3)
-    assert np.array_equal(za[:, :, ::-1], zb)
+    assert np.array_equal(a.z[:, :, ::-1], b.z)  # planes (colour, transparency), y, x
+    assert a.ay == b.ay and b.ax == a.z.shape[2] - 2 - a.ax
 
 
 # ---------------------------------------------------------------------------- style
