@@ -32,13 +32,18 @@ demo: $(STAMP)
 	$(CLI) query "P(reaction[action=Attack] | action=Taunt, reaction=Idle)"
 	$(CLI) query "PNS(action=Attack vs Walk -> reaction=Dying)"
 	$(CLI) graph draw scenes --out $(OUT)/scenes_dag.png
+	$(CLI) generate scenes --n 2000 --seed 0 --out $(OUT)/scenes --force
+	$(CLI) show $(OUT)/scenes --out $(OUT)/scenes_sheet.png
 
 bench: $(STAMP)
 	$(PY) bench/bench_exact.py --out bench/results/exact.json
+	$(PY) bench/bench_render.py --out bench/results/render.json
 
 # Regenerate every figure and output shown in README.md and docs/ (after `make bench`).
 docs: $(STAMP)
 	$(CLI) graph draw scenes --out docs/img/scenes_dag.png
+	$(CLI) generate scenes --n 2000 --seed 0 --out $(OUT)/docs-scenes --force
+	$(CLI) show $(OUT)/docs-scenes --out docs/img/scenes_sheet.png
 	$(PY) docs/render.py
 
 clean:

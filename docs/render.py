@@ -56,7 +56,8 @@ def bench_block(path: str) -> str:
         target = f.get("target")
         tgt = f"{target['op']} {target['value']:g} {f['unit']}" if target else ""
         met = {True: "yes", False: "**no**"}.get(f.get("met"), "")
-        rows.append(f"| {f['description']} | {f['value']:.4g} {f['unit']} | {tgt} | {met} |")
+        desc = f["description"].replace("|", "\\|")
+        rows.append(f"| {desc} | {f['value']:.4g} {f['unit']} | {tgt} | {met} |")
     head = (
         f"Measured {data['date'][:10]} on {machine.get('cpu_count')} cores "
         f"({machine.get('processor') or machine.get('platform')}) by `{data['command']}`:\n\n"
