@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from causalvae.graph import Graph, Variable
+from causalvae.interop import to_pgmpy
 
 
 def bnlearn_path(name: str) -> Path:
@@ -18,24 +18,7 @@ def bnlearn_path(name: str) -> Path:
 
 def pgmpy_model(graph: Graph):
     """The same network as a pgmpy DiscreteBayesianNetwork (built from our tables)."""
-    from pgmpy.factors.discrete import TabularCPD
-    from pgmpy.models import DiscreteBayesianNetwork
-
-    model = DiscreteBayesianNetwork()
-    model.add_nodes_from(graph.names)
-    model.add_edges_from([(p, n) for n in graph.names for p in graph.parents(n)])
-    cpds = []
-    for n in graph.names:
-        v = graph[n]
-        pc = [graph.card(p) for p in v.parents]
-        values = v.cpt.reshape(-1, v.card).T
-        state_names = {n: list(v.values), **{p: list(graph[p].values) for p in v.parents}}
-        cpds.append(TabularCPD(n, v.card, values, evidence=list(v.parents) or None, evidence_card=pc or None, state_names=state_names))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.add_cpds(*cpds)
-        model.check_model()
-    return model
+    return to_pgmpy(graph)
 
 
 @pytest.fixture(scope="session")
