@@ -125,3 +125,17 @@ def test_cli_graph_show_and_convert(tmp_path):
     assert res.exit_code == 0
     res = runner.invoke(app, ["query", "P(action=Attack | reaction=Dying)", "--graph", str(out), "--json"])
     assert round(json.loads(res.stdout)["probability"], 2) == 0.60
+
+
+def test_undefined_probability_of_causation_is_null_in_json(tmp_path):
+    """PS conditions on X=x', Y!=y: impossible here (Y = X exactly), so PS is undefined."""
+    from causalvae.graph import Graph, Variable
+
+    g = Graph([Variable("X", ["0", "1"], cpt=[0.5, 0.5]), Variable("Y", ["0", "1"], ["X"], cpt=[[0.0, 1.0], [0.0, 1.0]])])
+    g.to_yaml(tmp_path / "g.yaml")
+    res = runner.invoke(app, ["query", "PNS(X=1 -> Y=1)", "--graph", str(tmp_path / "g.yaml"), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)["contrasts"]["0"]
+    assert data["PS"] is None and data["PNS"] == 0.0 and data["PN"] == 0.0
+    res = runner.invoke(app, ["query", "PNS(X=1 -> Y=1)", "--graph", str(tmp_path / "g.yaml")])
+    assert "undefined" in res.stdout

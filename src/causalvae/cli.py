@@ -74,7 +74,7 @@ def query_cmd(
         return
     if as_json:
         payload = {"graph": g.name, **answer.to_json()}
-        sys.stdout.write(json.dumps(payload, indent=2, allow_nan=True) + "\n")
+        sys.stdout.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
         return
     q = answer.query
     if isinstance(q, CausationQuery):

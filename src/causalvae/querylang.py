@@ -31,6 +31,7 @@ names are refused with the nearest valid one.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -304,8 +305,13 @@ class Answer:
             "measure": q.measure,
             "treatment": f"{q.treatment}={q.value}",
             "outcome": f"{q.outcome}={q.outcome_value}",
-            "contrasts": {k: {"PN": c.pn, "PS": c.ps, "PNS": c.pns} for k, c in self.causation.items()},
+            "contrasts": {k: {"PN": _num(c.pn), "PS": _num(c.ps), "PNS": _num(c.pns)} for k, c in self.causation.items()},
         }
+
+
+def _num(p: float) -> float | None:
+    """JSON has no NaN: an undefined probability is null."""
+    return None if math.isnan(p) else p
 
 
 def evaluate(graph: Graph, q: Query | str) -> Answer:
