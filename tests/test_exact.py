@@ -146,7 +146,7 @@ def test_counterfactual_chain_closed_forms(chain):
 
 
 def test_counterfactuals_match_simulation_of_the_noise_convention(scenes):
-    """Exact twin-network answers equal Monte Carlo over recorded U (10^6 units)."""
+    """Exact twin-network answers equal Monte Carlo over recorded U (400,000 units)."""
     n = 400_000
     s = sample(scenes, n, seed=7)
     cf = propagate(scenes, s.noise, do={"action": "Walk"})
@@ -229,3 +229,26 @@ def test_sampling_is_deterministic_and_shares_noise_across_worlds(scenes):
         if n not in scenes.descendants("action") and n != "action":
             np.testing.assert_array_equal(a.values[n], c.values[n])
     assert (c.values["action"] == 2).all()
+
+
+def test_networks_with_more_than_52_variables():
+    """numpy's einsum knows 52 letters; a 60-variable chain still answers exactly."""
+    vs = [Variable("v0", ["a", "b"], cpt=[0.5, 0.5])]
+    vs += [Variable(f"v{i}", ["a", "b"], [f"v{i - 1}"], [[0.9, 0.1], [0.2, 0.8]]) for i in range(1, 60)]
+    g = Graph(vs)
+    # Two-state chain: P(v59 | v0) is the 59th power of the transition matrix.
+    step = np.array([[0.9, 0.1], [0.2, 0.8]])
+    want = np.linalg.matrix_power(step, 59)[1]
+    np.testing.assert_allclose(query(g, "v59", {"v0": "b"}).table, want, atol=1e-12)
+    np.testing.assert_allclose(query(g, [f"v{i}" for i in (3, 30, 59)]).table.sum(axis=(0, 1)), query(g, "v59").table, atol=1e-12)
+
+
+def test_causation_of_a_non_descendant_is_zero(scenes):
+    """The reaction does not cause the action: attacking is unchanged in every world."""
+    for c in causation(scenes, "reaction", "Dying", "action", "Attack").values():
+        assert c.pn == 0.0 and c.ps == 0.0 and c.pns == 0.0
+
+
+def test_same_variable_in_two_names_of_one_world(scenes):
+    d = query(scenes, [Term("reaction", (("action", "Walk"),)), "reaction"], do={"action": "Walk"})
+    np.testing.assert_allclose(d.table, np.diag(query(scenes, "reaction", do={"action": "Walk"}).table), atol=1e-15)

@@ -128,7 +128,7 @@ def test_cli_graph_show_and_convert(tmp_path):
 
 
 def test_undefined_probability_of_causation_is_null_in_json(tmp_path):
-    """PS conditions on X=x', Y!=y: impossible here (Y = X exactly), so PS is undefined."""
+    """PS conditions on X=x', Y!=y: impossible here (Y is always 1), so PS is undefined."""
     from causalvae.graph import Graph, Variable
 
     g = Graph([Variable("X", ["0", "1"], cpt=[0.5, 0.5]), Variable("Y", ["0", "1"], ["X"], cpt=[[0.0, 1.0], [0.0, 1.0]])])

@@ -274,7 +274,7 @@ def _build_plan(graph: Graph, targets, sliced, masked, done) -> _Plan:
                 if c in rest and c not in seen:
                     seen.append(c)
         result = "".join(seen)
-        eq = ",".join(inputs) + "->" + result
+        eq = _ascii(",".join(inputs) + "->" + result)
         if all(a is not None for a in arrays):
             folded = np.einsum(eq, *arrays)
             steps.append((positions, folded))
@@ -283,8 +283,28 @@ def _build_plan(graph: Graph, targets, sliced, masked, done) -> _Plan:
             steps.append((positions, eq))
             consts.append(None)
         ops.append(result)
-    final = None if ops[0] == out else ops[0] + "->" + out
+    final = None if ops[0] == out else _ascii(ops[0] + "->" + out)
     return _Plan(tuple(factors), tuple(masked), tuple(steps), final)
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _ascii(eq: str) -> str:
+    """Rename one einsum step's symbols to ASCII letters: numpy's einsum takes only those,
+    while a network of more than 52 variables needs more symbols than that in all."""
+    names: dict[str, str] = {}
+    out = []
+    for c in eq:
+        if c in ",->":
+            out.append(c)
+        else:
+            if c not in names:
+                if len(names) == len(_LETTERS):
+                    raise CausalVAEError("an elimination step spans more than 52 variables; this network is too densely connected for exact inference")
+                names[c] = _LETTERS[len(names)]
+            out.append(names[c])
+    return "".join(out)
 
 
 def _joint(graph: Graph, targets: Sequence[str], evidence: Mapping[str, EvidenceValue], do: Mapping[str, int]) -> np.ndarray:
@@ -456,8 +476,6 @@ def query(
     resolved_t = _resolve_terms(graph, tterms, do_idx)
     resolved_e = _resolve_terms(graph, [t for t, _ in eterms], do_idx)
     labels = [t.label for t in tterms]
-    if len(set(labels)) != len(labels):
-        raise CausalVAEError("a target is listed twice: " + ", ".join(labels))
     keys = {k for _, k in resolved_t} | {k for _, k in resolved_e}
     if len(keys) == 1:
         net, world = graph, dict(next(iter(keys)))
@@ -472,14 +490,31 @@ def query(
         ev = {}
         for (t, k), (_, v) in zip(resolved_e, eterms):
             _merge_evidence(ev, nodes[k][t.var], v, graph, t.var)
-        if len(set(tnames)) != len(tnames):
-            raise CausalVAEError(
-                "two targets are the same variable in the same world (a variable not "
-                "downstream of an intervention is shared with the factual world): " + ", ".join(labels)
-            )
-    table = _joint(net, tnames, ev, world)
+    if len(set(labels)) != len(labels):
+        raise CausalVAEError("a target is listed twice: " + ", ".join(labels))
+    table = _diagonal_joint(net, tnames, ev, world)
     shown = [(t.label, v) for t, v in eterms]
     return _normalised(graph, labels, [t.var for t in tterms], table, shown, do_idx)
+
+
+def _diagonal_joint(net: Graph, nodes: list[str], evidence, world) -> np.ndarray:
+    """The joint over ``nodes``, some of which may be the same node (a variable shared by two
+    worlds, or named twice): computed over the distinct nodes, then put on the diagonal."""
+    distinct = list(dict.fromkeys(nodes))
+    table = _joint(net, distinct, evidence, world)
+    if len(distinct) == len(nodes):
+        return table
+    first = {n: _LETTERS[i] for i, n in enumerate(distinct)}
+    extra, out = [], []
+    for i, n in enumerate(nodes):
+        if nodes.index(n) == i:
+            out.append(first[n])
+        else:
+            sym = _LETTERS[len(distinct) + len(extra)]
+            extra.append((first[n] + sym, np.eye(net.card(n))))
+            out.append(sym)
+    eq = ",".join(["".join(first[n] for n in distinct)] + [e for e, _ in extra]) + "->" + "".join(out)
+    return np.einsum(eq, table, *[m for _, m in extra])
 
 
 def _factual_query(graph: Graph, targets: list[str], evidence: dict[str, EvidenceValue], do: Mapping[str, Value] | None) -> Distribution:

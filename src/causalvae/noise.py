@@ -4,7 +4,8 @@ One convention, used by every part of the project (the worlds' generators, the d
 the twin network of :mod:`causalvae.exact`)::
 
     U_V ~ Uniform[0, 1)                      (float64, one per variable and unit)
-    cdf = cumsum(CPT row of V)               (in V's listed value order; last entry set to 1)
+    cdf = cumsum(CPT row of V)               (in V's listed value order, rounded to 12 decimals;
+                                              last entry set to 1)
     V   = searchsorted(cdf, U_V, side="right")
 
 Within a world this reproduces the CPT exactly. Across worlds (factual and counterfactual) it
@@ -32,11 +33,23 @@ import numpy as np
 from causalvae.graph import Graph
 
 
+#: Breakpoints are rounded to this many decimals, so that breakpoints equal in exact
+#: arithmetic (0.3 + 0.4 and 0.7) coincide and a row summing to 1 - 1e-16 ends at 1.
+CDF_DECIMALS = 12
+
+
 def cdf(cpt: np.ndarray) -> np.ndarray:
-    """Cumulative sums of CPT rows along the last axis, the last entry set to exactly 1."""
-    c = np.cumsum(np.asarray(cpt, dtype=np.float64), axis=-1)
+    """Cumulative sums of CPT rows along the last axis, rounded to :data:`CDF_DECIMALS`
+    decimals, the last entry set to exactly 1.
+
+    The rounding moves a breakpoint by at most 5e-13: probabilities are reproduced to that
+    precision, and a value whose probability is below it is never drawn. Without it, float
+    error would open cells of width ~1e-16 that exist in no row's exact table, and
+    conditioning on an impossible event could find "probability" in them.
+    """
+    c = np.round(np.cumsum(np.asarray(cpt, dtype=np.float64), axis=-1), CDF_DECIMALS)
     c[..., -1] = 1.0
-    return c
+    return np.minimum(c, 1.0)
 
 
 def value_from_noise(cdf_rows: np.ndarray, u: np.ndarray) -> np.ndarray:
