@@ -202,3 +202,46 @@ def test_cli_generate_and_show(tmp_path):
         assert sheet.width > 500 and sheet.height > 500
     res = runner.invoke(app, ["show", str(tmp_path / "nowhere"), "--out", str(tmp_path / "s.png")])
     assert res.exit_code == 2 and "no such dataset directory" in res.output
+
+
+def test_force_replaces_only_datasets(tmp_path):
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.txt").write_text("years of work")
+    with pytest.raises(CausalVAEError, match="not a causalvae dataset; --force replaces only datasets"):
+        generate_scenes(precious, 5, seed=0, force=True)
+    assert (precious / "chapter1.txt").read_text() == "years of work"
+
+
+def test_malformed_manifest_and_pickling(small, tmp_path):
+    import pickle
+
+    bad = tmp_path / "bad"
+    shutil.copytree(small, bad)
+    m = json.loads((bad / "manifest.json").read_text())
+    m["resolution"] = [64]
+    (bad / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(DatasetError, match="malformed manifest"):
+        load(bad)
+    ds = load(small)
+    blob = pickle.dumps(ds)
+    assert len(blob) < 200_000  # the image array stays on disk
+    again = pickle.loads(blob)
+    assert (again[5][0] == ds[5][0]).all()
+    import torch
+
+    assert isinstance(ds, torch.utils.data.Dataset)
+
+
+def test_import_tolerates_bom_and_blank_lines_and_refuses_repeats(tmp_path):
+    src = generate_scenes(tmp_path / "src", 4, seed=2)
+    _, folder, labels_csv = _export(src, tmp_path)
+    text = labels_csv.read_text()
+    (tmp_path / "bom.csv").write_text("\ufeff" + text + "\n\n", encoding="utf-8")
+    g = Graph.load("scenes")
+    out = import_folder(folder, tmp_path / "bom.csv", g, tmp_path / "ok")
+    assert load(out).manifest["count"] == 4
+    lines = text.splitlines()
+    (tmp_path / "rep.csv").write_text("\n".join(lines + [lines[1]]) + "\n")
+    with pytest.raises(CausalVAEError, match=r"rep.csv line 6: 'img0000.png' is listed twice \(first at line 2\)"):
+        import_folder(folder, tmp_path / "rep.csv", g, tmp_path / "no")

@@ -139,3 +139,16 @@ def test_undefined_probability_of_causation_is_null_in_json(tmp_path):
     assert data["PS"] is None and data["PNS"] == 0.0 and data["PN"] == 0.0
     res = runner.invoke(app, ["query", "PNS(X=1 -> Y=1)", "--graph", str(tmp_path / "g.yaml")])
     assert "undefined" in res.stdout
+
+
+@pytest.mark.parametrize(
+    "text,pos,message",
+    [
+        ("P(action | do(actor=Golem, actor=Satyr))", 27, "'actor' is intervened on twice"),
+        ("PN(action=Attack -> reaction=Dying | actor=Golem, actor=Satyr)", 50, "evidence on 'actor' is given twice"),
+    ],
+)
+def test_repeated_conditions_are_refused(text, pos, message):
+    with pytest.raises(QuerySyntaxError, match=message) as info:
+        parse(text)
+    assert info.value.position == pos

@@ -237,14 +237,16 @@ def show_cmd(
 
     if out_path.suffix.lower() != ".png":
         _fail(CausalVAEError(f"{out_path}: the contact sheet is written as .png"))
+    if not 1 <= scale <= 16:
+        _fail(CausalVAEError(f"--scale must be between 1 and 16, got {scale}"))
     try:
         sheet = dataset_sheet(load(dataset), scale=scale)
+        buf = io.BytesIO()
+        sheet.save(buf, format="PNG")
+        atomic_write_bytes(out_path, buf.getvalue())
     except (CausalVAEError, OSError) as exc:
         _fail(exc)
         return
-    buf = io.BytesIO()
-    sheet.save(buf, format="PNG")
-    atomic_write_bytes(out_path, buf.getvalue())
     out.print(f"wrote {out_path}", highlight=False)
 
 

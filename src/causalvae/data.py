@@ -91,7 +91,7 @@ class DatasetBuilder:
     """
 
     def __init__(self, out: str | os.PathLike, n: int, height: int, width: int, channels: int, *, force: bool = False):
-        self.out = Path(out)
+        self.out = Path(out).resolve()
         if n < 1:
             raise CausalVAEError(f"a dataset needs at least one image, got n={n}")
         if channels not in (1, 3):
@@ -100,6 +100,10 @@ class DatasetBuilder:
             raise CausalVAEError(f"{self.out} already exists; pass --force (force=True) to replace it")
         if self.out.exists() and not self.out.is_dir():
             raise CausalVAEError(f"{self.out} exists and is not a directory")
+        if self.out.exists() and any(self.out.iterdir()) and not (self.out / "manifest.json").exists():
+            raise CausalVAEError(f"{self.out} is a directory that is not a causalvae dataset; --force replaces only datasets")
+        if self.out.parent == self.out:
+            raise CausalVAEError(f"{self.out} cannot be a dataset directory")
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.stage = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".partial", dir=self.out.parent))
         mask = os.umask(0)
@@ -237,6 +241,16 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     for key in ("count", "resolution", "channels", "label_columns", "checksums"):
         if key not in manifest:
             raise DatasetError(f"{mf}: the manifest has no '{key}'")
+    ok = (
+        isinstance(manifest["count"], int) and manifest["count"] > 0
+        and isinstance(manifest["resolution"], list) and len(manifest["resolution"]) == 2
+        and all(isinstance(v, int) and v > 0 for v in manifest["resolution"])
+        and manifest["channels"] in (1, 3)
+        and isinstance(manifest["label_columns"], list) and all(isinstance(c, str) for c in manifest["label_columns"])
+        and isinstance(manifest["checksums"], dict)
+    )
+    if not ok:
+        raise DatasetError(f"{mf}: malformed manifest (count, resolution [H, W], channels 1|3, label_columns, checksums)")
     return manifest
 
 
@@ -254,7 +268,13 @@ def _open_array(root: Path, name: str, shape: tuple, manifest: Mapping) -> np.nd
     return arr
 
 
-class Dataset:
+def _torch_dataset_base():
+    from torch.utils.data import Dataset as TorchDataset
+
+    return TorchDataset
+
+
+class Dataset(_torch_dataset_base()):
     """A dataset on disk as a map-style torch Dataset of ``(image, labels)``.
 
     ``image`` is a uint8 tensor (C, H, W) read from the memory map on demand; ``labels`` an
@@ -295,6 +315,18 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def __getstate__(self) -> dict:
+        """Pickled for DataLoader workers without the image array: each worker maps it again."""
+        state = dict(self.__dict__)
+        state["images"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        m = self.manifest
+        h, w = m["resolution"]
+        self.images = _open_array(self.root, "images.npy", (int(m["count"]), h, w, m["channels"]), m)
 
     def __getitem__(self, i: int):
         import torch
@@ -347,13 +379,13 @@ def import_folder(
     if not labels_csv.is_file():
         raise CausalVAEError(f"{labels_csv}: no such labels file")
     try:
-        with open(labels_csv, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
+        with open(labels_csv, newline="", encoding="utf-8-sig") as fh:
+            rows = [(i, row) for i, row in enumerate(csv.reader(fh), start=1) if any(cell.strip() for cell in row)]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise CausalVAEError(f"{labels_csv}: not a readable CSV file ({exc})") from None
     if not rows:
         raise CausalVAEError(f"{labels_csv}: empty file")
-    header, body = [h.strip() for h in rows[0]], rows[1:]
+    header, body = [h.strip() for h in rows[0][1]], rows[1:]
     if "file" not in header:
         raise CausalVAEError(f"{labels_csv}: no 'file' column (the header is {', '.join(header)})")
     columns = [h for h in header if h != "file"]
@@ -370,15 +402,21 @@ def import_folder(
         raise CausalVAEError(f"{labels_csv}: no data rows")
     label_columns = [c for c in graph.observed]
     labels = np.full((len(body), len(label_columns)), MISSING, dtype=np.int16)
-    files = []
+    files: list[str] = []
+    lines: list[int] = []
+    seen: dict[str, int] = {}
     fcol = header.index("file")
-    for r, row in enumerate(body, start=2):
+    for k, (r, row) in enumerate(body):
         if len(row) != len(header):
             raise CausalVAEError(f"{labels_csv} line {r}: {len(row)} cells, expected {len(header)}")
         name = row[fcol].strip()
         if not name:
             raise CausalVAEError(f"{labels_csv} line {r}: empty 'file' cell")
+        if name in seen:
+            raise CausalVAEError(f"{labels_csv} line {r}: '{name}' is listed twice (first at line {seen[name]})")
+        seen[name] = r
         files.append(name)
+        lines.append(r)
         for c, cell in zip(header, row):
             if c == "file" or not cell.strip():
                 continue
@@ -390,18 +428,18 @@ def import_folder(
                     f"{labels_csv} line {r} ({name}): '{cell.strip()}' is not a value of '{c}'"
                     f"{suggest(cell.strip(), var.values)}; valid: {', '.join(var.values)}"
                 )
-            labels[r - 2, label_columns.index(c)] = var.values.index(cell.strip())
-    first = _open_png(images_dir / files[0], labels_csv, 2)
+            labels[k, label_columns.index(c)] = var.values.index(cell.strip())
+    first = _open_png(images_dir / files[0], labels_csv, lines[0])
     mode, size = first.mode, first.size
     if mode not in ("RGB", "L"):
-        raise CausalVAEError(f"{images_dir / files[0]}: image mode {mode}; use RGB or L (greyscale) PNGs")
+        raise CausalVAEError(f"{images_dir / files[0]} ({labels_csv} line {lines[0]}): image mode {mode}; use RGB or L (greyscale) PNGs")
     channels = 3 if mode == "RGB" else 1
     with DatasetBuilder(out, len(files), size[1], size[0], channels, force=force) as builder:
         for i, name in enumerate(files):
-            img = first if i == 0 else _open_png(images_dir / name, labels_csv, i + 2)
+            img = first if i == 0 else _open_png(images_dir / name, labels_csv, lines[i])
             if img.mode != mode or img.size != size:
                 raise CausalVAEError(
-                    f"{images_dir / name} ({labels_csv} line {i + 2}): {img.mode} {img.size[0]}x{img.size[1]}, "
+                    f"{images_dir / name} ({labels_csv} line {lines[i]}): {img.mode} {img.size[0]}x{img.size[1]}, "
                     f"but the first image is {mode} {size[0]}x{size[1]}; all images must match"
                 )
             arr = np.asarray(img, dtype=np.uint8)

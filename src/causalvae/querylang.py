@@ -189,16 +189,24 @@ class _Parser:
             tok = self.name("evidence or do(...)")
             if tok.text == "do" and not tok.quoted and self.at("("):
                 self.i += 1
-                do.append(self.assign())
-                while self.at(","):
+                while True:
+                    start = self.tok
+                    var, value = self.assign()
+                    if any(v == var for v, _ in do):
+                        raise self.error(f"'{var}' is intervened on twice", start)
+                    do.append((var, value))
+                    if not self.at(","):
+                        break
                     self.i += 1
-                    do.append(self.assign())
                 self.expect(")", "to close do(...)")
             else:
                 var = self.variable(tok)
                 world = self.world() if self.at("[") else ()
                 self.expect("=", f"after '{tok.text}' (evidence needs a value)")
-                evidence.append((Term(var, world), self.value(var, self.name(f"a value of '{var}'"))))
+                term = Term(var, world)
+                if any(t == term for t, _ in evidence):
+                    raise self.error(f"evidence on '{term.label}' is given twice", tok)
+                evidence.append((term, self.value(var, self.name(f"a value of '{var}'"))))
             if not self.at(","):
                 return tuple(evidence), tuple(do)
             self.i += 1
