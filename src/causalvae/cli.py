@@ -84,7 +84,7 @@ def query_cmd(
         for m in ("PN", "PS", "PNS"):
             table.add_column(m + (" *" if m == q.measure else ""), justify="right")
         for xp, c in answer.causation.items():
-            table.add_row(xp, _fmt(c.pn), _fmt(c.ps), _fmt(c.pns))
+            table.add_row(escape(xp), _fmt(c.pn), _fmt(c.ps), _fmt(c.pns))
         out.print(table)
         out.print(
             escape(f"x = {q.value}; PN = P({q.outcome}[x'] != {q.outcome_value} | x, {q.outcome_value}), "
@@ -122,7 +122,7 @@ def graph_show(name: str = typer.Argument(..., help=GRAPH_HELP)) -> None:
         v = g[n]
         table.add_row(escape(quote_name(n)), escape(", ".join(v.values)), escape(", ".join(v.parents) or "-"), "observed" if v.observed else "hidden")
     if g.image is not None:
-        table.add_row(g.image.name, "picture", ", ".join(g.image.parents), "image")
+        table.add_row(escape(g.image.name), "picture", escape(", ".join(g.image.parents)), "image")
     out.print(table)
     if g.description:
         out.print(escape(g.description), highlight=False)

@@ -616,7 +616,9 @@ def posterior(
     tcards = [graph.card(n) for n in targets]
     n_t = math.prod(tcards)
     padded = [int(c) + 1 for c in ecards]
-    if math.prod(padded) * n_t <= max_table:
+    if len(rows) == 0:
+        return np.zeros((0, *tcards))
+    if math.prod(padded) * n_t <= max_table or not evidence_vars:
         table = _joint(graph, [*evidence_vars, *targets], {}, do_idx)
         for axis in range(len(evidence_vars)):
             table = np.concatenate([table, table.sum(axis=axis, keepdims=True)], axis=axis)
