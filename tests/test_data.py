@@ -245,3 +245,13 @@ def test_import_tolerates_bom_and_blank_lines_and_refuses_repeats(tmp_path):
     (tmp_path / "rep.csv").write_text("\n".join(lines + [lines[1]]) + "\n")
     with pytest.raises(CausalVAEError, match=r"rep.csv line 6: 'img0000.png' is listed twice \(first at line 2\)"):
         import_folder(folder, tmp_path / "rep.csv", g, tmp_path / "no")
+
+
+def test_cli_style_ranges(tmp_path):
+    res = runner.invoke(app, ["generate", "scenes", "--n", "40", "--out", str(tmp_path / "d"), "--style-range", "scale=0.9:0.95"])
+    assert res.exit_code == 0, res.output
+    ds = load(tmp_path / "d", truth=True)
+    scales = ds.truth_style[:, [ds.manifest["style_fields"].index(f) for f in ("actor_scale", "reactor_scale")]]
+    assert scales.min() >= 0.9 and scales.max() <= 0.95
+    res = runner.invoke(app, ["generate", "scenes", "--n", "40", "--out", str(tmp_path / "e"), "--style-range", "scal=0.9:1"])
+    assert res.exit_code == 2 and "did you mean 'scale'" in res.output

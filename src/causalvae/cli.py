@@ -183,17 +183,42 @@ def generate_scenes_cmd(
     resolution: int = typer.Option(64, "--resolution", help="Image size: 64, 96 or 128."),
     no_style: bool = typer.Option(False, "--no-style", help="No exogenous style (one picture per label combination)."),
     label_fraction: float = typer.Option(1.0, "--label-fraction", help="Keep each observed label with this probability."),
+    style_range: list[str] = typer.Option(
+        [], "--style-range", help="Override a style range, e.g. --style-range scale=0.8:1.2 (offset_x, offset_y, scale, background)."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset directory."),
 ) -> None:
     """Sample N duels from the scene graph, render them and write a dataset."""
     from causalvae.generate import generate_scenes
+    from causalvae.worlds.scenes import StyleRanges
 
+    try:
+        overrides = {}
+        for item in style_range:
+            key, sep, span = item.partition("=")
+            low, colon, high = span.partition(":")
+            if not sep or not colon:
+                raise CausalVAEError(f"--style-range {item!r}: write NAME=LOW:HIGH, e.g. scale=0.8:1.2")
+            try:
+                overrides[key.strip()] = (float(low), float(high))
+            except ValueError:
+                raise CausalVAEError(f"--style-range {item!r}: LOW and HIGH must be numbers") from None
+        fields = set(StyleRanges.__dataclass_fields__)
+        for key in overrides:
+            if key not in fields:
+                from causalvae.errors import unknown
+
+                raise unknown("style range", key, sorted(fields))
+        ranges = StyleRanges(**overrides)
+    except (CausalVAEError, TypeError) as exc:
+        _fail(exc)
+        return
     bar, update = _progress(n, "rendering scenes")
     try:
         with bar:
             path = generate_scenes(
                 out_path, n, seed=seed, resolution=resolution, style=not no_style,
-                label_fraction=label_fraction, force=force, progress=update,
+                label_fraction=label_fraction, ranges=ranges, force=force, progress=update,
             )
     except (CausalVAEError, OSError) as exc:
         _fail(exc)
