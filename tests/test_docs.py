@@ -34,3 +34,11 @@ def test_query_doc_examples_run():
     text = (ROOT / "docs" / "queries.md").read_text()
     for block in re.findall(r"```python\n(.*?)```", text, re.S):
         exec(compile(block, "queries.md", "exec"), {})
+
+
+def test_documented_style_defaults_match_the_code():
+    from causalvae.worlds.scenes import StyleRanges
+
+    text = (ROOT / "docs" / "dataset-format.md").read_text()
+    for name, (low, high) in vars(StyleRanges()).items():
+        assert re.search(rf"`{name}`[^`]*?{low:g}:{high:g}", text), name
