@@ -38,12 +38,15 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_exact.py --out bench/results/exact.json
 	$(PY) bench/bench_render.py --out bench/results/render.json
+	$(PY) bench/bench_grid.py --out bench/results/grid.json
 
 # Regenerate every figure and output shown in README.md and docs/ (after `make bench`).
 docs: $(STAMP)
 	$(CLI) graph draw scenes --out docs/img/scenes_dag.png
 	$(CLI) generate scenes --n 2000 --seed 0 --out $(OUT)/docs-scenes --force
 	$(CLI) show $(OUT)/docs-scenes --out docs/img/scenes_sheet.png
+	$(CLI) graph draw sprites --out docs/img/sprites_dag.png
+	$(PY) -m causalvae.worlds.dsprites sheet docs/img/sprites_sheet.png
 	$(PY) docs/render.py
 
 clean:

@@ -30,7 +30,7 @@ app.add_typer(generate_app, name="generate")
 data_app = typer.Typer(no_args_is_help=True, help="Import and inspect datasets.")
 app.add_typer(data_app, name="data")
 
-GRAPH_HELP = "A built-in graph (scenes, survey) or a FILE.yaml / FILE.bif."
+GRAPH_HELP = "A built-in graph (scenes, sprites, survey) or a FILE.yaml / FILE.bif."
 out = Console()
 err = Console(stderr=True)
 
@@ -224,6 +224,50 @@ def generate_scenes_cmd(
         _fail(exc)
         return
     out.print(f"wrote {n} scenes to {path}", highlight=False)
+
+
+@generate_app.command("dsprites")
+def generate_dsprites_cmd(
+    out_path: Path = typer.Option(..., "--out", "-o", help="The grid directory to write (about 3.1 GB)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing directory."),
+) -> None:
+    """Render the whole dSprites factor grid (737,280 images) in the official order."""
+    from causalvae.worlds.dsprites import N_IMAGES, write_grid
+
+    bar, update = _progress(N_IMAGES, "rendering the dSprites grid")
+    try:
+        with bar:
+            path = write_grid(out_path, update, force=force)
+    except (CausalVAEError, OSError) as exc:
+        _fail(exc)
+        return
+    out.print(f"wrote {N_IMAGES:,} images to {path}", highlight=False)
+
+
+@generate_app.command("sprites")
+def generate_sprites_cmd(
+    out_path: Path = typer.Option(..., "--out", "-o", help="The dataset directory to write."),
+    n: int = typer.Option(20000, "--n", help="Number of sprites."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same bytes."),
+    source: Optional[Path] = typer.Option(None, "--source", help="Take the images from a grid directory (generate dsprites) or the official .npz archive instead of rendering them."),
+    hide: list[str] = typer.Option([], "--hide", help="Withhold this factor's labels (repeatable); it stays a hidden parent of the image."),
+    label_fraction: float = typer.Option(1.0, "--label-fraction", help="Keep each observed label with this probability."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing dataset directory."),
+) -> None:
+    """Sample N sprites from the sprites graph (dSprites with causes) and write a dataset."""
+    from causalvae.generate import generate_sprites
+
+    bar, update = _progress(n, "drawing sprites")
+    try:
+        with bar:
+            path = generate_sprites(
+                out_path, n, seed=seed, source=source, hide=hide,
+                label_fraction=label_fraction, force=force, progress=update,
+            )
+    except (CausalVAEError, OSError) as exc:
+        _fail(exc)
+        return
+    out.print(f"wrote {n} sprites to {path}", highlight=False)
 
 
 @data_app.command("import")

@@ -334,7 +334,7 @@ class Dataset(_torch_dataset_base()):
         if not -len(self) <= i < len(self):
             raise IndexError(f"index {i} out of range for a dataset of {len(self)}")
         k = int(self.indices[i])
-        image = torch.from_numpy(np.ascontiguousarray(self.images[k].transpose(2, 0, 1)))
+        image = torch.from_numpy(np.array(self.images[k].transpose(2, 0, 1), order="C"))  # a copy: the map is read-only
         labels = torch.from_numpy(self.labels[k].astype(np.int64))
         if not self.truth:
             return image, labels

@@ -41,7 +41,7 @@ ROW_SUM_TOLERANCE = 1e-6
 #: inner hyphens (``0-3_days``). Anything else (``12+``, ``<5``, spaces) is quoted.
 BARE_NAME = re.compile(r"[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*")
 
-BUILTIN_GRAPHS = {"scenes": "scenes.yaml", "survey": "survey.bif"}
+BUILTIN_GRAPHS = {"scenes": "scenes.yaml", "survey": "survey.bif", "sprites": "sprites.yaml"}
 
 
 class _Loader(yaml.SafeLoader):
@@ -519,7 +519,7 @@ class Graph:
 
     @classmethod
     def load(cls, spec: str | os.PathLike) -> Graph:
-        """Load a built-in graph by name (``scenes``, ``survey``) or a ``.yaml``/``.bif`` file."""
+        """Load a built-in graph by name (``scenes``, ``sprites``, ``survey``) or a ``.yaml``/``.bif`` file."""
         key = str(spec)
         if key in BUILTIN_GRAPHS:
             res = resources.files("causalvae.worlds").joinpath(BUILTIN_GRAPHS[key])

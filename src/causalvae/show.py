@@ -86,5 +86,7 @@ def dataset_sheet(ds: Dataset, columns: int = 8, scale: int = 2, limit: int = 48
     count = min(limit, n)
     images = np.stack([ds.images[k] for k in range(count)])
     if images.shape[-1] == 1:
+        if images.max() <= 1:  # binary worlds store 0/1
+            images = images * 255
         images = np.repeat(images, 3, axis=-1)
     return _title(contact_sheet(images, [_caption(ds, k) for k in range(count)], columns, scale), f"{ds.root.name}: first {count} of {n}")
