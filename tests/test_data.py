@@ -208,7 +208,7 @@ def test_force_replaces_only_datasets(tmp_path):
     precious = tmp_path / "thesis"
     precious.mkdir()
     (precious / "chapter1.txt").write_text("years of work")
-    with pytest.raises(CausalVAEError, match="not a causalvae dataset; --force replaces only datasets"):
+    with pytest.raises(CausalVAEError, match="not a causalvae dataset; --force replaces only a causalvae dataset"):
         generate_scenes(precious, 5, seed=0, force=True)
     assert (precious / "chapter1.txt").read_text() == "years of work"
 

@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ import numpy as np
 
 from causalvae.errors import CausalVAEError
 from causalvae.graph import Graph
+from causalvae.io import replace_dir, staging_dir
 
 FORMAT = "causalvae-dataset/1"
 SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -96,19 +96,7 @@ class DatasetBuilder:
             raise CausalVAEError(f"a dataset needs at least one image, got n={n}")
         if channels not in (1, 3):
             raise CausalVAEError(f"images must have 1 or 3 channels, got {channels}")
-        if self.out.exists() and not force:
-            raise CausalVAEError(f"{self.out} already exists; pass --force (force=True) to replace it")
-        if self.out.exists() and not self.out.is_dir():
-            raise CausalVAEError(f"{self.out} exists and is not a directory")
-        if self.out.exists() and any(self.out.iterdir()) and not (self.out / "manifest.json").exists():
-            raise CausalVAEError(f"{self.out} is a directory that is not a causalvae dataset; --force replaces only datasets")
-        if self.out.parent == self.out:
-            raise CausalVAEError(f"{self.out} cannot be a dataset directory")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.stage = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".partial", dir=self.out.parent))
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(self.stage, 0o777 & ~mask)  # mkdtemp makes it private; a dataset is not
+        self.stage = staging_dir(self.out, force=force, marker="manifest.json", what="causalvae dataset")
         self.n = n
         self.images = np.lib.format.open_memmap(self.stage / "images.npy", mode="w+", dtype=np.uint8, shape=(n, height, width, channels))
         self.done = False
@@ -193,7 +181,7 @@ class DatasetBuilder:
             "checksums": {name: sha256(self.stage / name) for name in files},
         }
         (self.stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        _replace_dir(self.stage, self.out)
+        replace_dir(self.stage, self.out)
         self.done = True
         return self.out
 
@@ -206,17 +194,6 @@ def _check_indices(graph: Graph, columns: Sequence[str], arr: np.ndarray, what: 
         if bad.any():
             r = int(np.flatnonzero(bad)[0])
             raise CausalVAEError(f"{what}: row {r}, column '{c}' holds {int(col[r])}, not a value index of '{c}' (0..{graph.card(c) - 1})")
-
-
-def _replace_dir(stage: Path, out: Path) -> None:
-    """Rename ``stage`` to ``out``; an existing ``out`` is moved aside first and then deleted."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(stage, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- loading

@@ -1,8 +1,9 @@
-"""Atomic file writing: a reader never sees a half-written file under the target name."""
+"""Atomic writing: a reader never sees a half-written file or directory under the target name."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -36,3 +37,41 @@ def _umask() -> int:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def staging_dir(out: str | os.PathLike, *, force: bool, marker: str, what: str) -> Path:
+    """A fresh hidden directory beside ``out`` to build a directory output in.
+
+    Refuses an existing ``out`` without ``force``, and with ``force`` refuses a non-empty
+    directory that lacks ``marker`` (the file that identifies ``what`` it holds), so that
+    ``--force`` can never delete anything but an earlier output of the same kind.
+    """
+    from causalvae.errors import CausalVAEError
+
+    target = Path(out).resolve()
+    if target.parent == target:
+        raise CausalVAEError(f"{target} cannot be a {what} directory")
+    if target.exists():
+        if not force:
+            raise CausalVAEError(f"{target} already exists; pass --force (force=True) to replace it")
+        if not target.is_dir():
+            raise CausalVAEError(f"{target} exists and is not a directory")
+        if any(target.iterdir()) and not (target / marker).exists():
+            raise CausalVAEError(f"{target} is a directory that is not a {what}; --force replaces only a {what}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes it private; the output is not
+    return stage
+
+
+def replace_dir(stage: Path, out: str | os.PathLike) -> Path:
+    """Rename ``stage`` to ``out``; an existing ``out`` is moved aside first, then deleted."""
+    target = Path(out).resolve()
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(stage, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target

@@ -53,7 +53,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
@@ -63,6 +62,7 @@ from typing import Any
 import numpy as np
 
 from causalvae.errors import CausalVAEError, unknown
+from causalvae.io import replace_dir, staging_dir
 
 __all__ = [
     "ARCHIVE_NAME",
@@ -464,31 +464,6 @@ def _selection_of(meta: Mapping[str, Any], where: Path) -> tuple[np.ndarray, ...
 # ---------------------------------------------------------------------------- writing
 
 
-def _stage_dir(out: Path, force: bool) -> Path:
-    if out.exists() and not force:
-        raise GridError(f"{out} already exists; pass --force (force=True) to replace it")
-    if out.exists() and not out.is_dir():
-        raise GridError(f"{out} exists and is not a directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(stage, 0o777 & ~mask)
-    return stage
-
-
-def _replace_dir(stage: Path, out: Path) -> None:
-    """Rename ``stage`` to ``out``; an existing ``out`` is moved aside first, then deleted.
-    (As :mod:`causalvae.data` does; not imported from there, which would import torch.)"""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(stage, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def write_grid(
     out: str | os.PathLike,
     progress: Callable[[int], None] | None = None,
@@ -510,7 +485,10 @@ def write_grid(
     sel = _selection(select)
     sizes = tuple(len(s) for s in sel)
     n = math.prod(sizes)
-    stage = _stage_dir(out, force)
+    try:
+        stage = staging_dir(out, force=force, marker="metadata.json", what="dSprites grid")
+    except CausalVAEError as exc:
+        raise GridError(str(exc)) from None
     try:
         mm = np.lib.format.open_memmap(stage / "imgs.npy", mode="w+", dtype=np.uint8, shape=(n, RESOLUTION, RESOLUTION))
         offset = mm.offset
@@ -532,7 +510,7 @@ def write_grid(
         np.save(stage / "latents_classes.npy", classes, allow_pickle=False)
         np.save(stage / "latents_values.npy", classes_to_values(classes, sel), allow_pickle=False)
         (stage / "metadata.json").write_text(_metadata_json(metadata(sel)))
-        _replace_dir(stage, out)
+        replace_dir(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
