@@ -1,0 +1,335 @@
+"""The image networks and the pixel likelihoods of the causal VAE.
+
+The image X of a world has a few parents in the causal graph (a character, a pose, ...) and an
+exogenous code z ~ N(0, I) for everything the graph does not name (style, position, lighting).
+Two networks connect them::
+
+    Decoder   p(x | parents, z)    z, one-hot parents  -> MLP -> transposed convs -> pixel params
+    Encoder   q(z | x, parents)    image -> convs -> flatten, + one-hot parents -> MLP -> loc, scale
+
+The decoder is the causal mechanism of X; the encoder is the amortised posterior the ELBO
+trains, and later the *abduction* step of a counterfactual (infer z from a factual image, then
+decode it under intervened parents).
+
+Shapes. Images are stored as uint8 (N, H, W, C) (``docs/dataset-format.md``) and reach the
+networks as (B, C, H, W); :func:`prepare` turns them into the networks' float input. Both
+networks accept any number of *leading* batch dimensions, because Pyro's parallel enumeration
+of a discrete parent adds dimensions on the left: a decoder called with z of shape (B, D) and
+parents of shape (E, 1, B, P) returns parameters of shape (E, 1, B, ...). The encoder runs its
+convolutions once per image and broadcasts only the small MLP against enumerated parents.
+
+Likelihoods. A density on raw pixel values is unbounded (a Gaussian can put infinite density
+on a constant pixel), so the ELBO would be meaningless. Both likelihoods here give each pixel
+value a proper probability:
+
+* ``"bernoulli"``: binary worlds (pixels 0/1); the decoder outputs logits (..., C, H, W).
+* ``"dlogistic"``: 8-bit images; the discretised logistic of PixelCNN++ (Salimans et al.
+  2017). Pixel value k in 0..255 gets the logistic's mass over the bin
+  [(k - 0.5)/127.5 - 1, (k + 0.5)/127.5 - 1], with the lowest bin extended to -inf and the
+  highest to +inf, so the 256 probabilities sum to exactly 1 and the log-likelihood is a
+  true (discrete) log-probability, in nats per image, comparable across models. The
+  decoder outputs (..., 2C, H, W): C channels of location (in [-1, 1] when it fits the data),
+  then C channels of log-scale (clamped at >= -7).
+
+:func:`pixel_distribution` wraps either in a Pyro distribution whose event is the whole image
+(C, H, W), so ``pyro.sample("x", pixel_distribution(params, lik), obs=x)`` scores an image and
+its ``log_prob`` has the (possibly enumerated) batch shape.
+
+Precision. The networks run in bf16 under ``torch.autocast("cpu", dtype=torch.bfloat16)`` and
+accept ``torch.channels_last`` inputs; their outputs are returned in float32, and the
+distributions cast their parameters to float32, so log-probabilities, enumeration and the ELBO
+stay in fp32.
+
+    >>> import torch
+    >>> from causalvae.nets import NetConfig, make_nets, prepare, pixel_distribution
+    >>> cfg = NetConfig(image_size=16, channels=3, parent_dims=(2, 3), depth=2, width=8)
+    >>> enc, dec = make_nets(cfg)
+    >>> pixels = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)   # stored images
+    >>> parents = torch.zeros(4, 5); parents[:, 0] = 1; parents[:, 2] = 1  # (2, 3) one-hots
+    >>> loc, scale = enc(prepare(pixels, cfg.likelihood), parents)
+    >>> px = pixel_distribution(dec(loc, parents), cfg.likelihood)
+    >>> px.log_prob(pixels).shape                                            # nats per image
+    torch.Size([4])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Any
+
+import pyro.distributions as pdist
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.distributions import constraints
+
+from causalvae.errors import CausalVAEError, unknown
+
+LIKELIHOODS = ("bernoulli", "dlogistic")
+MIN_LOG_SCALE = -7.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """The architecture of the encoder and decoder, saved as JSON beside the weights.
+
+    ``width`` is the channel count of the first conv stage; each of the ``depth`` stride-2
+    stages doubles it, up to ``8 * width``. ``image_size`` must be divisible by ``2**depth``
+    (64, 96 and 128 all are for the default depth 4). ``parent_dims`` lists the number of
+    values of each parent of the image; their one-hot codes are concatenated in that order.
+    """
+
+    image_size: int
+    channels: int
+    parent_dims: tuple[int, ...]
+    z_dim: int = 16
+    width: int = 32
+    depth: int = 4
+    hidden: int = 256
+    likelihood: str = "dlogistic"
+
+    def __post_init__(self):
+        def positive(name):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise CausalVAEError(f"NetConfig.{name} must be a positive integer, got {value!r}")
+
+        for name in ("image_size", "channels", "z_dim", "width", "depth", "hidden"):
+            positive(name)
+        if self.channels not in (1, 3):
+            raise CausalVAEError(f"NetConfig.channels must be 1 or 3, got {self.channels}")
+        if self.image_size % 2**self.depth:
+            raise CausalVAEError(
+                f"NetConfig.image_size {self.image_size} is not divisible by 2**depth = "
+                f"{2**self.depth}; use a smaller depth or another size (64, 96, 128)"
+            )
+        if self.likelihood not in LIKELIHOODS:
+            raise CausalVAEError(
+                f"NetConfig.likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}"
+            )
+        dims = self.parent_dims
+        if isinstance(dims, (str, bytes)) or not hasattr(dims, "__iter__"):
+            raise CausalVAEError(f"NetConfig.parent_dims must be a list of integers, got {dims!r}")
+        dims = tuple(dims)
+        if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+            raise CausalVAEError(f"NetConfig.parent_dims must hold positive integers, got {list(dims)}")
+        object.__setattr__(self, "parent_dims", dims)  # JSON gives a list; keep it hashable
+
+    @property
+    def parent_size(self) -> int:
+        """Length of the concatenated one-hot parent vector."""
+        return sum(self.parent_dims)
+
+    @property
+    def stage_channels(self) -> list[int]:
+        """Channels after each conv stage: width, 2*width, ..., capped at 8*width."""
+        return [min(self.width * 2**i, 8 * self.width) for i in range(self.depth)]
+
+    @property
+    def bottom_size(self) -> int:
+        """Spatial size after the last stride-2 stage."""
+        return self.image_size // 2**self.depth
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["parent_dims"] = list(self.parent_dims)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NetConfig:
+        valid = [f.name for f in fields(cls)]
+        for key in d:
+            if key not in valid:
+                raise unknown("key", str(key), valid, where="in the network config")
+        missing = [f.name for f in fields(cls) if f.name not in d and f.default is MISSING]
+        if missing:
+            raise CausalVAEError(f"network config is missing {', '.join(missing)}")
+        return cls(**d)
+
+
+def prepare(x: torch.Tensor, likelihood: str) -> torch.Tensor:
+    """Stored uint8 pixels -> network input: [-1, 1] for dlogistic, {0., 1.} for bernoulli."""
+    if likelihood == "dlogistic":
+        return x.to(torch.float32) / 127.5 - 1.0
+    if likelihood == "bernoulli":
+        return x.to(torch.float32)
+    raise CausalVAEError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {likelihood!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(math.gcd(8, channels), channels)
+
+
+def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, n_out))
+
+
+def _broadcast_lead(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+    """Broadcast the leading dims of two (..., features) tensors; return them flattened to 2-D."""
+    lead = torch.broadcast_shapes(a.shape[:-1], b.shape[:-1])
+    a = a.expand(*lead, a.shape[-1]).reshape(-1, a.shape[-1])
+    b = b.expand(*lead, b.shape[-1]).reshape(-1, b.shape[-1])
+    return a, b, tuple(lead)
+
+
+class Encoder(nn.Module):
+    """q(z | x, parents): a diagonal Gaussian over the image's exogenous code."""
+
+    def __init__(self, config: NetConfig):
+        super().__init__()
+        self.config = config
+        layers, c_in = [], config.channels
+        for c_out in config.stage_channels:
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), _norm(c_out), nn.SiLU()]
+            c_in = c_out
+        self.convs = nn.Sequential(*layers)
+        n_feat = c_in * config.bottom_size**2
+        self.mlp = _mlp(n_feat + config.parent_size, config.hidden, 2 * config.z_dim)
+
+    def forward(self, x: torch.Tensor, parents_onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (..., C, H, W) prepared images; parents: (..., P). Returns float32 loc, scale (..., z_dim)."""
+        c = self.config
+        img_lead = x.shape[:-3]
+        h = self.convs(x.reshape(-1, c.channels, c.image_size, c.image_size))
+        h = h.flatten(1).reshape(*img_lead, -1)  # conv features once per image
+        h, p, lead = _broadcast_lead(h, parents_onehot.to(h.dtype))
+        out = self.mlp(torch.cat([h, p], dim=-1)).float().reshape(*lead, 2 * c.z_dim)
+        loc, raw = out.chunk(2, dim=-1)
+        return loc, F.softplus(raw) + 1e-4
+
+
+class Decoder(nn.Module):
+    """p(x | parents, z): pixel parameters for :func:`pixel_distribution`."""
+
+    def __init__(self, config: NetConfig):
+        super().__init__()
+        self.config = config
+        chs = config.stage_channels
+        self.mlp = _mlp(config.z_dim + config.parent_size, config.hidden, chs[-1] * config.bottom_size**2)
+        layers = []
+        for c_in, c_out in zip(chs[::-1], chs[-2::-1]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), _norm(c_out), nn.SiLU()]
+        n_out = config.channels * (2 if config.likelihood == "dlogistic" else 1)
+        layers.append(nn.ConvTranspose2d(chs[0], n_out, 4, stride=2, padding=1))
+        self.deconvs = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, parents_onehot: torch.Tensor) -> torch.Tensor:
+        """z: (..., z_dim); parents: (..., P), leading dims broadcast.
+
+        Returns float32 (..., C, H, W) Bernoulli logits, or (..., 2C, H, W) for dlogistic:
+        channels [:C] the location, [C:] the log-scale (>= -7).
+        """
+        c = self.config
+        z, p, lead = _broadcast_lead(z, parents_onehot.to(z.dtype))
+        h = F.silu(self.mlp(torch.cat([z, p], dim=-1)))
+        h = h.reshape(-1, c.stage_channels[-1], c.bottom_size, c.bottom_size)
+        out = self.deconvs(h).float()
+        out = out.reshape(*lead, *out.shape[1:])
+        if c.likelihood == "dlogistic":
+            loc, log_scale = out.chunk(2, dim=-3)
+            out = torch.cat([loc, log_scale.clamp(min=MIN_LOG_SCALE)], dim=-3)
+        return out
+
+
+def make_nets(config: NetConfig) -> tuple[Encoder, Decoder]:
+    return Encoder(config), Decoder(config)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pixel likelihoods
+
+
+class DiscretizedLogistic(pdist.TorchDistribution):
+    """Discretised logistic over 8-bit pixels, one component per pixel (PixelCNN++).
+
+    ``loc`` and ``log_scale`` have shape (..., C, H, W) on the [-1, 1] pixel scale; the event is
+    the image (C, H, W) and ``log_prob`` sums over it. Values are pixels 0..255 (integer or
+    float tensors holding integers). With a, b the standardised upper and lower bin edges
+    (a - b = (2/255) / scale), the bin's mass is computed in log space in closed form,
+
+        sigmoid(a) - sigmoid(b) = sigmoid(a) * sigmoid(-b) * (1 - exp(-(a - b))),
+
+    which is stable for any loc and scale: neither a difference of two numbers near 1 nor the
+    midpoint-density approximation that PixelCNN++ falls back on for tiny bins is needed. The
+    edge bins use log sigmoid(a) (k = 0) and log sigmoid(-b) (k = 255). Adjacent bins share the
+    same computed edge, so the 256 probabilities sum to 1 up to float32 rounding.
+    """
+
+    arg_constraints = {"loc": constraints.real, "log_scale": constraints.real}
+    support = constraints.integer_interval(0, 255)
+    has_rsample = False
+
+    def __init__(self, loc: torch.Tensor, log_scale: torch.Tensor, validate_args=None):
+        loc, log_scale = torch.broadcast_tensors(loc.float(), log_scale.float())
+        if loc.dim() < 3:
+            raise CausalVAEError(f"DiscretizedLogistic needs (..., C, H, W) parameters, got shape {tuple(loc.shape)}")
+        self.loc, self.log_scale = loc, log_scale
+        super().__init__(loc.shape[:-3], loc.shape[-3:], validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(DiscretizedLogistic, _instance)
+        shape = torch.Size(batch_shape) + self.event_shape
+        new.loc = self.loc.expand(shape)
+        new.log_scale = self.log_scale.expand(shape)
+        super(DiscretizedLogistic, new).__init__(torch.Size(batch_shape), self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        k = value.to(torch.float32)
+        inv_scale = torch.exp(-self.log_scale)
+        a = ((k + 0.5) / 127.5 - 1.0 - self.loc) * inv_scale  # upper edge, standardised
+        b = ((k - 0.5) / 127.5 - 1.0 - self.loc) * inv_scale  # lower edge
+        inner = F.logsigmoid(a) + F.logsigmoid(-b) + torch.log(-torch.expm1(-(2.0 / 255.0) * inv_scale))
+        logp = torch.where(k < 0.5, F.logsigmoid(a), torch.where(k > 254.5, F.logsigmoid(-b), inner))
+        return logp.sum(dim=(-3, -2, -1))
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        """Inverse-cdf samples, rounded to pixel values 0..255 (float tensor)."""
+        shape = self._extended_shape(sample_shape)
+        with torch.no_grad():
+            u = torch.rand(shape, device=self.loc.device).clamp(1e-6, 1 - 1e-6)
+            y = self.loc.expand(shape) + torch.exp(self.log_scale).expand(shape) * (torch.log(u) - torch.log1p(-u))
+            return torch.round((y + 1.0) * 127.5).clamp(0, 255)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """Approximate mean: the location mapped to 0..255 (exact up to the edge bins' clipping)."""
+        return ((self.loc.clamp(-1.0, 1.0) + 1.0) * 127.5)
+
+
+class PixelBernoulli(pdist.Bernoulli):
+    """Bernoulli that scores pixels of any dtype (the stored uint8 0/1 images included)."""
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return super().log_prob(value.to(self.logits.dtype))
+
+
+def pixel_distribution(params: torch.Tensor, likelihood: str) -> pdist.TorchDistribution:
+    """The decoder's output as a Pyro distribution over whole images, event dims (C, H, W).
+
+    Observations are the stored pixels (any dtype), not the [-1, 1] network input: 0..255 for
+    dlogistic, 0/1 for bernoulli. Parameters are cast to float32.
+    """
+    if likelihood == "bernoulli":
+        return PixelBernoulli(logits=params.float()).to_event(3)
+    if likelihood == "dlogistic":
+        loc, log_scale = params.chunk(2, dim=-3)
+        return DiscretizedLogistic(loc, log_scale)
+    raise CausalVAEError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {likelihood!r}")

@@ -1,0 +1,267 @@
+"""The image networks and pixel likelihoods: proper probabilities, shapes under enumeration, training."""
+
+from __future__ import annotations
+
+import math
+
+import pyro
+import pyro.distributions as pdist
+import pytest
+import torch
+from pyro.infer import TraceEnum_ELBO, config_enumerate
+
+from causalvae.errors import CausalVAEError
+from causalvae.nets import (
+    DiscretizedLogistic,
+    NetConfig,
+    count_parameters,
+    make_nets,
+    pixel_distribution,
+    prepare,
+)
+
+ALL_PIXELS = torch.arange(256.0).reshape(256, 1, 1, 1)  # every value of a 1x1x1 image
+
+
+def small(**kw) -> NetConfig:
+    base = dict(image_size=16, channels=3, parent_dims=(2, 3), z_dim=4, width=8, depth=2, hidden=32)
+    return NetConfig(**(base | kw))
+
+
+def onehot(batch: int, dims=(2, 3)) -> torch.Tensor:
+    return torch.cat([torch.nn.functional.one_hot(torch.randint(0, d, (batch,)), d).float() for d in dims], -1)
+
+
+# --- discretised logistic -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loc", [-1.0, -0.999, 0.0, 0.3, 1.0, 1.7, -3.0])
+@pytest.mark.parametrize("log_scale", [-12.0, -7.0, -3.0, 0.0, 3.0, 8.0])
+def test_dlogistic_probabilities_over_256_values_sum_to_one(loc, log_scale):
+    d = DiscretizedLogistic(torch.full((1, 1, 1), loc), torch.full((1, 1, 1), log_scale))
+    logp = d.log_prob(ALL_PIXELS)
+    assert logp.shape == (256,) and logp.dtype == torch.float32
+    assert torch.isfinite(logp).all()
+    assert abs(logp.double().exp().sum().item() - 1.0) < 1e-5
+
+
+def test_dlogistic_edge_values_finite_and_gradients_finite():
+    loc = torch.tensor([-1.0, 0.0, 1.0, 5.0]).reshape(4, 1, 1, 1).requires_grad_()
+    log_scale = torch.tensor([-7.0, -7.0, 4.0, -7.0]).reshape(4, 1, 1, 1).requires_grad_()
+    d = DiscretizedLogistic(loc, log_scale)
+    for value in (0, 255):
+        lp = d.log_prob(torch.full((4, 1, 1, 1), value, dtype=torch.uint8))
+        assert torch.isfinite(lp).all()
+        lp.sum().backward()
+        assert torch.isfinite(loc.grad).all() and torch.isfinite(log_scale.grad).all()
+    # a logistic centred far above the range puts almost all of its mass on 255
+    assert d.log_prob(torch.full((4, 1, 1, 1), 255.0))[3].exp() > 0.999
+
+
+def test_dlogistic_integer_and_float_values_agree_and_event_is_the_image():
+    loc, log_scale = torch.randn(2, 3, 4, 4) * 0.5, torch.randn(2, 3, 4, 4) - 2
+    d = DiscretizedLogistic(loc, log_scale)
+    assert d.batch_shape == (2,) and d.event_shape == (3, 4, 4)
+    x = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
+    per_pixel = DiscretizedLogistic(loc[..., None, None, None], log_scale[..., None, None, None])
+    by_hand = per_pixel.log_prob(x[..., None, None, None]).sum(dim=(-3, -2, -1))
+    assert torch.allclose(d.log_prob(x), d.log_prob(x.float()))
+    assert torch.allclose(d.log_prob(x), by_hand, rtol=1e-5)
+
+
+def test_dlogistic_sampling_with_tiny_scale_returns_the_locs_pixel_and_matches_probabilities():
+    pixels = torch.tensor([0.0, 1.0, 17.0, 128.0, 254.0, 255.0]).reshape(6, 1, 1, 1)
+    d = DiscretizedLogistic(pixels / 127.5 - 1.0, torch.full_like(pixels, -10.0))
+    s = d.sample((5,))
+    assert s.shape == (5, 6, 1, 1, 1)
+    assert torch.equal(s, pixels.expand(5, 6, 1, 1, 1))
+    assert torch.allclose(d.mean, pixels)
+    # a wide one: sample frequencies of the value 0 agree with its probability
+    torch.manual_seed(0)
+    wide = DiscretizedLogistic(torch.full((1, 1, 1), -0.9), torch.full((1, 1, 1), -2.0))
+    draws = wide.sample((20000,))
+    assert draws.min() >= 0 and draws.max() <= 255 and torch.equal(draws, draws.round())
+    p0 = wide.log_prob(torch.zeros(1, 1, 1)).exp().item()
+    freq = (draws == 0).float().mean().item()
+    assert abs(freq - p0) < 4 * math.sqrt(p0 * (1 - p0) / 20000)
+
+
+def test_dlogistic_expand_and_bf16_params_are_scored_in_float32():
+    d = DiscretizedLogistic(torch.zeros(3, 2, 2, dtype=torch.bfloat16), torch.zeros(3, 2, 2, dtype=torch.bfloat16))
+    assert d.loc.dtype == torch.float32
+    e = d.expand((5, 4))
+    assert e.batch_shape == (5, 4) and e.event_shape == (3, 2, 2)
+    assert e.log_prob(torch.zeros(3, 2, 2)).shape == (5, 4)
+
+
+# --- Bernoulli ------------------------------------------------------------------------------
+
+
+def test_bernoulli_log_prob_matches_hand_computation():
+    logits = torch.tensor([[[[2.0, -1.0], [0.0, 3.0]]]])  # (1, C=1, 2, 2)
+    x = torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]]])
+    d = pixel_distribution(logits, "bernoulli")
+    assert d.batch_shape == (1,) and d.event_shape == (1, 2, 2)
+
+    def sig(t):
+        return 1 / (1 + math.exp(-t))
+
+    expected = math.log(sig(2.0)) + math.log(sig(-1.0)) + math.log(1 - sig(0.0)) + math.log(1 - sig(3.0))
+    assert d.log_prob(x).item() == pytest.approx(expected, rel=1e-6)
+    assert d.log_prob(x.to(torch.uint8)).item() == pytest.approx(expected, rel=1e-6)  # stored dtype
+    assert d.expand((3, 1)).log_prob(x.to(torch.uint8)).shape == (3, 1)
+
+
+# --- networks -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("likelihood,out_channels", [("bernoulli", 1), ("dlogistic", 6)])
+def test_decoder_shapes_with_enumeration_dims_on_the_left(likelihood, out_channels):
+    cfg = small(likelihood=likelihood, channels=1 if likelihood == "bernoulli" else 3)
+    _, dec = make_nets(cfg)
+    z = torch.randn(3, 1, 5, cfg.z_dim)
+    parents = onehot(5).expand(3, 1, 5, 5)
+    params = dec(z, parents)
+    assert params.shape == (3, 1, 5, out_channels, 16, 16) and params.dtype == torch.float32
+    # broadcasting: enumerated parents (3, 1, 1, P) against per-image z (5, D)
+    params = dec(torch.randn(5, cfg.z_dim), onehot(3)[:, None, None, :])
+    assert params.shape == (3, 1, 5, out_channels, 16, 16)
+    # leading dims are independent: each slice equals the un-batched call
+    assert torch.allclose(dec(z, parents)[2, 0], dec(z[2, 0], parents[2, 0]), atol=1e-5)
+    if likelihood == "dlogistic":
+        assert (params[..., 3:, :, :] >= -7.0).all()
+    x = torch.randint(0, 2 if likelihood == "bernoulli" else 256, (5, cfg.channels, 16, 16)).float()
+    assert pixel_distribution(params, likelihood).log_prob(x).shape == (3, 1, 5)
+
+
+def test_encoder_shapes_broadcasts_parents_and_gradients_flow():
+    cfg = small()
+    enc, dec = make_nets(cfg)
+    x = prepare(torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8), "dlogistic")
+    assert x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1
+    loc, scale = enc(x, onehot(5))
+    assert loc.shape == scale.shape == (5, cfg.z_dim) and (scale > 0).all()
+    loc_e, _ = enc(x, onehot(3)[:, None, :])  # enumerated parents: convs once, MLP broadcast
+    assert loc_e.shape == (3, 5, cfg.z_dim)
+
+    parents = onehot(5)
+    loc, scale = enc(x, parents)
+    z = loc + scale * torch.randn_like(loc)
+    loss = -pixel_distribution(dec(z, parents), "dlogistic").log_prob(x.add(1).mul(127.5).round()).mean()
+    loss.backward()
+    for net in (enc, dec):
+        grads = [p.grad for p in net.parameters()]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
+        assert sum(g.abs().sum().item() for g in grads) > 0
+    assert count_parameters(enc) == sum(p.numel() for p in enc.parameters()) > 0
+
+
+def test_channels_last_and_bf16_autocast():
+    cfg = small()
+    enc, dec = make_nets(cfg)
+    x = prepare(torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8), "dlogistic")
+    parents = onehot(4)
+    with torch.no_grad():
+        ref = enc(x, parents)[0]
+        enc_cl = enc.to(memory_format=torch.channels_last)
+        assert torch.allclose(enc_cl(x.contiguous(memory_format=torch.channels_last), parents)[0], ref, atol=1e-5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loc, scale = enc(x, parents)
+            params = dec(loc, parents)
+            lp = pixel_distribution(params, "dlogistic").log_prob(torch.zeros(4, 3, 16, 16))
+    for t in (loc, scale, params, lp):
+        assert t.dtype == torch.float32 and torch.isfinite(t).all()
+    assert (loc - ref).abs().max() < 0.1  # bf16 agrees roughly with fp32
+
+
+def test_pyro_parallel_enumeration_over_an_image_parent():
+    """A hidden binary parent of the image, enumerated in parallel: the ELBO is finite and
+    the decoder sees both values at once (log_prob with an enumeration dim on the left)."""
+    pyro.clear_param_store()
+    cfg = small(parent_dims=(2,), channels=1, likelihood="bernoulli")
+    enc, dec = make_nets(cfg)
+    x = torch.randint(0, 2, (6, 1, 16, 16)).float()
+
+    @config_enumerate
+    def model(x):
+        pyro.module("dec", dec)
+        with pyro.plate("data", x.shape[0]):
+            y = pyro.sample("y", pdist.Categorical(torch.tensor([0.3, 0.7])))
+            z = pyro.sample("z", pdist.Normal(torch.zeros(cfg.z_dim), 1.0).to_event(1))
+            yo = torch.nn.functional.one_hot(y, 2).float()
+            pyro.sample("x", pixel_distribution(dec(z, yo), "bernoulli"), obs=x)
+
+    def guide(x):
+        pyro.module("enc", enc)
+        with pyro.plate("data", x.shape[0]):
+            loc, scale = enc(x, torch.full((x.shape[0], 2), 0.5))
+            pyro.sample("z", pdist.Normal(loc, scale).to_event(1))
+
+    loss = TraceEnum_ELBO(max_plate_nesting=1).differentiable_loss(model, guide, x)
+    assert torch.isfinite(loss) and loss.item() > 0
+    loss.backward()
+
+
+# --- config ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kw,field",
+    [
+        (dict(image_size=100), "image_size"),
+        (dict(channels=2), "channels"),
+        (dict(likelihood="gaussian"), "likelihood"),
+        (dict(parent_dims=(2, 0)), "parent_dims"),
+        (dict(z_dim=0), "z_dim"),
+        (dict(width=True), "width"),
+        (dict(depth=-1), "depth"),
+    ],
+)
+def test_netconfig_validation_names_the_field(kw, field):
+    base = dict(image_size=64, channels=3, parent_dims=(2, 3))
+    with pytest.raises(CausalVAEError, match=field):
+        NetConfig(**(base | kw))
+
+
+def test_netconfig_json_round_trip_and_unknown_keys():
+    import json
+
+    cfg = NetConfig(image_size=96, channels=1, parent_dims=(3, 5, 2), z_dim=8, likelihood="bernoulli")
+    back = NetConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert back == cfg and back.parent_dims == (3, 5, 2)
+    assert NetConfig(image_size=64, channels=3, parent_dims=(2,)).stage_channels == [32, 64, 128, 256]
+    with pytest.raises(CausalVAEError, match=r"unknown key 'zdim'.*z_dim.*valid: image_size, channels"):
+        NetConfig.from_dict(cfg.to_dict() | {"zdim": 8})
+    with pytest.raises(CausalVAEError, match="missing channels"):
+        NetConfig.from_dict({"image_size": 64, "parent_dims": [2]})
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+def test_autoencoder_overfits_16_images():
+    """A plain autoencoder (z = encoder loc) on 16 blocky 16x16 RGB images: 100 Adam steps cut
+    the discretised-logistic NLL by at least 1.5 nats per pixel value (from about 6.3 nats,
+    above the 5.55 of a uniform guess)."""
+    torch.manual_seed(0)
+    cfg = small(parent_dims=(2,), z_dim=16, width=16, hidden=64)
+    enc, dec = make_nets(cfg)
+    coarse = torch.randint(0, 256, (16, 3, 4, 4), dtype=torch.uint8)
+    pixels = coarse.repeat_interleave(4, dim=-1).repeat_interleave(4, dim=-2)
+    x, parents = prepare(pixels, "dlogistic"), onehot(16, (2,))
+    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=3e-3)
+
+    def nll_per_value():
+        params = dec(enc(x, parents)[0], parents)
+        return -pixel_distribution(params, "dlogistic").log_prob(pixels).mean() / pixels[0].numel()
+
+    start = nll_per_value().item()
+    for _ in range(100):
+        opt.zero_grad()
+        loss = nll_per_value()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        end = nll_per_value().item()
+    assert start > 5.5
+    assert end < start - 1.5, (start, end)
