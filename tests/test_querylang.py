@@ -152,3 +152,9 @@ def test_repeated_conditions_are_refused(text, pos, message):
     with pytest.raises(QuerySyntaxError, match=message) as info:
         parse(text)
     assert info.value.position == pos
+
+
+def test_mixed_valued_targets_point_at_the_unvalued_one():
+    with pytest.raises(QuerySyntaxError, match="give a value for every target or for none") as info:
+        parse("P(action=Attack, reaction | actor=Golem)")
+    assert info.value.position == 17

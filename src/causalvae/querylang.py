@@ -225,8 +225,9 @@ class _Parser:
         return q
 
     def probability(self) -> ProbabilityQuery:
-        targets, values = [], []
+        targets, values, starts = [], [], []
         while True:
+            starts.append(self.tok.pos)
             var = self.variable(self.name("a target variable"))
             world = self.world() if self.at("[") else ()
             value = None
@@ -244,7 +245,8 @@ class _Parser:
             evidence, do = self.conds()
         self.expect(")", "to close P(...)")
         if any(v is None for v in values) and any(v is not None for v in values):
-            raise QuerySyntaxError("give a value for every target or for none", self.text, 0)
+            where = starts[values.index(None)]
+            raise QuerySyntaxError("give a value for every target or for none", self.text, where)
         return ProbabilityQuery(self.text, tuple(targets), tuple(values), evidence, do)
 
     def causation(self, measure: str) -> CausationQuery:
