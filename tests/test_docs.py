@@ -42,3 +42,19 @@ def test_documented_style_defaults_match_the_code():
     text = (ROOT / "docs" / "dataset-format.md").read_text()
     for name, (low, high) in vars(StyleRanges()).items():
         assert re.search(rf"`{name}`[^`]*?{low:g}:{high:g}", text), name
+
+
+def test_sprites_doc_tables_are_the_graphs_tables():
+    """docs/sprites.md shows the sprites graph's CPTs; they must be the YAML's numbers."""
+    g = Graph.load("sprites")
+    text = (ROOT / "docs" / "sprites.md").read_text()
+    root = re.search(r"^\| P\(shape\) \|(.*)\|$", text, re.M)
+    np.testing.assert_allclose([float(x) for x in root.group(1).split("|")], g.cpt("shape"))
+    tables = re.findall(r"^\| P\((\w+) \\\| (\w+)\) \|.*\n\|[-:|]+\n((?:\|.*\n)+)", text, re.M)
+    assert {t[0] for t in tables} == {"scale", "orientation", "posX", "posY"}
+    for var, parent, body in tables:
+        assert g.parents(var) == (parent,)
+        rows = [[c.strip() for c in line.strip("|").split("|")] for line in body.strip().splitlines()]
+        assert len(rows) == g.card(parent)
+        for i, row in enumerate(rows):
+            np.testing.assert_allclose([float(x) for x in row[1:]], g.cpt(var)[i], atol=5e-4, err_msg=f"{var} row {row[0]}")

@@ -37,7 +37,7 @@ import numpy as np
 
 from causalvae.errors import CausalVAEError
 from causalvae.graph import Graph
-from causalvae.io import replace_dir, staging_dir
+from causalvae.io import open_npy, replace_dir, staging_dir
 
 FORMAT = "causalvae-dataset/1"
 SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -232,17 +232,7 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _open_array(root: Path, name: str, shape: tuple, manifest: Mapping) -> np.ndarray:
-    path = root / name
-    if not path.exists():
-        raise DatasetError(f"{root}: {name} is missing")
-    dtype, _ = ARRAYS[name]
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DatasetError(f"{path}: unreadable or truncated ({exc})") from None
-    if arr.dtype != dtype or arr.shape != shape:
-        raise DatasetError(f"{path}: expected {np.dtype(dtype).name} {shape}, found {arr.dtype} {arr.shape}")
-    return arr
+    return open_npy(root / name, ARRAYS[name][0], shape, DatasetError)
 
 
 def _torch_dataset_base():

@@ -75,3 +75,20 @@ def replace_dir(stage: Path, out: str | os.PathLike) -> Path:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def open_npy(path: str | os.PathLike, dtype, shape: tuple, error: type[Exception]):
+    """Memory-map a ``.npy`` file (never with pickle) and check its dtype and shape; any
+    problem raises ``error`` naming the file."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.exists():
+        raise error(f"{path.parent}: {path.name} is missing")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise error(f"{path}: unreadable or truncated ({exc})") from None
+    if arr.dtype != dtype or arr.shape != shape:
+        raise error(f"{path}: expected {np.dtype(dtype).name} {shape}, found {arr.dtype} {arr.shape}")
+    return arr

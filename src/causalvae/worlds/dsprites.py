@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 
 from causalvae.errors import CausalVAEError, unknown
-from causalvae.io import replace_dir, staging_dir
+from causalvae.io import open_npy, replace_dir, staging_dir
 
 __all__ = [
     "ARCHIVE_NAME",
@@ -521,15 +521,7 @@ def write_grid(
 
 
 def _load_npy(path: Path, dtype, shape: tuple) -> np.ndarray:
-    if not path.exists():
-        raise GridError(f"{path.parent}: {path.name} is missing")
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise GridError(f"{path}: unreadable or truncated ({exc})") from None
-    if arr.dtype != dtype or arr.shape != shape:
-        raise GridError(f"{path}: expected {np.dtype(dtype).name} {shape}, found {arr.dtype} {arr.shape}")
-    return arr
+    return open_npy(path, dtype, shape, GridError)
 
 
 def load_grid(path: str | os.PathLike) -> dict[str, Any]:
