@@ -428,6 +428,25 @@ class Graph:
             self[n]
         return Graph(new, self.image, self.name, self.description)
 
+    def with_cpts(self, tables: Mapping[str, Any]) -> Graph:
+        """A copy whose CPTs of the named variables are replaced (rows rescaled to sum to 1).
+
+        Used to carry tables learned from data (``--learn-cpts``) into the exact engine.
+        """
+        new = []
+        for n in self._declared:
+            v = self.variables[n]
+            if n in tables:
+                t = np.asarray(tables[n], dtype=np.float64)
+                if t.shape != v.cpt.shape:
+                    raise GraphError(f"new table of '{n}' has shape {t.shape}, expected {v.cpt.shape}")
+                t = t / t.sum(axis=-1, keepdims=True)
+                v = Variable(n, v.values, v.parents, t, v.observed, v.description)
+            new.append(v)
+        for n in tables:
+            self[n]
+        return Graph(new, self.image, self.name, self.description)
+
     # ----------------------------------------------------------------- serialisation
 
     def to_dict(self) -> dict[str, Any]:

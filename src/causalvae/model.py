@@ -8,29 +8,81 @@ Generative story (one image)::
 
 Hidden variables, and observed ones whose label is missing in a row, are marginalised
 exactly by parallel enumeration (``TraceEnum_ELBO``): the posterior over them is the model's
-own, computed from the graph's tables, never a fixed "inverse table" made elsewhere. The
-guide is the amortised encoder q(z | x, image's parents) with the reparameterisation trick;
-it is also the abduction step of counterfactuals.
+own, computed from the graph's tables, never a fixed "inverse table" made elsewhere.
+
+The guide is the amortised encoder q(z | x, image's parents) with the reparameterisation
+trick; it is also the abduction step of counterfactuals. A parent of the image without a
+label (hidden from every row, or missing in some) cannot be enumerated in the model alone,
+because the decoder needs it; the guide then infers it with an amortised classifier
+q(y | x) and enumerates it, as in the semi-supervised VAE (Kingma et al. 2014, "M2"; Pyro's
+SS-VAE): the ELBO of an unlabelled row is
+
+    E_q(y|x) [ E_q(z|x,y) log p(x | y, z) + log p(y | ...) - log q(y | x) ] - KL(q(z|x,y) || p(z)),
+
+and labelled rows add ``alpha * log q(y_label | x)`` to the training objective so that the
+classifier learns from the labels too. Rows whose image parents are all labelled never
+enumerate them: :meth:`CausalVAE.objective` splits a batch into the two kinds, so only the
+unlabelled rows pay the enumeration (one decoder pass per joint value of their unlabelled
+image parents).
+
+CPTs are buffers fixed by the graph, or, for ``learn_cpts``, parameters (softmax of logits,
+structural zeros kept) for tables whose whole family (the variable and its parents) is
+labelled: the ELBO's label term is then the exact log-likelihood of the labels, so gradient
+ascent finds their maximum-likelihood tables, using rows with missing labels too. Tables that
+involve a hidden variable cannot be identified from the data and stay as specified.
 
 Networks may run in bf16; log-probabilities, enumeration and the ELBO stay in float32.
-
 This module knows nothing of data files or the command line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
 import pyro
 import pyro.distributions as dist
-from pyro import poutine
 import torch
 import torch.nn.functional as F
+from pyro import poutine
 from pyro.infer import TraceEnum_ELBO
 from pyro.ops.indexing import Vindex
 from torch import nn
 
-from causalvae.errors import CausalVAEError
+from causalvae.errors import CausalVAEError, unknown
 from causalvae.graph import Graph
-from causalvae.nets import NetConfig, make_nets, pixel_distribution, prepare
+from causalvae.nets import Classifier, NetConfig, make_nets, pixel_distribution, prepare
+
+
+def learnable_tables(graph: Graph) -> list[str]:
+    """Variables whose family (the variable and all its parents) is labelled: their tables
+    can be learned from a dataset; the others involve a hidden variable and cannot."""
+    return [n for n in graph.names if graph[n].observed and all(graph[p].observed for p in graph.parents(n))]
+
+
+def default_classified(graph: Graph) -> list[str]:
+    """Image parents that need a classifier whatever the data: the hidden ones."""
+    return [p for p in graph.image.parents if not graph[p].observed] if graph.image else []
+
+
+@dataclass
+class Objective:
+    """One evaluation of the objective on a batch.
+
+    ``loss`` is the differentiable training loss per image (negative ELBO of the images and
+    their labels, plus the classification term). The others are detached per-image floats in
+    nats: ``elbo`` bounds log p(x | labels) (the joint bound minus the exact log p(labels)),
+    ``recon`` = E_q log p(x | parents, z), and ``kl`` = recon - elbo, the KL of the guide
+    (z, and the classified parents) from the model's prior given the labels.
+    """
+
+    loss: torch.Tensor
+    elbo: float
+    recon: float
+    kl: float
+    classify: float
+    n: int
 
 
 class CausalVAE(nn.Module):
@@ -39,26 +91,80 @@ class CausalVAE(nn.Module):
     ``labels`` given to :meth:`model` and :meth:`guide` are int64 ``(B, K)`` value indices of
     ``self.label_columns`` (the graph's observed variables, in declared order), -1 = missing.
     Images are uint8 ``(B, C, H, W)``.
+
+    ``learn_cpts``: True for every :func:`learnable_tables`, or a list of names.
+    ``classified``: image parents given a classifier q(y | x) (default: the hidden ones; add
+    observed parents whose label is missing in some rows). ``alpha`` weighs the
+    classification term on labelled rows (per image, in nats).
     """
 
-    def __init__(self, graph: Graph, config: NetConfig):
+    def __init__(
+        self,
+        graph: Graph,
+        config: NetConfig,
+        *,
+        learn_cpts: bool | Sequence[str] = False,
+        classified: Sequence[str] | None = None,
+        alpha: float = 50.0,
+    ):
         super().__init__()
         if graph.image is None:
             raise CausalVAEError(f"graph '{graph.name}' has no image node; the causal VAE needs one")
         self.graph = graph
         self.config = config
+        self.alpha = float(alpha)
         self.label_columns = list(graph.observed)
         self.image_parents = list(graph.image.parents)
         dims = tuple(graph.card(p) for p in self.image_parents)
         if tuple(config.parent_dims) != dims:
             raise CausalVAEError(f"config.parent_dims {tuple(config.parent_dims)} do not match the image parents' cardinalities {dims}")
         self.encoder, self.decoder = make_nets(config)
-        for i, name in enumerate(graph.names):
-            self.register_buffer(f"cpt_{i}", torch.tensor(graph.cpt(name), dtype=torch.float32), persistent=False)
+
+        can_learn = learnable_tables(graph)
+        learned = can_learn if learn_cpts is True else list(learn_cpts or [])
+        for name in learned:
+            if name not in can_learn:
+                graph[name]
+                raise CausalVAEError(
+                    f"the table of '{name}' cannot be learned: its family includes a hidden variable"
+                    f" ({', '.join(p for p in (name, *graph.parents(name)) if not graph[p].observed)})"
+                )
+        self.learned = [n for n in graph.names if n in learned]
         self._cpt_index = {name: i for i, name in enumerate(graph.names)}
+        for i, name in enumerate(graph.names):
+            table = torch.tensor(graph.cpt(name), dtype=torch.float32)
+            if name in self.learned:
+                # Structural zeros of the specification stay zero (their logit is masked).
+                self.register_buffer(f"cpt_zero_{i}", table == 0, persistent=False)
+                self.register_parameter(f"cpt_logit_{i}", nn.Parameter(torch.log(table.clamp(min=1e-30))))
+            else:
+                self.register_buffer(f"cpt_{i}", table, persistent=False)
+
+        classified = default_classified(graph) if classified is None else list(classified)
+        for name in classified:
+            if name not in self.image_parents:
+                raise unknown("image parent", name, self.image_parents, where="to classify")
+        for name in default_classified(graph):
+            if name not in classified:
+                raise CausalVAEError(f"the hidden image parent '{name}' needs a classifier")
+        self.classified = [p for p in self.image_parents if p in classified]
+        self.classifiers = nn.ModuleList(Classifier(config, graph.card(p)) for p in self.classified)
+
+    # ------------------------------------------------------------------ tables
 
     def cpt(self, name: str) -> torch.Tensor:
-        return getattr(self, f"cpt_{self._cpt_index[name]}")
+        """The current table of ``name``, shape (*parent cards, card), float32."""
+        i = self._cpt_index[name]
+        if name in self.learned:
+            logits = getattr(self, f"cpt_logit_{i}").masked_fill(getattr(self, f"cpt_zero_{i}"), float("-inf"))
+            return logits.softmax(-1)
+        return getattr(self, f"cpt_{i}")
+
+    def current_graph(self) -> Graph:
+        """The graph with the learned tables in place of the specified ones."""
+        if not self.learned:
+            return self.graph
+        return self.graph.with_cpts({n: self.cpt(n).detach().double().cpu().numpy() for n in self.learned})
 
     # ------------------------------------------------------------------ helpers
 
@@ -77,52 +183,93 @@ class CausalVAE(nn.Module):
         if labels.shape != (images.shape[0], len(self.label_columns)):
             raise CausalVAEError(f"labels must have shape ({images.shape[0]}, {len(self.label_columns)}), got {tuple(labels.shape)}")
 
+    def _unlabelled_parents(self, cols: dict[str, torch.Tensor]) -> list[str]:
+        """Image parents that the guide must infer for this batch (some row lacks a label)."""
+        out = []
+        for p in self.image_parents:
+            if p not in cols or bool((cols[p] < 0).any()):
+                if p not in self.classified:
+                    raise CausalVAEError(
+                        f"rows without a label for the image parent '{p}' need its classifier: "
+                        f"build the model with classified=[..., '{p}']"
+                    )
+                out.append(p)
+        return out
+
+    def classify(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """q(y | x) of every classified image parent: ``{name: (B, card) probabilities}``."""
+        x = prepare(images, self.config.likelihood)
+        return {p: net(x).softmax(-1) for p, net in zip(self.classified, self.classifiers)}
+
     # ------------------------------------------------------------------ the Pyro program
+
+    def _graph_values(self, cols: dict[str, torch.Tensor], inferred: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Sample every graph variable in topological order (inside the data plate).
+
+        Fully labelled columns are observed; partly labelled ones are split into a masked
+        observed site and an ``{name}_unobserved`` site that is a point mass on the label
+        where there is one (so labelled rows add exactly log 1); ``inferred`` image parents
+        take their ``_unobserved``/hidden value from the guide, the rest are enumerated.
+        """
+        values: dict[str, torch.Tensor] = {}
+        for name in self.graph.topological_order:
+            parents = self.graph.parents(name)
+            probs = Vindex(self.cpt(name))[tuple(values[p] for p in parents)] if parents else self.cpt(name)
+            d = dist.Categorical(probs=probs)
+            enum = {} if name in inferred else {"enumerate": "parallel"}
+            if name not in cols:
+                values[name] = pyro.sample(name, d, infer=enum)
+                continue
+            label = cols[name]
+            seen = label >= 0
+            if bool(seen.all()):
+                values[name] = pyro.sample(name, d, obs=label)
+                continue
+            with poutine.mask(mask=seen):
+                pyro.sample(name, d, obs=label.clamp(min=0))
+            point = F.one_hot(label.clamp(min=0), self.graph.card(name)).to(probs.dtype)
+            rest = torch.where(seen[:, None], point, probs)
+            values[name] = pyro.sample(f"{name}_unobserved", dist.Categorical(probs=rest), infer=enum)
+        return values
 
     def model(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         self._check(images, labels)
-        pyro.module("causalvae", self)
         cols = self._label_values(labels)
+        inferred = self._unlabelled_parents(cols)
         batch = images.shape[0]
         with pyro.plate("data", batch, dim=-1):
-            values: dict[str, torch.Tensor] = {}
-            for name in self.graph.topological_order:
-                parents = self.graph.parents(name)
-                probs = Vindex(self.cpt(name))[tuple(values[p] for p in parents)] if parents else self.cpt(name)
-                d = dist.Categorical(probs=probs)
-                if name in cols:
-                    label = cols[name]
-                    seen = label >= 0
-                    if bool(seen.all()):
-                        values[name] = pyro.sample(name, d, obs=label)
-                    else:
-                        # Labelled rows score the label; the others enumerate the value.
-                        with poutine.mask(mask=seen):
-                            observed = pyro.sample(name, d, obs=label.clamp(min=0))
-                        with poutine.mask(mask=~seen):
-                            guessed = pyro.sample(f"{name}_unobserved", d, infer={"enumerate": "parallel"})
-                        values[name] = torch.where(seen, observed, guessed)
-                else:
-                    values[name] = pyro.sample(name, d, infer={"enumerate": "parallel"})
-            prior = dist.Normal(images.new_zeros((), dtype=torch.float32), 1.0)
+            values = self._graph_values(cols, inferred)
+            prior = dist.Normal(torch.zeros((), dtype=torch.float32, device=images.device), 1.0)
             z = pyro.sample("z", prior.expand([batch, self.config.z_dim]).to_event(1))
             onehot = self.parents_onehot(values)
             z = z.expand(onehot.shape[:-1] + z.shape[-1:])
             params = self.decoder(z, onehot)
-            pyro.sample("x", pixel_distribution(params, self.config.likelihood), obs=images)
+            px = pixel_distribution(params, self.config.likelihood)
+            self._stash["log_px"] = px.log_prob(images).detach()
+            pyro.sample("x", px, obs=images)
 
     def guide(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         self._check(images, labels)
-        pyro.module("causalvae", self)
         cols = self._label_values(labels)
-        missing = [p for p in self.image_parents if bool((cols[p] < 0).any())]
-        if missing:
-            raise CausalVAEError(
-                f"rows without a label for the image parent '{missing[0]}' need the semi-supervised "
-                f"guide, which is not built yet"
-            )
+        inferred = self._unlabelled_parents(cols)
+        x = prepare(images, self.config.likelihood)
+        weights = []
         with pyro.plate("data", images.shape[0], dim=-1):
-            loc, scale = self.encode(images, cols)
+            values = {p: cols[p] for p in self.image_parents if p in cols}
+            for p in inferred:
+                net = self.classifiers[self.classified.index(p)]
+                q = net(x).softmax(-1)
+                if p in cols:  # labelled rows: a point mass on the label
+                    seen = cols[p] >= 0
+                    q = torch.where(seen[:, None], F.one_hot(cols[p].clamp(min=0), q.shape[-1]).to(q.dtype), q)
+                    site = f"{p}_unobserved"
+                else:
+                    site = p
+                y = pyro.sample(site, dist.Categorical(probs=q), infer={"enumerate": "parallel"})
+                values[p] = y
+                weights.append(q.T.reshape(y.shape[:-1] + q.shape[:1]))  # q(y) aligned with y's enum dim
+            self._stash["q_weight"] = weights
+            loc, scale = self.encoder(x, self.parents_onehot(values))
             pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
     def encode(self, images: torch.Tensor, values: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,33 +277,118 @@ class CausalVAE(nn.Module):
         x = prepare(images, self.config.likelihood)
         return self.encoder(x, self.parents_onehot(values))
 
+    def labels_model(self, labels: torch.Tensor) -> None:
+        """The graph alone, scoring the labels: its enumerated likelihood is log p(labels)."""
+        cols = self._label_values(labels)
+        with pyro.plate("data", labels.shape[0], dim=-1):
+            self._graph_values(cols, ())
+
     # ------------------------------------------------------------------ objectives
 
-    def elbo(self) -> TraceEnum_ELBO:
+    @property
+    def _stash(self) -> dict:
+        # Side values of the last model/guide run (detached): for the recon/KL split only.
+        if not hasattr(self, "_stash_dict"):
+            self._stash_dict = {}
+        return self._stash_dict
+
+    @staticmethod
+    def elbo() -> TraceEnum_ELBO:
         return TraceEnum_ELBO(max_plate_nesting=1)
 
+    def _neg_elbo(self, model, guide, *args) -> torch.Tensor:
+        """Negative ELBO summed over the rows: differentiable when gradients are on."""
+        if torch.is_grad_enabled():
+            return self.elbo().differentiable_loss(model, guide, *args)
+        return torch.tensor(self.elbo().loss(model, guide, *args), dtype=torch.float32)
+
+    def log_p_labels(self, labels: torch.Tensor) -> float:
+        """Exact log p(labels) summed over the rows (hidden and missing values summed out)."""
+        with torch.no_grad():
+            return -float(self._neg_elbo(self.labels_model, _no_guide, labels))
+
+    def objective(self, images: torch.Tensor, labels: torch.Tensor) -> Objective:
+        """The training loss and the per-image ELBO, reconstruction and KL of a batch.
+
+        Rows whose image parents are all labelled and rows that need the classifier are
+        scored in two Pyro calls, so that only the latter enumerate.
+        """
+        self._check(images, labels)
+        labels = labels.to(torch.int64)
+        n = images.shape[0]
+        cols = self._label_values(labels)
+        unlabelled = torch.zeros(n, dtype=torch.bool, device=labels.device)
+        for p in self.classified:
+            unlabelled |= cols[p] < 0 if p in cols else torch.ones_like(unlabelled)
+        neg, recon = images.new_zeros((), dtype=torch.float32), 0.0
+        for rows in (~unlabelled, unlabelled):
+            if not bool(rows.any()):
+                continue
+            img, lab = images[rows], labels[rows]
+            neg = neg + self._neg_elbo(self.model, self.guide, img, lab)
+            recon += self._expected_recon()
+        classify = images.new_zeros((), dtype=torch.float32)
+        labelled_any = [(p, cols[p] >= 0) for p in self.classified if p in cols]
+        if labelled_any and any(bool(m.any()) for _, m in labelled_any):
+            x = prepare(images, self.config.likelihood)
+            for p, m in labelled_any:
+                if bool(m.any()):
+                    logits = self.classifiers[self.classified.index(p)](x[m])
+                    classify = classify + F.cross_entropy(logits, cols[p][m], reduction="sum")
+        log_labels = self.log_p_labels(labels)
+        elbo_joint = -neg.item()
+        elbo_cond = (elbo_joint - log_labels) / n
+        return Objective(
+            loss=(neg + self.alpha * classify) / n,
+            elbo=elbo_cond,
+            recon=recon / n,
+            kl=recon / n - elbo_cond,
+            classify=classify.item() / n,
+            n=n,
+        )
+
+    def _expected_recon(self) -> float:
+        """Sum over rows of E_q log p(x | parents, z) from the last model/guide run."""
+        log_px = self._stash.pop("log_px")
+        w = torch.ones((), dtype=log_px.dtype, device=log_px.device)
+        for q in self._stash.pop("q_weight", []):
+            w = w * q.detach()
+        return float((w * log_px).sum())
+
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Negative ELBO per image (nats): a bound on -log p(x, labels)."""
-        if not torch.is_grad_enabled():
-            return torch.tensor(self.elbo().loss(self.model, self.guide, images, labels) / images.shape[0])
-        return self.elbo().differentiable_loss(self.model, self.guide, images, labels) / images.shape[0]
+        """The training loss per image (differentiable when gradients are enabled)."""
+        return self.objective(images, labels).loss
 
     def hidden_posterior(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The model's posterior marginals of every enumerated variable, per image.
+        """The model's posterior marginals of every model-enumerated variable, per image.
 
         Returns ``{name: (B, card)}`` for hidden variables and for observed ones with a
         missing label in some row (rows where it is labelled give its label's point mass).
         """
+        labels = labels.to(torch.int64)
         marginals = self.elbo().compute_marginals(self.model, self.guide, images, labels)
         out = {}
         cols = self._label_values(labels)
         for name in self.graph.names:
             key = name if name not in cols else f"{name}_unobserved"
             if key in marginals:
-                probs = marginals[key].probs if hasattr(marginals[key], "probs") else marginals[key].logits.softmax(-1)
-                probs = probs.reshape(-1, self.graph.card(name))
-                if name in cols:
-                    seen = cols[name] >= 0
-                    probs = torch.where(seen[:, None], F.one_hot(cols[name].clamp(min=0), self.graph.card(name)).float(), probs)
-                out[name] = probs
+                m = marginals[key]
+                probs = m.probs if hasattr(m, "probs") else m.logits.softmax(-1)
+                out[name] = probs.reshape(-1, self.graph.card(name))
         return out
+
+
+def _no_guide(*args) -> None:
+    """The guide of :meth:`CausalVAE.labels_model`: every latent site is enumerated."""
+
+
+def table_counts(graph: Graph, labels: np.ndarray, name: str) -> np.ndarray:
+    """Counts of the family of ``name`` in rows where it is fully labelled: (*parent cards, card)."""
+    cols = list(graph.observed)
+    fam = [*graph.parents(name), name]
+    idx = [cols.index(v) for v in fam]
+    rows = labels[:, idx]
+    rows = rows[(rows >= 0).all(axis=1)]
+    counts = np.zeros(tuple(graph.card(v) for v in fam))
+    np.add.at(counts, tuple(rows.T), 1)
+    return counts

@@ -181,26 +181,38 @@ def _broadcast_lead(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, tor
     return a, b, tuple(lead)
 
 
+def _conv_trunk(config: NetConfig) -> tuple[nn.Sequential, int]:
+    """``depth`` stride-2 conv stages: (B, C, S, S) -> (B, features)."""
+    layers, c_in = [], config.channels
+    for c_out in config.stage_channels:
+        layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), _norm(c_out), nn.SiLU()]
+        c_in = c_out
+    layers.append(nn.Flatten(1))
+    return nn.Sequential(*layers), c_in * config.bottom_size**2
+
+
+def _run_trunk(trunk: nn.Sequential, x: torch.Tensor, config: NetConfig) -> torch.Tensor:
+    """Apply a conv trunk to (..., C, H, W) images in channels_last memory order (about 3x
+    faster convolutions on a CPU than the default order); returns (..., features)."""
+    lead = x.shape[:-3]
+    x = x.reshape(-1, config.channels, config.image_size, config.image_size)
+    h = trunk(x.contiguous(memory_format=torch.channels_last))
+    return h.reshape(*lead, -1)
+
+
 class Encoder(nn.Module):
     """q(z | x, parents): a diagonal Gaussian over the image's exogenous code."""
 
     def __init__(self, config: NetConfig):
         super().__init__()
         self.config = config
-        layers, c_in = [], config.channels
-        for c_out in config.stage_channels:
-            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), _norm(c_out), nn.SiLU()]
-            c_in = c_out
-        self.convs = nn.Sequential(*layers)
-        n_feat = c_in * config.bottom_size**2
+        self.convs, n_feat = _conv_trunk(config)
         self.mlp = _mlp(n_feat + config.parent_size, config.hidden, 2 * config.z_dim)
 
     def forward(self, x: torch.Tensor, parents_onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (..., C, H, W) prepared images; parents: (..., P). Returns float32 loc, scale (..., z_dim)."""
         c = self.config
-        img_lead = x.shape[:-3]
-        h = self.convs(x.reshape(-1, c.channels, c.image_size, c.image_size))
-        h = h.flatten(1).reshape(*img_lead, -1)  # conv features once per image
+        h = _run_trunk(self.convs, x, c)  # conv features once per image
         h, p, lead = _broadcast_lead(h, parents_onehot.to(h.dtype))
         out = self.mlp(torch.cat([h, p], dim=-1)).float().reshape(*lead, 2 * c.z_dim)
         loc, raw = out.chunk(2, dim=-1)
@@ -232,12 +244,26 @@ class Decoder(nn.Module):
         z, p, lead = _broadcast_lead(z, parents_onehot.to(z.dtype))
         h = F.silu(self.mlp(torch.cat([z, p], dim=-1)))
         h = h.reshape(-1, c.stage_channels[-1], c.bottom_size, c.bottom_size)
-        out = self.deconvs(h).float()
+        out = self.deconvs(h.contiguous(memory_format=torch.channels_last)).float()
         out = out.reshape(*lead, *out.shape[1:])
         if c.likelihood == "dlogistic":
             loc, log_scale = out.chunk(2, dim=-3)
             out = torch.cat([loc, log_scale.clamp(min=MIN_LOG_SCALE)], dim=-3)
         return out
+
+
+class Classifier(nn.Module):
+    """q(y | x): an amortised classifier of one unlabelled parent of the image (the
+    semi-supervised VAE of Kingma et al. 2014). Returns float32 logits (..., n_classes)."""
+
+    def __init__(self, config: NetConfig, n_classes: int):
+        super().__init__()
+        self.config = config
+        self.convs, n_feat = _conv_trunk(config)
+        self.mlp = _mlp(n_feat, config.hidden, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(_run_trunk(self.convs, x, self.config)).float()
 
 
 def make_nets(config: NetConfig) -> tuple[Encoder, Decoder]:
