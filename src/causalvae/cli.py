@@ -319,6 +319,66 @@ def show_cmd(
     out.print(f"wrote {out_path}", highlight=False)
 
 
+@app.command("train")
+def train_cmd(
+    data: Path = typer.Option(..., "--data", help="A dataset directory (causalvae generate ... / data import)."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="The run directory: metrics, checkpoints and the model files."),
+    epochs: int = typer.Option(10, "--epochs", help="Passes over the training split."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps instead."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Images per step and process."),
+    z_dim: int = typer.Option(16, "--z-dim", help="Dimension of the latent code z."),
+    width: int = typer.Option(32, "--width", help="Channels of the first conv stage (doubling per stage)."),
+    depth: int = typer.Option(4, "--depth", help="Number of stride-2 conv stages."),
+    hidden: int = typer.Option(256, "--hidden", help="Width of the MLPs."),
+    lr: float = typer.Option(2e-3, "--lr", help="Adam learning rate of the networks."),
+    learn_cpts: bool = typer.Option(False, "--learn-cpts", help="Learn the tables whose family is labelled (the others stay as specified)."),
+    cpt_lr: float = typer.Option(0.05, "--cpt-lr", help="Adam learning rate of learned tables."),
+    classify: list[str] = typer.Option([], "--classify", help="Give this image parent a classifier q(y|x) (repeatable); unlabelled ones get one anyway."),
+    alpha: float = typer.Option(50.0, "--alpha", help="Weight of the classifiers' cross-entropy on labelled rows."),
+    precision: str = typer.Option("32", "--precision", help="32, or bf16 (autocast of the networks only)."),
+    devices: int = typer.Option(1, "--devices", help="Processes (CPU) or GPUs."),
+    strategy: str = typer.Option("auto", "--strategy", help="auto, or ddp for several processes."),
+    accelerator: str = typer.Option("cpu", "--accelerator", help="cpu, gpu or auto."),
+    seed: int = typer.Option(0, "--seed", help="Seed of initialisation, data order and sampling."),
+    checkpoint_every: int = typer.Option(200, "--checkpoint-every", help="Write a checkpoint every K steps."),
+    val_per_epoch: int = typer.Option(1, "--val-per-epoch", help="Validation passes (metrics.csv rows) per epoch."),
+    val_limit: Optional[int] = typer.Option(None, "--val-limit", help="Use at most this many validation images."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per process."),
+    force: bool = typer.Option(False, "--force", help="Delete an earlier run in --out and start over."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Train the causal VAE on a dataset; an interrupted run in --out resumes where it stopped."""
+    from causalvae.train import TrainConfig, fit, read_metrics
+
+    cfg = TrainConfig(
+        data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+        lr=lr, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden,
+        learn_cpts=learn_cpts, classify=list(classify), alpha=alpha, precision=precision,
+        devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
+        val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
+    )
+    try:
+        run = fit(cfg, force=force, progress=progress)
+    except (CausalVAEError, OSError) as exc:
+        _fail(exc)
+        return
+    import os
+
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return
+    rows = read_metrics(run / "metrics.csv")
+    if rows:
+        last = rows[-1]
+        out.print(
+            f"step {last['step']}  wall {last['wall_s']:.0f} s  val ELBO {last['val_elbo']:.1f} nats/image "
+            f"(recon {last['val_recon']:.1f}, KL {last['val_kl']:.1f})", highlight=False,
+        )
+    if (run / "config.json").exists():
+        out.print(f"wrote {run / 'model.safetensors'} and {run / 'config.json'}", highlight=False)
+    else:
+        out.print(f"stopped early; run the same command again to resume from {run / 'checkpoints'}", highlight=False)
+
+
 def main() -> None:
     app()
 

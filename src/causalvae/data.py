@@ -313,6 +313,22 @@ class Dataset(_torch_dataset_base()):
         return image, labels, truth
 
 
+    def batch(self, positions: Sequence[int] | np.ndarray):
+        """Several items at once (positions in this split): uint8 (B, C, H, W) images and
+        int64 (B, K) labels, read with one fancy index of the memory map (sorted for locality)."""
+        import torch
+
+        pos = np.asarray(positions, dtype=np.int64)
+        if pos.size and (pos.min() < 0 or pos.max() >= len(self)):
+            raise IndexError(f"positions out of range for a dataset of {len(self)}")
+        rows = self.indices[pos]
+        order = np.argsort(rows, kind="stable")
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        images = np.asarray(self.images[rows[order]])[inverse].transpose(0, 3, 1, 2)
+        return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(self.labels[rows].astype(np.int64))
+
+
 def load(path: str | os.PathLike, split: str | None = None, truth: bool = False, verify: bool = True) -> Dataset:
     """Open a dataset directory (see :class:`Dataset`)."""
     return Dataset(path, split=split, truth=truth, verify=verify)

@@ -37,7 +37,8 @@ This module knows nothing of data files or the command line.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,6 +120,9 @@ class CausalVAE(nn.Module):
         if tuple(config.parent_dims) != dims:
             raise CausalVAEError(f"config.parent_dims {tuple(config.parent_dims)} do not match the image parents' cardinalities {dims}")
         self.encoder, self.decoder = make_nets(config)
+        #: Context for the networks' forward passes, e.g. bf16 autocast; the distributions,
+        #: enumeration and ELBO always run in float32 outside it.
+        self.autocast: Callable[[], AbstractContextManager] = nullcontext
 
         can_learn = learnable_tables(graph)
         learned = can_learn if learn_cpts is True else list(learn_cpts or [])
@@ -243,7 +247,8 @@ class CausalVAE(nn.Module):
             z = pyro.sample("z", prior.expand([batch, self.config.z_dim]).to_event(1))
             onehot = self.parents_onehot(values)
             z = z.expand(onehot.shape[:-1] + z.shape[-1:])
-            params = self.decoder(z, onehot)
+            with self.autocast():
+                params = self.decoder(z, onehot)
             px = pixel_distribution(params, self.config.likelihood)
             self._stash["log_px"] = px.log_prob(images).detach()
             pyro.sample("x", px, obs=images)
@@ -258,7 +263,9 @@ class CausalVAE(nn.Module):
             values = {p: cols[p] for p in self.image_parents if p in cols}
             for p in inferred:
                 net = self.classifiers[self.classified.index(p)]
-                q = net(x).softmax(-1)
+                with self.autocast():
+                    logits = net(x)
+                q = logits.float().softmax(-1)
                 if p in cols:  # labelled rows: a point mass on the label
                     seen = cols[p] >= 0
                     q = torch.where(seen[:, None], F.one_hot(cols[p].clamp(min=0), q.shape[-1]).to(q.dtype), q)
@@ -269,7 +276,8 @@ class CausalVAE(nn.Module):
                 values[p] = y
                 weights.append(q.T.reshape(y.shape[:-1] + q.shape[:1]))  # q(y) aligned with y's enum dim
             self._stash["q_weight"] = weights
-            loc, scale = self.encoder(x, self.parents_onehot(values))
+            with self.autocast():
+                loc, scale = self.encoder(x, self.parents_onehot(values))
             pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
     def encode(self, images: torch.Tensor, values: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -333,7 +341,8 @@ class CausalVAE(nn.Module):
             x = prepare(images, self.config.likelihood)
             for p, m in labelled_any:
                 if bool(m.any()):
-                    logits = self.classifiers[self.classified.index(p)](x[m])
+                    with self.autocast():
+                        logits = self.classifiers[self.classified.index(p)](x[m]).float()
                     classify = classify + F.cross_entropy(logits, cols[p][m], reduction="sum")
         log_labels = self.log_p_labels(labels)
         elbo_joint = -neg.item()

@@ -1,0 +1,5 @@
+"""``python -m causalvae``: the command line."""
+
+from causalvae.cli import main
+
+main()

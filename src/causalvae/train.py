@@ -1,0 +1,541 @@
+"""Training the causal VAE with PyTorch Lightning: one command for a CPU, a GPU or DDP.
+
+:class:`LitCausalVAE` is a ``LightningModule`` around the Pyro ELBO, as in Pyro's own
+Lightning example: the model's parameters are ordinary module parameters (Pyro's
+``module_local_params`` setting; nothing lives in the global parameter store), the loss is
+``TraceEnum_ELBO.differentiable_loss`` and the optimiser is a torch Adam, so Lightning moves
+the module between devices and DDP averages its gradients across processes.
+
+:func:`fit` drives a run directory::
+
+    runs/NAME/
+      train.json            the run's settings (a resumed run must match them)
+      metrics.csv           epoch, step, wall_s, train_elbo, train_recon, train_kl, val_elbo, val_recon, val_kl
+      checkpoints/step-*/   model, optimiser and random states every K steps (store.py)
+      model.safetensors     the trained model, with
+      config.json           graph, architecture, likelihood, dataset path and checksum, version
+      ranks/rank-R.json     each process's data shard and final parameter checksum
+      tb/                   TensorBoard scalars, when tensorboard is installed
+
+The ELBO columns are per image in nats, as a bound on log p(x | labels): the joint bound
+minus the exact log p(labels) of the graph. Divide by H*W*C*ln 2 for bits per dimension.
+
+Resuming. Data order is a pure function of (seed, epoch): each epoch is a permutation of the
+training split, dealt round-robin to the processes. A checkpoint records the step, the epoch
+and the position inside it, so a resumed run skips exactly the batches already done and
+ends at the intended step count. A run killed at any moment loses only the steps after its
+last checkpoint, and redoes them; SIGINT and SIGTERM write a checkpoint at the next step
+boundary first.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import signal
+import time
+import warnings
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pyro
+import torch
+
+from causalvae.data import Dataset, load as load_dataset, sha256
+from causalvae.errors import CausalVAEError, unknown
+from causalvae.io import atomic_write_text
+from causalvae.model import CausalVAE
+from causalvae.nets import NetConfig
+
+METRIC_COLUMNS = ["epoch", "step", "wall_s", "train_elbo", "train_recon", "train_kl", "val_elbo", "val_recon", "val_kl"]
+PRECISIONS = ("32", "bf16")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run (saved as ``train.json``)."""
+
+    data: str
+    out: str
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 64
+    lr: float = 2e-3
+    cpt_lr: float = 0.05
+    seed: int = 0
+    z_dim: int = 16
+    width: int = 32
+    depth: int = 4
+    hidden: int = 256
+    learn_cpts: bool = False
+    classify: list[str] = field(default_factory=list)
+    alpha: float = 50.0
+    precision: str = "32"
+    devices: int = 1
+    strategy: str = "auto"
+    accelerator: str = "cpu"
+    checkpoint_every: int = 200
+    val_per_epoch: int = 1
+    val_limit: int | None = None
+    threads: int | None = None
+
+    def check(self) -> None:
+        for name in ("epochs", "batch_size", "z_dim", "width", "depth", "hidden", "devices", "checkpoint_every", "val_per_epoch"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise CausalVAEError(f"{name.replace('_', '-')} must be a positive integer, got {v!r}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise CausalVAEError(f"max-steps must be a positive integer, got {self.max_steps}")
+        if self.precision not in PRECISIONS:
+            raise unknown("precision", self.precision, PRECISIONS)
+        if self.accelerator not in ("cpu", "gpu", "auto"):
+            raise unknown("accelerator", self.accelerator, ("cpu", "gpu", "auto"))
+        if self.strategy not in ("auto", "ddp"):
+            raise unknown("strategy", self.strategy, ("auto", "ddp"))
+        if not self.lr > 0 or not self.cpt_lr > 0:
+            raise CausalVAEError("learning rates must be positive")
+
+    # Settings that may change when a run is resumed (they do not alter the computation).
+    RESUMABLE = ("epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
+
+
+# --------------------------------------------------------------------------------------- data
+
+
+class ShardSampler(torch.utils.data.Sampler):
+    """The stream of one process's training batches, from a given step on.
+
+    Epoch ``e`` is ``default_rng((seed, e)).permutation(n)``, truncated to a multiple of
+    ``world`` and dealt round-robin (rank r takes positions r, r + world, ...), then cut into
+    batches (the last one may be short). The sampler yields ``length`` batches starting at
+    batch ``skip`` of epoch ``start``, running on through the following epochs: to Lightning a
+    run (or its resumed remainder) is one long epoch, so epochs of unequal length never
+    confuse its loop, and the step count is exact.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1, *, start: int = 0, skip: int = 0, length: int | None = None, shuffle: bool = True):
+        self.n, self.batch_size, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
+        self.start, self.skip, self.shuffle = start, skip, shuffle
+        self.length = self.batches_per_epoch() - skip if length is None else length
+
+    def shard(self, epoch: int) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(self.n)[self.rank :: self.world]
+        order = np.random.default_rng((self.seed, epoch)).permutation(self.n)
+        return order[: self.n - self.n % self.world][self.rank :: self.world]
+
+    def batches_per_epoch(self) -> int:
+        return math.ceil(len(self.shard(0)) / self.batch_size)
+
+    def __iter__(self):
+        epoch, b, left = self.start, self.skip, self.length
+        while left > 0:
+            shard = self.shard(epoch)
+            while b * self.batch_size < len(shard) and left > 0:
+                yield shard[b * self.batch_size : (b + 1) * self.batch_size].tolist()
+                b, left = b + 1, left - 1
+            epoch, b = epoch + 1, 0
+
+    def __len__(self) -> int:
+        return self.length
+
+
+class _Batched(torch.utils.data.Dataset):
+    """A dataset split read a whole batch at a time (``__getitems__``)."""
+
+    def __init__(self, ds: Dataset):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitems__(self, positions):
+        return self.ds.batch(positions)
+
+
+def _collate(batch):
+    return batch
+
+
+# --------------------------------------------------------------------------------------- module
+
+
+class _Sums:
+    """Running sums of per-image ELBO terms (nats), reducible across processes."""
+
+    def __init__(self):
+        self.t = torch.zeros(4, dtype=torch.float64)  # elbo, recon, kl, count
+
+    def add(self, obj) -> None:
+        self.t += torch.tensor([obj.elbo * obj.n, obj.recon * obj.n, obj.kl * obj.n, obj.n], dtype=torch.float64)
+
+    def means(self) -> tuple[float, float, float]:
+        n = self.t[3].item()
+        if n == 0:
+            return (math.nan, math.nan, math.nan)
+        return tuple((self.t[:3] / n).tolist())
+
+
+class LitCausalVAE(L.LightningModule):
+    """The causal VAE as a LightningModule: the loss is the Pyro ELBO (module-local params)."""
+
+    def __init__(self, vae: CausalVAE, cfg: TrainConfig):
+        super().__init__()
+        self.vae = vae
+        self.cfg = cfg
+        self.train_sums = _Sums()
+        self.optimizer_state: dict | None = None  # restored from a checkpoint
+
+    def _precision(self):
+        if self.cfg.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def training_step(self, batch, batch_idx):
+        images, labels = batch
+        self.vae.autocast = self._precision
+        obj = self.vae.objective(images, labels)
+        self.train_sums.add(obj)
+        self.log("elbo", obj.elbo, prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
+        return obj.loss
+
+    @torch.no_grad()
+    def validate(self, loader) -> torch.Tensor:
+        """Sums of the per-image ELBO terms over this process's share of the validation split."""
+        sums = _Sums()
+        was_training = self.vae.training
+        self.vae.eval()
+        self.vae.autocast = self._precision
+        for images, labels in loader:
+            sums.add(self.vae.objective(images.to(self.device), labels.to(self.device)))
+        self.vae.train(was_training)
+        return sums.t
+
+    def configure_optimizers(self):
+        cpts = [p for n, p in self.vae.named_parameters() if n.startswith("cpt_logit_")]
+        nets = [p for n, p in self.vae.named_parameters() if not n.startswith("cpt_logit_")]
+        groups = [{"params": nets, "lr": self.cfg.lr}]
+        if cpts:
+            groups.append({"params": cpts, "lr": self.cfg.cpt_lr})
+        opt = torch.optim.Adam(groups)
+        if self.optimizer_state is not None:
+            opt.load_state_dict(self.optimizer_state)
+        return opt
+
+
+# --------------------------------------------------------------------------------------- callback
+
+
+class RunKeeper(L.Callback):
+    """Checkpoints, metrics.csv and TensorBoard scalars of a run."""
+
+    def __init__(self, run: Path, cfg: TrainConfig, total_steps: int, done: int, epoch_steps: int, wall0: float, rows: list[dict], train_sums: torch.Tensor | None):
+        self.run, self.cfg = run, cfg
+        self.val_every = max(1, epoch_steps // cfg.val_per_epoch)
+        self.val_loader = None  # set by fit() once the process's rank is known
+        self.total_steps, self.done, self.epoch_steps = total_steps, done, epoch_steps
+        self.wall0, self.rows = wall0, rows
+        self.carry_sums = train_sums
+        self.t0 = time.perf_counter()
+        self.stop_requested = False
+        self.tb = None
+
+    def step(self, trainer) -> int:
+        return self.done + trainer.global_step
+
+    def wall(self) -> float:
+        return self.wall0 + time.perf_counter() - self.t0
+
+    def on_train_start(self, trainer, pl_module):
+        if self.carry_sums is not None:
+            pl_module.train_sums.t = self.carry_sums.clone()
+        if trainer.is_global_zero:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                self.tb = None
+            else:
+                self.tb = SummaryWriter(str(self.run / "tb"))
+        if _main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self._request_stop)
+
+    def _request_stop(self, signum, frame):
+        self.stop_requested = True
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = self.step(trainer)
+        if step % self.val_every == 0 or step == self.total_steps:
+            self.validate(trainer, pl_module)
+        if step % self.cfg.checkpoint_every == 0 or step == self.total_steps or self.stop_requested:
+            self.checkpoint(trainer, pl_module)
+        if self.stop_requested:
+            trainer.should_stop = True
+
+    def checkpoint(self, trainer, pl_module) -> None:
+        from causalvae.store import save_checkpoint
+
+        step = self.step(trainer)
+        sums = trainer.strategy.reduce(pl_module.train_sums.t.clone(), reduce_op="sum") if trainer.world_size > 1 else pl_module.train_sums.t
+        if trainer.is_global_zero:
+            meta = {
+                "epoch": step // self.epoch_steps,
+                "batch": step % self.epoch_steps,
+                "wall_s": self.wall(),
+                "train_sums": (sums / max(trainer.world_size, 1)).tolist() if trainer.world_size > 1 else sums.tolist(),
+                "world_size": trainer.world_size,
+            }
+            save_checkpoint(self.run / "checkpoints", step, model=pl_module.vae, optimizer=trainer.optimizers[0], meta=meta)
+        if trainer.world_size > 1:
+            trainer.strategy.barrier()
+
+    def validate(self, trainer, pl_module) -> None:
+        """Append a metrics.csv row: training means since the last row, validation ELBO now."""
+        # Validation draws z from its own seeded stream, so that training is the same
+        # however often it is validated (and a resumed run repeats an uninterrupted one).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.cfg.seed + 7919 * self.step(trainer))
+            val = pl_module.validate(self.val_loader) if self.val_loader is not None else _Sums().t
+        train = pl_module.train_sums.t
+        if trainer.world_size > 1:
+            val = trainer.strategy.reduce(val.clone(), reduce_op="sum")
+            train = trainer.strategy.reduce(train.clone(), reduce_op="sum")
+        pl_module.train_sums = _Sums()
+        if not trainer.is_global_zero:
+            return
+        step = self.step(trainer)
+        tv, vv = _Sums(), _Sums()
+        tv.t, vv.t = train, val
+        row = {"epoch": round(step / self.epoch_steps, 4), "step": step, "wall_s": round(self.wall(), 3)}
+        for prefix, sums in (("train", tv), ("val", vv)):
+            for key, value in zip(("elbo", "recon", "kl"), sums.means()):
+                row[f"{prefix}_{key}"] = round(value, 4)
+        self.rows.append(row)
+        write_metrics(self.run / "metrics.csv", self.rows)
+        if self.tb is not None:
+            for key in METRIC_COLUMNS[3:]:
+                self.tb.add_scalar(key.replace("_", "/", 1), row[key], step)
+            self.tb.flush()
+
+    def on_train_end(self, trainer, pl_module):
+        if self.tb is not None:
+            self.tb.close()
+
+
+@contextmanager
+def _quiet_lightning():
+    """Silence Lightning's banners and the warnings about choices made here on purpose
+    (no dataloader workers: batches are read from a memory map in one call)."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.distributed")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for msg in (".*does not have many workers.*", ".*log_every_n_steps.*", ".*LeafSpec.*is deprecated.*", ".*litlogger.*"):
+                warnings.filterwarnings("ignore", msg)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def write_metrics(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_metrics(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    out = []
+    for r in rows:
+        out.append({k: (int(r[k]) if k == "step" else float(r[k])) for k in METRIC_COLUMNS})
+    return out
+
+
+# --------------------------------------------------------------------------------------- fit
+
+
+def build_model(cfg: TrainConfig, ds: Dataset) -> CausalVAE:
+    """The causal VAE for a dataset: its graph, its image size and likelihood, the config's nets."""
+    graph = ds.graph
+    if graph.image is None:
+        raise CausalVAEError(f"{ds.root}: the dataset's graph has no image node")
+    m = ds.manifest
+    h, w = m["resolution"]
+    if h != w:
+        raise CausalVAEError(f"{ds.root}: images are {h}x{w}; the networks need square images")
+    binary = int(m["channels"]) == 1 and int(np.asarray(ds.images[: min(len(ds.images), 256)]).max()) <= 1
+    net = NetConfig(
+        image_size=int(h), channels=int(m["channels"]), parent_dims=tuple(graph.card(p) for p in graph.image.parents),
+        z_dim=cfg.z_dim, width=cfg.width, depth=cfg.depth, hidden=cfg.hidden, likelihood="bernoulli" if binary else "dlogistic",
+    )
+    cols = list(ds.label_columns)
+    classified = set(cfg.classify)
+    for p in graph.image.parents:
+        if not graph[p].observed or (ds.labels[:, cols.index(p)] < 0).any():
+            classified.add(p)
+    return CausalVAE(graph, net, learn_cpts=cfg.learn_cpts, classified=sorted(classified, key=graph.image.parents.index), alpha=cfg.alpha)
+
+
+def _check_resume(run: Path, cfg: TrainConfig, force: bool) -> bool:
+    """True when ``run`` holds an unfinished run with the same settings (resume it)."""
+    from causalvae.store import latest_checkpoint
+
+    saved = run / "train.json"
+    if not run.exists() or not any(run.iterdir()):
+        return False
+    if force:
+        import shutil
+
+        if not saved.exists() and not (run / "config.json").exists():
+            raise CausalVAEError(f"{run} exists and is not a training run; refusing to delete it with --force")
+        shutil.rmtree(run)
+        return False
+    if not saved.exists():
+        raise CausalVAEError(f"{run} exists and is not a training run; choose another --out")
+    old = json.loads(saved.read_text())
+    new = asdict(cfg)
+    diff = [k for k in new if k not in TrainConfig.RESUMABLE and old.get(k) != new[k]]
+    if diff:
+        raise CausalVAEError(
+            f"{run} holds a run with other settings ({', '.join(f'{k}: {old.get(k)!r} -> {new[k]!r}' for k in diff)}); "
+            f"use --force to start it over, or another --out"
+        )
+    return latest_checkpoint(run / "checkpoints") is not None
+
+
+def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True) -> Path:
+    """Train (or resume) the run ``cfg.out`` and write its model files; returns the run path."""
+    from causalvae.store import latest_checkpoint, load_checkpoint, save_model
+
+    cfg.check()
+    run = Path(cfg.out)
+    rank_env = int(os.environ.get("LOCAL_RANK", "0"))
+    ds = load_dataset(cfg.data, split="train", verify=rank_env == 0)
+    val = load_dataset(cfg.data, split="val", verify=False)
+    if len(ds) == 0:
+        raise CausalVAEError(f"{cfg.data}: the training split is empty")
+    resume = _check_resume(run, cfg, force) if rank_env == 0 else True
+    if rank_env == 0:
+        run.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run / "train.json", json.dumps(asdict(cfg), indent=2) + "\n")
+    pyro.settings.set(module_local_params=True)
+    pyro.clear_param_store()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    elif cfg.devices > 1 and cfg.accelerator == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.devices))
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    pyro.set_rng_seed(cfg.seed)
+
+    vae = build_model(cfg, ds)
+    module = LitCausalVAE(vae, cfg)
+    world = cfg.devices if cfg.strategy == "ddp" else 1
+    per_rank = (len(ds) - len(ds) % world) // world if world > 1 else len(ds)
+    epoch_steps = math.ceil(per_rank / cfg.batch_size)
+    total = cfg.max_steps or cfg.epochs * epoch_steps
+
+    done, wall0, rows, sums, start = 0, 0.0, [], None, (0, 0)
+    opt_state = None
+    ckpt = latest_checkpoint(run / "checkpoints") if resume else None
+    if ckpt is not None:
+        opt = module.configure_optimizers()
+        state = load_checkpoint(ckpt, model=vae, optimizer=opt)
+        done, meta = state["step"], state["meta"]
+        if meta.get("world_size", 1) != world:
+            raise CausalVAEError(f"{run}: the checkpoint was written by {meta.get('world_size')} processes; resume it with --devices {meta.get('world_size')}")
+        wall0 = float(meta["wall_s"])
+        sums = torch.tensor(meta["train_sums"], dtype=torch.float64)
+        start = (int(meta["epoch"]), int(meta["batch"]))
+        rows = [r for r in read_metrics(run / "metrics.csv") if r["step"] <= done]
+        opt_state = opt.state_dict()
+    if done >= total:
+        if not (run / "config.json").exists() and rank_env == 0:
+            save_model(vae, run, dataset=_dataset_info(cfg.data), training=_training_info(cfg, done, wall0))
+        return run
+
+    keeper = RunKeeper(run, cfg, total, done, epoch_steps, wall0, rows, sums)
+    module.optimizer_state = opt_state
+
+    def loader(d: Dataset, sampler: ShardSampler):
+        # Its own generator: a loader draws a seed when iterated, which must not move the
+        # global stream that z is sampled from (else a resumed run would differ).
+        return torch.utils.data.DataLoader(
+            _Batched(d), batch_sampler=sampler, collate_fn=_collate, num_workers=0, generator=torch.Generator().manual_seed(cfg.seed)
+        )
+
+    def train_loader():
+        rank, world_size = module.global_rank, module.trainer.world_size
+        module.train_sampler = ShardSampler(len(ds), cfg.batch_size, cfg.seed, rank, world_size, start=start[0], skip=start[1], length=total - done)
+        n_val = len(val) if cfg.val_limit is None else min(len(val), cfg.val_limit)
+        if n_val:
+            keeper.val_loader = loader(val, ShardSampler(n_val, cfg.batch_size, cfg.seed, rank, world_size, shuffle=False))
+        return loader(ds, module.train_sampler)
+
+    module.train_dataloader = train_loader
+
+    strategy: Any = cfg.strategy
+    if cfg.strategy == "ddp":
+        from lightning.pytorch.strategies import DDPStrategy
+
+        strategy = DDPStrategy(find_unused_parameters=bool(vae.classified), process_group_backend="gloo" if cfg.accelerator == "cpu" else None)
+    trainer = L.Trainer(
+        accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy,
+        max_steps=total - done, max_epochs=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+        limit_val_batches=0, callbacks=[keeper], use_distributed_sampler=False,
+    )
+    with _quiet_lightning():
+        trainer.fit(module)
+    _write_rank(run, trainer, keeper, vae)
+    if trainer.global_rank == 0 and keeper.step(trainer) >= total:
+        save_model(vae, run, dataset=_dataset_info(cfg.data), training=_training_info(cfg, keeper.step(trainer), keeper.wall()))
+    return run
+
+
+def _write_rank(run: Path, trainer, cb, vae: CausalVAE) -> None:
+    digest = hashlib.sha256()
+    for name, t in sorted(vae.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    sampler = trainer.lightning_module.train_sampler
+    info = {
+        "rank": trainer.global_rank,
+        "world_size": trainer.world_size,
+        "step": cb.step(trainer),
+        "parameters_sha256": digest.hexdigest(),
+        "first_epoch_shard": sampler.shard(sampler.start).tolist(),
+    }
+    atomic_write_text(run / "ranks" / f"rank-{trainer.global_rank}.json", json.dumps(info) + "\n")
+
+
+def _dataset_info(path: str) -> dict:
+    root = Path(path)
+    return {"path": str(root.resolve()), "manifest_sha256": sha256(root / "manifest.json")}
+
+
+def _training_info(cfg: TrainConfig, steps: int, wall: float) -> dict:
+    return {"steps": steps, "wall_s": round(wall, 3), "settings": asdict(cfg)}
