@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(PY) -m pip --quiet --disable-pip-version-check --no-input
 OUT    := out
 
-.PHONY: install test demo bench docs clean
+.PHONY: install test demo recipe bench docs clean
 
 install: $(STAMP)
 
@@ -34,11 +34,25 @@ demo: $(STAMP)
 	$(CLI) graph draw scenes --out $(OUT)/scenes_dag.png
 	$(CLI) generate scenes --n 2000 --seed 0 --out $(OUT)/scenes --force
 	$(CLI) show $(OUT)/scenes --out $(OUT)/scenes_sheet.png
+	$(CLI) train --data $(OUT)/scenes --out $(OUT)/run --epochs 2 --force
+	$(CLI) summary $(OUT)/run
+	$(CLI) reconstruct $(OUT)/run --n 8 --out $(OUT)/recon.png
+
+# The default recipe of the scene world (docs/training.md): 20,000 scenes, about 12 minutes
+# of training on 2 CPU cores; then its figures and record in docs/.
+recipe: $(STAMP)
+	$(CLI) generate scenes --n 20000 --seed 0 --out data/scenes --force
+	$(CLI) train --data data/scenes --out runs/scenes --epochs 6 --val-per-epoch 2 --val-limit 1000 --force
+	$(CLI) curve runs/scenes --out docs/img/scenes_elbo.png
+	$(CLI) reconstruct runs/scenes --n 16 --out docs/img/scenes_recon.png
+	mkdir -p docs/runs/scenes
+	cp runs/scenes/metrics.csv runs/scenes/train.json runs/scenes/config.json docs/runs/scenes/
 
 bench: $(STAMP)
 	$(PY) bench/bench_exact.py --out bench/results/exact.json
 	$(PY) bench/bench_render.py --out bench/results/render.json
 	$(PY) bench/bench_grid.py --out bench/results/grid.json
+	$(PY) bench/bench_train.py --out bench/results/train.json
 
 # Regenerate every figure and output shown in README.md and docs/ (after `make bench`).
 docs: $(STAMP)

@@ -10,4 +10,12 @@ from causalvae.graph import Graph, ImageNode, Variable
 
 __version__ = "0.1.0"
 
-__all__ = ["CausalVAEError", "Graph", "GraphError", "ImageNode", "QuerySyntaxError", "UnknownNameError", "Variable"]
+
+def load(path, device="cpu"):
+    """A trained causal VAE from its run directory (model.safetensors + config.json)."""
+    from causalvae.store import load as _load
+
+    return _load(path, device=device)
+
+
+__all__ = ["load", "CausalVAEError", "Graph", "GraphError", "ImageNode", "QuerySyntaxError", "UnknownNameError", "Variable"]

@@ -333,6 +333,8 @@ def train_cmd(
     lr: float = typer.Option(2e-3, "--lr", help="Adam learning rate of the networks."),
     learn_cpts: bool = typer.Option(False, "--learn-cpts", help="Learn the tables whose family is labelled (the others stay as specified)."),
     cpt_lr: float = typer.Option(0.05, "--cpt-lr", help="Adam learning rate of learned tables."),
+    graph: Optional[str] = typer.Option(None, "--graph", "-g", help="Train under this graph instead of the dataset's (same labelled variables and image parents)."),
+    withhold: list[str] = typer.Option([], "--withhold", help="NAME=FRACTION: hide that fraction of NAME's training labels (repeatable), e.g. for a semi-supervised run."),
     classify: list[str] = typer.Option([], "--classify", help="Give this image parent a classifier q(y|x) (repeatable); unlabelled ones get one anyway."),
     alpha: float = typer.Option(50.0, "--alpha", help="Weight of the classifiers' cross-entropy on labelled rows."),
     precision: str = typer.Option("32", "--precision", help="32, or bf16 (autocast of the networks only)."),
@@ -350,10 +352,19 @@ def train_cmd(
     """Train the causal VAE on a dataset; an interrupted run in --out resumes where it stopped."""
     from causalvae.train import TrainConfig, fit, read_metrics
 
+    fractions = {}
+    for item in withhold:
+        name, sep, frac = item.partition("=")
+        try:
+            fractions[name.strip()] = float(frac)
+        except ValueError:
+            sep = ""
+        if not sep:
+            _fail(CausalVAEError(f"--withhold {item!r}: write NAME=FRACTION, e.g. posX=0.9"))
     cfg = TrainConfig(
         data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         lr=lr, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden,
-        learn_cpts=learn_cpts, classify=list(classify), alpha=alpha, precision=precision,
+        learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, precision=precision,
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )
@@ -377,6 +388,138 @@ def train_cmd(
         out.print(f"wrote {run / 'model.safetensors'} and {run / 'config.json'}", highlight=False)
     else:
         out.print(f"stopped early; run the same command again to resume from {run / 'checkpoints'}", highlight=False)
+
+
+def _load_run(run: Path, device: str = "cpu"):
+    from causalvae.store import load
+
+    try:
+        return load(run, device=device)
+    except (CausalVAEError, OSError) as exc:
+        _fail(exc)
+        raise
+
+
+def _run_dataset(run: Path, data: Optional[Path], split: str):
+    """The dataset named in a run's config.json (or ``data``), one split of it."""
+    from causalvae.data import load as load_dataset
+
+    if data is None:
+        cfg = json.loads((run / "config.json").read_text())
+        if not cfg.get("dataset"):
+            _fail(CausalVAEError(f"{run}/config.json names no dataset; give --data"))
+        data = Path(cfg["dataset"]["path"])
+    try:
+        return load_dataset(data, split=split, verify=False)
+    except (CausalVAEError, OSError) as exc:
+        _fail(exc)
+        raise
+
+
+def _write_png(image, path: Path) -> None:
+    import io
+
+    from causalvae.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+@app.command("reconstruct")
+def reconstruct_cmd(
+    run: Path = typer.Argument(..., help="A trained run directory (or its config.json)."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="The PNG grid to write: each input beside its reconstruction."),
+    n: int = typer.Option(16, "--n", help="Number of images."),
+    split: str = typer.Option("test", "--split", help="train, val or test."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's)."),
+    seed: int = typer.Option(0, "--seed", help="Which images: a seeded choice from the split."),
+    columns: int = typer.Option(8, "--columns", help="Tiles per row (input and reconstruction are two tiles)."),
+) -> None:
+    """Encode held-out images with their labels and decode them again."""
+    import numpy as np
+
+    from causalvae.plots import reconstruction_sheet
+
+    if out_path.suffix.lower() != ".png":
+        _fail(CausalVAEError(f"{out_path}: the grid is written as .png"))
+    if n < 1:
+        _fail(CausalVAEError(f"--n must be at least 1, got {n}"))
+    vae = _load_run(run)
+    ds = _run_dataset(run if run.is_dir() else run.parent, data, split)
+    if len(ds) == 0:
+        _fail(CausalVAEError(f"the {split} split of {ds.root} is empty"))
+    positions = np.sort(np.random.default_rng(seed).choice(len(ds), size=min(n, len(ds)), replace=False))
+    try:
+        _write_png(reconstruction_sheet(vae, ds, positions, columns=columns), out_path)
+    except (CausalVAEError, OSError) as exc:
+        _fail(exc)
+    out.print(f"wrote {out_path}", highlight=False)
+
+
+@app.command("curve")
+def curve_cmd(
+    run: Path = typer.Argument(..., help="A run directory with metrics.csv."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="The figure to write (.png or .svg)."),
+) -> None:
+    """Plot a run's ELBO (train and validation) against wall-clock time."""
+    import io
+
+    from causalvae.io import atomic_write_bytes
+    from causalvae.plots import elbo_curve
+    from causalvae.train import read_metrics
+
+    if out_path.suffix.lower() not in (".png", ".svg"):
+        _fail(CausalVAEError(f"{out_path}: write the figure as .png or .svg"))
+    rows = read_metrics(run / "metrics.csv")
+    if not rows:
+        _fail(CausalVAEError(f"{run}: no metrics.csv rows yet"))
+    settings = json.loads((run / "train.json").read_text()) if (run / "train.json").exists() else {}
+    ds = _run_dataset(run, Path(settings["data"]) if settings.get("data") else None, "val")
+    h, w = ds.manifest["resolution"]
+    dims = int(h) * int(w) * int(ds.manifest["channels"])
+    fig = elbo_curve(rows, dims, title=f"{run.name}: {rows[-1]['step']} steps, {rows[-1]['wall_s'] / 60:.1f} min")
+    buf = io.BytesIO()
+    fig.savefig(buf, format=out_path.suffix.lower()[1:])
+    atomic_write_bytes(out_path, buf.getvalue())
+    out.print(f"wrote {out_path}", highlight=False)
+
+
+@app.command("summary")
+def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.csv, train.json, config.json).")) -> None:
+    """Print a training run's settings and its ELBO, in nats per image and bits per dimension."""
+    from causalvae.train import read_metrics
+
+    rows = read_metrics(run / "metrics.csv")
+    if not rows:
+        _fail(CausalVAEError(f"{run}: no metrics.csv rows"))
+    config = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else None
+    settings = json.loads((run / "train.json").read_text()) if (run / "train.json").exists() else {}
+    if config is not None:
+        net = config["net"]
+        dims = net["image_size"] ** 2 * net["channels"]
+        n_params = sum(math.prod(shape) for shape, _ in config["weights"]["tensors"].values())
+        out.print(
+            f"model: {config['likelihood']} likelihood, {net['image_size']}x{net['image_size']}x{net['channels']}, "
+            f"z {net['z_dim']}, width {net['width']}, depth {net['depth']}, hidden {net['hidden']}, "
+            f"{n_params:,} parameters; learned tables: {', '.join(config['learn_cpts']) or 'none'}; "
+            f"classifiers: {', '.join(config['classified']) or 'none'}", highlight=False,
+        )
+    else:
+        dims = None
+    keys = ("epochs", "max_steps", "batch_size", "lr", "seed", "devices", "precision")
+    out.print("settings: " + ", ".join(f"{k}={settings[k]}" for k in keys if k in settings and settings[k] is not None), highlight=False)
+    table = Table(show_header=True, header_style="bold")
+    for col in ("epoch", "step", "minutes", "train ELBO", "val ELBO", "val recon", "val KL") + (("val bits/dim",) if dims else ()):
+        table.add_column(col, justify="right")
+    shown = rows if len(rows) <= 12 else [rows[i] for i in sorted({round(k * (len(rows) - 1) / 11) for k in range(12)})]
+    for r in shown:
+        cells = [f"{r['epoch']:g}", str(r["step"]), f"{r['wall_s'] / 60:.1f}", f"{r['train_elbo']:.0f}", f"{r['val_elbo']:.0f}", f"{r['val_recon']:.0f}", f"{r['val_kl']:.1f}"]
+        if dims:
+            cells.append(f"{-r['val_elbo'] / (dims * math.log(2)):.3f}")
+        table.add_row(*cells)
+    out.print(table)
+    out.print("ELBO, recon and KL in nats per image; the ELBO bounds log p(x | labels).", highlight=False)
 
 
 def main() -> None:

@@ -69,6 +69,14 @@ from causalvae.errors import CausalVAEError, unknown
 LIKELIHOODS = ("bernoulli", "dlogistic")
 MIN_LOG_SCALE = -7.0
 
+#: Convolutions run on channels_last tensors (faster on CPUs; ``bench/bench_train.py``
+#: measures the ratio). A module switch, not a config field: it never changes the result.
+CHANNELS_LAST = True
+
+
+def _memory_format(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last if CHANNELS_LAST else torch.contiguous_format)
+
 
 # ---------------------------------------------------------------------------------------------
 # Configuration
@@ -196,7 +204,7 @@ def _run_trunk(trunk: nn.Sequential, x: torch.Tensor, config: NetConfig) -> torc
     faster convolutions on a CPU than the default order); returns (..., features)."""
     lead = x.shape[:-3]
     x = x.reshape(-1, config.channels, config.image_size, config.image_size)
-    h = trunk(x.contiguous(memory_format=torch.channels_last))
+    h = trunk(_memory_format(x))
     return h.reshape(*lead, -1)
 
 
@@ -244,7 +252,7 @@ class Decoder(nn.Module):
         z, p, lead = _broadcast_lead(z, parents_onehot.to(z.dtype))
         h = F.silu(self.mlp(torch.cat([z, p], dim=-1)))
         h = h.reshape(-1, c.stage_channels[-1], c.bottom_size, c.bottom_size)
-        out = self.deconvs(h.contiguous(memory_format=torch.channels_last)).float()
+        out = self.deconvs(_memory_format(h)).float()
         out = out.reshape(*lead, *out.shape[1:])
         if c.likelihood == "dlogistic":
             loc, log_scale = out.chunk(2, dim=-3)

@@ -51,6 +51,7 @@ import torch
 
 from causalvae.data import Dataset, load as load_dataset, sha256
 from causalvae.errors import CausalVAEError, unknown
+from causalvae.graph import Graph
 from causalvae.io import atomic_write_text
 from causalvae.model import CausalVAE
 from causalvae.nets import NetConfig
@@ -76,6 +77,8 @@ class TrainConfig:
     depth: int = 4
     hidden: int = 256
     learn_cpts: bool = False
+    graph: str | None = None
+    withhold: dict[str, float] = field(default_factory=dict)
     classify: list[str] = field(default_factory=list)
     alpha: float = 50.0
     precision: str = "32"
@@ -102,6 +105,9 @@ class TrainConfig:
             raise unknown("strategy", self.strategy, ("auto", "ddp"))
         if not self.lr > 0 or not self.cpt_lr > 0:
             raise CausalVAEError("learning rates must be positive")
+        for name, frac in self.withhold.items():
+            if not 0.0 <= frac <= 1.0:
+                raise CausalVAEError(f"withhold {name}={frac}: the fraction must be between 0 and 1")
 
     # Settings that may change when a run is resumed (they do not alter the computation).
     RESUMABLE = ("epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
@@ -149,16 +155,33 @@ class ShardSampler(torch.utils.data.Sampler):
 
 
 class _Batched(torch.utils.data.Dataset):
-    """A dataset split read a whole batch at a time (``__getitems__``)."""
+    """A dataset split read a whole batch at a time (``__getitems__``); ``hide`` (N, K) marks
+    labels withheld from training (read as missing)."""
 
-    def __init__(self, ds: Dataset):
-        self.ds = ds
+    def __init__(self, ds: Dataset, hide: np.ndarray | None = None):
+        self.ds, self.hide = ds, hide
 
     def __len__(self) -> int:
         return len(self.ds)
 
     def __getitems__(self, positions):
-        return self.ds.batch(positions)
+        images, labels = self.ds.batch(positions)
+        if self.hide is not None:
+            labels[torch.from_numpy(self.hide[np.asarray(positions)])] = -1
+        return images, labels
+
+
+def withheld(ds: Dataset, fractions: dict[str, float], seed: int) -> np.ndarray | None:
+    """The (N, K) mask of training labels withheld by ``--withhold NAME=FRACTION`` (seeded)."""
+    if not fractions:
+        return None
+    rng = np.random.default_rng((seed, 104729))
+    mask = np.zeros((len(ds), len(ds.label_columns)), dtype=bool)
+    for name, frac in fractions.items():
+        if name not in ds.label_columns:
+            raise unknown("labelled variable", name, ds.label_columns, where="to withhold")
+        mask[:, ds.label_columns.index(name)] = rng.random(len(ds)) < frac
+    return mask
 
 
 def _collate(batch):
@@ -378,9 +401,25 @@ def read_metrics(path: Path) -> list[dict]:
 # --------------------------------------------------------------------------------------- fit
 
 
-def build_model(cfg: TrainConfig, ds: Dataset) -> CausalVAE:
+def model_graph(cfg: TrainConfig, ds: Dataset) -> Graph:
+    """The dataset's graph, or ``cfg.graph`` when given: the same labelled variables and values
+    and the same image parents, with other tables or hidden variables (a hypothesis to fit)."""
+    if cfg.graph is None:
+        return ds.graph
+    graph = Graph.load(cfg.graph)
+    if list(graph.observed) != list(ds.label_columns):
+        raise CausalVAEError(f"{cfg.graph}: its labelled variables {list(graph.observed)} differ from the dataset's {list(ds.label_columns)}")
+    for name in graph.observed:
+        if tuple(graph[name].values) != tuple(ds.graph[name].values):
+            raise CausalVAEError(f"{cfg.graph}: the values of '{name}' differ from the dataset's {list(ds.graph[name].values)}")
+    if graph.image is None or ds.graph.image is None or tuple(graph.image.parents) != tuple(ds.graph.image.parents):
+        raise CausalVAEError(f"{cfg.graph}: the image's parents must be the dataset's {list(ds.graph.image.parents) if ds.graph.image else []}")
+    return graph
+
+
+def build_model(cfg: TrainConfig, ds: Dataset, hide: np.ndarray | None = None) -> CausalVAE:
     """The causal VAE for a dataset: its graph, its image size and likelihood, the config's nets."""
-    graph = ds.graph
+    graph = model_graph(cfg, ds)
     if graph.image is None:
         raise CausalVAEError(f"{ds.root}: the dataset's graph has no image node")
     m = ds.manifest
@@ -394,8 +433,9 @@ def build_model(cfg: TrainConfig, ds: Dataset) -> CausalVAE:
     )
     cols = list(ds.label_columns)
     classified = set(cfg.classify)
+    labels = ds.labels[ds.indices] if hide is None else np.where(hide, -1, ds.labels[ds.indices])
     for p in graph.image.parents:
-        if not graph[p].observed or (ds.labels[:, cols.index(p)] < 0).any():
+        if not graph[p].observed or (labels[:, cols.index(p)] < 0).any():
             classified.add(p)
     return CausalVAE(graph, net, learn_cpts=cfg.learn_cpts, classified=sorted(classified, key=graph.image.parents.index), alpha=cfg.alpha)
 
@@ -451,7 +491,8 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True) -> Path
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     pyro.set_rng_seed(cfg.seed)
 
-    vae = build_model(cfg, ds)
+    hide = withheld(ds, cfg.withhold, cfg.seed)
+    vae = build_model(cfg, ds, hide)
     module = LitCausalVAE(vae, cfg)
     world = cfg.devices if cfg.strategy == "ddp" else 1
     per_rank = (len(ds) - len(ds) % world) // world if world > 1 else len(ds)
@@ -480,11 +521,11 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True) -> Path
     keeper = RunKeeper(run, cfg, total, done, epoch_steps, wall0, rows, sums)
     module.optimizer_state = opt_state
 
-    def loader(d: Dataset, sampler: ShardSampler):
+    def loader(d: Dataset, sampler: ShardSampler, hide: np.ndarray | None = None):
         # Its own generator: a loader draws a seed when iterated, which must not move the
         # global stream that z is sampled from (else a resumed run would differ).
         return torch.utils.data.DataLoader(
-            _Batched(d), batch_sampler=sampler, collate_fn=_collate, num_workers=0, generator=torch.Generator().manual_seed(cfg.seed)
+            _Batched(d, hide), batch_sampler=sampler, collate_fn=_collate, num_workers=0, generator=torch.Generator().manual_seed(cfg.seed)
         )
 
     def train_loader():
@@ -493,7 +534,7 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True) -> Path
         n_val = len(val) if cfg.val_limit is None else min(len(val), cfg.val_limit)
         if n_val:
             keeper.val_loader = loader(val, ShardSampler(n_val, cfg.batch_size, cfg.seed, rank, world_size, shuffle=False))
-        return loader(ds, module.train_sampler)
+        return loader(ds, module.train_sampler, hide)
 
     module.train_dataloader = train_loader
 
@@ -502,13 +543,13 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True) -> Path
         from lightning.pytorch.strategies import DDPStrategy
 
         strategy = DDPStrategy(find_unused_parameters=bool(vae.classified), process_group_backend="gloo" if cfg.accelerator == "cpu" else None)
-    trainer = L.Trainer(
-        accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy,
-        max_steps=total - done, max_epochs=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
-        limit_val_batches=0, callbacks=[keeper], use_distributed_sampler=False,
-    )
     with _quiet_lightning():
+        trainer = L.Trainer(
+            accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy,
+            max_steps=total - done, max_epochs=1, logger=False, enable_checkpointing=False,
+            enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+            limit_val_batches=0, callbacks=[keeper], use_distributed_sampler=False,
+        )
         trainer.fit(module)
     _write_rank(run, trainer, keeper, vae)
     if trainer.global_rank == 0 and keeper.step(trainer) >= total:

@@ -1,0 +1,236 @@
+"""Questions asked of a trained causal VAE, in pictures.
+
+:func:`reconstruct` encodes images with their labels (the abduction of z) and decodes them
+again; it is the first half of every counterfactual.
+
+    >>> from causalvae import load                         # doctest: +SKIP
+    >>> vae = load("runs/scenes")                          # doctest: +SKIP
+    >>> recon = reconstruct(vae, images, labels)           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from causalvae.errors import CausalVAEError
+from causalvae.model import CausalVAE
+from causalvae.nets import pixel_distribution
+
+
+def to_pixels(vae: CausalVAE, params: torch.Tensor, *, sample: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Decoder parameters -> uint8 pixels (B, C, H, W): the distribution's mean (default) or a
+    draw from it (``sample=True``, seeded through ``generator``)."""
+    if vae.config.likelihood == "bernoulli":
+        p = torch.sigmoid(params.float())
+        if sample:
+            return (torch.rand(p.shape, generator=generator, device=p.device) < p).to(torch.uint8)
+        return (p > 0.5).to(torch.uint8)
+    if sample:
+        if generator is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+                return pixel_distribution(params, vae.config.likelihood).sample().to(torch.uint8)
+        return pixel_distribution(params, vae.config.likelihood).sample().to(torch.uint8)
+    return pixel_distribution(params, vae.config.likelihood).mean.round().to(torch.uint8)
+
+
+@torch.no_grad()
+def reconstruct(
+    vae: CausalVAE,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    sample: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Encode ``images`` (uint8 (B, C, H, W)) with their ``labels`` ((B, K) value indices of
+    ``vae.label_columns``) and decode them: z is the encoder's mean, or a draw from q(z | x,
+    parents) with ``sample=True``. An image parent whose label is missing (-1) is read off the
+    image by its classifier (the most probable value). Returns uint8 images.
+    """
+    vae._check(images, labels)
+    device = next(vae.parameters()).device
+    images, labels = images.to(device), labels.to(device=device, dtype=torch.int64)
+    values = {}
+    guessed = vae.classify(images) if vae.classified else {}
+    for p in vae.image_parents:
+        col = labels[:, vae.label_columns.index(p)] if p in vae.label_columns else torch.full_like(labels[:, 0], -1)
+        if bool((col < 0).any()):
+            if p not in guessed:
+                raise CausalVAEError(f"the label of the image parent '{p}' is missing and the model has no classifier for it")
+            col = torch.where(col < 0, guessed[p].argmax(-1), col)
+        values[p] = col
+    loc, scale = vae.encode(images, values)
+    z = loc + scale * torch.randn(loc.shape, generator=generator, device=loc.device) if sample else loc
+    params = vae.decoder(z, vae.parents_onehot(values))
+    return to_pixels(vae, params, sample=sample, generator=generator)
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def _value_indices(graph, assignments) -> dict[str, int]:
+    """``{name: value}`` (names or indices) -> ``{name: index}``, checked."""
+    return {name: graph[name].index(value) for name, value in dict(assignments or {}).items()}
+
+
+@dataclass
+class Generated:
+    """Pictures and the graph values they were drawn from (value indices per variable)."""
+
+    images: torch.Tensor  # uint8 (n, C, H, W)
+    values: dict[str, np.ndarray]  # every graph variable, (n,)
+    z: torch.Tensor  # (n, z_dim)
+
+
+def sample_values(graph, n: int, evidence=None, do=None, *, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``n`` joint draws of every variable from P(V | do(do), evidence), exactly: the joint
+    table of the (mutilated) graph given the evidence, from the exact engine."""
+    from causalvae.exact import query
+
+    names = list(graph.topological_order)
+    joint = query(graph, names, evidence=_value_indices(graph, evidence), do=_value_indices(graph, do)).table
+    flat = joint.ravel() / joint.sum()
+    picks = rng.choice(flat.size, size=n, p=flat)
+    idx = np.unravel_index(picks, joint.shape)
+    return {name: idx[i].astype(np.int64) for i, name in enumerate(names)}
+
+
+@torch.no_grad()
+def sample(
+    vae: CausalVAE,
+    n: int,
+    evidence=None,
+    do=None,
+    *,
+    seed: int | None = None,
+    sample_pixels: bool = False,
+) -> Generated:
+    """``n`` pictures of the world under ``evidence`` and ``do``.
+
+    The graph's values come from the exact posterior (conditioning is inference, never a
+    forward run with clamped values) or from the mutilated graph (``do``); z from the prior
+    N(0, I); the decoder draws the picture (its mean, or a draw with ``sample_pixels``).
+    Seeded: the same seed gives the same pictures.
+    """
+    if n < 1:
+        raise CausalVAEError(f"n must be at least 1, got {n}")
+    rng = np.random.default_rng(seed)
+    graph = vae.current_graph()
+    values = sample_values(graph, n, evidence, do, rng=rng)
+    gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    device = next(vae.parameters()).device
+    z = torch.randn(n, vae.config.z_dim, generator=gen).to(device)
+    parents = {p: torch.from_numpy(values[p]).to(device) for p in vae.image_parents}
+    params = vae.decoder(z, vae.parents_onehot(parents))
+    return Generated(to_pixels(vae, params, sample=sample_pixels, generator=gen).cpu(), values, z.cpu())
+
+
+# ----------------------------------------------------------------------------- counterfactuals
+
+
+@dataclass
+class Abduction:
+    """What a factual picture and its labels say about the unit: every graph value, every U
+    (under the project's noise convention) and the picture's code z."""
+
+    values: dict[str, np.ndarray]
+    noise: dict[str, np.ndarray]
+    z: torch.Tensor
+    labels: np.ndarray  # the factual labels (n, K), -1 missing
+
+
+@dataclass
+class Counterfactual:
+    """Counterfactual pictures with the values they were decoded from, and the exact
+    distribution of the counterfactual labels given each factual row's labels."""
+
+    images: torch.Tensor
+    values: dict[str, np.ndarray]
+    exact: list[dict[str, np.ndarray]]  # per row: {label column: P(counterfactual value)}
+    abduction: Abduction
+
+
+@torch.no_grad()
+def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, *, seed: int | None = None) -> Abduction:
+    """Step 1: infer the unit. Hidden values are drawn from the exact posterior given the
+    labels, each U uniformly in the cdf cell its value occupies (the posterior of U given the
+    family's values), and z is the encoder's mean of q(z | x, image's parents)."""
+    from causalvae.exact import posterior
+    from causalvae.noise import cdf
+
+    vae._check(images, labels)
+    rng = np.random.default_rng(seed)
+    graph = vae.current_graph()
+    lab = labels.cpu().numpy().astype(np.int64)
+    cols = vae.label_columns
+    n = len(lab)
+    missing = [c for j, c in enumerate(cols) if (lab[:, j] < 0).any()]
+    unknown = [v for v in graph.names if v not in cols] + missing
+    values = {c: lab[:, j].copy() for j, c in enumerate(cols)}
+    if unknown:
+        post = posterior(graph, unknown, cols, lab).reshape(n, -1)
+        post = post / post.sum(axis=1, keepdims=True)
+        picks = np.array([rng.choice(post.shape[1], p=row) for row in post])
+        idx = np.unravel_index(picks, tuple(graph.card(v) for v in unknown))
+        for v, i in zip(unknown, idx):
+            values[v] = np.where(values[v] >= 0, values[v], i) if v in cols else i.astype(np.int64)
+    noise = {}
+    for name in graph.topological_order:
+        c = cdf(graph.cpt(name))
+        rows = c[tuple(values[p] for p in graph.parents(name))] if graph.parents(name) else np.broadcast_to(c, (n, c.shape[-1]))
+        v = values[name]
+        hi = rows[np.arange(n), v]
+        lo = np.where(v > 0, rows[np.arange(n), np.maximum(v - 1, 0)], 0.0)
+        noise[name] = lo + (hi - lo) * rng.random(n)
+    device = next(vae.parameters()).device
+    parents = {p: torch.from_numpy(values[p]).to(device) for p in vae.image_parents}
+    loc, _ = vae.encode(images.to(device), parents)
+    return Abduction(values, noise, loc, lab)
+
+
+def act(graph, do) -> dict[str, int]:
+    """Step 2: the interventions, as value indices (checked against the graph)."""
+    return _value_indices(graph, do)
+
+
+@torch.no_grad()
+def predict(vae: CausalVAE, unit: Abduction, do: dict[str, int], *, sample_pixels: bool = False, seed: int | None = None) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+    """Step 3: recompute every variable from the abducted U's under ``do`` (descendants of
+    the intervention change, everything else keeps its factual value), then decode the new
+    image parents with the abducted z."""
+    from causalvae.noise import propagate
+
+    values = propagate(vae.current_graph(), unit.noise, do)
+    device = unit.z.device
+    parents = {p: torch.from_numpy(values[p]).to(device) for p in vae.image_parents}
+    params = vae.decoder(unit.z, vae.parents_onehot(parents))
+    gen = torch.Generator().manual_seed(0 if seed is None else seed)
+    return to_pixels(vae, params, sample=sample_pixels, generator=gen).cpu(), values
+
+
+def counterfactual(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, do, *, seed: int | None = None) -> Counterfactual:
+    """"This very picture, had ``do`` been so": abduct, act, predict. The encoder and the
+    decoder always run, the null intervention included (it reconstructs the picture)."""
+    from causalvae.exact import Term, query
+
+    graph = vae.current_graph()
+    interventions = act(graph, do)
+    unit = abduct(vae, images, labels, seed=seed)
+    cf_images, values = predict(vae, unit, interventions, seed=seed)
+    world = tuple(sorted(interventions.items()))
+    cols = vae.label_columns
+    exact, cache = [], {}
+    for row in unit.labels:
+        key = tuple(row.tolist())
+        if key not in cache:
+            evidence = {c: int(v) for c, v in zip(cols, row) if v >= 0}
+            cache[key] = {
+                c: query(graph, [Term(c, tuple((graph.names[graph.names.index(k)], graph[k].values[i]) for k, i in world))], evidence).table
+                for c in cols
+            } if world else {c: np.eye(graph.card(c))[int(v)] if v >= 0 else query(graph, [c], evidence).table for c, v in zip(cols, row)}
+        exact.append(cache[key])
+    return Counterfactual(cf_images, values, exact, unit)

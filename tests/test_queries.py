@@ -1,0 +1,107 @@
+"""Queries on pictures: conditioning, intervention and counterfactual semantics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyro
+import pytest
+import torch
+
+from causalvae.errors import CausalVAEError, UnknownNameError
+from causalvae.exact import Term, query
+from causalvae.model import CausalVAE
+from causalvae.nets import NetConfig
+from causalvae.noise import sample as ancestral
+from causalvae.queries import abduct, act, counterfactual, predict, reconstruct, sample
+
+
+@pytest.fixture(scope="module")
+def vae(scenes):
+    torch.manual_seed(0)
+    pyro.set_rng_seed(0)
+    dims = tuple(scenes.card(p) for p in scenes.image.parents)
+    return CausalVAE(scenes, NetConfig(image_size=16, channels=3, parent_dims=dims, z_dim=4, width=8, depth=2, hidden=32)).eval()
+
+
+def _units(scenes, vae, n, seed):
+    s = ancestral(scenes, n, seed=seed)
+    labels = torch.from_numpy(np.stack([s.values[c] for c in vae.label_columns], 1))
+    images = torch.randint(0, 256, (n, 3, 16, 16), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+    return s, images, labels
+
+
+def test_conditioned_samples_follow_the_exact_posterior(scenes, vae):
+    """Conditioning is inference: P(action | reaction=Dying) is 0.60 attack, not the prior."""
+    n = 4000
+    g = sample(vae, n, evidence={"reaction": "Dying"}, seed=1)
+    assert g.images.shape == (n, 3, 16, 16) and g.images.dtype == torch.uint8
+    assert (g.values["reaction"] == scenes.value_index("reaction", "Dying")).all()
+    want = query(scenes, ["action"], {"reaction": "Dying"}).table
+    got = np.bincount(g.values["action"], minlength=3) / n
+    se = np.sqrt(want * (1 - want) / n)
+    assert np.all(np.abs(got - want) < 4 * se), (got, want)
+
+
+def test_intervened_samples_follow_the_mutilated_graph(scenes, vae):
+    n = 4000
+    g = sample(vae, n, do={"reaction": "Dying"}, seed=2)
+    assert (g.values["reaction"] == scenes.value_index("reaction", "Dying")).all()
+    want = query(scenes, ["action"]).table  # do() on a child leaves the action's prior
+    got = np.bincount(g.values["action"], minlength=3) / n
+    assert np.all(np.abs(got - want) < 4 * np.sqrt(want * (1 - want) / n)), (got, want)
+    a = sample(vae, 8, evidence={"reaction": "Dying"}, seed=3)
+    b = sample(vae, 8, evidence={"reaction": "Dying"}, seed=3)
+    assert torch.equal(a.images, b.images)
+
+
+def test_null_intervention_returns_the_factual_world(scenes, vae):
+    s, images, labels = _units(scenes, vae, 32, seed=4)
+    cf = counterfactual(vae, images, labels, {}, seed=0)
+    for j, c in enumerate(vae.label_columns):
+        np.testing.assert_array_equal(cf.values[c], labels[:, j].numpy())
+    # The encoder and decoder ran: the picture is the reconstruction, not the input.
+    assert torch.equal(cf.images, reconstruct(vae, images, labels))
+    assert not torch.equal(cf.images, images)
+    for row, exact in zip(labels.numpy(), cf.exact):
+        for j, c in enumerate(vae.label_columns):
+            assert exact[c][row[j]] == pytest.approx(1.0)
+
+
+def test_intervention_sets_its_value_and_leaves_non_descendants(scenes, vae):
+    s, images, labels = _units(scenes, vae, 64, seed=5)
+    unit = abduct(vae, images, labels, seed=1)
+    do = act(scenes, {"action": "Walk"})
+    _, values = predict(vae, unit, do)
+    assert (values["action"] == scenes.value_index("action", "Walk")).all()
+    for name in set(scenes.names) - scenes.descendants("action") - {"action"}:
+        np.testing.assert_array_equal(values[name], unit.values[name], err_msg=name)
+    # The abducted noise reproduces the factual world exactly.
+    from causalvae.noise import propagate
+
+    for name, v in propagate(scenes, unit.noise).items():
+        np.testing.assert_array_equal(v, unit.values[name], err_msg=name)
+
+
+def test_counterfactual_values_follow_the_twin_network(scenes, vae):
+    """Pooled over many abductions of one factual row, the counterfactual reaction has the
+    exact twin-network distribution P(reaction[action=Attack] | factual labels)."""
+    n = 3000
+    s, _, _ = _units(scenes, vae, 1, seed=6)
+    row = torch.tensor([[scenes.value_index(c, v) for c, v in zip(vae.label_columns, ["Golem", "type2", "Taunt", "Satyr", "type1", "Idle"])]])
+    labels = row.expand(n, -1).clone()
+    images = torch.zeros((n, 3, 16, 16), dtype=torch.uint8)
+    cf = counterfactual(vae, images, labels, {"action": "Attack"}, seed=7)
+    got = np.bincount(cf.values["reaction"], minlength=4) / n
+    evidence = dict(zip(vae.label_columns, ["Golem", "type2", "Taunt", "Satyr", "type1", "Idle"]))
+    want = query(scenes, [Term("reaction", (("action", "Attack"),))], evidence).table
+    assert np.all(np.abs(got - want) < 4 * np.sqrt(want * (1 - want) / n) + 1e-9), (got, want)
+    np.testing.assert_allclose(cf.exact[0]["reaction"], want, atol=1e-12)
+
+
+def test_bad_queries(scenes, vae):
+    with pytest.raises(UnknownNameError, match="actoin"):
+        sample(vae, 2, evidence={"actoin": "Walk"})
+    with pytest.raises(CausalVAEError, match="Wlak"):
+        sample(vae, 2, do={"action": "Wlak"})
+    with pytest.raises(CausalVAEError, match="n must be at least 1"):
+        sample(vae, 0)

@@ -1,0 +1,186 @@
+"""Training runs end to end: the ELBO rises, runs resume exactly, DDP shards the data, tables
+are learned, and the semi-supervised classifier learns a factor from few labels."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from causalvae.data import load as load_dataset, sha256
+from causalvae.errors import CausalVAEError
+from causalvae.generate import generate_scenes, generate_sprites
+from causalvae.graph import Graph
+from causalvae.model import learnable_tables, table_counts
+from causalvae.store import load
+from causalvae.train import TrainConfig, fit, read_metrics
+
+TINY = dict(batch_size=32, width=8, depth=3, hidden=32, z_dim=4, threads=1)
+CLI = [sys.executable, "-m", "causalvae"]
+TINY_ARGS = ["--batch-size", "32", "--width", "8", "--depth", "3", "--hidden", "32", "--z-dim", "4", "--threads", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def scenes_data(tmp_path_factory) -> Path:
+    return generate_scenes(tmp_path_factory.mktemp("data") / "scenes", 400, seed=5)
+
+
+@pytest.fixture(scope="module")
+def scenes_big(tmp_path_factory) -> Path:
+    return generate_scenes(tmp_path_factory.mktemp("data") / "scenes_big", 1500, seed=6)
+
+
+def test_training_raises_the_validation_elbo(scenes_data, tmp_path):
+    cfg = TrainConfig(data=str(scenes_data), out=str(tmp_path / "run"), epochs=4, val_per_epoch=3, checkpoint_every=1000, **TINY)
+    run = fit(cfg, progress=False)
+    rows = read_metrics(run / "metrics.csv")
+    steps_per_epoch = math.ceil(len(load_dataset(scenes_data, split="train", verify=False)) / 32)
+    assert rows[-1]["step"] == 4 * steps_per_epoch
+    first, last = rows[0]["val_elbo"], rows[-1]["val_elbo"]
+    assert all(np.isfinite(r[k]) for r in rows for k in r)
+    # 12,288 pixel values per image: the bound must rise by at least 0.25 nat per value.
+    assert last > first + 0.25 * 64 * 64 * 3, (first, last)
+    for r in rows:  # elbo = recon - kl, as defined
+        assert r["val_elbo"] == pytest.approx(r["val_recon"] - r["val_kl"], abs=0.01)
+    vae = load(run)
+    assert vae.config.likelihood == "dlogistic" and vae.config.z_dim == 4
+    cfg_json = json.loads((run / "config.json").read_text())
+    assert cfg_json["dataset"]["manifest_sha256"] == sha256(scenes_data / "manifest.json")
+    assert cfg_json["training"]["steps"] == rows[-1]["step"]
+
+
+def _cli(args, **kw):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, **kw)
+
+
+def _rank_info(run: Path, rank: int = 0) -> dict:
+    return json.loads((run / "ranks" / f"rank-{rank}.json").read_text())
+
+
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(scenes_data, tmp_path):
+    """Killed with SIGKILL at an arbitrary moment, the same command resumes from the last
+    checkpoint, ends at the intended step and reaches bit-identical parameters."""
+    args = ["train", "--data", str(scenes_data), "--max-steps", "40", "--checkpoint-every", "3", *TINY_ARGS]
+    killed = tmp_path / "killed"
+    proc = _cli(args + ["--out", str(killed)])
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        steps = [int(p.name.split("-")[1]) for p in (killed / "checkpoints").glob("step-*")] if (killed / "checkpoints").exists() else []
+        if steps and max(steps) >= 10:
+            break
+        time.sleep(0.05)
+    time.sleep(0.13)  # somewhere inside a step, not at a boundary
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (killed / "config.json").exists(), "the run finished before it was killed; the test proved nothing"
+    resumed = _cli(args + ["--out", str(killed)])
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    straight = tmp_path / "straight"
+    once = _cli(args + ["--out", str(straight)])
+    out2, _ = once.communicate(timeout=300)
+    assert once.returncode == 0, out2
+    rows = read_metrics(killed / "metrics.csv")
+    assert rows[-1]["step"] == 40 and np.isfinite(rows[-1]["val_elbo"])
+    assert [r["step"] for r in rows] == sorted({r["step"] for r in rows})  # no step recorded twice
+    assert _rank_info(killed)["step"] == 40
+    assert _rank_info(killed)["parameters_sha256"] == _rank_info(straight)["parameters_sha256"]
+    assert load(killed) is not None
+
+
+def test_ddp_two_cpu_processes_share_the_data_and_the_parameters(scenes_data, tmp_path):
+    run = tmp_path / "ddp"
+    proc = _cli(["train", "--data", str(scenes_data), "--out", str(run), "--max-steps", "6", "--devices", "2", "--strategy", "ddp", *TINY_ARGS])
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    r0, r1 = _rank_info(run, 0), _rank_info(run, 1)
+    assert r0["world_size"] == r1["world_size"] == 2
+    s0, s1 = set(r0["first_epoch_shard"]), set(r1["first_epoch_shard"])
+    n_train = len(load_dataset(scenes_data, split="train", verify=False))
+    assert not s0 & s1, "the two processes saw the same images"
+    assert len(s0) == len(s1) == n_train // 2 and s0 | s1 <= set(range(n_train))
+    assert r0["parameters_sha256"] == r1["parameters_sha256"]
+    assert r0["step"] == r1["step"] == 6
+    assert (run / "config.json").exists()
+
+
+def test_learned_tables_match_the_family_frequencies(scenes_big, tmp_path):
+    """Start from uniform tables: --learn-cpts must find the labels' empirical frequencies
+    (within 4 standard errors); tables with a hidden variable in their family stay as given."""
+    true = Graph.load("scenes")
+    spec = true.to_dict()
+    for var in spec["variables"]:
+        var.pop("cpt")
+        var["cpt"] = [1.0 / len(var["values"])] * len(var["values"])
+        n_rows = int(np.prod([true.card(p) for p in var.get("parents", [])]))
+        var["cpt"] = [[1.0 / len(var["values"])] * len(var["values"])] * n_rows if var.get("parents") else var["cpt"]
+    uniform = Graph.from_dict(spec)
+    path = tmp_path / "uniform.yaml"
+    uniform.to_yaml(path)
+    cfg = TrainConfig(data=str(scenes_big), out=str(tmp_path / "run"), graph=str(path), learn_cpts=True, epochs=5, checkpoint_every=1000, val_limit=32, **TINY)
+    run = fit(cfg, progress=False)
+    vae = load(run)
+    learned = vae.current_graph()
+    ds = load_dataset(scenes_big, split="train", verify=False)
+    labels = ds.labels[ds.indices]
+    names = learnable_tables(uniform)
+    assert set(names) == {"actor", "actor_type", "reactor", "reactor_type"}
+    for name in names:
+        counts = table_counts(uniform, labels, name)
+        n = counts.sum(axis=-1, keepdims=True)
+        freq = counts / n
+        se = np.sqrt(freq * (1 - freq) / n) + 1e-3
+        got = learned.cpt(name)
+        assert np.all(np.abs(got - freq) <= 4 * se), (name, got, freq)
+        assert np.abs(got - uniform.cpt(name)).max() > 0.05, f"{name} did not move from its uniform start"
+    for name in set(uniform.names) - set(names):
+        np.testing.assert_allclose(learned.cpt(name), uniform.cpt(name), atol=1e-6, err_msg=name)
+    assert json.loads((run / "config.json").read_text())["learn_cpts"] == names
+
+
+def test_semi_supervised_classifier_learns_a_factor_from_few_labels(tmp_path):
+    """posX (8 values) keeps its label in 10% of the training rows; the classifier q(posX | x)
+    must read it off the unlabelled images far above chance."""
+    data = generate_sprites(tmp_path / "sprites", 1200, seed=3)
+    cfg = TrainConfig(data=str(data), out=str(tmp_path / "run"), withhold={"posX": 0.9}, epochs=6, checkpoint_every=1000, val_limit=64, **TINY)
+    run = fit(cfg, progress=False)
+    vae = load(run)
+    assert vae.classified == ["posX"]
+    ds = load_dataset(data, split="test", verify=False)
+    images, labels = ds.batch(np.arange(len(ds)))
+    with torch.no_grad():
+        q = vae.classify(images)["posX"]
+    truth = labels[:, ds.label_columns.index("posX")]
+    acc = (q.argmax(-1) == truth).float().mean().item()
+    prior = np.bincount(truth.numpy(), minlength=8).max() / len(truth)  # always guessing the commonest
+    assert acc > max(0.5, 2 * prior), (acc, prior)
+
+
+def test_bad_settings_are_refused(scenes_data, tmp_path):
+    with pytest.raises(CausalVAEError, match="unknown precision 'fp16'"):
+        fit(TrainConfig(data=str(scenes_data), out=str(tmp_path / "a"), precision="fp16"))
+    with pytest.raises(CausalVAEError, match="batch-size must be a positive integer"):
+        fit(TrainConfig(data=str(scenes_data), out=str(tmp_path / "a"), batch_size=0))
+    with pytest.raises(CausalVAEError, match="unknown labelled variable 'posX'"):
+        fit(TrainConfig(data=str(scenes_data), out=str(tmp_path / "a"), withhold={"posX": 0.5}, **TINY))
+    other = tmp_path / "not_a_run"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(CausalVAEError, match="is not a training run"):
+        fit(TrainConfig(data=str(scenes_data), out=str(other), **TINY), force=True)
+    assert (other / "notes.txt").exists()
+    run = tmp_path / "run"
+    fit(TrainConfig(data=str(scenes_data), out=str(run), max_steps=2, **TINY), progress=False)
+    with pytest.raises(CausalVAEError, match=r"other settings \(lr: 0.002 -> 0.01\)"):
+        fit(TrainConfig(data=str(scenes_data), out=str(run), max_steps=2, lr=0.01, **TINY), progress=False)
