@@ -29,6 +29,8 @@ generate_app = typer.Typer(no_args_is_help=True, help="Generate a world's datase
 app.add_typer(generate_app, name="generate")
 data_app = typer.Typer(no_args_is_help=True, help="Import and inspect datasets.")
 app.add_typer(data_app, name="data")
+oracle_app = typer.Typer(no_args_is_help=True, help="Attribute readers that read labels off pictures.")
+app.add_typer(oracle_app, name="oracle")
 
 GRAPH_HELP = "A built-in graph (scenes, sprites, survey) or a FILE.yaml / FILE.bif."
 out = Console()
@@ -330,7 +332,8 @@ def train_cmd(
     width: int = typer.Option(32, "--width", help="Channels of the first conv stage (doubling per stage)."),
     depth: int = typer.Option(4, "--depth", help="Number of stride-2 conv stages."),
     hidden: int = typer.Option(256, "--hidden", help="Width of the MLPs."),
-    lr: float = typer.Option(2e-3, "--lr", help="Adam learning rate of the networks."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate of the networks."),
+    lr_schedule: str = typer.Option("cosine", "--lr-schedule", help="cosine (down to a tenth at the last step) or constant."),
     learn_cpts: bool = typer.Option(False, "--learn-cpts", help="Learn the tables whose family is labelled (the others stay as specified)."),
     cpt_lr: float = typer.Option(0.05, "--cpt-lr", help="Adam learning rate of learned tables."),
     graph: Optional[str] = typer.Option(None, "--graph", "-g", help="Train under this graph instead of the dataset's (same labelled variables and image parents)."),
@@ -363,7 +366,7 @@ def train_cmd(
             _fail(CausalVAEError(f"--withhold {item!r}: write NAME=FRACTION, e.g. posX=0.9"))
     cfg = TrainConfig(
         data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-        lr=lr, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden,
+        lr=lr, lr_schedule=lr_schedule, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden,
         learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, precision=precision,
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
@@ -520,6 +523,260 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
         table.add_row(*cells)
     out.print(table)
     out.print("ELBO, recon and KL in nats per image; the ELBO bounds log p(x | labels).", highlight=False)
+
+
+def _assignments(text: Optional[str], graph: Graph, what: str) -> dict:
+    from causalvae.querylang import parse_assignments
+
+    if not text:
+        return {}
+    try:
+        evidence, _ = parse_assignments(text, graph)
+    except CausalVAEError as exc:
+        _fail(CausalVAEError(f"{what}: {exc}"))
+        raise
+    return evidence
+
+
+def _caption_values(graph: Graph, names, values: dict, i: int) -> str:
+    return " ".join(str(graph[n].values[int(values[n][i])]) for n in names)
+
+
+def _distribution_table(title: str, columns: list[tuple[str, list]], value_names) -> Table:
+    table = Table(title=title, show_header=True, header_style="bold", title_justify="left")
+    table.add_column("value")
+    for name, _ in columns:
+        table.add_column(name, justify="right")
+    for k, v in enumerate(value_names):
+        table.add_row(escape(str(v)), *[_fmt(float(col[k])) for _, col in columns])
+    return table
+
+
+@app.command("sample")
+def sample_cmd(
+    run: Path = typer.Argument(..., help="A trained run directory."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="The PNG grid to write."),
+    given: Optional[str] = typer.Option(None, "--given", help='Evidence, e.g. "reaction=Dying".'),
+    do: Optional[str] = typer.Option(None, "--do", help='Interventions, e.g. "actor_attack=High, reactor_defense=Low".'),
+    n: int = typer.Option(16, "--n", help="Number of pictures."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    columns: int = typer.Option(8, "--columns", help="Tiles per row."),
+    oracle_path: Optional[Path] = typer.Option(None, "--oracle", help="An oracle (causalvae oracle train) to read the labels off the pictures."),
+) -> None:
+    """Draw pictures of the world given evidence and/or under interventions."""
+    import numpy as np
+
+    from causalvae.exact import query
+    from causalvae.queries import sample
+    from causalvae.worlds.sheet import contact_sheet
+
+    if out_path.suffix.lower() != ".png":
+        _fail(CausalVAEError(f"{out_path}: the grid is written as .png"))
+    vae = _load_run(run)
+    graph = vae.current_graph()
+    evidence, interventions = _assignments(given, graph, "--given"), _assignments(do, graph, "--do")
+    try:
+        g = sample(vae, n, evidence, interventions, seed=seed)
+        exact = {c: query(graph, [c], evidence, interventions).table for c in vae.label_columns if c not in evidence and c not in interventions}
+    except CausalVAEError as exc:
+        _fail(exc)
+        return
+    tiles = g.images.permute(0, 2, 3, 1).numpy()
+    if tiles.shape[-1] == 1:
+        tiles = tiles[..., 0] * 255
+    captions = [_caption_values(graph, vae.image_parents, g.values, i) for i in range(n)]
+    _write_png(contact_sheet(tiles.astype(np.uint8), captions, columns=columns, scale=2), out_path)
+    read = None
+    if oracle_path is not None:
+        from causalvae.oracle import load_oracle
+
+        try:
+            oracle = load_oracle(oracle_path)
+        except CausalVAEError as exc:
+            _fail(exc)
+            return
+        read = oracle.read(g.images)
+    for c, table in exact.items():
+        cols = [("exact", table), (f"drawn ({n})", np.bincount(g.values[c], minlength=graph.card(c)) / n)]
+        if read is not None:
+            cols.append((f"read off the pictures ({n})", np.bincount(read[:, vae.label_columns.index(c)], minlength=graph.card(c)) / n))
+        out.print(_distribution_table(c, cols, graph[c].values))
+    if read is not None:
+        given = np.stack([g.values[c] for c in vae.label_columns], 1)
+        agree = (read == given).all(axis=1).mean()
+        out.print(f"the oracle reads back every label the decoder was given in {100 * agree:.1f}% of the pictures", highlight=False)
+    out.print(f"wrote {out_path}", highlight=False)
+
+
+@app.command("counterfactual")
+def counterfactual_cmd(
+    run: Path = typer.Argument(..., help="A trained run directory."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="The PNG to write: factual, reconstruction, counterfactual, difference."),
+    do: str = typer.Option(..., "--do", help='Interventions, e.g. "action=Walk".'),
+    index: Optional[int] = typer.Option(None, "--index", help="A test-set picture of the run's dataset."),
+    image: Optional[Path] = typer.Option(None, "--image", help="Your own picture (PNG of the model's size)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help='Its labels, e.g. "actor=Golem, actor_type=type1, ...".'),
+    data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the abduction."),
+) -> None:
+    """This very picture, had the interventions held: abduct, act, predict."""
+    import numpy as np
+    import torch
+
+    from causalvae.queries import counterfactual
+    from causalvae.worlds.sheet import contact_sheet
+
+    if out_path.suffix.lower() != ".png":
+        _fail(CausalVAEError(f"{out_path}: the picture is written as .png"))
+    if (index is None) == (image is None):
+        _fail(CausalVAEError("give either --index (a test-set picture) or --image with --labels"))
+    vae = _load_run(run)
+    graph = vae.current_graph()
+    interventions = _assignments(do, graph, "--do")
+    if index is not None:
+        ds = _run_dataset(run, data, "test")
+        if not 0 <= index < len(ds):
+            _fail(CausalVAEError(f"--index {index} is out of range: the test split has {len(ds)} pictures"))
+        images, lab = ds.batch([index])
+    else:
+        if not labels:
+            _fail(CausalVAEError("--image needs --labels"))
+        images = _read_picture(image, vae)
+        given = _assignments(labels, graph, "--labels")
+        lab = torch.tensor([[graph.value_index(c, given[c]) if c in given else -1 for c in vae.label_columns]])
+    try:
+        cf = counterfactual(vae, images, lab, interventions, seed=seed)
+        from causalvae.queries import reconstruct
+
+        recon = reconstruct(vae, images, lab)
+    except CausalVAEError as exc:
+        _fail(exc)
+        return
+    pics = [images[0], recon[0], cf.images[0]]
+    diff = (cf.images[0].float() - recon[0].float()).abs().amax(0, keepdim=True).expand_as(cf.images[0])
+    pics.append(diff.clamp(0, 255).to(torch.uint8) if vae.config.likelihood == "dlogistic" else (diff > 0).to(torch.uint8))
+    tiles = torch.stack(pics).permute(0, 2, 3, 1).numpy()
+    if tiles.shape[-1] == 1:
+        tiles = tiles[..., 0] * (255 if vae.config.likelihood == "bernoulli" else 1)
+    fact = _caption_values(graph, vae.image_parents, cf.abduction.values, 0)
+    counter = _caption_values(graph, vae.image_parents, cf.values, 0)
+    caps = [f"factual: {fact}", "reconstruction", f"counterfactual: {counter}", "difference"]
+    _write_png(contact_sheet(tiles.astype(np.uint8), caps, columns=4, scale=3), out_path)
+    for c in vae.label_columns:
+        out.print(_distribution_table(f"{c} (counterfactual)", [("exact", cf.exact[0][c])], graph[c].values))
+    out.print(f"wrote {out_path}", highlight=False)
+
+
+def _read_picture(path: Path, vae):
+    """A user's PNG as a (1, C, H, W) uint8 tensor, checked against the model's size and mode."""
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode, size = im.mode, im.size
+            arr = np.asarray(im.convert("RGB" if vae.config.channels == 3 else "L"))
+    except (OSError, UnidentifiedImageError) as exc:
+        _fail(CausalVAEError(f"{path}: not a readable picture ({exc})"))
+        raise
+    s = vae.config.image_size
+    if size != (s, s):
+        _fail(CausalVAEError(f"{path}: the picture is {size[0]}x{size[1]}; this model needs {s}x{s}"))
+    if vae.config.channels == 3 and mode not in ("RGB", "RGBA", "P"):
+        _fail(CausalVAEError(f"{path}: the picture's mode is {mode}; this model needs a colour (RGB) picture"))
+    if vae.config.channels == 1:
+        arr = (arr > 127).astype(np.uint8) if vae.config.likelihood == "bernoulli" else arr
+        arr = arr[..., None]
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
+
+
+@oracle_app.command("train")
+def oracle_train_cmd(
+    world: str = typer.Option(..., "--world", help="scenes or sprites."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="The oracle directory to write."),
+    steps: int = typer.Option(1000, "--steps", help="Optimiser steps, each on a fresh batch of renders."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Renders per step."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the renders and the initialisation."),
+    resolution: int = typer.Option(64, "--resolution", help="Picture size (the scene world: 64, 96 or 128)."),
+) -> None:
+    """Train a world's attribute reader on freshly rendered pictures and report its held-out accuracy."""
+    import time
+
+    from causalvae.oracle import save_oracle, train_oracle
+
+    if steps < 1 or batch_size < 1:
+        _fail(CausalVAEError("--steps and --batch-size must be positive"))
+    bar, update = _progress(steps, f"training the {world} oracle")
+    t0 = time.perf_counter()
+    try:
+        with bar:
+            oracle, acc = train_oracle(world, steps=steps, batch_size=batch_size, seed=seed, resolution=resolution, progress=lambda step, loss: update(step))
+    except CausalVAEError as exc:
+        _fail(exc)
+        return
+    wall = time.perf_counter() - t0
+    save_oracle(oracle, out_path, acc, {"steps": steps, "batch_size": batch_size, "seed": seed, "wall_s": round(wall, 1)})
+    table = Table(title="held-out accuracy (4,000 fresh renders)", show_header=True, header_style="bold", title_justify="left")
+    table.add_column("variable")
+    table.add_column("accuracy", justify="right")
+    for c, a in acc.items():
+        table.add_row(c, f"{100 * a:.2f}%")
+    out.print(table)
+    out.print(f"wrote {out_path} ({wall / 60:.1f} min)", highlight=False)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Path = typer.Argument(..., help="A trained run directory."),
+    oracle_path: Path = typer.Option(..., "--oracle", help="The world's oracle (causalvae oracle train)."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="The report directory: report.json, report.md, figures."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's); its test split is used."),
+    n_generate: int = typer.Option(10000, "--n-generate", help="Pictures generated per reference query."),
+    iw_k: int = typer.Option(100, "--iw-k", help="Samples of the importance-weighted bound."),
+    iw_images: int = typer.Option(500, "--iw-images", help="Test pictures for the importance-weighted bound."),
+    cf_images: Optional[int] = typer.Option(None, "--cf-images", help="Test pictures per intervention (default: all)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+) -> None:
+    """Score a trained model against the world's truth: likelihood, generation, counterfactuals, axioms."""
+    import time
+
+    from causalvae.data import load as load_dataset
+    from causalvae.evaluate import EvalSettings, evaluate, summary_rows, write_report
+    from causalvae.oracle import load_oracle
+
+    vae = _load_run(run)
+    if data is None:
+        cfg = json.loads((run / "config.json").read_text())
+        if not cfg.get("dataset"):
+            _fail(CausalVAEError(f"{run}/config.json names no dataset; give --data"))
+        data = Path(cfg["dataset"]["path"])
+    t0 = time.perf_counter()
+    try:
+        oracle = load_oracle(oracle_path)
+        test = load_dataset(data, split="test", truth=True, verify=False)
+        settings = EvalSettings(n_generate=n_generate, iw_k=iw_k, iw_images=iw_images, cf_images=cf_images, seed=seed)
+        report = evaluate(vae, oracle, test, settings, progress=lambda msg: err.print(f"[dim]{escape(msg)}[/]"))
+    except CausalVAEError as exc:
+        _fail(exc)
+        return
+    report["wall_s"] = round(time.perf_counter() - t0, 1)
+    report["model"] = str(run)
+    report["oracle"] = {"path": str(oracle_path), "held_out_accuracy": getattr(oracle, "held_out_accuracy", {})}
+    write_report(report, out_path)
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    L = report["likelihood"]
+    table.add_row("test ELBO (nats/picture)", f"{L['elbo']:.1f}")
+    if L["iw_bound"] is not None:
+        table.add_row(f"IW bound k={L['iw_k']} (nats/picture)", f"{L['iw_bound']:.1f}")
+    table.add_row("reconstruction pixel MAE", f"{report['reconstruction']['pixel_mae']:.2f}")
+    for k, v in summary_rows(report).items():
+        table.add_row(k.replace("_", " "), f"{v:.4f}")
+    out.print(table)
+    out.print(f"wrote {out_path}/report.md, report.json, generation_tv.png ({report['wall_s'] / 60:.1f} min)", highlight=False)
 
 
 def main() -> None:

@@ -125,7 +125,13 @@ def propagate(
     for name in graph.topological_order:
         var = graph[name]
         if name in do:
-            values[name] = np.full(n, var.index(do[name]), dtype=np.int64)
+            if isinstance(do[name], np.ndarray):  # one value index per unit
+                v = do[name].astype(np.int64)
+                if v.shape != (n,) or (v < 0).any() or (v >= var.card).any():
+                    raise ValueError(f"do({name}) per unit needs {n} value indices in 0..{var.card - 1}")
+                values[name] = v
+            else:
+                values[name] = np.full(n, var.index(do[name]), dtype=np.int64)
             continue
         if name not in noise:
             raise KeyError(f"no noise given for variable '{name}'")

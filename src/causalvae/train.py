@@ -69,7 +69,8 @@ class TrainConfig:
     epochs: int = 10
     max_steps: int | None = None
     batch_size: int = 64
-    lr: float = 2e-3
+    lr: float = 1e-3
+    lr_schedule: str = "cosine"
     cpt_lr: float = 0.05
     seed: int = 0
     z_dim: int = 16
@@ -97,6 +98,8 @@ class TrainConfig:
                 raise CausalVAEError(f"{name.replace('_', '-')} must be a positive integer, got {v!r}")
         if self.max_steps is not None and self.max_steps < 1:
             raise CausalVAEError(f"max-steps must be a positive integer, got {self.max_steps}")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise unknown("learning-rate schedule", self.lr_schedule, ("cosine", "constant"))
         if self.precision not in PRECISIONS:
             raise unknown("precision", self.precision, PRECISIONS)
         if self.accelerator not in ("cpu", "gpu", "auto"):
@@ -245,9 +248,9 @@ class LitCausalVAE(L.LightningModule):
     def configure_optimizers(self):
         cpts = [p for n, p in self.vae.named_parameters() if n.startswith("cpt_logit_")]
         nets = [p for n, p in self.vae.named_parameters() if not n.startswith("cpt_logit_")]
-        groups = [{"params": nets, "lr": self.cfg.lr}]
+        groups = [{"params": nets, "lr": self.cfg.lr, "base_lr": self.cfg.lr}]
         if cpts:
-            groups.append({"params": cpts, "lr": self.cfg.cpt_lr})
+            groups.append({"params": cpts, "lr": self.cfg.cpt_lr, "base_lr": self.cfg.cpt_lr})
         opt = torch.optim.Adam(groups)
         if self.optimizer_state is not None:
             opt.load_state_dict(self.optimizer_state)
@@ -293,6 +296,16 @@ class RunKeeper(L.Callback):
 
     def _request_stop(self, signum, frame):
         self.stop_requested = True
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        # The learning rate is a function of the step alone (nothing to checkpoint):
+        # cosine from the base rate down to a tenth of it at the last step.
+        step = self.step(trainer)
+        f = 1.0
+        if self.cfg.lr_schedule == "cosine":
+            f = 0.1 + 0.45 * (1.0 + math.cos(math.pi * min(1.0, step / max(1, self.total_steps))))
+        for group in trainer.optimizers[0].param_groups:
+            group["lr"] = group["base_lr"] * f
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = self.step(trainer)
