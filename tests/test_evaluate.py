@@ -43,9 +43,9 @@ def test_true_renderer_redraws_a_dataset_from_its_recorded_truth(world, tmp_path
 def test_oracle_learns_and_round_trips(tmp_path):
     """A short training already reads the characters far above chance; files round-trip and
     corrupt ones are refused."""
-    oracle, acc = train_oracle("scenes", steps=60, batch_size=48, held_out=400, seed=1)
+    oracle, acc = train_oracle("scenes", steps=40, batch_size=32, held_out=200, seed=1)
     assert acc["actor"] > 0.9 and acc["reactor"] > 0.9, acc
-    save_oracle(oracle, tmp_path / "o", acc, {"steps": 60})
+    save_oracle(oracle, tmp_path / "o", acc, {"steps": 40})
     again = load_oracle(tmp_path / "o")
     x = torch.from_numpy(renderer("scenes")[1](8, np.random.default_rng(3))[0])
     np.testing.assert_array_equal(again.read(x), oracle.read(x))

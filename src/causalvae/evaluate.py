@@ -341,7 +341,7 @@ def markdown(report: dict) -> str:
               "| query | n | variable | TV model | TV true renders | readback |", "|---|---:|---|---:|---:|---:|"]
     for g in report["generation"]:
         for i, (c, t) in enumerate(g["targets"].items()):
-            lines.append(f"| {g['query'] if i == 0 else ''} | {g['n'] if i == 0 else ''} | {c} | {t['tv_model']:.3f} | {t['tv_true_renders']:.3f} | {100 * g['readback']:.1f}% |" if i == 0 else f"| | | {c} | {t['tv_model']:.3f} | {t['tv_true_renders']:.3f} | |")
+            lines.append(f"| {_md(g['query']) if i == 0 else ''} | {g['n'] if i == 0 else ''} | {c} | {t['tv_model']:.3f} | {t['tv_true_renders']:.3f} | {100 * g['readback']:.1f}% |" if i == 0 else f"| | | {c} | {t['tv_model']:.3f} | {t['tv_true_renders']:.3f} | |")
     pix = "pixel_mae_to_true_render" if "pixel_mae_to_true_render" in report["counterfactuals"][0] else "iou_to_true_render"
     lines += ["", "## Counterfactuals", "",
               "Per intervention, over the test pictures. TV: pooled per factual-label pattern, oracle-read counterfactual labels (and the values the model used) against the exact twin network, mean over the variables not intervened on. "
@@ -361,6 +361,11 @@ def markdown(report: dict) -> str:
     for k, v in s.items():
         lines.append(f"| {k} | {v:.4f} |")
     return "\n".join(l for l in lines if l is not None) + "\n"
+
+
+def _md(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|")
 
 
 def tv_figure(report: dict):

@@ -302,7 +302,8 @@ class CausalVAE(nn.Module):
 
     @staticmethod
     def elbo() -> TraceEnum_ELBO:
-        return TraceEnum_ELBO(max_plate_nesting=1)
+        # A batch may have nothing to enumerate (every variable labelled): not a mistake.
+        return TraceEnum_ELBO(max_plate_nesting=1, strict_enumeration_warning=False)
 
     def _neg_elbo(self, model, guide, *args) -> torch.Tensor:
         """Negative ELBO summed over the rows: differentiable when gradients are on."""

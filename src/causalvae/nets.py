@@ -36,7 +36,7 @@ value a proper probability:
 its ``log_prob`` has the (possibly enumerated) batch shape.
 
 Precision. The networks run in bf16 under ``torch.autocast("cpu", dtype=torch.bfloat16)`` and
-accept ``torch.channels_last`` inputs; their outputs are returned in float32, and the
+can run their convolutions channels_last (:data:`CHANNELS_LAST`); their outputs are returned in float32, and the
 distributions cast their parameters to float32, so log-probabilities, enumeration and the ELBO
 stay in fp32.
 
@@ -69,9 +69,11 @@ from causalvae.errors import CausalVAEError, unknown
 LIKELIHOODS = ("bernoulli", "dlogistic")
 MIN_LOG_SCALE = -7.0
 
-#: Convolutions run on channels_last tensors (faster on CPUs; ``bench/bench_train.py``
-#: measures the ratio). A module switch, not a config field: it never changes the result.
-CHANNELS_LAST = True
+#: Run the convolutions on channels_last tensors. Off: on the reference CPU a whole training
+#: step is slower with it (``bench/bench_train.py`` measures the ratio in each run), though
+#: the encoder's convolutions alone are faster. A module switch, not a config field: the
+#: memory layout never changes what a model computes.
+CHANNELS_LAST = False
 
 
 def _memory_format(x: torch.Tensor) -> torch.Tensor:
@@ -200,8 +202,8 @@ def _conv_trunk(config: NetConfig) -> tuple[nn.Sequential, int]:
 
 
 def _run_trunk(trunk: nn.Sequential, x: torch.Tensor, config: NetConfig) -> torch.Tensor:
-    """Apply a conv trunk to (..., C, H, W) images in channels_last memory order (about 3x
-    faster convolutions on a CPU than the default order); returns (..., features)."""
+    """Apply a conv trunk to (..., C, H, W) images (in the memory layout
+    :data:`CHANNELS_LAST` chooses); returns (..., features)."""
     lead = x.shape[:-3]
     x = x.reshape(-1, config.channels, config.image_size, config.image_size)
     h = trunk(_memory_format(x))

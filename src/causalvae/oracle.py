@@ -34,7 +34,8 @@ FORMAT = "causalvae-oracle/1"
 
 
 class OracleError(CausalVAEError):
-    """An oracle file that is missing, foreign or corrupt."""
+    """An oracle file that is missing, foreign or corrupt (its config.json's problems are
+    reported as :class:`~causalvae.store.ModelFileError`, also a CausalVAEError)."""
 
 
 # ------------------------------------------------------------------------------ fresh renders
@@ -188,16 +189,14 @@ def save_oracle(oracle: Oracle, out: str | os.PathLike, held_out_accuracy: dict[
 def load_oracle(path: str | os.PathLike, device: str = "cpu") -> Oracle:
     from safetensors.torch import load
 
+    from causalvae.store import _read_json
+
     root = Path(path)
     cfg_path, w_path = root / "config.json", root / "oracle.safetensors"
-    for p in (cfg_path, w_path):
-        if not p.exists():
-            raise OracleError(f"{p}: missing (train one with `causalvae oracle train --world scenes --out {root}`)")
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise OracleError(f"{cfg_path}: not valid JSON ({exc})") from None
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+    if not w_path.exists():
+        raise OracleError(f"{w_path}: missing (train one with `causalvae oracle train --world scenes --out {root}`)")
+    cfg = _read_json(cfg_path)
+    if cfg.get("format") != FORMAT:
         raise OracleError(f"{cfg_path}: not an oracle file (format should be {FORMAT})")
     data = w_path.read_bytes()
     if hashlib.sha256(data).hexdigest() != cfg.get("weights_sha256"):
