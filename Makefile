@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(PY) -m pip --quiet --disable-pip-version-check --no-input
 OUT    := out
 
-.PHONY: install test demo recipe bench docs clean
+.PHONY: install test demo recipe evaluate bench docs clean
 
 install: $(STAMP)
 
@@ -47,6 +47,20 @@ recipe: $(STAMP)
 	$(CLI) reconstruct runs/scenes --n 16 --out docs/img/scenes_recon.png
 	mkdir -p docs/runs/scenes
 	cp runs/scenes/metrics.csv runs/scenes/train.json runs/scenes/config.json docs/runs/scenes/
+
+# The oracle and the evaluation report of the recipe's model (docs/evaluation.md), with the
+# pictures and outputs shown there.
+REPORT := docs/reports/scenes
+evaluate: $(STAMP)
+	test -f runs/scenes/config.json || $(MAKE) recipe
+	COLUMNS=100 $(CLI) oracle train --world scenes --out oracles/scenes > $(REPORT)/oracle.txt
+	$(CLI) evaluate runs/scenes --oracle oracles/scenes --out reports/scenes
+	mkdir -p $(REPORT)
+	cp reports/scenes/report.md reports/scenes/report.json $(REPORT)/
+	cp reports/scenes/generation_tv.png docs/img/scenes_generation_tv.png
+	COLUMNS=100 $(CLI) sample runs/scenes --given "reaction=Dying" --n 16 --out docs/img/scenes_given.png --oracle oracles/scenes > $(REPORT)/sample_given.txt
+	COLUMNS=100 $(CLI) sample runs/scenes --do "actor_attack=High, reactor_defense=Low" --n 16 --out docs/img/scenes_do.png --oracle oracles/scenes > $(REPORT)/sample_do.txt
+	COLUMNS=100 $(CLI) counterfactual runs/scenes --index 17 --do "action=Attack" --out docs/img/scenes_cf.png > $(REPORT)/counterfactual.txt
 
 bench: $(STAMP)
 	$(PY) bench/bench_exact.py --out bench/results/exact.json

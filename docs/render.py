@@ -14,6 +14,10 @@ Two kinds of marked blocks are filled in:
     ...replaced by a table of that benchmark result file's figures...
     <!-- end -->
 
+    <!-- include: docs/reports/scenes/report.md -->
+    ...replaced by that file, written by a command (its headings shifted one level down)...
+    <!-- end -->
+
     python docs/render.py            # rewrite the files in place
     python docs/render.py --check    # exit 1 if any block is stale (the tests run this)
 """
@@ -31,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-BLOCK = re.compile(r"(<!-- (run|run-fails|bench): (.*?) -->\n)(.*?)(<!-- end -->)", re.S)
+BLOCK = re.compile(r"(<!-- (run|run-fails|bench|include): (.*?) -->\n)(.*?)(<!-- end -->)", re.S)
 
 
 def run_block(command: str, should_fail: bool = False) -> str:
@@ -65,10 +69,20 @@ def bench_block(path: str) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+def include_block(path: str) -> str:
+    text = (ROOT / path).read_text()
+    if not path.endswith(".md"):  # a command's saved output
+        return "```text\n" + "\n".join(line.rstrip() for line in text.rstrip().splitlines()) + "\n```\n"
+    return "\n".join("#" + line if line.startswith("#") else line for line in text.rstrip().splitlines()) + "\n"
+
+
 def render(text: str) -> str:
     def fill(m: re.Match) -> str:
         kind, arg = m.group(2), m.group(3)
-        body = bench_block(arg) if kind == "bench" else run_block(arg, kind == "run-fails")
+        if kind == "include":
+            body = include_block(arg)
+        else:
+            body = bench_block(arg) if kind == "bench" else run_block(arg, kind == "run-fails")
         return m.group(1) + body + m.group(5)
 
     return BLOCK.sub(fill, text)

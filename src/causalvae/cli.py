@@ -542,13 +542,17 @@ def _caption_values(graph: Graph, names, values: dict, i: int) -> str:
     return " ".join(str(graph[n].values[int(values[n][i])]) for n in names)
 
 
-def _distribution_table(title: str, columns: list[tuple[str, list]], value_names) -> Table:
+def _distribution_table(title: str, headers: list[str], rows: list[tuple[str, str, list]]) -> Table:
+    """One table of several variables' distributions: rows of (variable, value, [probabilities])."""
     table = Table(title=title, show_header=True, header_style="bold", title_justify="left")
+    table.add_column("variable")
     table.add_column("value")
-    for name, _ in columns:
-        table.add_column(name, justify="right")
-    for k, v in enumerate(value_names):
-        table.add_row(escape(str(v)), *[_fmt(float(col[k])) for _, col in columns])
+    for h in headers:
+        table.add_column(h, justify="right")
+    last = None
+    for var, value, probs in rows:
+        table.add_row(escape(var) if var != last else "", escape(str(value)), *[_fmt(float(p)) for p in probs])
+        last = var
     return table
 
 
@@ -596,11 +600,14 @@ def sample_cmd(
             _fail(exc)
             return
         read = oracle.read(g.images)
+    headers = ["exact", f"drawn ({n})"] + ([f"read off the pictures ({n})"] if read is not None else [])
+    rows = []
     for c, table in exact.items():
-        cols = [("exact", table), (f"drawn ({n})", np.bincount(g.values[c], minlength=graph.card(c)) / n)]
-        if read is not None:
-            cols.append((f"read off the pictures ({n})", np.bincount(read[:, vae.label_columns.index(c)], minlength=graph.card(c)) / n))
-        out.print(_distribution_table(c, cols, graph[c].values))
+        drawn = np.bincount(g.values[c], minlength=graph.card(c)) / n
+        seen = np.bincount(read[:, vae.label_columns.index(c)], minlength=graph.card(c)) / n if read is not None else None
+        for k, v in enumerate(graph[c].values):
+            rows.append((c, v, [table[k], drawn[k]] + ([seen[k]] if seen is not None else [])))
+    out.print(_distribution_table("the variables not set, given the evidence and interventions", headers, rows))
     if read is not None:
         given = np.stack([g.values[c] for c in vae.label_columns], 1)
         agree = (read == given).all(axis=1).mean()
@@ -662,8 +669,8 @@ def counterfactual_cmd(
     counter = _caption_values(graph, vae.image_parents, cf.values, 0)
     caps = [f"factual: {fact}", "reconstruction", f"counterfactual: {counter}", "difference"]
     _write_png(contact_sheet(tiles.astype(np.uint8), caps, columns=4, scale=3), out_path)
-    for c in vae.label_columns:
-        out.print(_distribution_table(f"{c} (counterfactual)", [("exact", cf.exact[0][c])], graph[c].values))
+    rows = [(c, v, [cf.exact[0][c][k], float(cf.values[c][0] == k)]) for c in vae.label_columns for k, v in enumerate(graph[c].values)]
+    out.print(_distribution_table("counterfactual labels: exact distribution given the factual labels, and the values used", ["exact", "used"], rows))
     out.print(f"wrote {out_path}", highlight=False)
 
 

@@ -357,10 +357,39 @@ def markdown(report: dict) -> str:
               f"| composition, 10 null interventions | {A['composition_10']:.2f} |",
               f"| reversibility ({A['reversibility_target']} and back), 1 cycle | {A['reversibility_1']:.2f} |",
               f"| reversibility, 3 cycles | {A['reversibility_3']:.2f} |",
+              "", "## Goals", "", goals_markdown(report).rstrip(),
               "", "## Summary", "", "| figure | value |", "|---|---:|"]
     for k, v in s.items():
         lines.append(f"| {k} | {v:.4f} |")
     return "\n".join(l for l in lines if l is not None) + "\n"
+
+
+def goals(report: dict) -> list[dict]:
+    """The default scene model's goals (issue 6), each with its measured value and whether it
+    is met. The goals are fixed here; only the measurements change."""
+    gen = report["generation"]
+    cfs = report["counterfactuals"]
+    obs = [v for r in cfs for c, v in r["variables"].items() if c not in r["do"]]
+    pix_key = "pixel_mae_to_true_render" if "pixel_mae_to_true_render" in cfs[0] else None
+    A, R = report["axioms"], report["reconstruction"]
+    rows = [
+        ("generation TV above its noise floor, worst target", max(t["tv_model"] - t["tv_true_renders"] for g in gen for t in g["targets"].values()), "<=", 0.01),
+        ("generation read-back rate, worst query", min(g["readback"] for g in gen), ">=", 0.99),
+        ("counterfactual label TV (oracle-read, pooled), mean", float(np.mean([v["tv_read"] for v in obs])), "<=", 0.02),
+        ("counterfactual effectiveness, mean over interventions", float(np.mean([r["effectiveness"] for r in cfs])), ">=", 0.99),
+        ("oracle accuracy on reconstructions, worst variable", min(R["oracle_accuracy"].values()), ">=", 0.99),
+        ("composition after 10 cycles / after 1", A["composition_10"] / max(A["composition_1"], 1e-9), "<=", 2.0),
+    ]
+    if pix_key is not None:
+        rows.insert(4, ("counterfactual pixel MAE / reconstruction MAE", float(np.mean([r[pix_key] for r in cfs])) / max(R["pixel_mae"], 1e-9), "<=", 1.25))
+    return [{"goal": g, "value": float(v), "op": op, "target": t, "met": bool(v <= t if op == "<=" else v >= t)} for g, v, op, t in rows]
+
+
+def goals_markdown(report: dict) -> str:
+    lines = ["| goal | measured | target | met |", "|---|---:|---:|---|"]
+    for g in goals(report):
+        lines.append(f"| {g['goal']} | {g['value']:.4g} | {g['op']} {g['target']:g} | {'yes' if g['met'] else '**no**'} |")
+    return "\n".join(lines) + "\n"
 
 
 def _md(text: str) -> str:
@@ -401,6 +430,7 @@ def write_report(report: dict, out: str | Path) -> Path:
     out = Path(out)
     atomic_write_text(out / "report.json", json.dumps(report, indent=2, default=float) + "\n")
     atomic_write_text(out / "report.md", markdown(report))
+    atomic_write_text(out / "goals.md", goals_markdown(report))
     buf = _io.BytesIO()
     tv_figure(report).savefig(buf, format="png")
     atomic_write_bytes(out / "generation_tv.png", buf.getvalue())
