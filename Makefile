@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(PY) -m pip --quiet --disable-pip-version-check --no-input
 OUT    := out
 
-.PHONY: install test demo recipe evaluate bench docs clean
+.PHONY: install test demo recipe evaluate tutorial bench docs clean
 
 install: $(STAMP)
 
@@ -32,11 +32,23 @@ demo: $(STAMP)
 	$(CLI) query "P(reaction[action=Attack] | action=Taunt, reaction=Idle)"
 	$(CLI) query "PNS(action=Attack vs Walk -> reaction=Dying)"
 	$(CLI) graph draw scenes --out $(OUT)/scenes_dag.png
-	$(CLI) generate scenes --n 2000 --seed 0 --out $(OUT)/scenes --force
+	$(CLI) generate scenes --n 20000 --seed 0 --out $(OUT)/scenes --force
 	$(CLI) show $(OUT)/scenes --out $(OUT)/scenes_sheet.png
-	$(CLI) train --data $(OUT)/scenes --out $(OUT)/run --epochs 2 --force
+	$(CLI) train --data $(OUT)/scenes --out $(OUT)/run --epochs 6 --val-per-epoch 2 --val-limit 1000 --force
 	$(CLI) summary $(OUT)/run
-	$(CLI) reconstruct $(OUT)/run --n 8 --out $(OUT)/recon.png
+	$(CLI) curve $(OUT)/run --out $(OUT)/elbo.png
+	$(CLI) reconstruct $(OUT)/run --n 16 --out $(OUT)/recon.png
+	$(CLI) oracle train --world scenes --out $(OUT)/oracle
+	$(CLI) sample $(OUT)/run --n 8 --beside-truth --out $(OUT)/random.png
+	$(CLI) sample $(OUT)/run --given "reaction=Dying" --n 16 --out $(OUT)/given.png --oracle $(OUT)/oracle
+	$(CLI) sample $(OUT)/run --do "actor_attack=High, reactor_defense=Low" --n 16 --out $(OUT)/do.png --oracle $(OUT)/oracle
+	$(CLI) counterfactual $(OUT)/run --match "actor=Golem, action=Taunt, reactor=Satyr, reaction=Idle" --do "action=Attack" --out $(OUT)/counterfactual.png
+	$(CLI) evaluate $(OUT)/run --oracle $(OUT)/oracle --out $(OUT)/report
+	@echo
+	@echo "outputs in $(OUT)/: the dataset (scenes/) and its sheet, the trained model (run/),"
+	@echo "its ELBO curve (elbo.png) and reconstructions (recon.png), the oracle (oracle/),"
+	@echo "pictures answering queries (random.png, given.png, do.png, counterfactual.png)"
+	@echo "and the evaluation report (report/report.md)"
 
 # The default recipe of the scene world (docs/training.md): 20,000 scenes, about 12 minutes
 # of training on 2 CPU cores; then its figures and record in docs/.
@@ -56,11 +68,24 @@ evaluate: $(STAMP)
 	COLUMNS=100 $(CLI) oracle train --world scenes --out oracles/scenes > $(REPORT)/oracle.txt
 	$(CLI) evaluate runs/scenes --oracle oracles/scenes --out reports/scenes
 	mkdir -p $(REPORT)
-	cp reports/scenes/report.md reports/scenes/report.json $(REPORT)/
+	cp reports/scenes/report.md reports/scenes/report.json reports/scenes/goals.md $(REPORT)/
 	cp reports/scenes/generation_tv.png docs/img/scenes_generation_tv.png
 	COLUMNS=100 $(CLI) sample runs/scenes --given "reaction=Dying" --n 16 --out docs/img/scenes_given.png --oracle oracles/scenes > $(REPORT)/sample_given.txt
 	COLUMNS=100 $(CLI) sample runs/scenes --do "actor_attack=High, reactor_defense=Low" --n 16 --out docs/img/scenes_do.png --oracle oracles/scenes > $(REPORT)/sample_do.txt
 	COLUMNS=100 $(CLI) counterfactual runs/scenes --index 17 --do "action=Attack" --out docs/img/scenes_cf.png > $(REPORT)/counterfactual.txt
+
+# docs/tutorial.md: the tutorial's sections with the recipe's model (pictures and outputs).
+TUT := docs/reports/tutorial
+tutorial: $(STAMP)
+	test -f runs/scenes/config.json || $(MAKE) recipe
+	mkdir -p $(TUT)
+	$(CLI) sample runs/scenes --n 8 --beside-truth --seed 1 --out docs/img/tutorial_random.png
+	$(CLI) reconstruct runs/scenes --n 16 --out docs/img/scenes_recon.png
+	COLUMNS=100 $(CLI) sample runs/scenes --given "reaction=Dying" --n 16 --out docs/img/tutorial_given_dying.png > $(TUT)/given_dying.txt
+	$(CLI) sample runs/scenes --given "actor=Satyr, reactor=Golem" --n 16 --out docs/img/tutorial_given_satyr_golem.png
+	COLUMNS=100 $(CLI) sample runs/scenes --do "actor_attack=High, reactor_defense=Low" --n 16 --out docs/img/tutorial_do_attack.png > $(TUT)/do_attack.txt
+	COLUMNS=100 $(CLI) counterfactual runs/scenes --match "actor=Golem, action=Taunt, reactor=Satyr, reaction=Idle" --do "action=Attack" --out docs/img/tutorial_counterfactual.png > $(TUT)/counterfactual.txt
+	$(PY) docs/render.py
 
 bench: $(STAMP)
 	$(PY) bench/bench_exact.py --out bench/results/exact.json

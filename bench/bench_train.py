@@ -11,6 +11,8 @@ One optimiser step of the default scene model (64x64 RGB, ``TrainConfig`` defaul
 - ``train.fp32_contiguous.images_per_s``: float32 with the default memory layout;
 - ``train.bf16_channels_last.images_per_s``: bf16 autocast of the networks (``--precision bf16``);
 - ``train.channels_last_speedup`` and ``train.bf16_speedup``: the ratios that decide the defaults;
+- ``decode.channels_last_speedup``: the same layout ratio for decoding without gradients
+  (generation, counterfactuals), where channels_last is on by default;
 - ``train.unlabelled_action_cost``: the cost per image of the semi-supervised path, as the
   step time of a batch whose ``action`` labels are all missing (the classifier q(action | x)
   is run and the 3 actions are enumerated through the encoder and decoder) over the step
@@ -96,10 +98,25 @@ def main(argv=None) -> int:
         },
         repeat=args.repeat,
     )
-    nets.CHANNELS_LAST = True
+    nets.CHANNELS_LAST = "inference"
+    z = torch.randn(1024, cfg.z_dim)
+    onehot = torch.zeros(1024, cfg.parent_size)
+    onehot[:, 0] = 1
+
+    def decode(channels_last: bool):
+        def run():
+            nets.CHANNELS_LAST = channels_last
+            with torch.inference_mode():
+                vae.decoder(z, onehot)
+
+        return run
+
+    fwd = timeit_many({"cl": decode(True), "contiguous": decode(False)}, repeat=args.repeat)
+    nets.CHANNELS_LAST = "inference"
     b = d.batch_size
     figs = [Figure(f"train.{k}.images_per_s", b / times[k], "images/s", f"one optimiser step of the default scene model, batch {b}, {k.replace('_', ' ')}") for k in ("fp32_channels_last", "fp32_contiguous", "bf16_channels_last")]
     figs.append(Figure("train.channels_last_speedup", times["fp32_contiguous"] / times["fp32_channels_last"], "x", "float32 step time, contiguous / channels_last"))
+    figs.append(Figure("decode.channels_last_speedup", fwd["contiguous"] / fwd["cl"], "x", "decoding 1024 pictures without gradients, contiguous / channels_last"))
     figs.append(Figure("train.bf16_speedup", times["fp32_channels_last"] / times["bf16_channels_last"], "x", "channels_last step time, float32 / bf16 autocast (below 1: bf16 is slower)"))
     figs.append(Figure("train.unlabelled_action_cost", times["ss_unlabelled"] / times["ss_labelled"], "x", "step time per image without action labels (classifier + 3-way enumeration) / with them"))
     print_table(figs)

@@ -85,3 +85,68 @@ def test_evaluation_report_end_to_end(tiny_run, tmp_path):
     assert (tmp_path / "rep" / "generation_tv.png").stat().st_size > 1000
     with pytest.raises(CausalVAEError, match="truth=True"):
         evaluate(vae, oracle, load_dataset(data, split="test", verify=False), settings)
+
+
+def test_query_commands_on_a_trained_run(tiny_run, tmp_path):
+    """The picture commands run on a run directory, and bad inputs get one clear error."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from causalvae.cli import app
+
+    data, run = tiny_run
+    cli = CliRunner()
+    res = cli.invoke(app, ["sample", str(run), "--given", "reaction=Dying", "--n", "4", "--beside-truth", "--out", str(tmp_path / "s.png")])
+    assert res.exit_code == 0, res.output
+    assert "│ action " in res.output and "│ reaction " not in res.output  # the evidence is not listed
+    with Image.open(tmp_path / "s.png") as im:
+        assert im.width > 4 * 64
+    res = cli.invoke(app, ["counterfactual", str(run), "--match", "actor=Golem", "--do", "action=Walk", "--out", str(tmp_path / "cf.png")])
+    assert res.exit_code == 0, res.output
+    assert "matches actor=Golem" in res.output
+    small = tmp_path / "small.png"
+    Image.new("RGB", (32, 32)).save(small)
+    res = cli.invoke(app, ["counterfactual", str(run), "--image", str(small), "--labels", "actor=Golem", "--do", "action=Walk", "--out", str(tmp_path / "x.png")])
+    assert res.exit_code == 2 and "the picture is 32x32; this model needs 64x64" in res.output
+    grey = tmp_path / "grey.png"
+    Image.new("L", (64, 64)).save(grey)
+    res = cli.invoke(app, ["counterfactual", str(run), "--image", str(grey), "--labels", "actor=Golem", "--do", "action=Walk", "--out", str(tmp_path / "x.png")])
+    assert res.exit_code == 2 and "needs a colour (RGB) picture" in res.output
+    res = cli.invoke(app, ["sample", str(run), "--do", "action=Wlak", "--out", str(tmp_path / "y.png")])
+    assert res.exit_code == 2 and "Wlak" in res.output
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
+def test_sprites_evaluation_scores_iou_over_symmetric_equivalents(tmp_path):
+    from causalvae.generate import generate_sprites
+    from causalvae.worlds.truth import TrueRenderer
+
+    data = generate_sprites(tmp_path / "sprites", 200, seed=4)
+    run = fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=3, batch_size=32, width=8, depth=3, hidden=32, z_dim=4, threads=1), progress=False)
+    vae = load(run)
+    oracle, _ = train_oracle("sprites", steps=2, batch_size=8, held_out=16)
+    test = load_dataset(data, split="test", truth=True, verify=False)
+    settings = EvalSettings(n_generate=24, iw_k=2, iw_images=4, cf_images=8, axiom_images=4, interventions=[{"shape": "square"}])
+    report = evaluate(vae, oracle, test, settings)
+    assert report["reconstruction"]["iou"] is not None
+    assert 0.0 <= report["counterfactuals"][0]["iou_to_true_render"] <= 1.0
+    # The true picture itself scores 1, and a square's quarter turn counts as the same picture.
+    truth = TrueRenderer("sprites")
+    cols = list(test.manifest["truth_columns"])
+    values = {v: test.truth_values[test.indices, cols.index(v)].astype(np.int64) for v in cols}
+    style = test.truth_style[test.indices]
+    pics = truth.render(values, style)
+    np.testing.assert_allclose(truth.best_iou(values, style, pics), 1.0)
+    # An ellipse turned half a turn (grid class 20 = orientation bin 4, offset 0) is the same
+    # picture up to the grid's rounding: plain IoU says they differ, the symmetry-aware score
+    # counts it as the true picture.
+    n = len(pics)
+    ellipse = {**values, "shape": np.ones(n, np.int64), "scale": np.full(n, 5), "orientation": np.zeros(n, np.int64)}
+    half = dict(ellipse, orientation=np.full(n, 4))
+    upright = style.copy()
+    upright[:, truth.style_fields.index("orientation_offset")] = 0
+    pictures = truth.render(ellipse, upright)
+    from causalvae.metrics import iou
+
+    assert (iou(truth.render(half, upright), pictures) < 0.99).all()
+    np.testing.assert_allclose(truth.best_iou(half, upright, pictures), 1.0)

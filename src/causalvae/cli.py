@@ -566,6 +566,7 @@ def sample_cmd(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     columns: int = typer.Option(8, "--columns", help="Tiles per row."),
     oracle_path: Optional[Path] = typer.Option(None, "--oracle", help="An oracle (causalvae oracle train) to read the labels off the pictures."),
+    beside_truth: bool = typer.Option(False, "--beside-truth", help="Put the world's true render of the same values (random style) beside each picture."),
 ) -> None:
     """Draw pictures of the world given evidence and/or under interventions."""
     import numpy as np
@@ -586,9 +587,20 @@ def sample_cmd(
         _fail(exc)
         return
     tiles = g.images.permute(0, 2, 3, 1).numpy()
+    captions = [_caption_values(graph, vae.image_parents, g.values, i) for i in range(n)]
+    if beside_truth:
+        from causalvae.worlds.truth import TrueRenderer
+
+        try:
+            truth = TrueRenderer(json.loads((run / "config.json").read_text())["graph"]["name"], vae.config.image_size)
+        except CausalVAEError as exc:
+            _fail(CausalVAEError(f"--beside-truth needs a built-in world's model: {exc}"))
+            return
+        true = truth.render(g.values, truth.draw_style(n, np.random.default_rng(seed))).transpose(0, 2, 3, 1)
+        tiles = np.stack([tiles, true], 1).reshape(2 * n, *tiles.shape[1:])
+        captions = [c for cap in captions for c in (f"model: {cap}", "true render")]
     if tiles.shape[-1] == 1:
         tiles = tiles[..., 0] * 255
-    captions = [_caption_values(graph, vae.image_parents, g.values, i) for i in range(n)]
     _write_png(contact_sheet(tiles.astype(np.uint8), captions, columns=columns, scale=2), out_path)
     read = None
     if oracle_path is not None:
@@ -621,6 +633,7 @@ def counterfactual_cmd(
     out_path: Path = typer.Option(..., "--out", "-o", help="The PNG to write: factual, reconstruction, counterfactual, difference."),
     do: str = typer.Option(..., "--do", help='Interventions, e.g. "action=Walk".'),
     index: Optional[int] = typer.Option(None, "--index", help="A test-set picture of the run's dataset."),
+    match: Optional[str] = typer.Option(None, "--match", help='The first test-set picture with these labels, e.g. "actor=Golem, action=Taunt".'),
     image: Optional[Path] = typer.Option(None, "--image", help="Your own picture (PNG of the model's size)."),
     labels: Optional[str] = typer.Option(None, "--labels", help='Its labels, e.g. "actor=Golem, actor_type=type1, ...".'),
     data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's)."),
@@ -635,11 +648,23 @@ def counterfactual_cmd(
 
     if out_path.suffix.lower() != ".png":
         _fail(CausalVAEError(f"{out_path}: the picture is written as .png"))
-    if (index is None) == (image is None):
-        _fail(CausalVAEError("give either --index (a test-set picture) or --image with --labels"))
+    if sum(x is not None for x in (index, image, match)) != 1:
+        _fail(CausalVAEError("give one of --index or --match (a test-set picture) or --image with --labels"))
     vae = _load_run(run)
     graph = vae.current_graph()
     interventions = _assignments(do, graph, "--do")
+    if match is not None:
+        ds = _run_dataset(run, data, "test")
+        wanted = _assignments(match, graph, "--match")
+        ok = np.ones(len(ds), dtype=bool)
+        for c, v in wanted.items():
+            if c not in ds.label_columns:
+                _fail(CausalVAEError(f"--match: '{c}' is not a labelled variable ({', '.join(ds.label_columns)})"))
+            ok &= ds.labels[ds.indices, ds.label_columns.index(c)] == graph.value_index(c, v)
+        if not ok.any():
+            _fail(CausalVAEError(f"--match: no test picture has {match}"))
+        index = int(np.flatnonzero(ok)[0])
+        out.print(f"test picture {index} matches {match}", highlight=False)
     if index is not None:
         ds = _run_dataset(run, data, "test")
         if not 0 <= index < len(ds):
@@ -661,13 +686,17 @@ def counterfactual_cmd(
         return
     pics = [images[0], recon[0], cf.images[0]]
     diff = (cf.images[0].float() - recon[0].float()).abs().amax(0, keepdim=True).expand_as(cf.images[0])
-    pics.append(diff.clamp(0, 255).to(torch.uint8) if vae.config.likelihood == "dlogistic" else (diff > 0).to(torch.uint8))
+    top = float(diff.max())
+    if vae.config.likelihood == "dlogistic":  # scaled so that the largest change is white
+        pics.append((diff * (255.0 / max(top, 1.0))).round().clamp(0, 255).to(torch.uint8))
+    else:
+        pics.append((diff > 0).to(torch.uint8))
     tiles = torch.stack(pics).permute(0, 2, 3, 1).numpy()
     if tiles.shape[-1] == 1:
         tiles = tiles[..., 0] * (255 if vae.config.likelihood == "bernoulli" else 1)
     fact = _caption_values(graph, vae.image_parents, cf.abduction.values, 0)
     counter = _caption_values(graph, vae.image_parents, cf.values, 0)
-    caps = [f"factual: {fact}", "reconstruction", f"counterfactual: {counter}", "difference"]
+    caps = [f"factual: {fact}", "reconstruction", f"counterfactual: {counter}", f"difference (largest: {top:.0f} of 255)"]
     _write_png(contact_sheet(tiles.astype(np.uint8), caps, columns=4, scale=3), out_path)
     rows = [(c, v, [cf.exact[0][c][k], float(cf.values[c][0] == k)]) for c in vae.label_columns for k, v in enumerate(graph[c].values)]
     out.print(_distribution_table("counterfactual labels: exact distribution given the factual labels, and the values used", ["exact", "used"], rows))
@@ -703,7 +732,7 @@ def _read_picture(path: Path, vae):
 def oracle_train_cmd(
     world: str = typer.Option(..., "--world", help="scenes or sprites."),
     out_path: Path = typer.Option(..., "--out", "-o", help="The oracle directory to write."),
-    steps: int = typer.Option(1000, "--steps", help="Optimiser steps, each on a fresh batch of renders."),
+    steps: int = typer.Option(500, "--steps", help="Optimiser steps, each on a fresh batch of renders."),
     batch_size: int = typer.Option(64, "--batch-size", help="Renders per step."),
     seed: int = typer.Option(0, "--seed", help="Seed of the renders and the initialisation."),
     resolution: int = typer.Option(64, "--resolution", help="Picture size (the scene world: 64, 96 or 128)."),
@@ -742,8 +771,8 @@ def evaluate_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's); its test split is used."),
     n_generate: int = typer.Option(10000, "--n-generate", help="Pictures generated per reference query."),
     iw_k: int = typer.Option(100, "--iw-k", help="Samples of the importance-weighted bound."),
-    iw_images: int = typer.Option(500, "--iw-images", help="Test pictures for the importance-weighted bound."),
-    cf_images: Optional[int] = typer.Option(None, "--cf-images", help="Test pictures per intervention (default: all)."),
+    iw_images: int = typer.Option(200, "--iw-images", help="Test pictures for the importance-weighted bound."),
+    cf_images: int = typer.Option(400, "--cf-images", help="Test pictures per intervention (0: all)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
 ) -> None:
     """Score a trained model against the world's truth: likelihood, generation, counterfactuals, axioms."""
@@ -763,7 +792,7 @@ def evaluate_cmd(
     try:
         oracle = load_oracle(oracle_path)
         test = load_dataset(data, split="test", truth=True, verify=False)
-        settings = EvalSettings(n_generate=n_generate, iw_k=iw_k, iw_images=iw_images, cf_images=cf_images, seed=seed)
+        settings = EvalSettings(n_generate=n_generate, iw_k=iw_k, iw_images=iw_images, cf_images=cf_images or None, seed=seed)
         report = evaluate(vae, oracle, test, settings, progress=lambda msg: err.print(f"[dim]{escape(msg)}[/]"))
     except CausalVAEError as exc:
         _fail(exc)
@@ -778,7 +807,7 @@ def evaluate_cmd(
     L = report["likelihood"]
     table.add_row("test ELBO (nats/picture)", f"{L['elbo']:.1f}")
     if L["iw_bound"] is not None:
-        table.add_row(f"IW bound k={L['iw_k']} (nats/picture)", f"{L['iw_bound']:.1f}")
+        table.add_row(f"IW bound k={L['iw_k']}, {L['iw_pictures']} pictures (their ELBO {L['elbo_on_iw_pictures']:.1f})", f"{L['iw_bound']:.1f}")
     table.add_row("reconstruction pixel MAE", f"{report['reconstruction']['pixel_mae']:.2f}")
     for k, v in summary_rows(report).items():
         table.add_row(k.replace("_", " "), f"{v:.4f}")

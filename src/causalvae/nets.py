@@ -69,15 +69,17 @@ from causalvae.errors import CausalVAEError, unknown
 LIKELIHOODS = ("bernoulli", "dlogistic")
 MIN_LOG_SCALE = -7.0
 
-#: Run the convolutions on channels_last tensors. Off: on the reference CPU a whole training
-#: step is slower with it (``bench/bench_train.py`` measures the ratio in each run), though
-#: the encoder's convolutions alone are faster. A module switch, not a config field: the
-#: memory layout never changes what a model computes.
-CHANNELS_LAST = False
+#: When to run the convolutions on channels_last tensors: "inference" (the default: without
+#: gradients only), True (always) or False (never). On the reference CPU channels_last gives a
+#: training step no reliable gain and a forward pass a clear one (``bench/bench_train.py``
+#: measures both in each run). A module switch, not a config field: the memory layout never changes what a
+#: model computes.
+CHANNELS_LAST: bool | str = "inference"  # training step: no reliable gain; decoding: faster
 
 
 def _memory_format(x: torch.Tensor) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last if CHANNELS_LAST else torch.contiguous_format)
+    last = (not torch.is_grad_enabled()) if CHANNELS_LAST == "inference" else bool(CHANNELS_LAST)
+    return x.contiguous(memory_format=torch.channels_last if last else torch.contiguous_format)
 
 
 # ---------------------------------------------------------------------------------------------

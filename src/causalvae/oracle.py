@@ -133,7 +133,7 @@ def accuracy(oracle: Oracle, images: np.ndarray, labels: np.ndarray) -> dict[str
 def train_oracle(
     world: str,
     *,
-    steps: int = 1000,
+    steps: int = 500,
     batch_size: int = 64,
     lr: float = 2e-3,
     seed: int = 0,

@@ -65,3 +65,21 @@ class TrueRenderer:
 
         offsets = {f: named[f].astype(np.int64) for f in self.style_fields}
         return images(graph_classes(values, offsets))[:, None].astype(np.uint8)
+
+    def best_iou(self, values: Mapping[str, np.ndarray], style: np.ndarray, pictures: np.ndarray) -> np.ndarray:
+        """Per picture, the IoU against the true render of ``values`` with ``style``; for the
+        sprites world the best over every symmetric equivalent of that render (a square
+        turned a quarter turn is the same picture), as ``worlds.dsprites.equivalent`` lists."""
+        from causalvae.metrics import iou
+
+        if self.world != "sprites":
+            return iou(self.render(values, style), pictures)
+        from causalvae.worlds.dsprites import equivalent, graph_classes, images
+
+        named = {f: np.asarray(style)[:, k].astype(np.int64) for k, f in enumerate(self.style_fields)}
+        classes = graph_classes(values, named)
+        out = np.empty(len(classes))
+        for i, c in enumerate(classes):
+            options = images(equivalent(c))[:, None]
+            out[i] = iou(options, np.repeat(pictures[i : i + 1], len(options), axis=0)).max()
+        return out
