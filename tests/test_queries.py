@@ -105,3 +105,26 @@ def test_bad_queries(scenes, vae):
         sample(vae, 2, do={"action": "Wlak"})
     with pytest.raises(CausalVAEError, match="n must be at least 1"):
         sample(vae, 0)
+
+
+def test_abduction_with_missing_labels_fills_them_from_the_posterior(scenes, vae):
+    """A column labelled in some rows only: its labels are kept, the missing ones drawn from
+    P(value | that row's labels), and the abducted noise reproduces the filled-in world."""
+    from causalvae.exact import posterior
+    from causalvae.noise import propagate
+
+    n = 4000
+    row = [scenes.value_index(c, v) for c, v in zip(vae.label_columns, ["Golem", "type2", "Taunt", "Satyr", "type1", "Idle"])]
+    labels = torch.tensor([row] * n)
+    k = vae.label_columns.index("action")
+    labels[n // 2 :, k] = -1  # half the rows lose the action
+    images = torch.zeros((n, 3, 16, 16), dtype=torch.uint8)
+    unit = abduct(vae, images, labels, seed=3)
+    assert (unit.values["action"][: n // 2] == row[k]).all()
+    filled = unit.values["action"][n // 2 :]
+    evidence = [c for c in vae.label_columns if c != "action"]
+    want = posterior(scenes, ["action"], evidence, np.array([[r for c, r in zip(vae.label_columns, row) if c != "action"]]))[0]
+    got = np.bincount(filled, minlength=3) / len(filled)
+    assert np.all(np.abs(got - want) < 4 * np.sqrt(want * (1 - want) / len(filled)) + 1e-9), (got, want)
+    for name, v in propagate(scenes, unit.noise).items():
+        np.testing.assert_array_equal(v, unit.values[name], err_msg=name)

@@ -171,6 +171,8 @@ def test_semi_supervised_classifier_learns_a_factor_from_few_labels(tmp_path):
 def test_bad_settings_are_refused(scenes_data, tmp_path):
     with pytest.raises(CausalVAEError, match="unknown precision 'fp16'"):
         fit(TrainConfig(data=str(scenes_data), out=str(tmp_path / "a"), precision="fp16"))
+    with pytest.raises(CausalVAEError, match="--devices 2 needs --strategy ddp"):
+        fit(TrainConfig(data=str(scenes_data), out=str(tmp_path / "a"), devices=2))
     with pytest.raises(CausalVAEError, match="batch-size must be a positive integer"):
         fit(TrainConfig(data=str(scenes_data), out=str(tmp_path / "a"), batch_size=0))
     with pytest.raises(CausalVAEError, match="unknown labelled variable 'posX'"):

@@ -40,7 +40,7 @@ from causalvae.metrics.distributions import empirical
 from causalvae.model import CausalVAE
 from causalvae.noise import propagate
 from causalvae.oracle import Oracle
-from causalvae.queries import abduct, counterfactual, predict, reconstruct, sample, sample_values
+from causalvae.queries import abduct, counterfactual, counterfactual_distributions, predict, reconstruct, sample, sample_values
 from causalvae.worlds.truth import TrueRenderer
 
 #: The reference queries of each world: (label, evidence, do).
@@ -130,10 +130,14 @@ def evaluate(
         raise CausalVAEError(f"{test.root}: evaluation needs a built-in world's dataset (scenes or sprites), not {world!r}")
     if not test.truth:
         raise CausalVAEError(f"{test.root}: open the test split with truth=True")
-    if list(oracle.config.columns) != list(vae.label_columns):
+    if not set(vae.label_columns) <= set(oracle.config.columns):
         raise CausalVAEError(f"the oracle reads {list(oracle.config.columns)}, the model's labels are {list(vae.label_columns)}")
     truth = TrueRenderer(world, vae.config.image_size)
-    graph = vae.current_graph()
+    # The truth is the world's: the dataset's own graph (its tables and what it labels), never
+    # the model's (which may have learned tables or be a hypothesis given with --graph).
+    graph = test.graph
+    if list(graph.observed) != list(vae.label_columns):
+        raise CausalVAEError(f"the model's labels {list(vae.label_columns)} are not the dataset's {list(graph.observed)}")
     cols = list(vae.label_columns)
     binary = vae.config.likelihood == "bernoulli"
     gen = torch.Generator().manual_seed(settings.seed)
@@ -177,7 +181,7 @@ def evaluate(
         "pixel_mae": float(pixel_mae(_pixels(images, binary), _pixels(recon, binary)).mean()),
         "iou": float(iou(images.numpy(), recon.numpy()).mean()) if binary else None,
         "oracle_accuracy": {c: float((read[seen[:, k], k] == lab[seen[:, k], k]).mean()) for k, c in enumerate(cols)},
-        "oracle_accuracy_on_test_pictures": {c: float(a) for c, a in zip(cols, (_read(oracle, images, cols) == lab).mean(0))},
+        "oracle_accuracy_on_test_pictures": {c: float(a) for c, a in zip(cols, _masked_accuracy(_read(oracle, images, cols), lab))},
     }
 
     # ---------------------------------------------------------------- generation
@@ -223,7 +227,7 @@ def evaluate(
             cf = counterfactual(vae, images[sl], labels[sl], do, seed=int(rng.integers(2**62)))
             used.append(np.stack([cf.values[c] for c in cols], 1))
             readc.append(_read(oracle, cf.images, cols))
-            exact_rows.extend(cf.exact)
+            exact_rows.extend(counterfactual_distributions(graph, cols, lab[sl], {k: graph[k].index(v) for k, v in do.items()}))
             if binary:  # IoU against the true render, the best over its symmetric equivalents
                 pix.append(truth.best_iou(cf.values, truth_style[sl], cf.images.numpy()))
             else:
@@ -265,6 +269,11 @@ def evaluate(
     return report
 
 
+def _masked_accuracy(read: np.ndarray, lab: np.ndarray) -> list[float]:
+    """Per column, the share of labelled rows (label >= 0) that the oracle reads right."""
+    return [float((read[lab[:, k] >= 0, k] == lab[lab[:, k] >= 0, k]).mean()) if (lab[:, k] >= 0).any() else float("nan") for k in range(lab.shape[1])]
+
+
 def _pixels(images: torch.Tensor, binary: bool) -> np.ndarray:
     arr = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     return arr.astype(np.uint8) * 255 if binary else arr
@@ -274,7 +283,10 @@ def _reversibility(vae: CausalVAE, x0: torch.Tensor, l0: torch.Tensor, seed: int
     """Intervene each picture's first image parent to its next value, then every image
     parent back to its original value; mean |x - x_back| after 1 and 3 such cycles."""
     graph = vae.current_graph()
-    target = vae.image_parents[0]
+    labelled = [p for p in vae.image_parents if p in vae.label_columns and bool((l0[:, vae.label_columns.index(p)] >= 0).all())]
+    if len(labelled) < len(vae.image_parents):
+        return {"reversibility_1": float("nan"), "reversibility_3": float("nan"), "reversibility_target": "(skipped: an image parent is unlabelled)"}
+    target = labelled[0]
     k = vae.label_columns.index(target)
     original = l0[:, k].numpy().astype(np.int64)
     other = (original + 1) % graph.card(target)

@@ -169,11 +169,34 @@ def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, *, seed: 
     cols = vae.label_columns
     n = len(lab)
     missing = [c for j, c in enumerate(cols) if (lab[:, j] < 0).any()]
+    known = [c for c in cols if c not in missing]
     unknown = [v for v in graph.names if v not in cols] + missing
     values = {c: lab[:, j].copy() for j, c in enumerate(cols)}
     if unknown:
-        post = posterior(graph, unknown, cols, lab).reshape(n, -1)
-        post = post / post.sum(axis=1, keepdims=True)
+        # P(unknown | the columns labelled in every row); then, per row, the labels it does
+        # have among the partly labelled columns select their slice.
+        post = posterior(graph, unknown, known, lab[:, [cols.index(c) for c in known]]) if known else np.broadcast_to(
+            posterior(graph, unknown, [], np.zeros((1, 0), np.int64)), (n,) + tuple(graph.card(v) for v in unknown)
+        )
+        post = np.array(post, dtype=np.float64)
+        for axis, v in enumerate(unknown):
+            shape = [1] * len(unknown)
+            shape[axis] = graph.card(v)
+            if v in cols:
+                given = lab[:, cols.index(v)]
+                keep = (given[:, None] < 0) | (given[:, None] == np.arange(graph.card(v))[None, :])
+                post *= keep.reshape((n, *shape))
+            if v in vae.classified:
+                # An image parent without a label is also seen in the picture: weigh by q(y | x).
+                q = vae.classify(images)[v].detach().cpu().numpy().astype(np.float64)
+                if v in cols:
+                    q = np.where((lab[:, cols.index(v)] >= 0)[:, None], 1.0, q)
+                post *= q.reshape((n, *shape))
+        post = post.reshape(n, -1)
+        total = post.sum(axis=1, keepdims=True)
+        if (total <= 0).any():
+            raise CausalVAEError(f"the labels of row {int(np.flatnonzero(total[:, 0] <= 0)[0])} are impossible under the graph")
+        post = post / total
         picks = np.array([rng.choice(post.shape[1], p=row) for row in post])
         idx = np.unravel_index(picks, tuple(graph.card(v) for v in unknown))
         for v, i in zip(unknown, idx):
@@ -185,6 +208,8 @@ def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, *, seed: 
         v = values[name]
         hi = rows[np.arange(n), v]
         lo = np.where(v > 0, rows[np.arange(n), np.maximum(v - 1, 0)], 0.0)
+        if (hi <= lo).any():
+            raise CausalVAEError(f"'{name}' = {graph[name].values[int(v[np.flatnonzero(hi <= lo)[0]])]} is impossible given its parents in row {int(np.flatnonzero(hi <= lo)[0])}")
         noise[name] = lo + (hi - lo) * rng.random(n)
     device = next(vae.parameters()).device
     parents = {p: torch.from_numpy(values[p]).to(device) for p in vae.image_parents}
@@ -221,16 +246,25 @@ def counterfactual(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, d
     interventions = act(graph, do)
     unit = abduct(vae, images, labels, seed=seed)
     cf_images, values = predict(vae, unit, interventions, seed=seed)
-    world = tuple(sorted(interventions.items()))
-    cols = vae.label_columns
-    exact, cache = [], {}
-    for row in unit.labels:
+    exact = counterfactual_distributions(graph, vae.label_columns, unit.labels, interventions)
+    return Counterfactual(cf_images, values, exact, unit)
+
+
+def counterfactual_distributions(graph, columns, rows: np.ndarray, do: dict[str, int]) -> list[dict[str, np.ndarray]]:
+    """For each factual label row (value indices, -1 missing), the exact twin-network
+    distribution of every label column in the world ``do(do)``: ``[{column: probabilities}]``.
+    Rows with the same labels share one computation."""
+    from causalvae.exact import Term, query
+
+    world = tuple((k, graph[k].values[i]) for k, i in sorted(do.items()))
+    out, cache = [], {}
+    for row in np.asarray(rows):
         key = tuple(row.tolist())
         if key not in cache:
-            evidence = {c: int(v) for c, v in zip(cols, row) if v >= 0}
-            cache[key] = {
-                c: query(graph, [Term(c, tuple((graph.names[graph.names.index(k)], graph[k].values[i]) for k, i in world))], evidence).table
-                for c in cols
-            } if world else {c: np.eye(graph.card(c))[int(v)] if v >= 0 else query(graph, [c], evidence).table for c, v in zip(cols, row)}
-        exact.append(cache[key])
-    return Counterfactual(cf_images, values, exact, unit)
+            evidence = {c: int(v) for c, v in zip(columns, row) if v >= 0}
+            if world:
+                cache[key] = {c: query(graph, [Term(c, world)], evidence).table for c in columns}
+            else:  # the factual world: the labels themselves, or their posterior when missing
+                cache[key] = {c: np.eye(graph.card(c))[int(v)] if v >= 0 else query(graph, [c], evidence).table for c, v in zip(columns, row)}
+        out.append(cache[key])
+    return out

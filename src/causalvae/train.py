@@ -106,6 +106,8 @@ class TrainConfig:
             raise unknown("accelerator", self.accelerator, ("cpu", "gpu", "auto"))
         if self.strategy not in ("auto", "ddp"):
             raise unknown("strategy", self.strategy, ("auto", "ddp"))
+        if self.devices > 1 and self.strategy != "ddp":
+            raise CausalVAEError(f"--devices {self.devices} needs --strategy ddp (several processes share the data)")
         if not self.lr > 0 or not self.cpt_lr > 0:
             raise CausalVAEError("learning rates must be positive")
         for name, frac in self.withhold.items():
@@ -309,6 +311,8 @@ class RunKeeper(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = self.step(trainer)
+        if trainer.world_size > 1:  # every process stops at the same step, or none does
+            self.stop_requested = trainer.strategy.reduce_boolean_decision(self.stop_requested, all=False)
         if step % self.val_every == 0 or step == self.total_steps:
             self.validate(trainer, pl_module)
         if step % self.cfg.checkpoint_every == 0 or step == self.total_steps or self.stop_requested:
@@ -320,7 +324,7 @@ class RunKeeper(L.Callback):
         from causalvae.store import save_checkpoint
 
         step = self.step(trainer)
-        sums = trainer.strategy.reduce(pl_module.train_sums.t.clone(), reduce_op="sum") if trainer.world_size > 1 else pl_module.train_sums.t
+        sums = _reduce_sum(trainer, pl_module, pl_module.train_sums.t) if trainer.world_size > 1 else pl_module.train_sums.t
         if trainer.is_global_zero:
             meta = {
                 "epoch": step // self.epoch_steps,
@@ -342,8 +346,8 @@ class RunKeeper(L.Callback):
             val = pl_module.validate(self.val_loader) if self.val_loader is not None else _Sums().t
         train = pl_module.train_sums.t
         if trainer.world_size > 1:
-            val = trainer.strategy.reduce(val.clone(), reduce_op="sum")
-            train = trainer.strategy.reduce(train.clone(), reduce_op="sum")
+            val = _reduce_sum(trainer, pl_module, val)
+            train = _reduce_sum(trainer, pl_module, train)
         pl_module.train_sums = _Sums()
         if not trainer.is_global_zero:
             return
@@ -364,6 +368,11 @@ class RunKeeper(L.Callback):
     def on_train_end(self, trainer, pl_module):
         if self.tb is not None:
             self.tb.close()
+
+
+def _reduce_sum(trainer, pl_module, t: torch.Tensor) -> torch.Tensor:
+    """Sum a small CPU tensor over the processes (on the module's device, as NCCL needs)."""
+    return trainer.strategy.reduce(t.clone().to(pl_module.device), reduce_op="sum").cpu()
 
 
 @contextmanager
