@@ -187,3 +187,18 @@ def test_bad_settings_are_refused(scenes_data, tmp_path):
     fit(TrainConfig(data=str(scenes_data), out=str(run), max_steps=2, **TINY), progress=False)
     with pytest.raises(CausalVAEError, match=r"other settings \(lr: 0.001 -> 0.01\)"):
         fit(TrainConfig(data=str(scenes_data), out=str(run), max_steps=2, lr=0.01, **TINY), progress=False)
+
+
+def test_a_damaged_metrics_file_gets_one_clear_error(tmp_path):
+    from causalvae.train import write_metrics
+
+    path = tmp_path / "metrics.csv"
+    row = {"epoch": 0.5, "step": 10, "wall_s": 1.0, "train_elbo": -1.0, "train_recon": -1.0, "train_kl": 0.0, "val_elbo": -1.0, "val_recon": -1.0, "val_kl": 0.0}
+    write_metrics(path, [row])
+    assert read_metrics(path) == [row]
+    path.write_text(path.read_text()[:-12])  # cut inside the last row
+    with pytest.raises(CausalVAEError, match="line 2 is not a row of numbers"):
+        read_metrics(path)
+    path.write_text("epoch,step\n1,2\n")
+    with pytest.raises(CausalVAEError, match="not a metrics file of a run"):
+        read_metrics(path)

@@ -408,7 +408,13 @@ def _run_dataset(run: Path, data: Optional[Path], split: str):
     from causalvae.data import load as load_dataset
 
     if data is None:
-        cfg = json.loads((run / "config.json").read_text())
+        from causalvae.store import _read_json
+
+        try:
+            cfg = _read_json(run / "config.json")
+        except CausalVAEError as exc:
+            _fail(exc)
+            raise
         if not cfg.get("dataset"):
             _fail(CausalVAEError(f"{run}/config.json names no dataset; give --data"))
         data = Path(cfg["dataset"]["path"])
@@ -474,7 +480,11 @@ def curve_cmd(
 
     if out_path.suffix.lower() not in (".png", ".svg"):
         _fail(CausalVAEError(f"{out_path}: write the figure as .png or .svg"))
-    rows = read_metrics(run / "metrics.csv")
+    try:
+        rows = read_metrics(run / "metrics.csv")
+    except CausalVAEError as exc:
+        _fail(exc)
+        return
     if not rows:
         _fail(CausalVAEError(f"{run}: no metrics.csv rows yet"))
     settings = json.loads((run / "train.json").read_text()) if (run / "train.json").exists() else {}
@@ -493,7 +503,11 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
     """Print a training run's settings and its ELBO, in nats per image and bits per dimension."""
     from causalvae.train import read_metrics
 
-    rows = read_metrics(run / "metrics.csv")
+    try:
+        rows = read_metrics(run / "metrics.csv")
+    except CausalVAEError as exc:
+        _fail(exc)
+        return
     if not rows:
         _fail(CausalVAEError(f"{run}: no metrics.csv rows"))
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else None

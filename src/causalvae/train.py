@@ -413,10 +413,16 @@ def read_metrics(path: Path) -> list[dict]:
     if not path.exists():
         return []
     with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    out = []
-    for r in rows:
-        out.append({k: (int(r[k]) if k == "step" else float(r[k])) for k in METRIC_COLUMNS})
+        reader = csv.DictReader(fh)
+        missing = [c for c in METRIC_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise CausalVAEError(f"{path}: not a metrics file of a run (missing columns: {', '.join(missing)})")
+        out = []
+        for line, r in enumerate(reader, start=2):
+            try:
+                out.append({k: (int(r[k]) if k == "step" else float(r[k])) for k in METRIC_COLUMNS})
+            except (TypeError, ValueError):
+                raise CausalVAEError(f"{path}: line {line} is not a row of numbers (truncated or edited?)") from None
     return out
 
 
