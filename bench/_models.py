@@ -1,0 +1,100 @@
+"""The three models the speed benchmarks train side by side, behind one small interface.
+
+A :class:`Contender` owns a model and its optimiser and knows how to take one optimiser step
+on a batch of stored scenes (uint8 pictures and label indices, as a dataset hands them out)
+and how to draw pictures for given labels. ``ours`` is the library's default scene model
+(``TrainConfig`` defaults: the causal VAE, its Pyro ELBO and Adam); the two baselines are in
+``baselines.py``. Labels reach the baselines one-hot and concatenated; the causal VAE takes
+them as the image's parents in the graph (for the scene world: the same six variables).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import numpy as np
+import pyro
+import torch
+import torch.nn.functional as F
+
+from baselines import BASELINES
+
+from causalvae.graph import Graph
+from causalvae.model import CausalVAE
+from causalvae.nets import NetConfig
+from causalvae.noise import sample as ancestral
+from causalvae.queries import to_pixels
+from causalvae.train import TrainConfig
+from causalvae.worlds.scenes import SceneRenderer
+
+NAMES = ("ours", "tutorial_conv", "course_mlp")
+LABELS = {"ours": "causalvae (default scene model)", "tutorial_conv": "tutorial conv VAE", "course_mlp": "course MLP VAE"}
+
+
+def scene_batch(n: int, seed: int, size: int = 64) -> tuple[Graph, torch.Tensor, torch.Tensor]:
+    """``n`` rendered scenes: the graph, uint8 (n, 3, size, size) pictures, int64 (n, K) labels
+    (the graph's observed variables in declared order)."""
+    g = Graph.load("scenes")
+    s = ancestral(g, n, seed=seed)
+    r = SceneRenderer(size)
+    cols = list(g.observed)
+    images = r.render({k: s.values[k] for k in cols}, r.sample_style(n, np.random.default_rng(seed)))
+    pictures = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+    return g, pictures, torch.from_numpy(np.stack([s.values[c] for c in cols], 1).astype(np.int64))
+
+
+def onehot(graph: Graph, labels: torch.Tensor) -> torch.Tensor:
+    """int64 (B, K) label indices of the observed variables -> float (B, sum of cards)."""
+    return torch.cat([F.one_hot(labels[:, j], graph.card(c)).float() for j, c in enumerate(graph.observed)], -1)
+
+
+class Contender:
+    """One model, its optimiser, and its training step at a chosen precision."""
+
+    def __init__(self, name: str, graph: Graph, seed: int = 0, size: int = 64):
+        self.name, self.graph = name, graph
+        torch.manual_seed(seed)
+        if name == "ours":
+            d = TrainConfig(data="", out="")
+            pyro.settings.set(module_local_params=True)
+            cfg = NetConfig(image_size=size, channels=3, parent_dims=tuple(graph.card(p) for p in graph.image.parents),
+                            z_dim=d.z_dim, width=d.width, depth=d.depth, hidden=d.hidden)
+            self.model = CausalVAE(graph, cfg)
+            self.batch_size, self.lr, self.z_dim = d.batch_size, d.lr, d.z_dim
+        else:
+            n_labels = sum(graph.card(c) for c in graph.observed)
+            cls = BASELINES[name]
+            self.model = cls(n_labels) if name == "tutorial_conv" else cls(n_labels, (3, size, size))
+            self.batch_size, self.lr, self.z_dim = cls.batch_size, cls.lr, cls.z_dim
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        self.bf16 = False
+
+    def _autocast(self):
+        return torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else nullcontext()
+
+    def loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.name == "ours":
+            self.model.autocast = self._autocast
+            return self.model.objective(images, labels).loss
+        with self._autocast():
+            return self.model.loss(images.float() / 255.0, onehot(self.graph, labels))
+
+    def step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        """One optimiser step on a batch (uint8 pictures, int64 labels); returns the loss."""
+        self.model.train()
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.loss(images, labels)
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def draw(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Pictures (uint8, the decoder's mean) for int64 (B, K) labels, z from the prior."""
+        self.model.eval()
+        z = torch.randn(len(labels), self.z_dim, generator=generator)
+        if self.name == "ours":
+            cols = list(self.graph.observed)
+            parents = {p: labels[:, cols.index(p)] for p in self.model.image_parents}
+            return to_pixels(self.model, self.model.decoder(z, self.model.parents_onehot(parents)))
+        return (self.model.decode(z, onehot(self.graph, labels)) * 255.0).round().to(torch.uint8)
