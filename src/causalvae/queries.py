@@ -253,18 +253,34 @@ def counterfactual(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, d
 def counterfactual_distributions(graph, columns, rows: np.ndarray, do: dict[str, int]) -> list[dict[str, np.ndarray]]:
     """For each factual label row (value indices, -1 missing), the exact twin-network
     distribution of every label column in the world ``do(do)``: ``[{column: probabilities}]``.
-    Rows with the same labels share one computation."""
+
+    One exact query gives the joint of every column in both worlds, P(columns[do],
+    columns); a row's answer is that table at the row's factual labels (summed over the
+    missing ones), normalised, and its marginals. Rows with the same labels share it.
+    """
+    from causalvae.errors import ZeroProbabilityError
     from causalvae.exact import Term, query
 
-    world = tuple((k, graph[k].values[i]) for k, i in sorted(do.items()))
+    columns = list(columns)
+    rows = np.asarray(rows)
+    k = len(columns)
+    world = tuple((name, graph[name].values[i]) for name, i in sorted(do.items()))
+    joint = query(graph, [Term(c, world) for c in columns] + columns).table if world else None
     out, cache = [], {}
-    for row in np.asarray(rows):
+    for row in rows:
         key = tuple(row.tolist())
         if key not in cache:
-            evidence = {c: int(v) for c, v in zip(columns, row) if v >= 0}
             if world:
-                cache[key] = {c: query(graph, [Term(c, world)], evidence).table for c in columns}
+                index = tuple(int(v) if v >= 0 else slice(None) for v in row)
+                cf = joint[(slice(None),) * k + index]
+                cf = cf.reshape(cf.shape[:k] + (-1,)).sum(-1)
+                total = cf.sum()
+                if total <= 0:
+                    raise ZeroProbabilityError(f"the factual labels {dict(zip(columns, key))} have probability zero under the graph")
+                cf = cf / total
+                cache[key] = {c: cf.sum(axis=tuple(a for a in range(k) if a != j)) for j, c in enumerate(columns)}
             else:  # the factual world: the labels themselves, or their posterior when missing
+                evidence = {c: int(v) for c, v in zip(columns, row) if v >= 0}
                 cache[key] = {c: np.eye(graph.card(c))[int(v)] if v >= 0 else query(graph, [c], evidence).table for c, v in zip(columns, row)}
         out.append(cache[key])
     return out
