@@ -829,6 +829,29 @@ def evaluate_cmd(
     out.print(f"wrote {out_path}/report.md, report.json, generation_tv.png ({report['wall_s'] / 60:.1f} min)", highlight=False)
 
 
+@app.command("serve")
+def serve_cmd(
+    run: Path = typer.Argument(..., help="A trained run directory."),
+    oracle_path: Optional[Path] = typer.Option(None, "--oracle", help="An oracle (causalvae oracle train) to read the labels off sampled pictures."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world for the gallery (default: the run's)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="The address to listen on (the default is this machine only)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="The port to listen on."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+) -> None:
+    """Start the web viewer: the graph, sampling, counterfactuals and queries in a browser page."""
+    import uvicorn
+
+    from causalvae.viewer import create_app
+
+    try:
+        viewer = create_app(run, oracle=oracle_path, device=device, data=data)
+    except (CausalVAEError, OSError) as exc:
+        _fail(exc)
+        return
+    out.print(f"serving {run} at http://{host}:{port}/ (Ctrl+C to stop)", highlight=False)
+    uvicorn.run(viewer, host=host, port=port, log_level="warning")
+
+
 def main() -> None:
     app()
 

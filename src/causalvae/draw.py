@@ -44,7 +44,7 @@ from causalvae.errors import GraphError
 from causalvae.graph import Graph
 from causalvae.io import atomic_write_bytes
 
-__all__ = ["draw_graph"]
+__all__ = ["draw_graph", "layout"]
 
 FORMATS = {".png": "png", ".svg": "svg"}
 DPI = 150
@@ -106,6 +106,48 @@ def draw_graph(graph: Graph, out_path: str | os.PathLike, *, title: str | None =
         fig.savefig(buffer, format=fmt, dpi=DPI, metadata={"Date": None} if fmt == "svg" else None)
     fig.clear()
     return atomic_write_bytes(target, buffer.getvalue())
+
+
+def layout(graph: Graph) -> dict:
+    """The drawing's geometry as plain data, for other renderers (the web viewer draws it as SVG).
+
+    Lengths are in inches, ``y`` growing downwards from the top layer. Each node has its
+    centre (``x``, ``y``), ``width``, ``kind`` (observed, hidden or image) and ``values`` text;
+    each edge runs through ``points``: it leaves the parent's bottom edge, crosses every layer
+    in between straight down (past the boxes), and enters the child's top edge. Joining
+    consecutive points with cubic curves whose tangents are vertical gives
+    :func:`draw_graph`'s arrows.
+
+        >>> g = Graph.load("scenes")
+        >>> sorted(n["kind"] for n in layout(g)["nodes"])[:3]
+        ['hidden', 'hidden', 'hidden']
+    """
+    if not isinstance(graph, Graph):
+        raise GraphError(f"layout needs a Graph, got {type(graph).__name__}")
+    nodes, chains = _layout(graph)
+    depth = max(n.layer for n in nodes.values()) + 1
+
+    def y_of(node: _Node) -> float:
+        return MARGIN / 2 + BOX_HEIGHT / 2 + node.layer * LAYER_STEP
+
+    starts = _ports(nodes, chains, outgoing=True)
+    ends = _ports(nodes, chains, outgoing=False)
+    edges = []
+    for index, chain in enumerate(chains):
+        points = [(starts[index], y_of(nodes[chain[0]]) + BOX_HEIGHT / 2)]
+        for key in chain[1:-1]:
+            x, y = nodes[key].x, y_of(nodes[key])
+            points += [(x, y - BOX_HEIGHT / 2), (x, y + BOX_HEIGHT / 2)]
+        rim = IMAGE_RIM if nodes[chain[-1]].kind == "image" else 0.0
+        points.append((ends[index], y_of(nodes[chain[-1]]) - BOX_HEIGHT / 2 - rim))
+        edges.append({"source": chain[0], "target": chain[-1], "points": [[round(x, 4), round(y, 4)] for x, y in points]})
+    boxes = [
+        {"name": n.key, "kind": n.kind, "x": round(n.x, 4), "y": round(y_of(n), 4), "width": round(n.width, 4), "values": n.values}
+        for n in nodes.values() if n.kind != "dummy"
+    ]
+    width = max(n.x + n.width / 2 for n in nodes.values()) + MARGIN
+    height = MARGIN + (depth - 1) * LAYER_STEP + BOX_HEIGHT
+    return {"width": round(width, 4), "height": round(height, 4), "box_height": BOX_HEIGHT, "nodes": boxes, "edges": edges}
 
 
 # ----------------------------------------------------------------------------- layout

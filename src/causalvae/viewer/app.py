@@ -1,0 +1,631 @@
+"""The viewer's web application: one static page and a JSON API over a trained causal VAE.
+
+:func:`create_app` loads the model (and optionally the oracle and the run's test split) once
+and returns a FastAPI application:
+
+    GET  /                    the page (static/index.html, app.js, style.css; no build step)
+    GET  /api/graph           the causal graph: variables, values, hidden or labelled, layout
+    POST /api/query           the exact answer to a query in the query language
+    POST /api/sample          pictures drawn under evidence and interventions, with the exact
+                              distribution of every unset label beside what the oracle reads
+    GET  /api/gallery         test pictures of the run's dataset with their labels
+    POST /api/counterfactual  abduct, act, predict on a test picture or an uploaded PNG
+
+Every answer comes from the library (:mod:`causalvae.queries`, :mod:`causalvae.exact`,
+:mod:`causalvae.querylang`); this module only checks inputs, calls it, and turns arrays into
+JSON and pictures into PNG data URLs. A bad input is answered with a 400 (or 413, 422) whose
+``detail`` says what is wrong: the library's :class:`~causalvae.errors.CausalVAEError`
+messages are passed on as they are.
+
+    >>> app = create_app("runs/scenes", oracle="oracles/scenes")   # doctest: +SKIP
+    >>> import uvicorn; uvicorn.run(app, host="127.0.0.1", port=8000)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import math
+import threading
+import warnings
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+import causalvae
+from causalvae.errors import CausalVAEError, QuerySyntaxError
+from causalvae.graph import Graph, quote_name
+
+#: Largest uploaded PNG, in bytes (after base64 decoding).
+MAX_UPLOAD_BYTES = 2 * 2**20
+#: Largest request body: an upload in base64 (4/3 of its size) and its labels.
+MAX_BODY_BYTES = 3 * 2**20
+#: Most pictures per request (sample, gallery).
+MAX_PICTURES = 64
+MAX_SEED = 2**32 - 1
+
+STATIC = Path(str(resources.files("causalvae") / "viewer" / "static"))
+
+
+class ViewerError(CausalVAEError):
+    """An input error that deserves another status than 400 (413: too large, 404: absent)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+# ------------------------------------------------------------------------------ the API's types
+
+Assignments = dict[str, str]
+
+
+class Strict(BaseModel):
+    """Request bodies refuse unknown fields, so a misspelt field is an error, not ignored, and
+    take JSON types as they are: ``true`` is not the number 1, nor ``"3"`` the number 3."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="What is wrong, in one message.")
+    position: int | None = Field(None, description="For a query syntax error: the offending character (0-based).")
+
+
+class VariableInfo(BaseModel):
+    name: str
+    values: list[str]
+    parents: list[str]
+    hidden: bool = Field(description="Never observed: not a label of the dataset.")
+    labelled: bool = Field(description="A label column of the model's dataset.")
+    image_parent: bool = Field(description="A parent of the image: the decoder draws it.")
+    description: str
+
+
+class LayoutNode(BaseModel):
+    name: str
+    kind: Literal["observed", "hidden", "image"]
+    x: float
+    y: float
+    width: float
+    values: str
+
+
+class LayoutEdge(BaseModel):
+    source: str
+    target: str
+    points: list[list[float]]
+
+
+class Layout(BaseModel):
+    """Boxes and arrows in inches, as ``causalvae graph draw`` places them."""
+
+    width: float
+    height: float
+    box_height: float
+    nodes: list[LayoutNode]
+    edges: list[LayoutEdge]
+
+
+class GraphResponse(BaseModel):
+    name: str
+    description: str
+    variables: list[VariableInfo]
+    image_name: str | None = Field(description="The image node's name (None: the graph has none).")
+    image_parents: list[str]
+    label_columns: list[str]
+    layout: Layout
+    run: str
+    image_size: int
+    oracle: str | None = Field(description="The oracle's path, when the viewer has one.")
+    gallery: int = Field(description="Test pictures available to /api/gallery (0: none).")
+    gallery_note: str | None = Field(None, description="Why there is no gallery, when there is none.")
+    examples: list[str] = Field(description="Queries to try, built from the graph's names.")
+
+
+class QueryRequest(Strict):
+    query: str = Field(min_length=1, max_length=2000, examples=["P(action | reaction=Dying)"])
+
+
+class QueryRow(BaseModel):
+    values: list[str]
+    probability: float
+
+
+class Contrast(BaseModel):
+    contrast: str
+    PN: float | None
+    PS: float | None
+    PNS: float | None
+
+
+class QueryResponse(BaseModel):
+    query: str
+    graph: str
+    kind: Literal["distribution", "causation"]
+    variables: list[str] = Field(description="The targets (a distribution's columns).")
+    rows: list[QueryRow] = Field(description="Every joint value of the targets with its probability.")
+    event: list[str] | None = Field(None, description="The asked values, for P(target=value | ...).")
+    probability: float | None = Field(None, description="The probability of the asked values.")
+    measure: str | None = None
+    treatment: str | None = None
+    outcome: str | None = None
+    contrasts: list[Contrast] = []
+
+
+class SampleRequest(Strict):
+    evidence: Assignments = Field({}, description="Conditioning: {variable: value}.", examples=[{"reaction": "Dying"}])
+    do: Assignments = Field({}, description="Interventions: {variable: value}.", examples=[{"actor_attack": "High"}])
+    n: int = Field(16, ge=1, le=MAX_PICTURES)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+
+
+class LabelDistribution(BaseModel):
+    variable: str
+    values: list[str]
+    exact: list[float] = Field(description="P(variable | do, evidence), exactly.")
+    drawn: list[float] = Field(description="Share of the pictures drawn with each value.")
+    read: list[float] | None = Field(description="Share of the pictures the oracle reads as each value.")
+
+
+class SampleResponse(BaseModel):
+    n: int
+    seed: int
+    evidence: Assignments
+    do: Assignments
+    images: list[str] = Field(description="PNG data URLs, one per picture.")
+    values: dict[str, list[str]] = Field(description="Per variable (hidden ones too), the value each picture was drawn with.")
+    distributions: list[LabelDistribution] = Field(description="Every label column that is neither evidence nor intervened on.")
+    read_back: float | None = Field(description="Share of pictures whose every label the oracle reads as drawn.")
+
+
+class GalleryItem(BaseModel):
+    index: int
+    image: str
+    labels: dict[str, str | None]
+
+
+class GalleryResponse(BaseModel):
+    total: int
+    offset: int
+    items: list[GalleryItem]
+
+
+class CounterfactualRequest(Strict):
+    index: int | None = Field(None, ge=0, description="A test picture (see /api/gallery).")
+    image: str | None = Field(None, max_length=MAX_BODY_BYTES, description="Or a PNG of the model's size: a data URL or plain base64.")
+    labels: Assignments = Field({}, description="The uploaded picture's labels (unlisted labels count as missing).")
+    do: Assignments = Field({}, description="The interventions: {variable: value}; none reconstructs the picture.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the abduction of the hidden values and noise.")
+
+    @model_validator(mode="after")
+    def _one_picture(self):
+        if (self.index is None) == (self.image is None):
+            raise ValueError("give either 'index' (a gallery picture) or 'image' (an uploaded PNG), not both or neither")
+        if self.index is not None and self.labels:
+            raise ValueError("'labels' go with an uploaded 'image'; a gallery picture has its own")
+        return self
+
+
+class VariableOutcome(BaseModel):
+    variable: str
+    hidden: bool
+    values: list[str]
+    factual: str = Field(description="The value abducted (labels: the given one).")
+    counterfactual: str = Field(description="The value recomputed under the interventions.")
+    exact: list[float] | None = Field(description="Label columns: P(counterfactual value | factual labels), exactly.")
+
+
+class CounterfactualResponse(BaseModel):
+    index: int | None
+    seed: int
+    do: Assignments
+    factual: str
+    reconstruction: str
+    counterfactual: str
+    difference: str = Field(description="|counterfactual - reconstruction|, scaled so the largest change is white.")
+    difference_max: float = Field(description="The largest change of a pixel value (0-255).")
+    variables: list[VariableOutcome]
+
+
+# ------------------------------------------------------------------------------ pictures
+
+
+def png_data_url(pixels: np.ndarray) -> str:
+    """A uint8 (H, W, 3) or (H, W) array as a ``data:image/png;base64,...`` URL."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _display(image: torch.Tensor, likelihood: str) -> np.ndarray:
+    """A model picture (uint8 (C, H, W)) as displayable pixels: binary ones become 0/255."""
+    arr = image.cpu().numpy()
+    if arr.shape[0] == 1:
+        return arr[0] * np.uint8(255 if likelihood == "bernoulli" else 1)
+    return arr.transpose(1, 2, 0)
+
+
+def difference_map(a: torch.Tensor, b: torch.Tensor, likelihood: str) -> tuple[np.ndarray, float]:
+    """Where two pictures differ, as ``causalvae counterfactual`` draws it: the largest change
+    over the channels, scaled so the largest is white (binary pictures: changed pixels white).
+    Returns the grey (H, W) uint8 map and the largest change."""
+    diff = (a.float() - b.float()).abs().amax(0)
+    top = float(diff.max())
+    if likelihood == "bernoulli":
+        return ((diff > 0).numpy() * 255).astype(np.uint8), top
+    return (diff * (255.0 / max(top, 1.0))).round().clamp(0, 255).to(torch.uint8).numpy(), top
+
+
+def read_png(text: str, channels: int, size: int, likelihood: str) -> torch.Tensor:
+    """An uploaded PNG (a data URL or plain base64) as a (1, C, H, W) uint8 tensor, checked
+    against the model's size and colour mode before its pixels are decoded."""
+    payload = text.split(",", 1)[1] if text.startswith("data:") and "," in text else text
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise CausalVAEError("the image is not valid base64 (send a PNG as a data URL or plain base64)") from None
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ViewerError(f"the image is {len(data):,} bytes; the limit is {MAX_UPLOAD_BYTES:,} bytes", 413)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise CausalVAEError(f"the picture has too many pixels; this model needs {size}x{size}") from None
+    except (UnidentifiedImageError, OSError):
+        raise CausalVAEError("the upload is not a picture: send a PNG") from None
+    with im:
+        if im.format != "PNG":
+            raise CausalVAEError(f"the upload is a {im.format} picture; send a PNG")
+        if im.size != (size, size):
+            raise CausalVAEError(f"the picture is {im.size[0]}x{im.size[1]}; this model needs {size}x{size}")
+        if channels == 3 and im.mode not in ("RGB", "RGBA", "P"):
+            raise CausalVAEError(f"the picture's mode is {im.mode}; this model needs a colour (RGB) picture")
+        try:
+            arr = np.asarray(im.convert("RGB" if channels == 3 else "L"))
+        except (OSError, ValueError) as exc:
+            raise CausalVAEError(f"the PNG cannot be decoded ({exc})") from None
+    if channels == 1:
+        arr = ((arr > 127).astype(np.uint8) if likelihood == "bernoulli" else arr)[..., None]
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
+
+
+# ------------------------------------------------------------------------------ the viewer
+
+
+def _finite(p: float) -> float | None:
+    return None if math.isnan(p) else float(p)
+
+
+def example_queries(graph: Graph) -> list[str]:
+    """A few queries of each kind, built from the graph: the last observed variable as the
+    outcome, an observed parent of it (else an observed ancestor) as the cause."""
+    observed = [n for n in graph.topological_order if graph[n].observed]
+    outcome = observed[-1] if observed else graph.topological_order[-1]
+    causes = [n for n in graph.parents(outcome) if graph[n].observed]
+    causes = causes or [n for n in graph.topological_order if n in graph.ancestors(outcome) and graph[n].observed]
+    y, yv = quote_name(outcome), quote_name(graph[outcome].values[0])
+    examples = [f"P({y})"]
+    if causes:
+        cause = causes[-1]
+        x, xv = quote_name(cause), graph[cause].values
+        examples += [f"P({x} | {y}={yv})", f"P({x} | do({y}={yv}))", f"P({y} | do({x}={quote_name(xv[0])}))"]
+        if len(xv) > 1:
+            examples += [
+                f"P({y}[{x}={quote_name(xv[0])}] | {x}={quote_name(xv[1])}, {y}={yv})",
+                f"PNS({x}={quote_name(xv[0])} vs {quote_name(xv[-1])} -> {y}={yv})",
+            ]
+    return examples
+
+
+class Viewer:
+    """The loaded model, oracle and test split, and one method per API call.
+
+    One lock serialises the work: the model is used by one request at a time, so two
+    requests never compete for the CPU cores, and seeded answers stay reproducible.
+    """
+
+    def __init__(self, run, oracle=None, device: str = "cpu", data=None):
+        from causalvae.data import load as load_dataset
+        from causalvae.draw import layout
+        from causalvae.oracle import load_oracle
+        from causalvae.store import load
+
+        self.run = Path(run)
+        self.vae = load(self.run, device=device)
+        self.graph = self.vae.current_graph()
+        self.likelihood = self.vae.config.likelihood
+        self.lock = threading.Lock()
+        self.oracle, self.oracle_path = None, None
+        if oracle is not None:
+            self.oracle = load_oracle(oracle, device=device)
+            self.oracle_path = str(oracle)
+            c = self.oracle.config
+            if list(c.columns) != self.vae.label_columns or c.resolution != self.vae.config.image_size or c.channels != self.vae.config.channels:
+                raise CausalVAEError(
+                    f"{oracle}: this oracle reads {', '.join(c.columns)} off {c.resolution}x{c.resolution} pictures; "
+                    f"the model draws {', '.join(self.vae.label_columns)} at {self.vae.config.image_size}x{self.vae.config.image_size}"
+                )
+        self.test, self.gallery_note = None, None
+        if data is None:
+            config_path = self.run / "config.json" if self.run.is_dir() else self.run
+            recorded = json.loads(config_path.read_text()).get("dataset") or {}
+            data = recorded.get("path")
+        if data is None:
+            self.gallery_note = f"{self.run} names no dataset: upload a picture instead"
+        else:
+            try:
+                self.test = load_dataset(data, split="test", verify=False)
+            except (CausalVAEError, OSError) as exc:
+                self.gallery_note = f"the run's dataset cannot be opened ({exc}): upload a picture instead"
+        self.layout = layout(self.graph)
+
+    def warm_up(self) -> None:
+        """One small sample and counterfactual, so the first request is as fast as the rest."""
+        from causalvae.queries import sample
+
+        g = sample(self.vae, 1, seed=0)
+        labels = torch.from_numpy(np.stack([g.values[c] for c in self.vae.label_columns], 1))
+        self._counterfactual(g.images, labels, {}, 0)
+
+    # -- graph ------------------------------------------------------------------------------
+
+    def graph_info(self) -> GraphResponse:
+        g, vae = self.graph, self.vae
+        variables = [
+            VariableInfo(
+                name=n, values=list(g[n].values), parents=list(g.parents(n)), hidden=g[n].hidden,
+                labelled=n in vae.label_columns, image_parent=n in vae.image_parents, description=g[n].description,
+            )
+            for n in g.topological_order
+        ]
+        return GraphResponse(
+            name=g.name, description=g.description, variables=variables,
+            image_name=g.image.name if g.image is not None else None, image_parents=list(vae.image_parents),
+            label_columns=list(vae.label_columns), layout=Layout(**self.layout), run=str(self.run),
+            image_size=vae.config.image_size, oracle=self.oracle_path,
+            gallery=len(self.test) if self.test is not None else 0, gallery_note=self.gallery_note,
+            examples=example_queries(g),
+        )
+
+    # -- query ------------------------------------------------------------------------------
+
+    def query(self, text: str) -> QueryResponse:
+        from causalvae.querylang import CausationQuery, evaluate
+
+        with self.lock:
+            answer = evaluate(self.graph, text)
+        q = answer.query
+        if isinstance(q, CausationQuery):
+            contrasts = [Contrast(contrast=k, PN=_finite(c.pn), PS=_finite(c.ps), PNS=_finite(c.pns)) for k, c in answer.causation.items()]
+            return QueryResponse(
+                query=q.text, graph=self.graph.name, kind="causation", variables=[], rows=[], measure=q.measure,
+                treatment=f"{q.treatment}={q.value}", outcome=f"{q.outcome}={q.outcome_value}", contrasts=contrasts,
+            )
+        d = answer.distribution
+        event = list(q.target_values) if answer.probability is not None else None
+        return QueryResponse(
+            query=q.text, graph=self.graph.name, kind="distribution", variables=list(d.variables),
+            rows=[QueryRow(values=list(v), probability=p) for v, p in d.items()], event=event, probability=answer.probability,
+        )
+
+    # -- sample -----------------------------------------------------------------------------
+
+    def sample(self, req: SampleRequest) -> SampleResponse:
+        from causalvae.exact import query
+        from causalvae.queries import sample
+
+        g, cols = self.graph, self.vae.label_columns
+        with self.lock:
+            drawn = sample(self.vae, req.n, req.evidence, req.do, seed=req.seed)
+            unset = [c for c in cols if c not in req.evidence and c not in req.do]
+            exact = {c: query(g, [c], req.evidence, req.do).table for c in unset}
+            read = self.oracle.read(drawn.images) if self.oracle is not None else None
+        distributions = []
+        for c in unset:
+            seen = np.bincount(read[:, cols.index(c)], minlength=g.card(c)) / req.n if read is not None else None
+            distributions.append(LabelDistribution(
+                variable=c, values=list(g[c].values), exact=exact[c].tolist(),
+                drawn=(np.bincount(drawn.values[c], minlength=g.card(c)) / req.n).tolist(),
+                read=seen.tolist() if seen is not None else None,
+            ))
+        read_back = None
+        if read is not None:
+            given = np.stack([drawn.values[c] for c in cols], 1)
+            read_back = float((read == given).all(axis=1).mean())
+        return SampleResponse(
+            n=req.n, seed=req.seed, evidence=req.evidence, do=req.do,
+            images=[png_data_url(_display(im, self.likelihood)) for im in drawn.images],
+            values={n: [g[n].values[int(i)] for i in drawn.values[n]] for n in g.topological_order},
+            distributions=distributions, read_back=read_back,
+        )
+
+    # -- gallery ----------------------------------------------------------------------------
+
+    def gallery(self, n: int, offset: int) -> GalleryResponse:
+        if self.test is None:
+            raise ViewerError(f"no gallery: {self.gallery_note}", 404)
+        total = len(self.test)
+        if offset >= total:
+            raise CausalVAEError(f"offset {offset} is past the end: the test split has {total} pictures")
+        positions = list(range(offset, min(offset + n, total)))
+        images, labels = self.test.batch(positions)
+        cols = self.test.label_columns
+        items = [
+            GalleryItem(
+                index=p, image=png_data_url(_display(im, self.likelihood)),
+                labels={c: (self.graph[c].values[int(v)] if v >= 0 else None) for c, v in zip(cols, row.tolist())},
+            )
+            for p, im, row in zip(positions, images, labels)
+        ]
+        return GalleryResponse(total=total, offset=offset, items=items)
+
+    # -- counterfactual ---------------------------------------------------------------------
+
+    def counterfactual(self, req: CounterfactualRequest) -> CounterfactualResponse:
+        from causalvae.queries import act
+
+        g, cols = self.graph, self.vae.label_columns
+        interventions = act(g, req.do)
+        if req.index is not None:
+            if self.test is None:
+                raise ViewerError(f"no gallery: {self.gallery_note}", 404)
+            if req.index >= len(self.test):
+                raise CausalVAEError(f"index {req.index} is out of range: the test split has {len(self.test)} pictures")
+            images, labels = self.test.batch([req.index])
+        else:
+            for c in req.labels:
+                if c not in cols:
+                    kind = "a hidden variable" if c in g else "not a variable"
+                    raise CausalVAEError(f"'{c}' is {kind}, not a label; labels: {', '.join(cols)}")
+            labels = torch.tensor([[g.value_index(c, req.labels[c]) if c in req.labels else -1 for c in cols]])
+        with self.lock:  # also around decoding: read_png sets a warnings filter, which is process-wide
+            if req.index is None:
+                cfg = self.vae.config
+                images = read_png(req.image, cfg.channels, cfg.image_size, self.likelihood)
+            recon, cf, unit, values, exact = self._counterfactual(images, labels, interventions, req.seed)
+        diff, top = difference_map(cf[0], recon[0], self.likelihood)
+        variables = [
+            VariableOutcome(
+                variable=n, hidden=g[n].hidden, values=list(g[n].values),
+                factual=g[n].values[int(unit.values[n][0])], counterfactual=g[n].values[int(values[n][0])],
+                exact=exact[n].tolist() if n in exact else None,
+            )
+            for n in g.topological_order
+        ]
+        return CounterfactualResponse(
+            index=req.index, seed=req.seed, do=req.do,
+            factual=png_data_url(_display(images[0], self.likelihood)),
+            reconstruction=png_data_url(_display(recon[0], self.likelihood)),
+            counterfactual=png_data_url(_display(cf[0], self.likelihood)),
+            difference=png_data_url(diff), difference_max=top, variables=variables,
+        )
+
+    def _counterfactual(self, images, labels, interventions: dict[str, int], seed: int):
+        """Abduct once; predict the null intervention (the reconstruction) and the asked one,
+        so the difference map shows only what the intervention changed."""
+        from causalvae.queries import abduct, counterfactual_distributions, predict
+
+        unit = abduct(self.vae, images, labels, seed=seed)
+        recon, _ = predict(self.vae, unit, {}, seed=seed)
+        cf, values = predict(self.vae, unit, interventions, seed=seed)
+        exact = counterfactual_distributions(self.graph, self.vae.label_columns, unit.labels, interventions)[0]
+        return recon, cf, unit, values, exact
+
+
+# ------------------------------------------------------------------------------ the application
+
+
+def _readable(errors) -> str:
+    """FastAPI's validation errors as one line: ``where: what`` for each."""
+    parts = []
+    for e in errors:
+        loc = [str(x) for x in e.get("loc", ()) if x != "body"]
+        if e.get("type") == "json_invalid":
+            where = f" at character {loc[-1]}" if loc else ""
+            reason = (e.get("ctx") or {}).get("error", "")
+            parts.append(f"malformed JSON{where}" + (f": {reason}" if reason else ""))
+            continue
+        if not loc and e.get("type") == "missing":
+            parts.append("the request needs a JSON body")
+            continue
+        if not loc and e.get("type") in ("model_attributes_type", "model_type", "dict_type"):
+            parts.append("the request body must be a JSON object")
+            continue
+        msg = e.get("msg", "invalid").removeprefix("Value error, ")
+        parts.append(f"{'.'.join(loc)}: {msg}" if loc else msg)
+    return "; ".join(parts) or "invalid request"
+
+
+ERRORS = {
+    400: {"model": ErrorBody, "description": "An unknown name, an impossible evidence, a query syntax error, a bad picture."},
+    422: {"model": ErrorBody, "description": "Malformed JSON, a missing or mistyped field, a number out of range."},
+}
+
+
+def create_app(run, oracle=None, device: str = "cpu", *, data=None, warm: bool = True) -> FastAPI:
+    """The viewer's FastAPI application for the model in ``run``.
+
+    ``oracle`` (an oracle directory) adds the labels read off sampled pictures; ``data``
+    replaces the dataset recorded in the run's config.json for the gallery; ``warm`` runs
+    one small sample and counterfactual before serving. A bad run or oracle raises the
+    library's :class:`~causalvae.errors.CausalVAEError` (or ``OSError``) at once.
+    """
+    viewer = Viewer(run, oracle, device, data)
+    if warm:
+        viewer.warm_up()
+    app = FastAPI(
+        title="causalvae viewer",
+        version=causalvae.__version__,
+        description="Ask a trained causal VAE the three kinds of causal question: the page at / uses this API.",
+        docs_url=None,  # FastAPI's schema browsers load their scripts from a CDN; the viewer fetches nothing
+        redoc_url=None,
+    )
+    app.state.viewer = viewer
+
+    @app.exception_handler(CausalVAEError)
+    async def library_error(request: Request, exc: CausalVAEError):
+        body = ErrorBody(detail=str(exc), position=exc.position if isinstance(exc, QuerySyntaxError) else None)
+        return JSONResponse(body.model_dump(), status_code=getattr(exc, "status", 400))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        return JSONResponse(ErrorBody(detail=_readable(exc.errors())).model_dump(), status_code=422)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        size = request.headers.get("content-length", "0")
+        if not size.isdigit():
+            return JSONResponse({"detail": "the Content-Length header is not a number", "position": None}, status_code=400)
+        if int(size) > MAX_BODY_BYTES:
+            detail = f"the request is {int(size):,} bytes; the limit is {MAX_BODY_BYTES:,} bytes (pictures: {MAX_UPLOAD_BYTES:,} bytes)"
+            return JSONResponse({"detail": detail, "position": None}, status_code=413)
+        return await call_next(request)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/graph", response_model=GraphResponse, tags=["graph"])
+    def get_graph() -> GraphResponse:
+        """The causal graph (variables, values, hidden or labelled) and its drawing's layout."""
+        return viewer.graph_info()
+
+    @app.post("/api/query", response_model=QueryResponse, responses=ERRORS, tags=["query"])
+    def post_query(req: QueryRequest) -> QueryResponse:
+        """The exact answer to a query in the query language (docs/queries.md)."""
+        return viewer.query(req.query)
+
+    @app.post("/api/sample", response_model=SampleResponse, responses=ERRORS, tags=["sample"])
+    def post_sample(req: SampleRequest) -> SampleResponse:
+        """``n`` pictures under the evidence and interventions, seeded."""
+        return viewer.sample(req)
+
+    @app.get("/api/gallery", response_model=GalleryResponse, responses={**ERRORS, 404: {"model": ErrorBody, "description": "The run's dataset is not available."}}, tags=["counterfactual"])
+    def get_gallery(n: int = Query(24, ge=1, le=MAX_PICTURES), offset: int = Query(0, ge=0)) -> GalleryResponse:
+        """Test pictures of the run's dataset, ``n`` from ``offset``, with their labels."""
+        return viewer.gallery(n, offset)
+
+    @app.post(
+        "/api/counterfactual", response_model=CounterfactualResponse,
+        responses={**ERRORS, 413: {"model": ErrorBody, "description": "The picture or the request is too large."}}, tags=["counterfactual"],
+    )
+    def post_counterfactual(req: CounterfactualRequest) -> CounterfactualResponse:
+        """This very picture, had the interventions held: abduct, act, predict."""
+        return viewer.counterfactual(req)
+
+    return app

@@ -1,0 +1,163 @@
+"""The viewer's page in a real browser: the system's headless Chromium, driven by Playwright,
+against `causalvae serve` started on a tiny model. Set evidence and sample, pick a test picture
+and intervene, ask a query: pictures and numbers appear, and change.
+
+Playwright never downloads a browser here: the executable is CHROMIUM_PATH (default
+/usr/bin/chromium; `.ci/run` installs Debian's package when it is missing)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("playwright", reason="the browser test needs the playwright package (pip install -e '.[test]')")
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(viewer_run, tmp_path_factory):
+    """`causalvae serve RUN --oracle ORACLE --port P` in a subprocess; its base URL."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium package or set CHROMIUM_PATH")
+    data, run, oracle = viewer_run
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    cli = Path(sys.executable).parent / "causalvae"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(cli), "serve", str(run), "--oracle", str(oracle), "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/graph", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"the server did not start:\n{log.read_text()}")
+            time.sleep(0.25)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def page(server, tmp_path):
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=ARGS, viewport={"width": 1400, "height": 1000}
+        )
+        page = context.new_page()
+        errors, elsewhere = [], []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("request", lambda r: None if r.url.startswith((server, "data:")) else elsewhere.append(r.url))
+        page.set_default_timeout(20_000)
+        page.goto(server)
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        yield page
+        context.close()
+        assert not errors, errors
+        assert not elsewhere, f"the page fetched from outside the viewer: {elsewhere}"
+
+
+def test_sample_with_evidence(page):
+    assert page.locator("#graph g.node[role=button]").count() == 12
+    page.locator('#graph g.node[data-name="reaction"]').click()  # a node opens its controls
+    expect(page.locator("#row-reaction")).to_have_class(re.compile("active"))
+    expect(page.locator("#value-reaction")).to_be_focused()
+    page.select_option("#value-reaction", "Dying")
+    expect(page.locator('#graph g.node[data-name="reaction"] .values')).to_have_text("given = Dying")
+    page.fill("#sample-n", "8")
+    page.click("#sample-run")
+    grid = page.locator("#sample-grid img")
+    expect(grid).to_have_count(8)
+    assert grid.first.get_attribute("src").startswith("data:image/png;base64,")
+    for caption in page.locator("#sample-grid figcaption").all_inner_texts():
+        assert caption.endswith("Dying")
+    table = page.locator("#sample-table")
+    expect(table).to_contain_text("0.5993")  # P(action=Attack | reaction=Dying), exactly
+    expect(table).to_contain_text("read off the pictures (8)")
+    first = grid.first.get_attribute("src")
+    page.fill("#sample-seed", "1")
+    page.click("#sample-run")
+    expect(grid.first).not_to_have_attribute("src", first)
+
+
+def test_counterfactual_of_a_gallery_picture(page):
+    page.click("#tab-counterfactual")
+    thumb = page.locator("#gallery-0")
+    expect(thumb).to_be_visible()
+    factual_action = re.search(r"action=(\w+)", thumb.get_attribute("title")).group(1)
+    thumb.click()
+    result = page.locator("#cf-result")
+    expect(result).to_be_visible()
+    for k in ("factual", "reconstruction", "counterfactual", "difference"):
+        expect(page.locator(f"#cf-{k}")).to_have_attribute("src", re.compile("^data:image/png;base64,"))
+    expect(page.locator("#cf-caption")).to_have_text("counterfactual: no intervention")
+    before = page.locator("#cf-table").inner_text()
+    picture = page.locator("#cf-counterfactual").get_attribute("src")
+    other = next(v for v in ("Attack", "Taunt", "Walk") if v != factual_action)
+    page.select_option("#mode-action", "do")
+    page.select_option("#value-action", other)  # intervening re-asks at once
+    expect(page.locator("#cf-caption")).to_have_text(f"counterfactual: do(action={other})")
+    expect(page.locator("#cf-table")).not_to_have_text(before)
+    expect(page.locator("#cf-counterfactual")).not_to_have_attribute("src", picture)
+    row = page.locator("#cf-table tbody tr").filter(has=page.locator("th", has_text=re.compile("^action$")))
+    expect(row.locator("td").nth(0)).to_have_text(factual_action)
+    expect(row.locator("td").nth(1)).to_have_text(other)
+    assert page.locator("#graph > path.edge.cut").count() == 3  # do() cuts the arrows into action
+
+
+def test_counterfactual_of_an_upload(page, viewer_run, tmp_path):
+    from PIL import Image
+
+    from causalvae.data import load as load_dataset
+
+    images, _ = load_dataset(viewer_run[0], split="test", verify=False).batch([1])
+    Image.fromarray(images[0].numpy().transpose(1, 2, 0)).save(tmp_path / "mine.png")
+    Image.new("RGB", (32, 32)).save(tmp_path / "small.png")
+    page.click("#tab-counterfactual")
+    page.click("#upload summary")
+    page.set_input_files("#upload-file", str(tmp_path / "small.png"))
+    page.click("#upload-run")
+    expect(page.locator("#cf-error")).to_contain_text("the picture is 32x32; this model needs 64x64")
+    page.set_input_files("#upload-file", str(tmp_path / "mine.png"))
+    page.select_option("#upload-actor", "Golem")
+    page.click("#upload-run")
+    expect(page.locator("#cf-error")).to_be_hidden()
+    expect(page.locator("#cf-factual")).to_have_attribute("src", re.compile("^data:image/png;base64,"))
+    row = page.locator("#cf-table tbody tr").filter(has=page.locator("th", has_text=re.compile("^actor$")))
+    expect(row.locator("td").nth(0)).to_have_text("Golem")  # the label given with the upload
+
+
+def test_query_and_a_bad_query(page):
+    page.click("#tab-query")
+    page.fill("#query-text", "P(action | reaction=Dying)")
+    page.press("#query-text", "Enter")
+    expect(page.locator("#query-result table")).to_contain_text("0.5993")
+    page.fill("#query-text", "P(reaction[action=Attack] | action=Taunt, reaction=Idle)")
+    page.click("#query-run")
+    expect(page.locator("#query-result table")).to_contain_text("0.6996")
+    page.fill("#query-text", "P(action | reaction=Dying")
+    page.click("#query-run")
+    expect(page.locator("#query-error")).to_be_visible()
+    expect(page.locator("#query-error")).to_contain_text("expected ')' to close P(...)")
+    expect(page.locator("#query-result table")).to_have_count(0)
