@@ -6,8 +6,9 @@ CLI    := $(VENV)/bin/causalvae
 STAMP  := $(VENV)/.installed
 PIP    := $(PY) -m pip --quiet --disable-pip-version-check --no-input
 OUT    := out
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: install test demo recipe evaluate tutorial bench docs clean
+.PHONY: install test demo recipe evaluate tutorial bench bench-quick docs clean
 
 install: $(STAMP)
 
@@ -87,11 +88,31 @@ tutorial: $(STAMP)
 	COLUMNS=100 $(CLI) counterfactual runs/scenes --match "actor=Golem, action=Taunt, reactor=Satyr, reaction=Idle" --do "action=Attack" --out docs/img/tutorial_counterfactual.png > $(TUT)/counterfactual.txt
 	$(PY) docs/render.py
 
+# The benchmark suite (bench/README.md): every part, then one record of the run in
+# bench/results/<date>-<host>.json and .md (and latest.*, which the README shows). About 30
+# minutes, most of it the three 8-minute time-to-quality races.
+BENCH_PARTS := exact render grid train speed queries memory quality
 bench: $(STAMP)
-	$(PY) bench/bench_exact.py --out bench/results/exact.json
-	$(PY) bench/bench_render.py --out bench/results/render.json
-	$(PY) bench/bench_grid.py --out bench/results/grid.json
-	$(PY) bench/bench_train.py --out bench/results/train.json
+	@start=$$(date +%s); set -e; \
+	$(PY) bench/bench_exact.py --out bench/results/exact.json; \
+	$(PY) bench/bench_render.py --out bench/results/render.json; \
+	$(PY) bench/bench_grid.py --out bench/results/grid.json; \
+	$(PY) bench/bench_train.py --repeat 3 --out bench/results/train.json; \
+	$(PY) bench/bench_speed.py --out bench/results/speed.json; \
+	$(PY) bench/bench_queries.py --out bench/results/queries.json; \
+	$(PY) bench/bench_memory.py --out bench/results/memory.json; \
+	$(PY) bench/bench_quality.py --out bench/results/quality.json --figure docs/img/bench_quality.png; \
+	$(PY) bench/report.py $(BENCH_PARTS) --latest --since 7200 --command "make bench" --wall $$(( $$(date +%s) - start ))
+
+# The same without the time-to-quality races and with smaller samples (about 3 minutes);
+# its record is <date>-<host>-quick.*, and the README's table is left alone.
+bench-quick: $(STAMP)
+	@start=$$(date +%s); set -e; mkdir -p bench/results/quick; \
+	$(PY) bench/bench_exact.py --repeat 5 --no-hepar2 --out bench/results/quick/exact.json; \
+	$(PY) bench/bench_speed.py --repeat 3 --out bench/results/quick/speed.json; \
+	$(PY) bench/bench_queries.py --repeat 3 --out bench/results/quick/queries.json; \
+	$(PY) bench/bench_memory.py --scenes 50000 --steps 20 --out bench/results/quick/memory.json; \
+	$(PY) bench/report.py exact speed queries memory --dir bench/results/quick --suffix quick --since 1200 --command "make bench-quick" --wall $$(( $$(date +%s) - start ))
 
 # Regenerate every figure and output shown in README.md and docs/ (after `make bench`).
 docs: $(STAMP)
@@ -101,6 +122,14 @@ docs: $(STAMP)
 	$(CLI) graph draw sprites --out docs/img/sprites_dag.png
 	$(PY) -m causalvae.worlds.dsprites sheet docs/img/sprites_sheet.png
 	$(PY) docs/render.py
+
+# The web viewer's screenshots (docs/img/viewer_*.png): the recipe's model and oracle, the
+# system's Chromium (CHROMIUM_PATH, default /usr/bin/chromium; Playwright downloads none).
+.PHONY: screenshots
+screenshots: $(STAMP)
+	test -f runs/scenes/config.json || $(MAKE) recipe
+	test -f oracles/scenes/config.json || $(CLI) oracle train --world scenes --out oracles/scenes
+	$(PY) docs/screenshots.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache
