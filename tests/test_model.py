@@ -134,6 +134,21 @@ def test_log_p_labels_is_exact_with_missing_labels(scenes):
     assert vae.log_p_labels(torch.from_numpy(rows)) == pytest.approx(np.log(_evidence_probability(scenes, rows)).sum(), abs=1e-3)
 
 
+def test_complete_labels_are_scored_by_table_lookup(scenes):
+    """The training step's shortcut for log p(labels) (complete labels, fixed tables) equals
+    the enumerated Pyro value; it steps aside for missing labels and learned tables."""
+    s = sample(scenes, 64, seed=5)
+    rows = torch.from_numpy(np.stack([s.values[c] for c in scenes.observed], axis=1))
+    vae = CausalVAE(scenes, small_config(scenes))
+    assert vae._log_p_complete_labels(rows) == pytest.approx(vae.log_p_labels(rows), rel=1e-6)
+    assert vae._log_p_complete_labels(rows) == pytest.approx(np.log(_evidence_probability(scenes, rows.numpy())).sum(), rel=1e-9)
+    partial = rows.clone()
+    partial[0, 0] = -1
+    assert vae._log_p_complete_labels(partial) is None
+    learned = CausalVAE(scenes, small_config(scenes), learn_cpts=["actor"])
+    assert learned._log_p_complete_labels(rows) is None
+
+
 def test_semi_supervised_elbo_equals_brute_force():
     """With z fixed, the guide-enumerated ELBO equals sum_y q(y|x) [log p(x|a,y,z) + log p(y, labels)]
     + H(q) + log p(z), computed here by hand for labelled, unlabelled and partly labelled rows."""

@@ -349,8 +349,10 @@ class DiscretizedLogistic(pdist.TorchDistribution):
         inv_scale = torch.exp(-self.log_scale)
         a = ((k + 0.5) / 127.5 - 1.0 - self.loc) * inv_scale  # upper edge, standardised
         b = ((k - 0.5) / 127.5 - 1.0 - self.loc) * inv_scale  # lower edge
-        inner = F.logsigmoid(a) + F.logsigmoid(-b) + torch.log(-torch.expm1(-(2.0 / 255.0) * inv_scale))
-        logp = torch.where(k < 0.5, F.logsigmoid(a), torch.where(k > 254.5, F.logsigmoid(-b), inner))
+        # Each log-sigmoid once; the edge bins keep only their one-sided term.
+        logp = torch.where(k < 0.5, 0.0, F.logsigmoid(-b)) + torch.where(k > 254.5, 0.0, F.logsigmoid(a))
+        width = torch.log(-torch.expm1(-(2.0 / 255.0) * inv_scale))
+        logp = logp + torch.where((k > 0.5) & (k < 254.5), width, 0.0)
         return logp.sum(dim=(-3, -2, -1))
 
     def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
