@@ -49,7 +49,8 @@ demo: $(STAMP)
 	@echo "outputs in $(OUT)/: the dataset (scenes/) and its sheet, the trained model (run/),"
 	@echo "its ELBO curve (elbo.png) and reconstructions (recon.png), the oracle (oracle/),"
 	@echo "pictures answering queries (random.png, given.png, do.png, counterfactual.png)"
-	@echo "and the evaluation report (report/report.md)"
+	@echo "and the evaluation report (report/report.md)."
+	@echo "Ask it more in the browser: $(CLI) serve $(OUT)/run --oracle $(OUT)/oracle"
 
 # The default recipe of the scene world (docs/training.md): 20,000 scenes, about 12 minutes
 # of training on 2 CPU cores; then its figures and record in docs/.

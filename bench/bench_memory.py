@@ -37,12 +37,12 @@ def _status(pid: int) -> dict[str, int]:
     """kB fields of /proc/PID/status (RssAnon, RssFile, ...); empty once the process is gone."""
     out = {}
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 key, _, rest = line.partition(":")
                 if rest.strip().endswith("kB"):
                     out[key] = int(rest.split()[0])
-    except (FileNotFoundError, ProcessLookupError):
+    except (OSError, ValueError):  # the process ended between listing and reading
         pass
     return out
 
@@ -52,11 +52,12 @@ def _tree(pid: int) -> list[int]:
     pids, frontier = [pid], [pid]
     while frontier:
         p = frontier.pop()
-        try:
-            with open(f"/proc/{p}/task/{p}/children", encoding="ascii") as fh:
-                kids = [int(k) for k in fh.read().split()]
-        except OSError:
-            kids = []
+        kids = []
+        for children in Path(f"/proc/{p}/task").glob("*/children"):  # children of every thread
+            try:
+                kids += [int(k) for k in children.read_text().split()]
+            except (OSError, ValueError):
+                pass
         pids += kids
         frontier += kids
     return pids
@@ -82,6 +83,8 @@ def watch(cmd: list[str], interval: float = 0.01) -> dict[str, float]:
     _, err = proc.communicate()
     stop.set()
     thread.join()
+    if peak["anon"] == 0:
+        raise SystemExit(f"no memory sample of {' '.join(cmd)} was taken (is /proc readable?)")
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode(errors='replace')[-2000:]}")
     return {"seconds": time.perf_counter() - t0, "anon_mb": peak["anon"] / 1024, "file_mb": peak["file"] / 1024}

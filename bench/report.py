@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     atomic_write_text(RESULTS / f"{stem}.md", markdown(record, full=True))
     if args.latest:
         atomic_write_text(RESULTS / "latest.json", body)
-        atomic_write_text(RESULTS / "latest.md", markdown(record, full=False) + f"\nEvery figure and the notes: [`bench/results/{stem}.md`](bench/results/{stem}.md).\n")
+        atomic_write_text(RESULTS / "latest.md", markdown(record, full=False) + f"\nEvery figure and the notes of this run: `bench/results/{stem}.md`.\n")
     met = [f for f in figures if f.get("target")]
     print(f"wrote bench/results/{stem}.json and .md: {len(figures)} figures, {sum(bool(f['met']) for f in met)} of {len(met)} targets met")
     return 0

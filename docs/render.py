@@ -61,7 +61,11 @@ def bench_block(path: str) -> str:
         tgt = f"{target['op']} {target['value']:g} {f['unit']}" if target else ""
         met = {True: "yes", False: "**no**"}.get(f.get("met"), "")
         desc = f["description"].replace("|", "\\|")
-        rows.append(f"| {desc} | {f['value']:.4g} {f['unit']} | {tgt} | {met} |")
+        if f["value"] is None:  # not finite: e.g. a time to quality never reached
+            value = "not reached" if f.get("reached") is False else "n/a"
+        else:
+            value = f"{f['value']:.4g} {f['unit']}"
+        rows.append(f"| {desc} | {value} | {tgt} | {met} |")
     head = (
         f"Measured {data['date'][:10]} on {machine.get('cpu_count')} cores "
         f"({machine.get('processor') or machine.get('platform')}) by `{data['command']}`:\n\n"

@@ -1,12 +1,14 @@
 """The viewer's JSON API, through FastAPI's test client: every answer means what it says (the
 query endpoint is the exact engine, sampled pictures obey their evidence and interventions, the
-null intervention keeps the factual labels), and every bad input gets a 400, 413 or 422 whose
+null intervention keeps the factual labels), and every bad input gets a 400 or 422 whose
 message names the problem."""
 
 from __future__ import annotations
 
 import base64
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -92,7 +94,7 @@ def test_the_page_and_the_schema_are_served(client):
     schema = client.get("/openapi.json").json()
     assert {"/api/graph", "/api/query", "/api/sample", "/api/gallery", "/api/counterfactual"} <= set(schema["paths"])
     post = schema["paths"]["/api/counterfactual"]["post"]
-    assert {"200", "400", "413", "422"} <= set(post["responses"])
+    assert {"200", "400", "422"} <= set(post["responses"])
     assert {"SampleRequest", "CounterfactualRequest", "QueryResponse", "ErrorBody"} <= set(schema["components"]["schemas"])
 
 
@@ -152,7 +154,11 @@ def test_sample_obeys_evidence_and_interventions(client, graph):
     assert s["values"]["reaction"] == ["Dying"] * 6 and s["values"]["actor"] == ["Golem"] * 6
     assert set(s["values"]) == set(graph.names)  # hidden values too
     dists = {d["variable"]: d for d in s["distributions"]}
-    assert set(dists) == set(graph.observed) - {"reaction", "actor"}
+    assert set(dists) == set(graph.names) - {"reaction", "actor"}  # hidden ones too
+    hidden = query(graph, ["actor_attack"], {"reaction": "Dying"}, {"actor": "Golem"}).table
+    np.testing.assert_allclose(dists["actor_attack"]["exact"], hidden)
+    assert dists["actor_attack"]["read"] is None  # the oracle reads labels only
+    dists = {k: d for k, d in dists.items() if k in graph.observed}
     exact = query(graph, ["action"], {"reaction": "Dying"}, {"actor": "Golem"}).table
     np.testing.assert_allclose(dists["action"]["exact"], exact)
     for d in dists.values():
@@ -262,8 +268,8 @@ def test_bad_counterfactuals_are_refused(client, test_split):
     assert "out of range: the test split has" in error(post({"index": len(test_split)}), 400)
     assert "unknown value 'Run'" in error(post({"index": 0, "do": {"action": "Run"}}), 400)
     assert "not valid base64" in error(post({"image": "data:image/png;base64,@@@"}), 400)
-    assert "not a picture" in error(post({"image": base64.b64encode(b"hello, I am text").decode()}), 400)
-    assert "is a JPEG picture; send a PNG" in error(post({"image": png(rgb, fmt="JPEG")}), 400)
+    assert "not a PNG picture" in error(post({"image": base64.b64encode(b"hello, I am text").decode()}), 400)
+    assert "not a PNG picture" in error(post({"image": png(rgb, fmt="JPEG")}), 400)  # no other decoder runs
     assert "the picture is 32x32; this model needs 64x64" in error(post({"image": png(np.zeros((32, 32, 3), np.uint8))}), 400)
     assert "needs a colour (RGB) picture" in error(post({"image": png(np.zeros((64, 64), np.uint8))}), 400)
     bomb = png(np.zeros((10000, 10000), bool))  # a small file of 10^8 pixels: refused before decoding
@@ -272,9 +278,42 @@ def test_bad_counterfactuals_are_refused(client, test_split):
     assert "'hero' is not a variable" in error(post({"image": png(rgb), "labels": {"hero": "Golem"}}), 400)
     assert "unknown value 'Elf'" in error(post({"image": png(rgb), "labels": {"actor": "Elf"}}), 400)
     big = base64.b64encode(b"\0" * (MAX_UPLOAD_BYTES + 1)).decode()
-    assert "the image is 2,097,153 bytes; the limit is 2,097,152 bytes" in error(post({"image": big}), 413)
+    assert "the image is 2,097,153 bytes; the limit is 2,097,152 bytes" in error(post({"image": big}), 400)
     huge = base64.b64encode(b"\0" * 3 * MAX_UPLOAD_BYTES).decode()
-    assert "the request is" in error(post({"image": huge}), 413)
+    assert "the request is" in error(post({"image": huge}), 400)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def test_damaged_and_unusual_pngs_are_refused_with_a_reason(client):
+    """Pillow raises many kinds of errors on crafted files; each is a 400, never a 500."""
+    post = lambda image: client.post("/api/counterfactual", json={"image": image})  # noqa: E731
+    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    signature = b"\x89PNG\r\n\x1a\n"
+    short_header = signature + struct.pack(">I", 5) + b"IHDR" + b"\0" * 9
+    assert "damaged" in error(post(b64(short_header)), 400)
+    ihdr = _chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0))
+    bomb_text = _chunk(b"zTXt", b"k\0\0" + zlib.compress(b"\0" * (4 * 2**20)))
+    assert "damaged" in error(post(b64(signature + ihdr + bomb_text + _chunk(b"IEND", b""))), 400)
+    truncated = base64.b64decode(png(np.zeros((64, 64, 3), np.uint8)).split(",")[1])[:-30]
+    assert "damaged" in error(post(b64(truncated)), 400)
+    clear = np.zeros((64, 64, 4), np.uint8)
+    assert "transparent pixels" in error(post(png(clear)), 400)
+    deep = Image.fromarray(np.zeros((64, 64), np.uint16))
+    buf = io.BytesIO()
+    deep.save(buf, format="PNG")
+    assert "mode is I;16; this model needs a colour (RGB) picture" in error(post(b64(buf.getvalue())), 400)
+    ok = post(png(np.full((64, 64, 4), 255, np.uint8)))  # opaque RGBA is fine
+    assert ok.status_code == 200, ok.text
+
+
+def test_oversized_answers_are_refused(client):
+    """Seven counterfactual copies of reaction: 4**7 rows, refused before any work."""
+    worlds = ["", "[action=Attack]", "[action=Taunt]", "[action=Walk]", "[actor=Golem]", "[actor=Satyr]", "[reactor=Golem]"]
+    text = "P(" + ", ".join(f"reaction{w}" for w in worlds) + ")"
+    assert "the answer would have 16,384 rows" in error(client.post("/api/query", json={"query": text}), 400)
 
 
 # ----------------------------------------------------------------------------- creating the app

@@ -53,6 +53,8 @@ MAX_UPLOAD_BYTES = 2 * 2**20
 MAX_BODY_BYTES = 3 * 2**20
 #: Most pictures per request (sample, gallery).
 MAX_PICTURES = 64
+#: The largest answer table /api/query returns (rows of a joint distribution).
+MAX_TABLE_CELLS = 10_000
 MAX_SEED = 2**32 - 1
 
 STATIC = Path(str(resources.files("causalvae") / "viewer" / "static"))
@@ -277,15 +279,17 @@ def read_png(text: str, channels: int, size: int, likelihood: str) -> torch.Tens
     except (binascii.Error, ValueError):
         raise CausalVAEError("the image is not valid base64 (send a PNG as a data URL or plain base64)") from None
     if len(data) > MAX_UPLOAD_BYTES:
-        raise ViewerError(f"the image is {len(data):,} bytes; the limit is {MAX_UPLOAD_BYTES:,} bytes", 413)
+        raise CausalVAEError(f"the image is {len(data):,} bytes; the limit is {MAX_UPLOAD_BYTES:,} bytes")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
+            im = Image.open(io.BytesIO(data), formats=["PNG"])  # no other decoder sees the bytes
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise CausalVAEError(f"the picture has too many pixels; this model needs {size}x{size}") from None
-    except (UnidentifiedImageError, OSError):
-        raise CausalVAEError("the upload is not a picture: send a PNG") from None
+    except UnidentifiedImageError:
+        raise CausalVAEError("the upload is not a PNG picture: send a PNG") from None
+    except Exception as exc:  # a damaged PNG: Pillow raises ValueError, OSError, SyntaxError...
+        raise CausalVAEError(f"the PNG is damaged and cannot be read ({exc})") from None
     with im:
         if im.format != "PNG":
             raise CausalVAEError(f"the upload is a {im.format} picture; send a PNG")
@@ -293,10 +297,18 @@ def read_png(text: str, channels: int, size: int, likelihood: str) -> torch.Tens
             raise CausalVAEError(f"the picture is {im.size[0]}x{im.size[1]}; this model needs {size}x{size}")
         if channels == 3 and im.mode not in ("RGB", "RGBA", "P"):
             raise CausalVAEError(f"the picture's mode is {im.mode}; this model needs a colour (RGB) picture")
+        if im.mode in ("I;16", "I;16B", "I", "F"):
+            raise CausalVAEError(f"the picture has {im.mode} pixels; send an 8-bit PNG")
         try:
-            arr = np.asarray(im.convert("RGB" if channels == 3 else "L"))
-        except (OSError, ValueError) as exc:
-            raise CausalVAEError(f"the PNG cannot be decoded ({exc})") from None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # e.g. Pillow's note on palette transparency
+                rgba = im.convert("RGBA")
+                arr = np.asarray(rgba.convert("RGB" if channels == 3 else "L"))
+                alpha = np.asarray(rgba)[..., 3]
+        except Exception as exc:  # truncated or corrupt pixel data
+            raise CausalVAEError(f"the PNG is damaged and cannot be decoded ({exc})") from None
+        if (alpha < 255).any():
+            raise CausalVAEError("the picture has transparent pixels; send an opaque PNG (the model draws no transparency)")
     if channels == 1:
         arr = ((arr > 127).astype(np.uint8) if likelihood == "bernoulli" else arr)[..., None]
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
@@ -353,7 +365,8 @@ class Viewer:
             self.oracle = load_oracle(oracle, device=device)
             self.oracle_path = str(oracle)
             c = self.oracle.config
-            if list(c.columns) != self.vae.label_columns or c.resolution != self.vae.config.image_size or c.channels != self.vae.config.channels:
+            cards = [self.graph.card(col) for col in self.vae.label_columns]
+            if list(c.columns) != self.vae.label_columns or list(c.cards) != cards or c.resolution != self.vae.config.image_size or c.channels != self.vae.config.channels:
                 raise CausalVAEError(
                     f"{oracle}: this oracle reads {', '.join(c.columns)} off {c.resolution}x{c.resolution} pictures; "
                     f"the model draws {', '.join(self.vae.label_columns)} at {self.vae.config.image_size}x{self.vae.config.image_size}"
@@ -361,8 +374,8 @@ class Viewer:
         self.test, self.gallery_note = None, None
         if data is None:
             config_path = self.run / "config.json" if self.run.is_dir() else self.run
-            recorded = json.loads(config_path.read_text()).get("dataset") or {}
-            data = recorded.get("path")
+            recorded = json.loads(config_path.read_text()).get("dataset")
+            data = recorded.get("path") if isinstance(recorded, dict) else None
         if data is None:
             self.gallery_note = f"{self.run} names no dataset: upload a picture instead"
         else:
@@ -370,6 +383,19 @@ class Viewer:
                 self.test = load_dataset(data, split="test", verify=False)
             except (CausalVAEError, OSError) as exc:
                 self.gallery_note = f"the run's dataset cannot be opened ({exc}): upload a picture instead"
+            else:
+                m, cfg = self.test.manifest, self.vae.config
+                shape = (tuple(m["resolution"]), int(m["channels"]))
+                if self.test.label_columns != self.vae.label_columns or shape != ((cfg.image_size, cfg.image_size), cfg.channels):
+                    raise CausalVAEError(
+                        f"{data}: its pictures ({shape[0][0]}x{shape[0][1]}, {shape[1]} channels; labels "
+                        f"{', '.join(self.test.label_columns)}) do not fit the model ({cfg.image_size}x{cfg.image_size}, "
+                        f"{cfg.channels} channels; labels {', '.join(self.vae.label_columns)})"
+                    )
+                labels = np.asarray(self.test.labels)
+                cards = np.array([self.graph.card(c) for c in self.test.label_columns])
+                if ((labels < -1) | (labels >= cards)).any():
+                    raise CausalVAEError(f"{data}: its label table holds values outside the graph's (a damaged dataset)")
         self.layout = layout(self.graph)
 
     def warm_up(self) -> None:
@@ -405,8 +431,15 @@ class Viewer:
     def query(self, text: str) -> QueryResponse:
         from causalvae.querylang import CausationQuery, evaluate
 
+        from causalvae.querylang import ProbabilityQuery, parse
+
+        q = parse(text, self.graph)
+        if isinstance(q, ProbabilityQuery):
+            cells = math.prod(self.graph.card(t.var) for t in q.targets)
+            if cells > MAX_TABLE_CELLS:
+                raise CausalVAEError(f"the answer would have {cells:,} rows; the viewer shows at most {MAX_TABLE_CELLS:,}: ask for fewer variables")
         with self.lock:
-            answer = evaluate(self.graph, text)
+            answer = evaluate(self.graph, q)
         q = answer.query
         if isinstance(q, CausationQuery):
             contrasts = [Contrast(contrast=k, PN=_finite(c.pn), PS=_finite(c.ps), PNS=_finite(c.pns)) for k, c in answer.causation.items()]
@@ -430,12 +463,12 @@ class Viewer:
         g, cols = self.graph, self.vae.label_columns
         with self.lock:
             drawn = sample(self.vae, req.n, req.evidence, req.do, seed=req.seed)
-            unset = [c for c in cols if c not in req.evidence and c not in req.do]
+            unset = [n for n in g.topological_order if n not in req.evidence and n not in req.do]
             exact = {c: query(g, [c], req.evidence, req.do).table for c in unset}
             read = self.oracle.read(drawn.images) if self.oracle is not None else None
         distributions = []
         for c in unset:
-            seen = np.bincount(read[:, cols.index(c)], minlength=g.card(c)) / req.n if read is not None else None
+            seen = np.bincount(read[:, cols.index(c)], minlength=g.card(c)) / req.n if read is not None and c in cols else None
             distributions.append(LabelDistribution(
                 variable=c, values=list(g[c].values), exact=exact[c].tolist(),
                 drawn=(np.bincount(drawn.values[c], minlength=g.card(c)) / req.n).tolist(),
@@ -550,7 +583,7 @@ def _readable(errors) -> str:
 
 
 ERRORS = {
-    400: {"model": ErrorBody, "description": "An unknown name, an impossible evidence, a query syntax error, a bad picture."},
+    400: {"model": ErrorBody, "description": "An unknown name, an impossible evidence, a query syntax error, a bad or oversized picture, a query whose answer is too large."},
     422: {"model": ErrorBody, "description": "Malformed JSON, a missing or mistyped field, a number out of range."},
 }
 
@@ -586,12 +619,16 @@ def create_app(run, oracle=None, device: str = "cpu", *, data=None, warm: bool =
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
-        size = request.headers.get("content-length", "0")
-        if not size.isdigit():
+        text = request.headers.get("content-length", "0")
+        try:
+            size = int(text) if text.isascii() and text.isdigit() else -1
+        except ValueError:
+            size = -1
+        if size < 0:
             return JSONResponse({"detail": "the Content-Length header is not a number", "position": None}, status_code=400)
-        if int(size) > MAX_BODY_BYTES:
-            detail = f"the request is {int(size):,} bytes; the limit is {MAX_BODY_BYTES:,} bytes (pictures: {MAX_UPLOAD_BYTES:,} bytes)"
-            return JSONResponse({"detail": detail, "position": None}, status_code=413)
+        if size > MAX_BODY_BYTES:
+            detail = f"the request is {size:,} bytes; the limit is {MAX_BODY_BYTES:,} bytes (pictures: {MAX_UPLOAD_BYTES:,} bytes)"
+            return JSONResponse({"detail": detail, "position": None}, status_code=400)
         return await call_next(request)
 
     @app.get("/", include_in_schema=False)
@@ -622,7 +659,7 @@ def create_app(run, oracle=None, device: str = "cpu", *, data=None, warm: bool =
 
     @app.post(
         "/api/counterfactual", response_model=CounterfactualResponse,
-        responses={**ERRORS, 413: {"model": ErrorBody, "description": "The picture or the request is too large."}}, tags=["counterfactual"],
+        responses=ERRORS, tags=["counterfactual"],
     )
     def post_counterfactual(req: CounterfactualRequest) -> CounterfactualResponse:
         """This very picture, had the interventions held: abduct, act, predict."""

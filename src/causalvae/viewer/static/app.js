@@ -216,17 +216,17 @@ async function runSample(event) {
     const caption = parents.map((p) => data.values[p][i]).join(" ");
     grid.append(el("figure", {}, el("img", {src, alt: `picture ${i + 1}: ${caption}`}), el("figcaption", {text: caption})));
   });
-  const withOracle = data.distributions.length > 0 && data.distributions[0].read !== null;
+  const withOracle = data.read_back !== null;  // hidden variables have no read column: "–"
   const headers = ["exact", `drawn (${data.n})`].concat(withOracle ? [`read off the pictures (${data.n})`] : []);
   const rows = [];
   for (const d of data.distributions) {
-    d.values.forEach((v, k) => rows.push({variable: d.variable, value: v, cells: [d.exact[k], d.drawn[k]].concat(withOracle ? [d.read[k]] : [])}));
+    d.values.forEach((v, k) => rows.push({variable: d.variable, value: v, cells: [d.exact[k], d.drawn[k]].concat(withOracle ? [d.read === null ? null : d.read[k]] : [])}));
   }
   const box = $("sample-table");
   box.replaceChildren();
   const set = [describe(data.evidence) && `given ${describe(data.evidence)}`, describe(data.do) && `do(${describe(data.do)})`].filter(Boolean).join("; ");
-  box.append(el("h3", {text: `The labels left unset${set ? ` (${set})` : ""}`}));
-  box.append(rows.length ? distributionTable(rows, headers) : el("p", {text: "Every label is set."}));
+  box.append(el("h3", {text: `The variables left unset${set ? ` (${set})` : ""}`}));
+  box.append(rows.length ? distributionTable(rows, headers) : el("p", {text: "Every variable is set."}));
   if (data.read_back !== null) {
     box.append(el("p", {class: "muted", text: `The oracle reads back every label the decoder was given in ${(100 * data.read_back).toFixed(1)}% of the pictures.`}));
   } else {
