@@ -105,15 +105,17 @@ bench: $(STAMP)
 	$(PY) bench/bench_quality.py --out bench/results/quality.json --eval-every 30 --figure docs/img/bench_quality.png; \
 	$(PY) bench/report.py $(BENCH_PARTS) --latest --since 7200 --command "make bench" --wall $$(( $$(date +%s) - start ))
 
-# The same without the time-to-quality races and with smaller samples (about 3 minutes);
+# The same without the time-to-quality races, with smaller samples (about 2.5 minutes);
 # its record is <date>-<host>-quick.*, and the README's table is left alone.
 bench-quick: $(STAMP)
 	@start=$$(date +%s); set -e; mkdir -p bench/results/quick; \
 	$(PY) bench/bench_exact.py --repeat 5 --no-hepar2 --out bench/results/quick/exact.json; \
+	$(PY) bench/bench_render.py --resolutions 64 --n 10000 --repeat 3 --out bench/results/quick/render.json; \
+	$(PY) bench/bench_grid.py --out bench/results/quick/grid.json; \
 	$(PY) bench/bench_speed.py --repeat 3 --out bench/results/quick/speed.json; \
 	$(PY) bench/bench_queries.py --repeat 3 --out bench/results/quick/queries.json; \
 	$(PY) bench/bench_memory.py --scenes 50000 --steps 20 --out bench/results/quick/memory.json; \
-	$(PY) bench/report.py exact speed queries memory --dir bench/results/quick --suffix quick --since 1200 --command "make bench-quick" --wall $$(( $$(date +%s) - start ))
+	$(PY) bench/report.py exact render grid speed queries memory --dir bench/results/quick --suffix quick --since 1200 --command "make bench-quick" --wall $$(( $$(date +%s) - start ))
 
 # Regenerate every figure and output shown in README.md and docs/ (after `make bench`).
 docs: $(STAMP)
