@@ -51,14 +51,14 @@ def onehot(graph: Graph, labels: torch.Tensor) -> torch.Tensor:
 class Contender:
     """One model, its optimiser, and its training step at a chosen precision."""
 
-    def __init__(self, name: str, graph: Graph, seed: int = 0, size: int = 64):
+    def __init__(self, name: str, graph: Graph, seed: int = 0, size: int = 64, max_log_scale: float | None = None):
         self.name, self.graph = name, graph
         torch.manual_seed(seed)
         if name == "ours":
             d = TrainConfig(data="", out="")
             pyro.settings.set(module_local_params=True)
             cfg = NetConfig(image_size=size, channels=3, parent_dims=tuple(graph.card(p) for p in graph.image.parents),
-                            z_dim=d.z_dim, width=d.width, depth=d.depth, hidden=d.hidden)
+                            z_dim=d.z_dim, width=d.width, depth=d.depth, hidden=d.hidden, max_log_scale=max_log_scale)
             self.model = CausalVAE(graph, cfg)
             self.batch_size, self.lr, self.z_dim = d.batch_size, d.lr, d.z_dim
         else:

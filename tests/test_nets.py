@@ -215,6 +215,8 @@ def test_pyro_parallel_enumeration_over_an_image_parent():
         (dict(z_dim=0), "z_dim"),
         (dict(width=True), "width"),
         (dict(depth=-1), "depth"),
+        (dict(max_log_scale=-8.0), "max_log_scale"),
+        (dict(max_log_scale="big"), "max_log_scale"),
     ],
 )
 def test_netconfig_validation_names_the_field(kw, field):
@@ -234,6 +236,24 @@ def test_netconfig_json_round_trip_and_unknown_keys():
         NetConfig.from_dict(cfg.to_dict() | {"zdim": 8})
     with pytest.raises(CausalVAEError, match="missing channels"):
         NetConfig.from_dict({"image_size": 64, "parent_dims": [2]})
+
+
+def test_max_log_scale_bounds_the_decoders_scale_and_older_configs_load():
+    """The cap bounds the log-scale the decoder outputs; the likelihood stays a proper
+    distribution; a config saved before the field existed loads with no cap."""
+    torch.manual_seed(0)
+    cfg = NetConfig(image_size=16, channels=3, parent_dims=(2,), depth=2, width=8, max_log_scale=-3.0)
+    _, dec = make_nets(cfg)
+    with torch.no_grad():
+        for p in dec.deconvs[-1].parameters():
+            p.fill_(0.5)  # a large raw log-scale everywhere
+        out = dec(torch.randn(4, cfg.z_dim), torch.ones(4, 2))
+    assert out[:, 3:].max() == pytest.approx(-3.0)
+    d = DiscretizedLogistic(torch.zeros(1, 1, 1), torch.full((1, 1, 1), -3.0))
+    assert abs(d.log_prob(ALL_PIXELS).double().exp().sum().item() - 1.0) < 1e-5
+    old = cfg.to_dict()
+    del old["max_log_scale"]
+    assert NetConfig.from_dict(old).max_log_scale is None
 
 
 # --- training -------------------------------------------------------------------------------

@@ -119,6 +119,10 @@ class NetConfig:
     depth: int = 4
     hidden: int = 256
     likelihood: str = "dlogistic"
+    #: Upper bound of the discretised logistic's log-scale (None: unbounded). A bound stops
+    #: the decoder from explaining detail it has not learned as pixel noise, which leaves its
+    #: mean blurred (``bench/bench_quality.py --max-log-scale`` measures the effect).
+    max_log_scale: float | None = None
 
     def __post_init__(self):
         def positive(name):
@@ -139,6 +143,9 @@ class NetConfig:
             raise CausalVAEError(
                 f"NetConfig.likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}"
             )
+        m = self.max_log_scale
+        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not MIN_LOG_SCALE < m < 10):
+            raise CausalVAEError(f"NetConfig.max_log_scale must be a number between {MIN_LOG_SCALE:g} and 10, or null; got {m!r}")
         dims = self.parent_dims
         if isinstance(dims, (str, bytes)) or not hasattr(dims, "__iter__"):
             raise CausalVAEError(f"NetConfig.parent_dims must be a list of integers, got {dims!r}")
@@ -265,7 +272,7 @@ class Decoder(nn.Module):
         """z: (..., z_dim); parents: (..., P), leading dims broadcast.
 
         Returns float32 (..., C, H, W) Bernoulli logits, or (..., 2C, H, W) for dlogistic:
-        channels [:C] the location, [C:] the log-scale (>= -7).
+        channels [:C] the location, [C:] the log-scale (>= -7, and <= ``max_log_scale`` when set).
         """
         c = self.config
         z, p, lead = _broadcast_lead(z, parents_onehot.to(z.dtype))
@@ -275,7 +282,7 @@ class Decoder(nn.Module):
         out = out.reshape(*lead, *out.shape[1:])
         if c.likelihood == "dlogistic":
             loc, log_scale = out.chunk(2, dim=-3)
-            out = torch.cat([loc, log_scale.clamp(min=MIN_LOG_SCALE)], dim=-3)
+            out = torch.cat([loc, log_scale.clamp(min=MIN_LOG_SCALE, max=c.max_log_scale)], dim=-3)
         return out
 
 

@@ -77,6 +77,7 @@ class TrainConfig:
     width: int = 32
     depth: int = 4
     hidden: int = 256
+    max_log_scale: float | None = None
     learn_cpts: bool = False
     graph: str | None = None
     withhold: dict[str, float] = field(default_factory=dict)
@@ -458,6 +459,7 @@ def build_model(cfg: TrainConfig, ds: Dataset, hide: np.ndarray | None = None) -
     net = NetConfig(
         image_size=int(h), channels=int(m["channels"]), parent_dims=tuple(graph.card(p) for p in graph.image.parents),
         z_dim=cfg.z_dim, width=cfg.width, depth=cfg.depth, hidden=cfg.hidden, likelihood="bernoulli" if binary else "dlogistic",
+        max_log_scale=None if binary else cfg.max_log_scale,
     )
     cols = list(ds.label_columns)
     classified = set(cfg.classify)
