@@ -175,6 +175,8 @@ def test_bad_settings_are_refused(scenes_data, tmp_path):
         fit(TrainConfig(data=str(scenes_data), out=str(tmp_path / "a"), devices=2))
     with pytest.raises(CausalVAEError, match="batch-size must be a positive integer"):
         fit(TrainConfig(data=str(scenes_data), out=str(tmp_path / "a"), batch_size=0))
+    with pytest.raises(CausalVAEError, match="max-log-scale must be a number between -7 and 10"):
+        fit(TrainConfig(data=str(scenes_data), out=str(tmp_path / "a"), max_log_scale=-9.0))
     with pytest.raises(CausalVAEError, match="unknown labelled variable 'posX'"):
         fit(TrainConfig(data=str(scenes_data), out=str(tmp_path / "a"), withhold={"posX": 0.5}, **TINY))
     other = tmp_path / "not_a_run"

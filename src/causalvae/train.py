@@ -109,6 +109,9 @@ class TrainConfig:
             raise unknown("strategy", self.strategy, ("auto", "ddp"))
         if self.devices > 1 and self.strategy != "ddp":
             raise CausalVAEError(f"--devices {self.devices} needs --strategy ddp (several processes share the data)")
+        m = self.max_log_scale
+        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not -7.0 < m < 10.0):
+            raise CausalVAEError(f"max-log-scale must be a number between -7 and 10 (the log-scale's floor is -7), got {m!r}")
         if not self.lr > 0 or not self.cpt_lr > 0:
             raise CausalVAEError("learning rates must be positive")
         for name, frac in self.withhold.items():
