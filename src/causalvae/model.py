@@ -320,9 +320,12 @@ class CausalVAE(nn.Module):
         """log p(labels) summed over the rows by a lookup in the exact joint table of the
         labelled columns, when every label is present and the tables are fixed (the common
         case of a training step: it saves an enumerated Pyro run per step). ``None`` when a
-        label is missing or a table is learned: then :meth:`log_p_labels` does the work."""
+        label is missing, a table is learned or the joint has over 2**22 values: then
+        :meth:`log_p_labels` does the work."""
         if self.learned or bool((labels < 0).any()):
             return None
+        if int(np.prod([self.graph.card(c) for c in self.label_columns], dtype=np.float64)) > 2**22:
+            return None  # too many joint values to tabulate: let the enumeration do it
         table = getattr(self, "_label_log_joint", None)
         if table is None:
             from causalvae.exact import query

@@ -10,6 +10,7 @@ again; it is the first half of every counterfactual.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -250,13 +251,19 @@ def counterfactual(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, d
     return Counterfactual(cf_images, values, exact, unit)
 
 
+#: The largest joint table (cells) :func:`counterfactual_distributions` builds at once.
+JOINT_CELLS = 2**21
+
+
 def counterfactual_distributions(graph, columns, rows: np.ndarray, do: dict[str, int]) -> list[dict[str, np.ndarray]]:
     """For each factual label row (value indices, -1 missing), the exact twin-network
     distribution of every label column in the world ``do(do)``: ``[{column: probabilities}]``.
 
     One exact query gives the joint of every column in both worlds, P(columns[do],
     columns); a row's answer is that table at the row's factual labels (summed over the
-    missing ones), normalised, and its marginals. Rows with the same labels share it.
+    missing ones), normalised, and its marginals. When that table would be too large (over
+    :data:`JOINT_CELLS` cells: the sprites world's five factors), each distinct row is asked
+    on its own instead. Rows with the same labels share one answer.
     """
     from causalvae.errors import ZeroProbabilityError
     from causalvae.exact import Term, query
@@ -265,12 +272,16 @@ def counterfactual_distributions(graph, columns, rows: np.ndarray, do: dict[str,
     rows = np.asarray(rows)
     k = len(columns)
     world = tuple((name, graph[name].values[i]) for name, i in sorted(do.items()))
-    joint = query(graph, [Term(c, world) for c in columns] + columns).table if world else None
+    small = math.prod(graph.card(c) for c in columns) ** 2 <= JOINT_CELLS
+    joint = query(graph, [Term(c, world) for c in columns] + columns).table if world and small else None
     out, cache = [], {}
     for row in rows:
         key = tuple(row.tolist())
         if key not in cache:
-            if world:
+            if world and not small:
+                evidence = {c: int(v) for c, v in zip(columns, row) if v >= 0}
+                cache[key] = {c: query(graph, [Term(c, world)], evidence).table for c in columns}
+            elif world:
                 index = tuple(int(v) if v >= 0 else slice(None) for v in row)
                 cf = joint[(slice(None),) * k + index]
                 cf = cf.reshape(cf.shape[:k] + (-1,)).sum(-1)
