@@ -245,7 +245,7 @@ def test_max_log_scale_bounds_the_decoders_scale_and_older_configs_load():
     cfg = NetConfig(image_size=16, channels=3, parent_dims=(2,), depth=2, width=8, max_log_scale=-3.0)
     _, dec = make_nets(cfg)
     with torch.no_grad():
-        for p in dec.deconvs[-1].parameters():
+        for p in dec.out.parameters():
             p.fill_(0.5)  # a large raw log-scale everywhere
         out = dec(torch.randn(4, cfg.z_dim), torch.ones(4, 2))
     assert out[:, 3:].max() == pytest.approx(-3.0)
@@ -285,3 +285,36 @@ def test_autoencoder_overfits_16_images():
         end = nll_per_value().item()
     assert start > 5.5
     assert end < start - 1.5, (start, end)
+
+
+def test_film_decoder_uses_its_parents_at_every_stage_and_old_concat_files_load():
+    """A FiLM decoder starts as the identity modulation; once its FiLM layers are non-zero,
+    changing only the parents changes the output. A state dict in the layout of the original
+    decoder (``deconvs.N``) loads into a config saved without the new fields, and computes the
+    same function as the layers it names."""
+    torch.manual_seed(0)
+    cfg = NetConfig(image_size=16, channels=3, parent_dims=(2, 3), depth=2, width=8, hidden=16, residual=True)
+    assert cfg.decoder == "film"
+    _, dec = make_nets(cfg)
+    films = [m for m in dec.modules() if m.__class__.__name__ == "_FiLM"]
+    assert len(films) == 3 * cfg.depth - 3 and all(float(f.proj.weight.detach().abs().sum()) == 0 for f in films)
+    z = torch.randn(2, cfg.z_dim)
+    a, b = torch.tensor([[1.0, 0, 1, 0, 0]] * 2), torch.tensor([[0.0, 1, 0, 0, 1]] * 2)
+    with torch.no_grad():
+        for f in films:
+            f.proj.weight.normal_()
+        assert not torch.allclose(dec(z, a), dec(z, b))
+
+    old = NetConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k not in ("decoder", "residual")})
+    assert (old.decoder, old.residual) == ("concat", False)
+    _, legacy = make_nets(old)
+    renamed = {}
+    for key, value in legacy.state_dict().items():
+        for i in range(old.depth - 1):
+            key = key.replace(f"stages.{i}.up.", f"deconvs.{3 * i}.").replace(f"stages.{i}.film.norm.", f"deconvs.{3 * i + 1}.")
+        renamed[key.replace("out.", f"deconvs.{3 * (old.depth - 1)}.")] = value
+    assert any(k.startswith("deconvs.") for k in renamed)
+    _, fresh = make_nets(old)
+    fresh.load_state_dict(renamed, strict=True)
+    with torch.no_grad():
+        assert torch.equal(fresh(z, a), legacy(z, a))

@@ -107,6 +107,7 @@ class CausalVAE(nn.Module):
         learn_cpts: bool | Sequence[str] = False,
         classified: Sequence[str] | None = None,
         alpha: float = 50.0,
+        beta: float = 1.0,
     ):
         super().__init__()
         if graph.image is None:
@@ -114,6 +115,11 @@ class CausalVAE(nn.Module):
         self.graph = graph
         self.config = config
         self.alpha = float(alpha)
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 < beta < 1e3:
+            raise CausalVAEError(f"beta must be a positive number, got {beta!r}")
+        #: Weight of z's KL term in the training loss (a beta-VAE, Higgins et al. 2017); the
+        #: ELBO reported beside the loss is always the true one (beta = 1).
+        self.beta = float(beta)
         self.label_columns = list(graph.observed)
         self.image_parents = list(graph.image.parents)
         dims = tuple(graph.card(p) for p in self.image_parents)
@@ -244,7 +250,8 @@ class CausalVAE(nn.Module):
         with pyro.plate("data", batch, dim=-1):
             values = self._graph_values(cols, inferred)
             prior = dist.Normal(torch.zeros((), dtype=torch.float32, device=images.device), 1.0)
-            z = pyro.sample("z", prior.expand([batch, self.config.z_dim]).to_event(1))
+            with poutine.scale(scale=self.beta):
+                z = pyro.sample("z", prior.expand([batch, self.config.z_dim]).to_event(1))
             onehot = self.parents_onehot(values)
             z = z.expand(onehot.shape[:-1] + z.shape[-1:])
             with self.autocast():
@@ -278,7 +285,11 @@ class CausalVAE(nn.Module):
             self._stash["q_weight"] = weights
             with self.autocast():
                 loc, scale = self.encoder(x, self.parents_onehot(values))
-            pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+            qz = dist.Normal(loc, scale).to_event(1)
+            with poutine.scale(scale=self.beta):
+                z = pyro.sample("z", qz)
+            # log q(z) - log p(z) at the draw: the ELBO's z term, to undo beta in the report.
+            self._stash["kl_z"] = (qz.log_prob(z) - dist.Normal(0.0, 1.0).log_prob(z).sum(-1)).detach()
 
     def encode(self, images: torch.Tensor, values: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z | x, image's parents): the abduction of the latent code."""
@@ -350,13 +361,14 @@ class CausalVAE(nn.Module):
         unlabelled = torch.zeros(n, dtype=torch.bool, device=labels.device)
         for p in self.classified:
             unlabelled |= cols[p] < 0 if p in cols else torch.ones_like(unlabelled)
-        neg, recon = images.new_zeros((), dtype=torch.float32), 0.0
+        neg, recon, kl_z = images.new_zeros((), dtype=torch.float32), 0.0, 0.0
         for rows in (~unlabelled, unlabelled):
             if not bool(rows.any()):
                 continue
             img, lab = images[rows], labels[rows]
             neg = neg + self._neg_elbo(self.model, self.guide, img, lab)
-            recon += self._expected_recon()
+            recon, kl_z = recon + self._expected("log_px"), kl_z + self._expected("kl_z")
+            self._stash.pop("q_weight", None)
         classify = images.new_zeros((), dtype=torch.float32)
         labelled_any = [(p, cols[p] >= 0) for p in self.classified if p in cols]
         if labelled_any and any(bool(m.any()) for _, m in labelled_any):
@@ -369,7 +381,8 @@ class CausalVAE(nn.Module):
         log_labels = self._log_p_complete_labels(labels)
         if log_labels is None:
             log_labels = self.log_p_labels(labels)
-        elbo_joint = -neg.item()
+        # The loss weighs z's KL by beta; the reported ELBO is the true one.
+        elbo_joint = -neg.item() - (1.0 - self.beta) * kl_z
         elbo_cond = (elbo_joint - log_labels) / n
         return Objective(
             loss=(neg + self.alpha * classify) / n,
@@ -380,13 +393,15 @@ class CausalVAE(nn.Module):
             n=n,
         )
 
-    def _expected_recon(self) -> float:
-        """Sum over rows of E_q log p(x | parents, z) from the last model/guide run."""
-        log_px = self._stash.pop("log_px")
-        w = torch.ones((), dtype=log_px.dtype, device=log_px.device)
-        for q in self._stash.pop("q_weight", []):
+    def _expected(self, key: str) -> float:
+        """Sum over rows of E_q[term] for a stashed per-row term of the last model/guide run
+        (``log_px``: log p(x | parents, z); ``kl_z``: log q(z) - log p(z)), weighted by the
+        guide's enumerated q(y | x)."""
+        term = self._stash.pop(key)
+        w = torch.ones((), dtype=term.dtype, device=term.device)
+        for q in self._stash.get("q_weight", []):
             w = w * q.detach()
-        return float((w * log_px).sum())
+        return float((w * term).sum())
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The training loss per image (differentiable when gradients are enabled)."""

@@ -67,7 +67,12 @@ from torch.distributions import constraints
 from causalvae.errors import CausalVAEError, unknown
 
 LIKELIHOODS = ("bernoulli", "dlogistic")
+DECODERS = ("concat", "film")
 MIN_LOG_SCALE = -7.0
+
+#: The values that fields added after the first release take when a saved config lacks them:
+#: the behaviour of the models that were saved without them.
+LEGACY: dict[str, Any] = {"decoder": "concat", "residual": False}
 
 #: When to run the convolutions on channels_last tensors: "inference" (the default: without
 #: gradients only), True (always) or False (never). On the reference CPU channels_last gives a
@@ -123,6 +128,12 @@ class NetConfig:
     #: the decoder from explaining detail it has not learned as pixel noise, which leaves its
     #: mean blurred (``bench/bench_quality.py --max-log-scale`` measures the effect).
     max_log_scale: float | None = None
+    #: How the parents reach the decoder: ``"concat"`` (once, joined to z before the first
+    #: layer: the original design) or ``"film"`` (also embedded and injected at every decoder
+    #: resolution by feature-wise affine modulation, FiLM: Perez et al. 2018).
+    decoder: str = "film"
+    #: A residual block (two 3x3 convolutions, FiLM-modulated) after each decoder upsampling.
+    residual: bool = False
 
     def __post_init__(self):
         def positive(name):
@@ -143,6 +154,12 @@ class NetConfig:
             raise CausalVAEError(
                 f"NetConfig.likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}"
             )
+        if self.decoder not in DECODERS:
+            raise CausalVAEError(f"NetConfig.decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
+        if not isinstance(self.residual, bool):
+            raise CausalVAEError(f"NetConfig.residual must be true or false, got {self.residual!r}")
+        if self.residual and self.decoder != "film":
+            raise CausalVAEError("NetConfig.residual needs decoder 'film'")
         m = self.max_log_scale
         if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not MIN_LOG_SCALE < m < 10):
             raise CausalVAEError(f"NetConfig.max_log_scale must be a number between {MIN_LOG_SCALE:g} and 10, or null; got {m!r}")
@@ -183,7 +200,8 @@ class NetConfig:
         missing = [f.name for f in fields(cls) if f.name not in d and f.default is MISSING]
         if missing:
             raise CausalVAEError(f"network config is missing {', '.join(missing)}")
-        return cls(**d)
+        # A config written before a field existed meant that field's original behaviour.
+        return cls(**{**LEGACY, **d})
 
 
 def prepare(x: torch.Tensor, likelihood: str) -> torch.Tensor:
@@ -254,19 +272,40 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """p(x | parents, z): pixel parameters for :func:`pixel_distribution`."""
+    """p(x | parents, z): pixel parameters for :func:`pixel_distribution`.
+
+    ``decoder="concat"``: the parents' one-hot code joins z before the first layer, and only
+    there. ``decoder="film"``: it also passes through an embedding MLP, and every upsampling
+    stage (and its residual block, when ``residual``) scales and shifts its normalised
+    features by ``(1 + gamma(e), beta(e))`` of that embedding, so the parents act at every
+    resolution and the decoder cannot leave them to z. The FiLM layers start at the identity.
+    """
 
     def __init__(self, config: NetConfig):
         super().__init__()
         self.config = config
         chs = config.stage_channels
-        self.mlp = _mlp(config.z_dim + config.parent_size, config.hidden, chs[-1] * config.bottom_size**2)
-        layers = []
+        film = config.decoder == "film"
+        self.embed = _mlp(config.parent_size, config.hidden, config.hidden) if film else None
+        n_in = config.z_dim + (config.hidden if film else config.parent_size)
+        self.mlp = _mlp(n_in, config.hidden, chs[-1] * config.bottom_size**2)
+        self.stages = nn.ModuleList()
         for c_in, c_out in zip(chs[::-1], chs[-2::-1]):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), _norm(c_out), nn.SiLU()]
+            self.stages.append(_UpStage(c_in, c_out, config.hidden if film else 0, config.residual))
         n_out = config.channels * (2 if config.likelihood == "dlogistic" else 1)
-        layers.append(nn.ConvTranspose2d(chs[0], n_out, 4, stride=2, padding=1))
-        self.deconvs = nn.Sequential(*layers)
+        self.out = nn.ConvTranspose2d(chs[0], n_out, 4, stride=2, padding=1)
+        self._register_load_state_dict_pre_hook(self._rename_legacy)
+
+    def _rename_legacy(self, state, prefix, *args):
+        """Model files written before the decoder had stages name its layers
+        ``deconvs.{3i}`` (conv), ``deconvs.{3i+1}`` (norm) and the last conv
+        ``deconvs.{3(depth-1)}``: rename them, so those files still load."""
+        last = 3 * (self.config.depth - 1)
+        for key in [k for k in state if k.startswith(prefix + "deconvs.")]:
+            index, rest = key[len(prefix + "deconvs."):].split(".", 1)
+            i, part = divmod(int(index), 3)
+            new = "out" if int(index) == last else f"stages.{i}.up" if part == 0 else f"stages.{i}.film.norm"
+            state[f"{prefix}{new}.{rest}"] = state.pop(key)
 
     def forward(self, z: torch.Tensor, parents_onehot: torch.Tensor) -> torch.Tensor:
         """z: (..., z_dim); parents: (..., P), leading dims broadcast.
@@ -276,14 +315,70 @@ class Decoder(nn.Module):
         """
         c = self.config
         z, p, lead = _broadcast_lead(z, parents_onehot.to(z.dtype))
-        h = F.silu(self.mlp(torch.cat([z, p], dim=-1)))
+        e = F.silu(self.embed(p)) if self.embed is not None else None
+        h = F.silu(self.mlp(torch.cat([z, e if e is not None else p], dim=-1)))
         h = h.reshape(-1, c.stage_channels[-1], c.bottom_size, c.bottom_size)
-        out = _convolve(self.deconvs, h).float()
+        out = _decode(self, h, e).float()
         out = out.reshape(*lead, *out.shape[1:])
         if c.likelihood == "dlogistic":
             loc, log_scale = out.chunk(2, dim=-3)
             out = torch.cat([loc, log_scale.clamp(min=MIN_LOG_SCALE, max=c.max_log_scale)], dim=-3)
         return out
+
+
+class _FiLM(nn.Module):
+    """Feature-wise affine modulation: GroupNorm(h) * (1 + gamma(e)) + beta(e), identity at
+    initialisation (gamma and beta start at zero); a plain GroupNorm without an embedding."""
+
+    def __init__(self, channels: int, n_embed: int):
+        super().__init__()
+        self.norm = _norm(channels)
+        self.proj = nn.Linear(n_embed, 2 * channels) if n_embed else None
+        if self.proj is not None:
+            nn.init.zeros_(self.proj.weight)
+            nn.init.zeros_(self.proj.bias)
+
+    def forward(self, h: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:
+        h = self.norm(h)
+        if self.proj is None or e is None:
+            return h
+        gamma, beta = self.proj(e)[:, :, None, None].chunk(2, dim=1)
+        return h * (1.0 + gamma) + beta
+
+
+class _UpStage(nn.Module):
+    """One decoder resolution: a stride-2 transposed conv, FiLM, SiLU; optionally a residual
+    block of two FiLM-modulated 3x3 convs."""
+
+    def __init__(self, c_in: int, c_out: int, n_embed: int, residual: bool):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)
+        self.film = _FiLM(c_out, n_embed)
+        self.res = nn.ModuleList([nn.Conv2d(c_out, c_out, 3, padding=1), _FiLM(c_out, n_embed), nn.Conv2d(c_out, c_out, 3, padding=1), _FiLM(c_out, n_embed)]) if residual else None
+
+    def forward(self, h: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:
+        h = F.silu(self.film(self.up(h), e))
+        if self.res is not None:
+            conv1, film1, conv2, film2 = self.res
+            h = h + F.silu(film2(conv2(F.silu(film1(conv1(h), e))), e))
+        return h
+
+
+def _decode(dec: Decoder, h: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:
+    """The decoder's convolutions (in the layout :data:`CHANNELS_LAST` chooses); without
+    gradients in chunks of :data:`INFERENCE_CHUNK` pictures, as :func:`_convolve` does."""
+
+    def run(h, e):
+        h = _memory_format(h)
+        for stage in dec.stages:
+            h = stage(h, e)
+        return dec.out(h)
+
+    if torch.is_grad_enabled() or len(h) <= INFERENCE_CHUNK:
+        return run(h, e)
+    parts = h.split(INFERENCE_CHUNK)
+    embeds = e.split(INFERENCE_CHUNK) if e is not None else [None] * len(parts)
+    return torch.cat([run(a, b) for a, b in zip(parts, embeds)])
 
 
 class Classifier(nn.Module):

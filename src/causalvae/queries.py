@@ -142,6 +142,9 @@ class Abduction:
     noise: dict[str, np.ndarray]
     z: torch.Tensor
     labels: np.ndarray  # the factual labels (n, K), -1 missing
+    #: The picture's own pixel noise under the decoder's likelihood (``abduct(...,
+    #: pixel_noise=True)``), or None: see :func:`abduct_pixel_noise`.
+    pixels: torch.Tensor | None = None
 
 
 @dataclass
@@ -155,11 +158,43 @@ class Counterfactual:
     abduction: Abduction
 
 
+def abduct_pixel_noise(vae: CausalVAE, params: torch.Tensor, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The exogenous noise of each pixel of ``images`` under the decoder's parameters ``params``
+    (those of the factual parents and the abducted z): what the decoder does not explain.
+
+    Discretised logistic: the standardised residual ``eps = (x - mu) / sigma`` on the [-1, 1]
+    pixel scale (x at its bin's centre), so that ``mu + sigma * eps`` gives the picture back.
+    Bernoulli: a uniform ``U`` with ``x = [U < p]``, drawn in the cell the pixel occupies
+    (``U < p`` where x = 1, ``U >= p`` where x = 0), seeded through ``generator``.
+    """
+    if vae.config.likelihood == "bernoulli":
+        p = torch.sigmoid(params.float())
+        u = torch.rand(p.shape, generator=generator, device=p.device)
+        x = images.to(p.device) > 0
+        return torch.where(x, u * p, p + u * (1.0 - p))
+    loc, log_scale = params.float().chunk(2, dim=-3)
+    x = images.to(loc.device).float() / 127.5 - 1.0
+    return (x - loc) * torch.exp(-log_scale)
+
+
+def apply_pixel_noise(vae: CausalVAE, params: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Decoder parameters and abducted pixel noise -> uint8 pixels: ``mu + sigma * eps``
+    rounded to its bin (discretised logistic) or ``[U < p]`` (Bernoulli). With the factual
+    parameters it returns the factual picture (:func:`abduct_pixel_noise` inverted)."""
+    if vae.config.likelihood == "bernoulli":
+        return (noise < torch.sigmoid(params.float())).to(torch.uint8)
+    loc, log_scale = params.float().chunk(2, dim=-3)
+    y = loc + torch.exp(log_scale) * noise
+    return torch.round((y + 1.0) * 127.5).clamp(0, 255).to(torch.uint8)
+
+
 @torch.no_grad()
-def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, *, seed: int | None = None) -> Abduction:
+def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, *, seed: int | None = None, pixel_noise: bool = False) -> Abduction:
     """Step 1: infer the unit. Hidden values are drawn from the exact posterior given the
     labels, each U uniformly in the cdf cell its value occupies (the posterior of U given the
-    family's values), and z is the encoder's mean of q(z | x, image's parents)."""
+    family's values), and z is the encoder's mean of q(z | x, image's parents). With
+    ``pixel_noise`` the picture's own pixel noise is abducted too (:func:`abduct_pixel_noise`), so that
+    a counterfactual can keep the detail the decoder does not draw."""
     from causalvae.exact import posterior
     from causalvae.noise import cdf
 
@@ -215,7 +250,11 @@ def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, *, seed: 
     device = next(vae.parameters()).device
     parents = {p: torch.from_numpy(values[p]).to(device) for p in vae.image_parents}
     loc, _ = vae.encode(images.to(device), parents)
-    return Abduction(values, noise, loc, lab)
+    pixels = None
+    if pixel_noise:
+        gen = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
+        pixels = abduct_pixel_noise(vae, vae.decoder(loc, vae.parents_onehot(parents)), images, gen)
+    return Abduction(values, noise, loc, lab, pixels)
 
 
 def act(graph, do) -> dict[str, int]:
@@ -227,25 +266,32 @@ def act(graph, do) -> dict[str, int]:
 def predict(vae: CausalVAE, unit: Abduction, do: dict[str, int], *, sample_pixels: bool = False, seed: int | None = None) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
     """Step 3: recompute every variable from the abducted U's under ``do`` (descendants of
     the intervention change, everything else keeps its factual value), then decode the new
-    image parents with the abducted z."""
+    image parents with the abducted z: the decoder's mean, or, when the unit carries its
+    pixel noise, ``mu_cf + sigma_cf * eps`` (the factual picture's own residual carried over:
+    the null intervention then gives back the factual picture itself)."""
     from causalvae.noise import propagate
 
     values = propagate(vae.current_graph(), unit.noise, do)
     device = unit.z.device
     parents = {p: torch.from_numpy(values[p]).to(device) for p in vae.image_parents}
     params = vae.decoder(unit.z, vae.parents_onehot(parents))
+    if unit.pixels is not None and not sample_pixels:
+        return apply_pixel_noise(vae, params, unit.pixels).cpu(), values
     gen = torch.Generator().manual_seed(0 if seed is None else seed)
     return to_pixels(vae, params, sample=sample_pixels, generator=gen).cpu(), values
 
 
-def counterfactual(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, do, *, seed: int | None = None) -> Counterfactual:
+def counterfactual(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, do, *, seed: int | None = None, abduct_noise: bool = False) -> Counterfactual:
     """"This very picture, had ``do`` been so": abduct, act, predict. The encoder and the
-    decoder always run, the null intervention included (it reconstructs the picture)."""
-    from causalvae.exact import Term, query
+    decoder always run, the null intervention included (it reconstructs the picture).
 
+    ``abduct_noise``: abduct the picture's pixel noise as well as z and carry it over
+    (``x_cf = mu_cf + sigma_cf * (x - mu) / sigma``), so the counterfactual keeps the
+    picture's own detail where the intervention does not change it; the null intervention
+    then returns the factual picture exactly."""
     graph = vae.current_graph()
     interventions = act(graph, do)
-    unit = abduct(vae, images, labels, seed=seed)
+    unit = abduct(vae, images, labels, seed=seed, pixel_noise=abduct_noise)
     cf_images, values = predict(vae, unit, interventions, seed=seed)
     exact = counterfactual_distributions(graph, vae.label_columns, unit.labels, interventions)
     return Counterfactual(cf_images, values, exact, unit)

@@ -54,7 +54,7 @@ from causalvae.errors import CausalVAEError, unknown
 from causalvae.graph import Graph
 from causalvae.io import atomic_write_text
 from causalvae.model import CausalVAE
-from causalvae.nets import NetConfig
+from causalvae.nets import DECODERS, NetConfig
 
 METRIC_COLUMNS = ["epoch", "step", "wall_s", "train_elbo", "train_recon", "train_kl", "val_elbo", "val_recon", "val_kl"]
 PRECISIONS = ("32", "bf16")
@@ -78,6 +78,9 @@ class TrainConfig:
     depth: int = 4
     hidden: int = 256
     max_log_scale: float | None = None
+    decoder: str = "film"
+    residual: bool = False
+    beta: float = 1.0
     learn_cpts: bool = False
     graph: str | None = None
     withhold: dict[str, float] = field(default_factory=dict)
@@ -112,6 +115,13 @@ class TrainConfig:
         m = self.max_log_scale
         if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not -7.0 < m < 10.0):
             raise CausalVAEError(f"max-log-scale must be a number between -7 and 10 (the log-scale's floor is -7), got {m!r}")
+        if self.decoder not in DECODERS:
+            raise unknown("decoder", self.decoder, DECODERS)
+        if self.residual and self.decoder != "film":
+            raise CausalVAEError("--residual needs --decoder film")
+        b = self.beta
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0.0 < b < 1e3:
+            raise CausalVAEError(f"beta must be a positive number, got {b!r}")
         if not self.lr > 0 or not self.cpt_lr > 0:
             raise CausalVAEError("learning rates must be positive")
         for name, frac in self.withhold.items():
@@ -120,6 +130,8 @@ class TrainConfig:
 
     # Settings that may change when a run is resumed (they do not alter the computation).
     RESUMABLE = ("epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
+    # What a settings file written before a field existed meant by its absence.
+    LEGACY = {"decoder": "concat", "residual": False, "beta": 1.0}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -462,7 +474,7 @@ def build_model(cfg: TrainConfig, ds: Dataset, hide: np.ndarray | None = None) -
     net = NetConfig(
         image_size=int(h), channels=int(m["channels"]), parent_dims=tuple(graph.card(p) for p in graph.image.parents),
         z_dim=cfg.z_dim, width=cfg.width, depth=cfg.depth, hidden=cfg.hidden, likelihood="bernoulli" if binary else "dlogistic",
-        max_log_scale=None if binary else cfg.max_log_scale,
+        max_log_scale=None if binary else cfg.max_log_scale, decoder=cfg.decoder, residual=cfg.residual,
     )
     cols = list(ds.label_columns)
     classified = set(cfg.classify)
@@ -470,7 +482,7 @@ def build_model(cfg: TrainConfig, ds: Dataset, hide: np.ndarray | None = None) -
     for p in graph.image.parents:
         if not graph[p].observed or (labels[:, cols.index(p)] < 0).any():
             classified.add(p)
-    return CausalVAE(graph, net, learn_cpts=cfg.learn_cpts, classified=sorted(classified, key=graph.image.parents.index), alpha=cfg.alpha)
+    return CausalVAE(graph, net, learn_cpts=cfg.learn_cpts, classified=sorted(classified, key=graph.image.parents.index), alpha=cfg.alpha, beta=cfg.beta)
 
 
 def _check_resume(run: Path, cfg: TrainConfig, force: bool) -> bool:
@@ -491,6 +503,7 @@ def _check_resume(run: Path, cfg: TrainConfig, force: bool) -> bool:
         raise CausalVAEError(f"{run} exists and is not a training run; choose another --out")
     old = json.loads(saved.read_text())
     new = asdict(cfg)
+    old = {**TrainConfig.LEGACY, **old}
     diff = [k for k in new if k not in TrainConfig.RESUMABLE and old.get(k) != new[k]]
     if diff:
         raise CausalVAEError(

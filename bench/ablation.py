@@ -1,0 +1,118 @@
+"""The image mechanism's ablation: each design choice alone and the chosen combination, trained
+for the same number of steps on the same data, scored on the validation split.
+
+Run from the repository root (``make ablation``)::
+
+    .venv/bin/python bench/ablation.py --data data/scenes --oracle oracles/scenes \\
+        --steps 750 --out bench/results/ablation.json
+
+Every setting trains the scene world's causal VAE for ``--steps`` optimiser steps (batch 64,
+Adam 1e-3 with the recipe's cosine schedule, seed ``--seed``), then :func:`causalvae.evaluate`
+scores it with the oracle protocol of the evaluation report, on the **validation** split and
+on fresh renders: never on the test split, which only the report of the chosen recipe sees.
+Scores are smaller-sample versions of the report's (``--n-generate`` pictures per reference
+query, ``--cf-images`` pictures per intervention).
+
+Every setting gets the same step budget rather than the same seconds: the machine is shared,
+so seconds measured here would rank settings by the load beside them. Each row records its
+training seconds, and ``bench/bench_speed.py`` measures the cost per step of each network
+quietly. A result is written after every setting, so an interrupted run keeps what it did;
+``--only NAME`` reruns some settings and keeps the others' rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import write_results  # noqa: F401  (the schema's writer; rows are written below)
+
+from causalvae.data import load as load_dataset
+from causalvae.evaluate import EvalSettings, evaluate
+from causalvae.io import atomic_write_text
+from causalvae.oracle import load_oracle
+from causalvae.store import load as load_model
+from causalvae.train import TrainConfig, fit
+
+#: name -> (what it changes, TrainConfig fields, counterfactual options)
+SETTINGS: dict[str, tuple[str, dict, dict]] = {
+    "before": ("the previous default: parents joined to z once, learned scale", {"decoder": "concat"}, {}),
+    "capped": ("log-scale capped at -3", {"decoder": "concat", "max_log_scale": -3.0}, {}),
+    "film": ("parents by FiLM at every decoder resolution", {"decoder": "film"}, {}),
+    "film+cap": ("FiLM and the cap", {"decoder": "film", "max_log_scale": -3.0}, {}),
+    "film+cap+z8": ("FiLM, the cap, z of 8 dimensions", {"decoder": "film", "max_log_scale": -3.0, "z_dim": 8}, {}),
+    "film+cap+z8+beta2": ("... and beta = 2", {"decoder": "film", "max_log_scale": -3.0, "z_dim": 8, "beta": 2.0}, {}),
+    "film+cap+res": ("FiLM, the cap, residual blocks", {"decoder": "film", "max_log_scale": -3.0, "residual": True}, {}),
+}
+
+
+def summarise(report: dict) -> dict:
+    """The ablation's columns from an evaluation report."""
+    cf = report["counterfactuals"]
+    gens = report["generation"]
+    rec = report["reconstruction"]
+    eff = [r["effectiveness"] for r in cf]
+    mae = [r["pixel_mae_to_true_render"] for r in cf if "pixel_mae_to_true_render" in r]
+    return {
+        "oracle_accuracy_recon_worst": min(rec["oracle_accuracy"].values()),
+        "recon_mae": rec["pixel_mae"],
+        "readback_worst": min(g["readback"] for g in gens),
+        "readback_mean": float(np.mean([g["readback"] for g in gens])),
+        "tv_above_floor_worst": max(t["tv_model"] - t["tv_true_renders"] for g in gens for t in g["targets"].values()),
+        "effectiveness_mean": float(np.mean(eff)),
+        "effectiveness_worst": float(np.min(eff)),
+        "cf_mae_ratio": float(np.mean(mae)) / rec["pixel_mae"] if mae else None,
+        "composition_10_over_1": report["axioms"]["composition_10"] / max(report["axioms"]["composition_1"], 1e-9),
+        "elbo": report["likelihood"]["elbo"],
+        "bits_per_dim": report["likelihood"]["elbo_bits_per_dim"],
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default="data/scenes")
+    ap.add_argument("--oracle", default="oracles/scenes")
+    ap.add_argument("--runs", default="runs/ablation", help="where the trained settings are kept")
+    ap.add_argument("--steps", type=int, default=750)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-generate", type=int, default=1000)
+    ap.add_argument("--cf-images", type=int, default=200)
+    ap.add_argument("--only", action="append", default=[], help="run only these settings (repeatable)")
+    ap.add_argument("--out", default="bench/results/ablation.json")
+    args = ap.parse_args(argv)
+
+    out = Path(args.out)
+    rows = json.loads(out.read_text())["rows"] if out.exists() else []
+    names = args.only or list(SETTINGS)
+    for name in names:
+        if name not in SETTINGS:
+            ap.error(f"unknown setting {name!r}; valid: {', '.join(SETTINGS)}")
+    oracle = load_oracle(args.oracle)
+    val = load_dataset(args.data, split="val", truth=True)
+    for name in names:
+        what, fields, _ = SETTINGS[name]
+        run = Path(args.runs) / f"{name}-s{args.seed}"
+        cfg = TrainConfig(data=args.data, out=str(run), max_steps=args.steps, seed=args.seed, val_per_epoch=1, val_limit=500, **fields)
+        print(f"[ablation] {name} (seed {args.seed}): training {args.steps} steps", flush=True)
+        t0 = time.perf_counter()
+        fit(cfg, force=True, progress=sys.stderr.isatty())
+        train_s = time.perf_counter() - t0
+        vae = load_model(run)
+        print(f"[ablation] {name}: trained in {train_s:.0f} s; scoring on the validation split", flush=True)
+        settings = EvalSettings(n_generate=args.n_generate, iw_images=0, cf_images=args.cf_images, seed=args.seed)
+        report = evaluate(vae, oracle, val, settings, progress=lambda msg: None)
+        row = {"setting": name, "what": what, "fields": fields, "seed": args.seed, "steps": args.steps, "train_s": round(train_s, 1), **summarise(report)}
+        print("[ablation] " + json.dumps(row), flush=True)
+        rows = [r for r in rows if (r["setting"], r["seed"]) != (name, args.seed)] + [row]
+        doc = {"schema": "causalvae-ablation/1", "data": args.data, "split": "val", "n_generate": args.n_generate, "cf_images": args.cf_images, "rows": rows}
+        atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
