@@ -25,12 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-
-from _common import write_results  # noqa: F401  (the schema's writer; rows are written below)
 
 from causalvae.data import load as load_dataset
 from causalvae.evaluate import EvalSettings, evaluate
@@ -39,7 +36,8 @@ from causalvae.oracle import load_oracle
 from causalvae.store import load as load_model
 from causalvae.train import TrainConfig, fit
 
-#: name -> (what it changes, TrainConfig fields, counterfactual options)
+#: name -> (what it changes, TrainConfig fields, evaluation options). A setting with only
+#: evaluation options scores the model of the setting named by its ``"model"`` option.
 SETTINGS: dict[str, tuple[str, dict, dict]] = {
     "before": ("the previous default: parents joined to z once, learned scale", {"decoder": "concat"}, {}),
     "capped": ("log-scale capped at -3", {"decoder": "concat", "max_log_scale": -3.0}, {}),
@@ -73,6 +71,38 @@ def summarise(report: dict) -> dict:
     }
 
 
+COLUMNS = [
+    ("oracle_accuracy_recon_worst", "oracle acc. on recon, worst", "{:.1%}"),
+    ("recon_mae", "recon MAE", "{:.2f}"),
+    ("readback_worst", "read-back, worst query", "{:.1%}"),
+    ("tv_above_floor_worst", "gen. TV above floor, worst", "{:.3f}"),
+    ("effectiveness_mean", "CF effectiveness, mean", "{:.1%}"),
+    ("effectiveness_worst", "CF effectiveness, worst", "{:.1%}"),
+    ("cf_mae_ratio", "CF MAE to truth / recon MAE", "{:.2f}"),
+    ("composition_10_over_1", "composition 10 / 1", "{:.2f}"),
+    ("elbo", "val ELBO (nats)", "{:,.0f}"),
+    ("bits_per_dim", "bits/dim", "{:.2f}"),
+    ("train_s", "training s", "{:.0f}"),
+]
+
+
+def markdown(doc: dict) -> str:
+    """The ablation table (one row per setting and seed), in the order of :data:`SETTINGS`."""
+    order = {name: i for i, name in enumerate(SETTINGS)}
+    rows = sorted(doc["rows"], key=lambda r: (order.get(r["setting"], 99), r["seed"]))
+    head = "| setting | seed | " + " | ".join(c[1] for c in COLUMNS) + " |"
+    lines = [head, "|---|---:|" + "---:|" * len(COLUMNS)]
+    for r in rows:
+        cells = [("n/a" if r.get(k) is None else fmt.format(r[k])) for k, _, fmt in COLUMNS]
+        lines.append(f"| `{r['setting']}` | {r['seed']} | " + " | ".join(cells) + " |")
+    steps = sorted({r["steps"] for r in rows})
+    lines += ["", f"Each setting trained {', '.join(map(str, steps))} steps (batch 64) on the scene world's training split; scored on "
+              f"the validation split with {doc['n_generate']} generated pictures per reference query and {doc['cf_images']} "
+              "pictures per intervention. Settings:", ""]
+    lines += [f"- `{name}`: {SETTINGS[name][0]}" for name in SETTINGS if any(r["setting"] == name for r in rows)]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="data/scenes")
@@ -82,6 +112,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-generate", type=int, default=1000)
     ap.add_argument("--cf-images", type=int, default=200)
+    ap.add_argument("--train-only", action="store_true", help="train the settings, score none (the oracle may not exist yet)")
     ap.add_argument("--only", action="append", default=[], help="run only these settings (repeatable)")
     ap.add_argument("--out", default="bench/results/ablation.json")
     args = ap.parse_args(argv)
@@ -92,25 +123,36 @@ def main(argv=None) -> int:
     for name in names:
         if name not in SETTINGS:
             ap.error(f"unknown setting {name!r}; valid: {', '.join(SETTINGS)}")
-    oracle = load_oracle(args.oracle)
+    oracle = None if args.train_only else load_oracle(args.oracle)
     val = load_dataset(args.data, split="val", truth=True)
     for name in names:
-        what, fields, _ = SETTINGS[name]
-        run = Path(args.runs) / f"{name}-s{args.seed}"
-        cfg = TrainConfig(data=args.data, out=str(run), max_steps=args.steps, seed=args.seed, val_per_epoch=1, val_limit=500, **fields)
-        print(f"[ablation] {name} (seed {args.seed}): training {args.steps} steps", flush=True)
-        t0 = time.perf_counter()
-        fit(cfg, force=True, progress=sys.stderr.isatty())
-        train_s = time.perf_counter() - t0
+        what, fields, opts = SETTINGS[name]
+        if "model" in opts:  # scored again with other evaluation options, not retrained
+            run = Path(args.runs) / f"{opts['model']}-s{args.seed}"
+            fields = SETTINGS[opts["model"]][1]
+            done = next((r for r in rows if (r["setting"], r["seed"]) == (opts["model"], args.seed)), None)
+            if done is None or not (run / "config.json").exists():
+                print(f"[ablation] {name}: run '{opts['model']}' first", file=sys.stderr)
+                return 2
+            train_s = done["train_s"]
+        else:
+            run = Path(args.runs) / f"{name}-s{args.seed}"
+            cfg = TrainConfig(data=args.data, out=str(run), max_steps=args.steps, seed=args.seed, val_per_epoch=1, val_limit=500, **fields)
+            print(f"[ablation] {name} (seed {args.seed}): training {args.steps} steps", flush=True)
+            fit(cfg, progress=sys.stderr.isatty())  # a finished run of the same settings is kept
+            train_s = json.loads((run / "config.json").read_text())["training"]["wall_s"]
+            if args.train_only:
+                continue
         vae = load_model(run)
-        print(f"[ablation] {name}: trained in {train_s:.0f} s; scoring on the validation split", flush=True)
-        settings = EvalSettings(n_generate=args.n_generate, iw_images=0, cf_images=args.cf_images, seed=args.seed)
+        print(f"[ablation] {name}: trained in {train_s:.0f} s of training; scoring on the validation split", flush=True)
+        settings = EvalSettings(n_generate=args.n_generate, iw_images=0, cf_images=args.cf_images, seed=args.seed, abduct_noise=bool(opts.get("abduct_noise")))
         report = evaluate(vae, oracle, val, settings, progress=lambda msg: None)
-        row = {"setting": name, "what": what, "fields": fields, "seed": args.seed, "steps": args.steps, "train_s": round(train_s, 1), **summarise(report)}
+        row = {"setting": name, "what": what, "fields": fields, "abduct_noise": settings.abduct_noise, "seed": args.seed, "steps": args.steps, "train_s": round(train_s, 1), **summarise(report)}
         print("[ablation] " + json.dumps(row), flush=True)
         rows = [r for r in rows if (r["setting"], r["seed"]) != (name, args.seed)] + [row]
         doc = {"schema": "causalvae-ablation/1", "data": args.data, "split": "val", "n_generate": args.n_generate, "cf_images": args.cf_images, "rows": rows}
         atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
+        atomic_write_text(out.with_suffix(".md"), markdown(doc))
     return 0
 
 

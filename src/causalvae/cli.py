@@ -656,6 +656,7 @@ def counterfactual_cmd(
     labels: Optional[str] = typer.Option(None, "--labels", help='Its labels, e.g. "actor=Golem, actor_type=type1, ...".'),
     data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the abduction."),
+    abduct_noise: bool = typer.Option(False, "--abduct-noise/--mean", help="Carry the picture's own pixel noise over (x_cf = mu_cf + sigma_cf (x - mu) / sigma), or draw the decoder's mean."),
 ) -> None:
     """This very picture, had the interventions held: abduct, act, predict."""
     import numpy as np
@@ -695,7 +696,7 @@ def counterfactual_cmd(
         given = _assignments(labels, graph, "--labels")
         lab = torch.tensor([[graph.value_index(c, given[c]) if c in given else -1 for c in vae.label_columns]])
     try:
-        cf = counterfactual(vae, images, lab, interventions, seed=seed)
+        cf = counterfactual(vae, images, lab, interventions, seed=seed, abduct_noise=abduct_noise)
         from causalvae.queries import reconstruct
 
         recon = reconstruct(vae, images, lab)
@@ -792,6 +793,7 @@ def evaluate_cmd(
     iw_images: int = typer.Option(200, "--iw-images", help="Test pictures for the importance-weighted bound."),
     cf_images: int = typer.Option(400, "--cf-images", help="Test pictures per intervention (0: all)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
+    abduct_noise: bool = typer.Option(False, "--abduct-noise/--mean", help="Counterfactuals carry each picture's pixel noise over, or draw the decoder's mean."),
 ) -> None:
     """Score a trained model against the world's truth: likelihood, generation, counterfactuals, axioms."""
     import time
@@ -810,7 +812,7 @@ def evaluate_cmd(
     try:
         oracle = load_oracle(oracle_path)
         test = load_dataset(data, split="test", truth=True, verify=False)
-        settings = EvalSettings(n_generate=n_generate, iw_k=iw_k, iw_images=iw_images, cf_images=cf_images or None, seed=seed)
+        settings = EvalSettings(n_generate=n_generate, iw_k=iw_k, iw_images=iw_images, cf_images=cf_images or None, seed=seed, abduct_noise=abduct_noise)
         report = evaluate(vae, oracle, test, settings, progress=lambda msg: err.print(f"[dim]{escape(msg)}[/]"))
     except CausalVAEError as exc:
         _fail(exc)

@@ -78,6 +78,10 @@ class EvalSettings:
     axiom_images: int = 256
     batch: int = 256
     seed: int = 0
+    #: Counterfactual pictures keep their factual pixel noise (``counterfactual(...,
+    #: abduct_noise=True)``). The axioms always use the decoder's mean: with the noise carried
+    #: over, a null intervention returns the picture exactly and they would say nothing.
+    abduct_noise: bool = False
     interventions: list[dict] | None = None  # default: every single-variable one + the joint ones
 
 
@@ -224,7 +228,7 @@ def evaluate(
         say(f"counterfactual do({', '.join(f'{k}={v}' for k, v in do.items())})")
         used, readc, exact_rows, pix = [], [], [], []
         for sl in _batches(n_cf, settings.batch):
-            cf = counterfactual(vae, images[sl], labels[sl], do, seed=int(rng.integers(2**62)))
+            cf = counterfactual(vae, images[sl], labels[sl], do, seed=int(rng.integers(2**62)), abduct_noise=settings.abduct_noise)
             used.append(np.stack([cf.values[c] for c in cols], 1))
             readc.append(_read(oracle, cf.images, cols))
             exact_rows.extend(counterfactual_distributions(graph, cols, lab[sl], {k: graph[k].index(v) for k, v in do.items()}))
