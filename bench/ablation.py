@@ -45,6 +45,12 @@ SETTINGS: dict[str, tuple[str, dict, dict]] = {
     "film+cap": ("FiLM and the cap", {"decoder": "film", "max_log_scale": -3.0}, {}),
     "film+cap+z8": ("FiLM, the cap, z of 8 dimensions", {"decoder": "film", "max_log_scale": -3.0, "z_dim": 8}, {}),
     "film+cap+z8+beta2": ("... and beta = 2", {"decoder": "film", "max_log_scale": -3.0, "z_dim": 8, "beta": 2.0}, {}),
+    "film+cap+z8+beta4": ("... and beta = 4", {"decoder": "film", "max_log_scale": -3.0, "z_dim": 8, "beta": 4.0}, {}),
+    "film+cap+z8+beta2+cf": (
+        "FiLM, the cap, z8, beta 2 and the counterfactual training term (weight 1000)",
+        {"decoder": "film", "max_log_scale": -3.0, "z_dim": 8, "beta": 2.0, "cf_weight": 1000.0},
+        {},
+    ),
     "film+cap+res": ("FiLM, the cap, residual blocks", {"decoder": "film", "max_log_scale": -3.0, "residual": True}, {}),
 }
 

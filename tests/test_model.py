@@ -201,3 +201,24 @@ def test_objective_splits_rows_and_reports_a_conditional_bound():
     assert obj.classify > 0  # cross-entropy of the classifier on rows 0 and 2
     # The recon term is a pixel log-likelihood: at most 0, at least 256 * log(1e-6).
     assert -256 * 14 < obj.recon < 0
+
+
+def test_beta_weighs_the_kl_in_the_loss_but_the_reported_elbo_is_the_true_one(scenes):
+    """Two models with the same weights, beta 1 and 2, scored with the same draws: the same
+    ELBO, recon and KL are reported, and the losses differ by exactly one KL."""
+    s = sample(scenes, 6, seed=2)
+    images = torch.randint(0, 256, (6, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    a = CausalVAE(scenes, small_config(scenes))
+    b = CausalVAE(scenes, small_config(scenes), beta=2.0)
+    b.load_state_dict(a.state_dict())
+    labels = torch.from_numpy(np.stack([s.values[c] for c in a.label_columns], 1))
+    with torch.no_grad():
+        pyro.set_rng_seed(3)
+        oa = a.objective(images, labels)
+        pyro.set_rng_seed(3)
+        ob = b.objective(images, labels)
+    assert oa.kl > 0
+    assert ob.elbo == pytest.approx(oa.elbo, rel=1e-6) and ob.kl == pytest.approx(oa.kl, rel=1e-4)
+    assert float(ob.loss - oa.loss) == pytest.approx(oa.kl, rel=1e-3)
+    with pytest.raises(CausalVAEError, match="beta must be a positive number"):
+        CausalVAE(scenes, small_config(scenes), beta=0)

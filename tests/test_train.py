@@ -204,3 +204,35 @@ def test_a_damaged_metrics_file_gets_one_clear_error(tmp_path):
     path.write_text("epoch,step\n1,2\n")
     with pytest.raises(CausalVAEError, match="not a metrics file of a run"):
         read_metrics(path)
+
+
+def test_counterfactual_term_reads_the_other_parents_and_trains_only_the_vae(scenes):
+    """The counterfactual term is the reader's cross-entropy of the parents the pictures were
+    decoded under: with a reader that knows nothing (zero weights) it is exactly the sum of
+    log(cardinality) over the image parents; its gradient reaches the decoder and the encoder,
+    and the frozen reader gets none."""
+    from causalvae.model import CausalVAE
+    from causalvae.nets import Classifier, NetConfig
+    from causalvae.noise import sample as ancestral
+    from causalvae.train import counterfactual_term
+
+    dims = tuple(scenes.card(p) for p in scenes.image.parents)
+    cfg = NetConfig(image_size=16, channels=3, parent_dims=dims, z_dim=4, width=8, depth=2, hidden=32)
+    vae = CausalVAE(scenes, cfg)
+    reader = Classifier(cfg, sum(dims))
+    for p in reader.parameters():
+        torch.nn.init.zeros_(p)
+        p.requires_grad_(False)
+    s = ancestral(scenes, 10, seed=4)
+    labels = torch.from_numpy(np.stack([s.values[c] for c in vae.label_columns], 1))
+    images = torch.randint(0, 256, (10, 3, 16, 16), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    term = counterfactual_term(vae, reader, images, labels)
+    assert float(term.detach()) == pytest.approx(sum(np.log(d) for d in dims), rel=1e-5)
+    reader = Classifier(cfg, sum(dims)).requires_grad_(False)  # a reader with an opinion passes gradients on
+    counterfactual_term(vae, reader, images, labels).backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in vae.decoder.parameters())
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in vae.encoder.parameters())
+    assert all(p.grad is None for p in reader.parameters())
+    # Rows without a parent label take no part; fewer than two usable rows: no term.
+    labels[1:, vae.label_columns.index("action")] = -1
+    assert float(counterfactual_term(vae, reader, images, labels)) == 0.0

@@ -395,6 +395,15 @@ class Classifier(nn.Module):
         return self.mlp(_run_trunk(self.convs, x, self.config)).float()
 
 
+def decoded_mean(params: torch.Tensor, likelihood: str) -> torch.Tensor:
+    """The decoder's picture as network input, differentiably: the discretised logistic's
+    location clamped to [-1, 1], or the Bernoulli probabilities (the scale of :func:`prepare`)."""
+    if likelihood == "bernoulli":
+        return torch.sigmoid(params.float())
+    loc, _ = params.float().chunk(2, dim=-3)
+    return loc.clamp(-1.0, 1.0)
+
+
 def make_nets(config: NetConfig) -> tuple[Encoder, Decoder]:
     return Encoder(config), Decoder(config)
 

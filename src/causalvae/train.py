@@ -48,13 +48,14 @@ import lightning as L
 import numpy as np
 import pyro
 import torch
+import torch.nn.functional as F
 
 from causalvae.data import Dataset, load as load_dataset, sha256
 from causalvae.errors import CausalVAEError, unknown
 from causalvae.graph import Graph
 from causalvae.io import atomic_write_text
 from causalvae.model import CausalVAE
-from causalvae.nets import DECODERS, NetConfig
+from causalvae.nets import DECODERS, Classifier, NetConfig, decoded_mean, prepare
 
 METRIC_COLUMNS = ["epoch", "step", "wall_s", "train_elbo", "train_recon", "train_kl", "val_elbo", "val_recon", "val_kl"]
 PRECISIONS = ("32", "bf16")
@@ -81,6 +82,8 @@ class TrainConfig:
     decoder: str = "film"
     residual: bool = False
     beta: float = 1.0
+    cf_weight: float = 0.0
+    reader_steps: int = 400
     learn_cpts: bool = False
     graph: str | None = None
     withhold: dict[str, float] = field(default_factory=dict)
@@ -96,7 +99,7 @@ class TrainConfig:
     threads: int | None = None
 
     def check(self) -> None:
-        for name in ("epochs", "batch_size", "z_dim", "width", "depth", "hidden", "devices", "checkpoint_every", "val_per_epoch"):
+        for name in ("epochs", "batch_size", "z_dim", "width", "depth", "hidden", "devices", "checkpoint_every", "val_per_epoch", "reader_steps"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise CausalVAEError(f"{name.replace('_', '-')} must be a positive integer, got {v!r}")
@@ -119,6 +122,9 @@ class TrainConfig:
             raise unknown("decoder", self.decoder, DECODERS)
         if self.residual and self.decoder != "film":
             raise CausalVAEError("--residual needs --decoder film")
+        w = self.cf_weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < 1e6:
+            raise CausalVAEError(f"cf-weight must be a number >= 0, got {w!r}")
         b = self.beta
         if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0.0 < b < 1e3:
             raise CausalVAEError(f"beta must be a positive number, got {b!r}")
@@ -131,7 +137,7 @@ class TrainConfig:
     # Settings that may change when a run is resumed (they do not alter the computation).
     RESUMABLE = ("epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "residual": False, "beta": 1.0}
+    LEGACY = {"decoder": "concat", "residual": False, "beta": 1.0, "cf_weight": 0.0, "reader_steps": 400}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -231,12 +237,15 @@ class _Sums:
 class LitCausalVAE(L.LightningModule):
     """The causal VAE as a LightningModule: the loss is the Pyro ELBO (module-local params)."""
 
-    def __init__(self, vae: CausalVAE, cfg: TrainConfig):
+    def __init__(self, vae: CausalVAE, cfg: TrainConfig, reader: Classifier | None = None):
         super().__init__()
         self.vae = vae
         self.cfg = cfg
         self.train_sums = _Sums()
         self.optimizer_state: dict | None = None  # restored from a checkpoint
+        # The frozen reader of the counterfactual term: not a submodule (never saved, never
+        # optimised; its weights are a deterministic function of the data and the seed).
+        self.__dict__["reader"] = reader
 
     def _precision(self):
         if self.cfg.precision == "bf16":
@@ -249,7 +258,13 @@ class LitCausalVAE(L.LightningModule):
         obj = self.vae.objective(images, labels)
         self.train_sums.add(obj)
         self.log("elbo", obj.elbo, prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
-        return obj.loss
+        if self.reader is None or not self.cfg.cf_weight:
+            return obj.loss
+        self.reader.to(images.device)
+        with self._precision():
+            cf = counterfactual_term(self.vae, self.reader, images, labels)
+        self.log("cf", cf.item(), prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
+        return obj.loss + self.cfg.cf_weight * cf
 
     @torch.no_grad()
     def validate(self, loader) -> torch.Tensor:
@@ -273,6 +288,88 @@ class LitCausalVAE(L.LightningModule):
         if self.optimizer_state is not None:
             opt.load_state_dict(self.optimizer_state)
         return opt
+
+
+# --------------------------------------------------------------------------------------- counterfactual training
+
+
+def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: int, seed: int, batch_size: int = 64) -> tuple[Classifier, float]:
+    """A classifier of the image's parents, q(parents | x), trained on the real training
+    pictures and their labels, then frozen: the judge of :func:`counterfactual_term`. (Never
+    the evaluation oracle, which must not take part in training.) Returns it and its accuracy
+    (all parents right) on up to 1,000 validation pictures of ``ds``'s dataset."""
+    cols = list(ds.label_columns)
+    idx = [cols.index(p) for p in vae.image_parents]
+    dims = [vae.graph.card(p) for p in vae.image_parents]
+    with torch.random.fork_rng(devices=[]):  # the training stream of z stays untouched
+        torch.manual_seed(seed + 15485863)
+        reader = Classifier(vae.config, sum(dims))
+    opt = torch.optim.Adam(reader.parameters(), lr=2e-3)
+    rng = np.random.default_rng((seed, 15485863))
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = 2e-3 * 0.5 * (1 + math.cos(math.pi * step / steps))
+        positions = np.sort(rng.choice(len(ds), size=min(batch_size, len(ds)), replace=False))
+        images, labels = ds.batch(positions)
+        if hide is not None:  # withheld labels stay withheld
+            labels[torch.from_numpy(hide[positions])] = -1
+        y = labels[:, idx]
+        keep = (y >= 0).all(1)
+        if not bool(keep.any()):
+            continue
+        logits = reader(prepare(images[keep], vae.config.likelihood)).split(dims, dim=-1)
+        loss = sum(F.cross_entropy(lg, y[keep, k]) for k, lg in enumerate(logits))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    reader.eval()
+    for p in reader.parameters():
+        p.requires_grad_(False)
+    val = load_dataset(ds.root, split="val", verify=False)
+    n = min(len(val), 1000)
+    if n == 0:
+        return reader, float("nan")
+    images, labels = val.batch(np.arange(n))
+    with torch.no_grad():
+        logits = reader(prepare(images, vae.config.likelihood)).split(dims, dim=-1)
+    right = torch.stack([lg.argmax(-1) == labels[:, i] for lg, i in zip(logits, idx)], 1).all(1)
+    return reader, float(right.float().mean())
+
+
+#: Pictures of a batch that take part in the counterfactual term (it costs an encoder, a
+#: decoder and a reader pass with their gradients; half a batch of 64 keeps it to ~40%).
+CF_ROWS = 32
+
+
+def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The counterfactual training term, in nats per picture: decode under other parents and
+    ask the frozen reader to read those parents back (its cross-entropy, summed over parents).
+
+    Each picture's parents are replaced by another picture's of the batch (a random
+    intervention on every image parent at once, drawn from the data's own combinations). Half
+    of the pictures keep their own abducted z (the encoder's mean: a counterfactual, and the
+    gradient teaches the encoder to leave the parents out of z), the other half draw z from
+    the prior (generation). Rows with a missing parent label take no part, and at most
+    :data:`CF_ROWS` rows do.
+    """
+    cols = vae.label_columns
+    labels = labels.to(torch.int64)
+    if any(p not in cols for p in vae.image_parents):
+        return images.new_zeros((), dtype=torch.float32)
+    y = torch.stack([labels[:, cols.index(p)] for p in vae.image_parents], 1)
+    keep = (y >= 0).all(1)
+    if int(keep.sum()) < 2:
+        return images.new_zeros((), dtype=torch.float32)
+    images, y = images[keep][:CF_ROWS], y[keep][:CF_ROWS]
+    n = len(y)
+    own = {p: y[:, k] for k, p in enumerate(vae.image_parents)}
+    z_post, _ = vae.encode(images, own)
+    z = torch.cat([z_post[: n // 2], torch.randn_like(z_post[n // 2 :])])
+    other = y[torch.randperm(n, device=y.device)]
+    do = {p: other[:, k] for k, p in enumerate(vae.image_parents)}
+    x = decoded_mean(vae.decoder(z, vae.parents_onehot(do)), vae.config.likelihood)
+    logits = reader(x).split([vae.graph.card(p) for p in vae.image_parents], dim=-1)
+    return sum(F.cross_entropy(lg.float(), other[:, k]) for k, lg in enumerate(logits))
 
 
 # --------------------------------------------------------------------------------------- callback
@@ -539,7 +636,12 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True) -> Path
 
     hide = withheld(ds, cfg.withhold, cfg.seed)
     vae = build_model(cfg, ds, hide)
-    module = LitCausalVAE(vae, cfg)
+    reader = None
+    if cfg.cf_weight:
+        reader, reader_accuracy = train_reader(vae, ds, hide, cfg.reader_steps, cfg.seed)
+        if rank_env == 0:
+            atomic_write_text(run / "reader.json", json.dumps({"steps": cfg.reader_steps, "val_accuracy_all_parents": reader_accuracy}) + "\n")
+    module = LitCausalVAE(vae, cfg, reader)
     world = cfg.devices if cfg.strategy == "ddp" else 1
     per_rank = (len(ds) - len(ds) % world) // world if world > 1 else len(ds)
     epoch_steps = math.ceil(per_rank / cfg.batch_size)
