@@ -74,16 +74,16 @@ class TrainConfig:
     lr_schedule: str = "cosine"
     cpt_lr: float = 0.05
     seed: int = 0
-    z_dim: int = 16
+    z_dim: int = 8
     width: int = 32
     depth: int = 4
     hidden: int = 256
-    max_log_scale: float | None = None
+    max_log_scale: float | None = -3.0  # 8-bit pictures only (binary ones have no scale)
     decoder: str = "film"
     residual: bool = False
-    beta: float = 1.0
-    cf_weight: float = 0.0
-    reader_steps: int = 400
+    beta: float = 2.0
+    cf_weight: float = 1000.0
+    reader_steps: int = 400  # at most as many as the run's own steps
     learn_cpts: bool = False
     graph: str | None = None
     withhold: dict[str, float] = field(default_factory=dict)
@@ -638,9 +638,10 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True) -> Path
     vae = build_model(cfg, ds, hide)
     reader = None
     if cfg.cf_weight:
-        reader, reader_accuracy = train_reader(vae, ds, hide, cfg.reader_steps, cfg.seed)
+        steps = min(cfg.reader_steps, total)
+        reader, reader_accuracy = train_reader(vae, ds, hide, steps, cfg.seed)
         if rank_env == 0:
-            atomic_write_text(run / "reader.json", json.dumps({"steps": cfg.reader_steps, "val_accuracy_all_parents": reader_accuracy}) + "\n")
+            atomic_write_text(run / "reader.json", json.dumps({"steps": steps, "val_accuracy_all_parents": reader_accuracy}) + "\n")
     module = LitCausalVAE(vae, cfg, reader)
     world = cfg.devices if cfg.strategy == "ddp" else 1
     per_rank = (len(ds) - len(ds) % world) // world if world > 1 else len(ds)
