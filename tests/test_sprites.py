@@ -342,6 +342,16 @@ def test_symmetry_tolerances_are_measured():
     assert d.SYMMETRY_K["heart"] == (0,) * 6
 
 
+def test_the_docs_symmetry_table_is_the_code():
+    """docs/sprites.md's table of k and areas shows SYMMETRY_K and the sprites' pixel counts."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "sprites.md").read_text()
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in text.splitlines() if line.startswith("| ")}
+    for name in d.SHAPES:
+        assert [int(v) for v in rows[f"{name}: k"]] == list(d.SYMMETRY_K[name])
+    areas = [[int(v) for v in cell.split(" / ")] for cell in rows["sprite area at orientation 0, position 0 (square / ellipse / heart)"]]
+    assert areas == [[int(d.sprite(sh, sc, 0).sum()) for sh in range(3)] for sc in range(6)]
+
+
 def _diff(a, b):
     return int((d.image(a) != d.image(b)).sum())
 

@@ -18,28 +18,37 @@ is never unpickled, the metadata is rebuilt from the known facts). Both come bac
 official key names (``imgs``, ``latents_values``, ``latents_classes``, ``metadata``), so code
 written for the archive runs on ours unchanged, including ``metadata = d["metadata"][()]``.
 
-**Geometry.** Coordinates are pixels, x to the right and y *down* (image rows): ``posX = 0``
-is the left of the position range, ``posY = 0`` its top. A sprite is drawn once per
-(shape, scale, orientation) on a 33 x 33 canvas centred on its own centre and pasted at the
-1024 positions by array slicing: position class ``(i, j)`` puts the canvas's top-left corner
-at column ``i``, row ``j``, so the sprite's centre is at ``16.5 + i`` (x) and ``16.5 + j``
-(y) in continuous pixel coordinates. The 32 positions are one pixel apart and cover the
-central 32 x 32 square (centres 16.5 .. 47.5); as the canvas spans ``i .. i + 32`` and
-``i <= 31``, no pixel of any sprite can leave the frame, and no sprite is clipped by its
-canvas (the farthest point of any sprite is 13.7 px from its centre; the canvas half-width is 16.5).
+The renderer is calibrated on real dSprites frames (the 160 frames of the official
+``dsprites.gif`` at hand, ``bench/bench_sprites_real.py``): the official images were drawn
+as vector shapes by Love2D (OpenGL) and rasterised without anti-aliasing, and the rules below
+reproduce them (:func:`best_matches` finds an exact match for nearly every frame).
 
-**Shapes** at scale 1 (a scale multiplies every length): a square of side 19 px; an ellipse
-of semi-axes 13 x 7 px (long axis horizontal at orientation 0); a heart 24 px wide and
-22.4 px tall (the parametric heart ``x = 16 sin^3 t``, ``y = 13 cos t - 5 cos 2t - 2 cos 3t
-- cos 4t`` times 0.75, lobes up and tip down at orientation 0, centred on its bounding box).
-An orientation ``theta`` turns the sprite counter-clockwise on screen about its centre.
+**Geometry.** Coordinates are pixels, x to the right and y *down* (image rows); pixel
+``(row r, column c)`` covers ``[c, c + 1] x [r, r + 1]``. ``posX = 0`` is the left of the
+position range, ``posY = 0`` its top: position class ``i`` puts the sprite's centre at
+``16 + 32 i / 31`` px (x; y likewise), i.e. the official values ``[0, 1]`` map to the central
+half of the frame, 16 .. 48 px. Positions are therefore 32/31 px apart and each samples the
+outline at its own sub-pixel offset. A sprite is drawn on a 33 x 33 canvas pasted at column
+``i``, row ``j`` (so no pixel of any sprite can leave the frame; no outline reaches farther
+than 15.5 px from its centre, so none is cut by its canvas).
 
-**Rasterisation.** Supersampling: each pixel holds 8 x 8 sample points; a sample is inside
-by the shape's exact test (rotated back into the shape's frame) and a pixel is 1 when more
-than half of its samples are. The square and ellipse are tested analytically; the heart by
-looking up a 2048 x 2048 mask of its polygon (600 vertices) drawn once with Pillow (a mask
-cell is 1/64 px at scale 1). Orientation class 39 (2 pi) is drawn as class 0, so the first
-and the last orientation give identical pictures, as in the official grid.
+**Shapes** at scale 1 (a scale multiplies every length): a square of side 19.2 px (0.3 of
+the unit canvas: 20 x 20 px upright at position 0); an ellipse of semi-axes 12.77 x 7.21 px
+(long axis horizontal at orientation 0); a heart 19.2 px wide, the parametric heart
+``x = 16 sin^3 t``, ``y = 13 cos t - 5 cos 2t - 2 cos 3t - cos 4t`` times (0.6, 0.662),
+lifted 1.44 px (lobes up and tip down at orientation 0). The ellipse's and heart's sizes
+are fitted to the real frames. An orientation ``theta`` turns the sprite counter-clockwise
+on screen about its centre.
+
+**Rasterisation.** Every outline is a polygon (4 vertices; 720 for the ellipse and the
+heart), and a pixel is 1 when its centre lies inside it (even-odd rule, a scanline fill): the
+point sampling of a GPU rasteriser. All pixel centres any position can put on a canvas lie
+on one lattice 1/31 px fine around the sprite's centre, so a (shape, scale, orientation) is
+scanned once over that lattice (1024 x 1024 points) and each position's canvas is a strided
+slice of it (:func:`position_block`, :func:`write_grid`); a single canvas (:func:`sprite`)
+goes through the same arithmetic, so both give the same pixels. Orientation class 39
+(2 pi) is drawn as class 0, so the first and the last orientation give identical pictures,
+as in the official grid.
 
 **Symmetry.** :func:`equivalent` lists, for a factor combination, every combination whose
 image differs from it by at most ``k`` pixels, with ``k`` per shape and scale
@@ -135,10 +144,11 @@ HEART_LIFT = 1.44
 #: turn is up to half a step (4.6 degrees) off, and its image differs by a few pixels. k is
 #: the smallest tolerance that accepts, for *every* orientation, the nearest grid
 #: orientation(s) to each of its exact symmetric images (measured on this renderer by
-#: :func:`symmetry_tolerances`). The heart has no symmetry: k = 0 keeps only identical
-#: images (0 = 2 pi). With these k no change of shape, scale or position, alone or with any
-#: orientation, comes within k pixels (the nearest is 13 px away at scale 0.5 and 26 px at
-#: scale 1: docs/sprites.md), so :func:`equivalent` only has to compare orientations.
+#: :func:`symmetry_tolerances`, over every position: the sub-pixel offset of a position
+#: changes the difference by a few pixels). The heart has no symmetry: k = 0 keeps only
+#: identical images (0 = 2 pi). With these k no change of shape, scale or position, alone or
+#: with any orientation, comes within k pixels (checked around a sample of images in
+#: tests/test_sprites.py), so :func:`equivalent` only has to compare orientations.
 SYMMETRY_K: dict[str, tuple[int, ...]] = {
     "square": (12, 16, 32, 22, 28, 37),
     "ellipse": (8, 10, 14, 16, 19, 22),
