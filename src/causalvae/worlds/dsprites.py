@@ -264,8 +264,8 @@ def _outline(shape: int, scale: float, angle: float) -> tuple[np.ndarray, np.nda
 
 
 def _scan(vx: np.ndarray, vy: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """``inside[r, c]``: whether the point ``(xs[c], ys[r])`` lies inside the polygon
-    ``(vx, vy)`` (even-odd rule); ``ys`` and ``xs`` ascending.
+    """``inside[r, c]``: 1 when the point ``(xs[c], ys[r])`` lies inside the polygon
+    ``(vx, vy)`` (even-odd rule), else 0 (uint8); ``ys`` and ``xs`` ascending.
 
     A scanline fill: edge ``e`` crosses row ``y`` when ``min(y_e, y_e+1) <= y < max(...)``,
     at ``x = x_e + (y - y_e) * slope_e``, and a point is inside when an odd number of
@@ -284,7 +284,7 @@ def _scan(vx: np.ndarray, vy: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.
     at = vx[edge] + (ys[row] - vy[edge]) * slope[edge]
     flips = np.zeros((len(ys), len(xs) + 1), dtype=np.uint8)  # counts wrap at 256: parity kept
     np.add.at(flips, (row, np.searchsorted(xs, at, side="right")), 1)
-    return (np.cumsum(flips[:, :-1], axis=1, dtype=np.uint8) & 1).astype(bool)
+    return np.cumsum(flips[:, :-1], axis=1, dtype=np.uint8) & 1
 
 
 def _points(posclass: int) -> np.ndarray:
@@ -314,7 +314,7 @@ def render_sprite(shape: int, scale: float, angle: float, posx: int = 0, posy: i
         if not 0 <= int(v) < 32:
             raise GridError(f"{name} class {v} out of range 0..31")
     vx, vy = _outline(int(shape), float(scale), float(angle))
-    return _scan(vx, vy, _points(posy), _points(posx)).astype(np.uint8)
+    return _scan(vx, vy, _points(posy), _points(posx))
 
 
 def _check_triple(shape: int, scale: int, orientation: int) -> None:
@@ -350,7 +350,11 @@ def _lattice(shape: int, scale: int, orientation: int) -> np.ndarray:
     1024, rows down): the canvas of position ``(i, j)`` is ``[31 - j :: 31, 31 - i :: 31]``."""
     vx, vy = _outline(*_triple_values(shape, scale, orientation))
     pts = _lattice_points()
-    out = _scan(vx, vy, pts, pts).astype(np.uint8)
+    # Only points within the outline's bounding box can be inside: scan those alone.
+    r0, r1 = np.searchsorted(pts, [vy.min(), vy.max()], side="left")
+    c0, c1 = np.searchsorted(pts, vx.min(), side="left"), np.searchsorted(pts, vx.max(), side="right")
+    out = np.zeros((_LATTICE_N, _LATTICE_N), dtype=np.uint8)
+    out[r0:r1, c0:c1] = _scan(vx, vy, pts[r0:r1], pts[c0:c1])
     out.setflags(write=False)
     return out
 
@@ -365,8 +369,9 @@ def position_block(shape: int, scale: int, orientation: int, posx: Sequence[int]
     ``(len(posx), len(posy), 64, 64)`` uint8, posY fastest as in the official order."""
     xs = np.arange(32) if posx is None else np.asarray(posx, dtype=np.int64)
     ys = np.arange(32) if posy is None else np.asarray(posy, dtype=np.int64)
-    if ((xs < 0) | (xs > 31) | (ys.min(initial=0) < 0) | (ys.max(initial=0) > 31)).any():
-        raise GridError("position classes must be in 0..31")
+    for name, v in (("posX", xs), ("posY", ys)):
+        if ((v < 0) | (v > 31)).any():
+            raise GridError(f"{name} classes must be in 0..31, got {v.tolist()}")
     lat = _lattice(shape, scale, orientation)
     out = np.zeros((len(xs), len(ys), RESOLUTION, RESOLUTION), dtype=np.uint8)
     for a, i in enumerate(xs.tolist()):
