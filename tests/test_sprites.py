@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +23,10 @@ from causalvae.worlds import dsprites as d
 from causalvae.worlds.dsprites import GridError
 
 runner = CliRunner()
+
+#: The 160 real dSprites frames (every second frame of the official dsprites.gif), kept
+#: beside the repository, never in it; CAUSALVAE_DSPRITES_FRAMES names another copy.
+REAL_FRAMES = Path(os.environ.get("CAUSALVAE_DSPRITES_FRAMES") or Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "dsprites_frames_even.gif")
 
 #: A reduced grid: a few classes of every factor (positions include both extremes).
 SMALL = {"shape": [0, 1, 2], "scale": [0, 5], "orientation": [0, 9, 39], "posX": [0, 13, 31], "posY": [0, 31]}
@@ -79,57 +85,101 @@ def test_values_and_metadata():
 
 
 def test_square_ellipse_heart_pixels():
+    # The official image sizes (pixels of each shape at scales 0.5 .. 1, upright, position 0).
+    official = {0: [100, 144, 196, 256, 324, 400], 1: [76, 104, 144, 184, 228, 288], 2: [58, 84, 108, 140, 182, 222]}
+    for shape, areas in official.items():
+        ours = [int(d.sprite(shape, s, 0).sum()) for s in range(6)]
+        assert sum(abs(a - b) for a, b in zip(ours, areas)) <= 2, (shape, ours)
     sq = d.sprite(0, 5, 0)
     rows, cols = np.nonzero(sq)
-    # An axis-aligned filled square of side 19, centred on the canvas.
-    assert sq.sum() == 19 * 19 == (np.ptp(rows) + 1) * (np.ptp(cols) + 1)
-    assert rows.min() + rows.max() == cols.min() + cols.max() == 32
+    # An axis-aligned filled square of 20 x 20 px (side 19.2: every pixel centre within 9.6 px),
+    # centred on x = y = 16 of the canvas (between pixels 15 and 16) at position 0.
+    assert sq.sum() == 20 * 20 == (np.ptp(rows) + 1) * (np.ptp(cols) + 1)
+    assert rows.min() + rows.max() == cols.min() + cols.max() == 31
     for shape in range(3):
         for scale in range(6):
             s = d.sprite(shape, scale, 0)
             assert set(np.unique(s)) == {0, 1} and s.dtype == np.uint8
-            np.testing.assert_array_equal(s, s[:, ::-1])  # every upright sprite is mirror-symmetric
+            assert not s[:, 32].any() and not s[32].any()
+            np.testing.assert_array_equal(s[:, :32], s[:, 31::-1])  # every upright sprite is mirror-symmetric
     el = d.sprite(1, 5, 0)
     rows, cols = np.nonzero(el)
-    assert el.sum() == pytest.approx(math.pi * 13 * 7, rel=0.04)
-    assert np.ptp(cols) + 1 == 25 and np.ptp(rows) + 1 == 13  # 26 x 14 px, long axis horizontal (thin tips stay off)
-    np.testing.assert_array_equal(el, el[::-1, :])
+    assert el.sum() == pytest.approx(math.pi * 12.77 * 7.21, rel=0.01)
+    assert np.ptp(cols) + 1 == 26 and np.ptp(rows) + 1 == 14  # long axis horizontal
+    np.testing.assert_array_equal(el[:32], el[31::-1])
     # The heart: two lobes with a notch between them on top, a single tip at the bottom,
     # more of it above its middle than below, and not upside-down symmetric.
     for scale in range(6):
         h = d.sprite(2, scale, 0)
         rows, cols = np.nonzero(h)
-        top, bottom, mid = rows.min(), rows.max(), 16
-        assert h[top, mid] == 0 and h[top, :mid].any() and h[top, mid + 1 :].any(), f"no notch at scale {scale}"
-        assert h[bottom].sum() <= 3, f"no tip at scale {scale}"
+        top, bottom = rows.min(), rows.max()
+        assert h[top, 15:17].sum() == 0 and h[top, :15].any() and h[top, 17:].any(), f"no notch at scale {scale}"
+        assert h[bottom].sum() <= 2, f"no tip at scale {scale}"
         centre = (top + bottom) / 2
         assert h[rows.min() : int(centre)].sum() > h[int(centre) + 1 :].sum()
         assert not np.array_equal(h, h[::-1, :])
-    big = d.sprite(2, 5, 0)
-    assert 23 <= np.ptp(np.nonzero(big)[1]) + 1 <= 24  # 24 px wide at scale 1
-    # Sizes grow with scale; the three shapes are of comparable size.
+    assert np.ptp(np.nonzero(d.sprite(2, 5, 0))[1]) + 1 == 20  # 19.2 px wide at scale 1, as the square
     for shape in range(3):
         areas = [d.sprite(shape, s, 0).sum() for s in range(6)]
         assert areas == sorted(areas) and areas[0] < areas[-1] / 3
-    assert 0.75 < d.sprite(2, 5, 0).sum() / d.sprite(0, 5, 0).sum() < 1.0
+
+
+def test_positions_are_32_31_px_apart():
+    """Position class i puts the sprite's centre at 16 + 32 i / 31 px: the image at i = 31
+    is the image at i = 0 moved by exactly 32 px, and between them each position samples
+    the outline at its own sub-pixel offset."""
+    for shape, scale, o in [(0, 5, 0), (1, 3, 11), (2, 0, 27)]:
+        first, last = d.image([0, shape, scale, o, 0, 0]), d.image([0, shape, scale, o, 31, 31])
+        np.testing.assert_array_equal(first[:32, :32], last[32:, 32:])
+    # The upright square at position 15 has its centre at x = 16 + 15.48: only the 19 pixel
+    # centres 22.5 .. 40.5 lie within 9.6 px of it (20 at position 0, centred on 16).
+    cols = np.nonzero(d.image([0, 0, 5, 0, 15, 0]).any(axis=0))[0]
+    assert (cols.min(), cols.max()) == (22, 40)
+    # A sprite drawn at a sub-pixel offset is a different picture from its shifted neighbour.
+    a, b = d.image([0, 2, 5, 0, 15, 0]), d.image([0, 2, 5, 0, 16, 0])
+    assert not np.array_equal(a[:, :63], b[:, 1:]) and not np.array_equal(a[:, :62], b[:, 2:])
 
 
 def test_no_pixel_leaves_the_frame():
     pv = d.possible_values()
+    # The canvas of position class i covers pixel centres from -16.5 + (31 - i) / 31 to
+    # 15.5 + (31 - i) / 31 px around the sprite's centre: an outline within 15.5 px is never cut.
     for shape in range(3):
         for scale in range(6):
-            for o in range(40):
-                spr = d.sprite(shape, scale, o)
-                # Not clipped by its canvas: a wider canvas shows the same number of pixels.
-                if scale == 5 or o % 8 == 0:
-                    wide = d.render_sprite(shape, pv["scale"][scale], pv["orientation"][o % 39], canvas=41)
-                    assert wide.sum() == spr.sum(), (shape, scale, o)
-                corners = d.position_block(shape, scale, o, [0, 31], [0, 31])
-                assert (corners.reshape(4, -1).sum(axis=1) == spr.sum()).all(), (shape, scale, o)
+            for o in range(0, 39, 3):
+                vx, vy = d._outline(shape, pv["scale"][scale], pv["orientation"][o])
+                assert max(np.abs(vx).max(), np.abs(vy).max()) < 15.5, (shape, scale, o)
+            corners = d.position_block(shape, scale, 7, [0, 31], [0, 31])
+            for a, i in enumerate([0, 31]):
+                for b, j in enumerate([0, 31]):
+                    np.testing.assert_array_equal(corners[a, b], d.image([0, shape, scale, 7, i, j]))
+                    assert corners[a, b].sum() == d.sprite(shape, scale, 7, i, j).sum()
     # The extreme positions reach the frame's margins but never the outside.
     square = d.position_block(0, 5, 0, [0, 31], [0, 31])
     cols = np.nonzero(square[0, 0].any(axis=0))[0]
-    assert cols.min() == 7 and np.nonzero(square[1, 1].any(axis=0))[0].max() == 56
+    assert cols.min() == 6 and np.nonzero(square[1, 1].any(axis=0))[0].max() == 57
+
+
+def test_real_dsprites_frames_have_exact_matches():
+    """Every real dSprites frame has a (nearly always exact) match in the rendered grid: best
+    IoU mean >= 0.99 and min >= 0.95, and the matches read the animation's factors back."""
+    if not REAL_FRAMES.is_file():
+        pytest.skip(
+            f"{REAL_FRAMES} is absent: the real dSprites frames are not beside this checkout "
+            "(../shared/reference/dsprites_frames_even.gif); set CAUSALVAE_DSPRITES_FRAMES to a copy"
+        )
+    frames = d.read_frames(REAL_FRAMES)
+    assert frames.shape == (160, 64, 64)
+    iou, classes = d.best_matches(frames)
+    assert iou.mean() >= 0.99 and iou.min() >= 0.95, (iou.mean(), iou.min())
+    assert (iou == 1).mean() >= 0.8
+    # The animation: hearts grow through the scales (0.5, 0.7, 0.9, 1, 0.8, 0.6) at position
+    # 0, turn counter-clockwise two orientations a frame, then walk down the left edge.
+    np.testing.assert_array_equal(classes[:6, 2], [0, 2, 4, 5, 3, 1])
+    assert (classes[:96, 1] == 2).all() and (classes[96:128, 1] == 1).all() and (classes[128:, 1] == 0).all()
+    np.testing.assert_array_equal(classes[10:18, 3], [2, 4, 6, 8, 10, 12, 14, 16])
+    np.testing.assert_array_equal(classes[29:45, 5], np.arange(0, 32, 2))
+    assert (classes[29:45, 4] == 0).all()
 
 
 def test_orientation_ends_are_the_same_picture():
@@ -146,10 +196,10 @@ def test_position_block_is_the_official_order():
     np.testing.assert_array_equal(block.reshape(1024, 64, 64), d.images(classes))
     one = d.image([0, 2, 3, 7, 5, 9])
     np.testing.assert_array_equal(one, block[5, 9])
-    assert one[9 + 16, 5 + 16] == 1  # the sprite's centre is at (16.5 + posX, 16.5 + posY)
-    # posX moves the sprite right, posY moves it down.
-    assert np.nonzero(block[6, 9].any(axis=0))[0].min() == np.nonzero(one.any(axis=0))[0].min() + 1
-    assert np.nonzero(block[5, 10].any(axis=1))[0].min() == np.nonzero(one.any(axis=1))[0].min() + 1
+    assert one[25, 21] == 1  # the sprite's centre is at (16 + 32 posX / 31, 16 + 32 posY / 31) = (21.2, 25.3)
+    # posX moves the sprite right, posY moves it down (by 32/31 px a class).
+    assert 1 <= np.nonzero(block[6, 9].any(axis=0))[0].min() - np.nonzero(one.any(axis=0))[0].min() <= 2
+    assert 1 <= np.nonzero(block[5, 10].any(axis=1))[0].min() - np.nonzero(one.any(axis=1))[0].min() <= 2
 
 
 # ---------------------------------------------------------------------------- writing and reading
@@ -292,6 +342,16 @@ def test_symmetry_tolerances_are_measured():
     assert d.SYMMETRY_K["heart"] == (0,) * 6
 
 
+def test_the_docs_symmetry_table_is_the_code():
+    """docs/sprites.md's table of k and areas shows SYMMETRY_K and the sprites' pixel counts."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "sprites.md").read_text()
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in text.splitlines() if line.startswith("| ")}
+    for name in d.SHAPES:
+        assert [int(v) for v in rows[f"{name}: k"]] == list(d.SYMMETRY_K[name])
+    areas = [[int(v) for v in cell.split(" / ")] for cell in rows["sprite area at orientation 0, position 0 (square / ellipse / heart)"]]
+    assert areas == [[int(d.sprite(sh, sc, 0).sum()) for sh in range(3)] for sc in range(6)]
+
+
 def _diff(a, b):
     return int((d.image(a) != d.image(b)).sum())
 
@@ -326,24 +386,29 @@ def test_symmetry_sets(shape):
 
 
 def test_nothing_but_orientation_comes_within_k():
-    """No change of shape, scale or position (with any orientation) comes within k pixels:
-    the overlap of two sprites at every relative shift, by FFT, for every sprite pair that
-    the area bound |A| - |B| <= diff does not already rule out."""
+    """No change of shape, scale or position (with any orientation) comes within k pixels,
+    around a seeded sample of images (the corners, the centre and random ones): every image
+    of every (shape, scale, orientation) within 2 position classes of the sample image is
+    compared pixel by pixel, unless its area at position 0 differs from the sample's by more
+    than k + 40 px (a sprite's area changes by at most 39 px from one position to another,
+    measured over the whole grid, so those differ by more than k anyway)."""
+    rng = np.random.default_rng(7)
     keys = [(sh, sc, o) for sh in range(3) for sc in range(6) for o in range(39)]
-    spr = np.stack([d.sprite(*k) for k in keys]).astype(np.float64)
-    area = spr.reshape(len(keys), -1).sum(axis=1)
-    spectra = np.fft.rfft2(spr, s=(65, 65))
-    shape_scale = np.array([k[:2] for k in keys])
+    area0 = np.array([d.sprite(*k).sum() for k in keys])
+    bases = [(sh, sc, 0, x, y) for sh, sc, (x, y) in [(0, 5, (0, 0)), (1, 0, (31, 31)), (2, 5, (15, 16)), (2, 0, (3, 29))]]
+    bases += [tuple(int(v) for v in rng.integers(0, [3, 6, 39, 32, 32])) for _ in range(2)]
     closest = np.inf
-    for i, (sh, sc, _) in enumerate(keys):
+    for sh, sc, o, x, y in bases:
         k = d.symmetry_k(sh, sc)
-        cand = np.flatnonzero(np.abs(area - area[i]) <= k)
-        overlap = np.rint(np.fft.irfft2(spectra[i][None] * np.conj(spectra[cand]), s=(65, 65)))
-        diff = area[i] + area[cand][:, None, None] - 2 * overlap
-        same = (shape_scale[cand] == (sh, sc)).all(axis=1)
-        diff[same, 0, 0] = np.inf  # same shape and scale, no shift: an orientation change
-        assert diff.min() > k, keys[i]
-        closest = min(closest, diff.min() - k)
+        base = d.image([0, sh, sc, o, x, y])
+        xs, ys = np.arange(max(0, x - 2), min(31, x + 2) + 1), np.arange(max(0, y - 2), min(31, y + 2) + 1)
+        for t in np.flatnonzero(np.abs(area0 - base.sum()) <= k + 40):
+            tsh, tsc, to = keys[t]
+            diff = (d.position_block(tsh, tsc, to, xs, ys) != base).sum(axis=(2, 3))
+            if (tsh, tsc) == (sh, sc):
+                diff[xs == x, ys == y] = np.iinfo(diff.dtype).max  # an orientation change: what the symmetry sets are for
+            assert diff.min() > k, ((sh, sc, o, x, y), (tsh, tsc, to), diff.min())
+            closest = min(closest, int(diff.min()) - k)
     assert closest >= 1
 
 

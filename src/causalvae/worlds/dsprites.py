@@ -18,28 +18,37 @@ is never unpickled, the metadata is rebuilt from the known facts). Both come bac
 official key names (``imgs``, ``latents_values``, ``latents_classes``, ``metadata``), so code
 written for the archive runs on ours unchanged, including ``metadata = d["metadata"][()]``.
 
-**Geometry.** Coordinates are pixels, x to the right and y *down* (image rows): ``posX = 0``
-is the left of the position range, ``posY = 0`` its top. A sprite is drawn once per
-(shape, scale, orientation) on a 33 x 33 canvas centred on its own centre and pasted at the
-1024 positions by array slicing: position class ``(i, j)`` puts the canvas's top-left corner
-at column ``i``, row ``j``, so the sprite's centre is at ``16.5 + i`` (x) and ``16.5 + j``
-(y) in continuous pixel coordinates. The 32 positions are one pixel apart and cover the
-central 32 x 32 square (centres 16.5 .. 47.5); as the canvas spans ``i .. i + 32`` and
-``i <= 31``, no pixel of any sprite can leave the frame, and no sprite is clipped by its
-canvas (the farthest point of any sprite is 13.7 px from its centre; the canvas half-width is 16.5).
+The renderer is calibrated on real dSprites frames (the 160 frames of the official
+``dsprites.gif`` at hand, ``bench/bench_sprites_real.py``): the official images were drawn
+as vector shapes by Love2D (OpenGL) and rasterised without anti-aliasing, and the rules below
+reproduce them (:func:`best_matches` finds an exact match for nearly every frame).
 
-**Shapes** at scale 1 (a scale multiplies every length): a square of side 19 px; an ellipse
-of semi-axes 13 x 7 px (long axis horizontal at orientation 0); a heart 24 px wide and
-22.4 px tall (the parametric heart ``x = 16 sin^3 t``, ``y = 13 cos t - 5 cos 2t - 2 cos 3t
-- cos 4t`` times 0.75, lobes up and tip down at orientation 0, centred on its bounding box).
-An orientation ``theta`` turns the sprite counter-clockwise on screen about its centre.
+**Geometry.** Coordinates are pixels, x to the right and y *down* (image rows); pixel
+``(row r, column c)`` covers ``[c, c + 1] x [r, r + 1]``. ``posX = 0`` is the left of the
+position range, ``posY = 0`` its top: position class ``i`` puts the sprite's centre at
+``16 + 32 i / 31`` px (x; y likewise), i.e. the official values ``[0, 1]`` map to the central
+half of the frame, 16 .. 48 px. Positions are therefore 32/31 px apart and each samples the
+outline at its own sub-pixel offset. A sprite is drawn on a 33 x 33 canvas pasted at column
+``i``, row ``j`` (so no pixel of any sprite can leave the frame; no outline reaches farther
+than 15.5 px from its centre, so none is cut by its canvas).
 
-**Rasterisation.** Supersampling: each pixel holds 8 x 8 sample points; a sample is inside
-by the shape's exact test (rotated back into the shape's frame) and a pixel is 1 when more
-than half of its samples are. The square and ellipse are tested analytically; the heart by
-looking up a 2048 x 2048 mask of its polygon (600 vertices) drawn once with Pillow (a mask
-cell is 1/64 px at scale 1). Orientation class 39 (2 pi) is drawn as class 0, so the first
-and the last orientation give identical pictures, as in the official grid.
+**Shapes** at scale 1 (a scale multiplies every length): a square of side 19.2 px (0.3 of
+the unit canvas: 20 x 20 px upright at position 0); an ellipse of semi-axes 12.77 x 7.21 px
+(long axis horizontal at orientation 0); a heart 19.2 px wide, the parametric heart
+``x = 16 sin^3 t``, ``y = 13 cos t - 5 cos 2t - 2 cos 3t - cos 4t`` times (0.6, 0.662),
+lifted 1.44 px (lobes up and tip down at orientation 0). The ellipse's and heart's sizes
+are fitted to the real frames. An orientation ``theta`` turns the sprite counter-clockwise
+on screen about its centre.
+
+**Rasterisation.** Every outline is a polygon (4 vertices; 720 for the ellipse and the
+heart), and a pixel is 1 when its centre lies inside it (even-odd rule, a scanline fill): the
+point sampling of a GPU rasteriser. All pixel centres any position can put on a canvas lie
+on one lattice 1/31 px fine around the sprite's centre, so a (shape, scale, orientation) is
+scanned once over that lattice (1024 x 1024 points) and each position's canvas is a strided
+slice of it (:func:`position_block`, :func:`write_grid`); a single canvas (:func:`sprite`)
+goes through the same arithmetic, so both give the same pixels. Orientation class 39
+(2 pi) is drawn as class 0, so the first and the last orientation give identical pictures,
+as in the official grid.
 
 **Symmetry.** :func:`equivalent` lists, for a factor combination, every combination whose
 image differs from it by at most ``k`` pixels, with ``k`` per shape and scale
@@ -84,6 +93,8 @@ __all__ = [
     "render_sprite",
     "image",
     "images",
+    "read_frames",
+    "best_matches",
     "position_block",
     "metadata",
     "write_grid",
@@ -109,15 +120,22 @@ LATENTS_BASES = (737280, 245760, 40960, 1024, 32, 1)
 N_IMAGES = 737280
 SHAPES = ("square", "ellipse", "heart")
 RESOLUTION = 64
-#: Side of the canvas a sprite is drawn on; 64 - 31 (positions) + 0 = 33 keeps it in frame.
+#: Side of the canvas a sprite is drawn on: the canvas of position class i spans columns
+#: i .. i + 32 (rows likewise), so 31 + 33 = 64 keeps every sprite in the frame.
 CANVAS = 33
-SUPERSAMPLE = 8
-#: Scale-1 sizes in pixels (see the module docstring).
-SQUARE_HALF = 9.5
-ELLIPSE_AXES = (13.0, 7.0)
-HEART_K = 0.75
-_HEART_MASK_RES = 64  # mask cells per pixel at scale 1
-_HEART_MASK_HALF = 16.0  # the mask covers [-16, 16]^2 px at scale 1
+#: Position classes are 32/31 px apart: the sprite's centre is at 16 + 32 i / 31 px, so the
+#: pixel centres of all positions lie on a lattice 1/31 px fine around the sprite's centre.
+LATTICE = 31
+_LATTICE_N = LATTICE * CANVAS + 1  # 1024 lattice points per axis cover every canvas
+_LATTICE_MID = (_LATTICE_N - 1) / 2  # lattice point m is (m - 511.5) / 31 px from the centre
+_LATTICE_MIN_GROUP = 24  # images() cuts a triple's images from its lattice from this many on
+_OUTLINE_VERTICES = 720  # vertices of the ellipse's and the heart's outline polygons
+#: Scale-1 sizes in pixels, fitted to the official images (see the module docstring).
+SQUARE_HALF = 9.6
+ELLIPSE_AXES = (12.77, 7.21)
+#: The heart: the parametric heart curve times (x, y) factors, lifted by HEART_LIFT px.
+HEART_K = (0.6, 0.662)
+HEART_LIFT = 1.44
 
 #: The symmetry tolerance k (pixels) of each shape at each scale class (0.5 .. 1.0).
 #:
@@ -126,13 +144,14 @@ _HEART_MASK_HALF = 16.0  # the mask covers [-16, 16]^2 px at scale 1
 #: turn is up to half a step (4.6 degrees) off, and its image differs by a few pixels. k is
 #: the smallest tolerance that accepts, for *every* orientation, the nearest grid
 #: orientation(s) to each of its exact symmetric images (measured on this renderer by
-#: :func:`symmetry_tolerances`). The heart has no symmetry: k = 0 keeps only identical
-#: images (0 = 2 pi). With these k no change of shape, scale or position, alone or with any
-#: orientation, comes within k pixels (the nearest is 13 px away at scale 0.5 and 26 px at
-#: scale 1: docs/sprites.md), so :func:`equivalent` only has to compare orientations.
+#: :func:`symmetry_tolerances`, over every position: the sub-pixel offset of a position
+#: changes the difference by a few pixels). The heart has no symmetry: k = 0 keeps only
+#: identical images (0 = 2 pi). With these k no change of shape, scale or position, alone or
+#: with any orientation, comes within k pixels (checked around a sample of images in
+#: tests/test_sprites.py), so :func:`equivalent` only has to compare orientations.
 SYMMETRY_K: dict[str, tuple[int, ...]] = {
-    "square": (8, 16, 16, 24, 24, 28),
-    "ellipse": (8, 10, 10, 14, 18, 20),
+    "square": (12, 16, 32, 22, 28, 37),
+    "ellipse": (8, 10, 14, 16, 19, 22),
     "heart": (0, 0, 0, 0, 0, 0),
 }
 #: The rotations that map each shape onto itself.
@@ -224,83 +243,125 @@ def classes_to_values(classes: Any, selection: Sequence[np.ndarray] | None = Non
 # ---------------------------------------------------------------------------- rendering
 
 
-@lru_cache(maxsize=1)
-def _heart_mask() -> np.ndarray:
-    from PIL import Image, ImageDraw
-
-    t = np.linspace(0.0, 2 * np.pi, 600, endpoint=False)
-    x = 16 * np.sin(t) ** 3
-    y = 13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)
-    y = y - (y.max() + y.min()) / 2
-    x, y = x * HEART_K, y * HEART_K
-    n = int(2 * _HEART_MASK_HALF * _HEART_MASK_RES)
-    cols = (x + _HEART_MASK_HALF) * _HEART_MASK_RES
-    rows = (_HEART_MASK_HALF - y) * _HEART_MASK_RES  # y up -> rows down
-    im = Image.new("1", (n, n), 0)
-    ImageDraw.Draw(im).polygon(list(zip(cols.tolist(), rows.tolist())), fill=1)
-    return np.asarray(im, dtype=bool)
-
-
-def _inside(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """The shape's exact inside test at scale 1 (u right, v up, pixels from its centre)."""
+def _outline(shape: int, scale: float, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """The sprite's outline polygon: vertex columns x (right) and rows y (down), in pixels
+    from the sprite's centre, turned ``angle`` radians counter-clockwise on screen."""
     if shape == 0:
-        return np.maximum(np.abs(u), np.abs(v)) <= SQUARE_HALF
-    if shape == 1:
-        a, b = ELLIPSE_AXES
-        return (u / a) ** 2 + (v / b) ** 2 <= 1.0
-    if shape == 2:
-        mask = _heart_mask()
-        n = mask.shape[0]
-        c = np.floor((u + _HEART_MASK_HALF) * _HEART_MASK_RES).astype(np.int64)
-        r = np.floor((_HEART_MASK_HALF - v) * _HEART_MASK_RES).astype(np.int64)
-        ok = (c >= 0) & (c < n) & (r >= 0) & (r < n)
-        out = np.zeros(u.shape, dtype=bool)
-        out[ok] = mask[r[ok], c[ok]]
-        return out
-    raise GridError(f"shape class {shape} out of range 0..2")
+        h = SQUARE_HALF
+        u, v = np.array([-h, h, h, -h]), np.array([h, h, -h, -h])
+    elif shape == 1:
+        t = np.arange(_OUTLINE_VERTICES) * (2 * np.pi / _OUTLINE_VERTICES)
+        u, v = ELLIPSE_AXES[0] * np.cos(t), ELLIPSE_AXES[1] * np.sin(t)
+    elif shape == 2:
+        t = np.arange(_OUTLINE_VERTICES) * (2 * np.pi / _OUTLINE_VERTICES)
+        u = HEART_K[0] * 16 * np.sin(t) ** 3
+        v = HEART_K[1] * (13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)) + HEART_LIFT
+    else:
+        raise GridError(f"shape class {shape} out of range 0..2")
+    u, v = u * scale, v * scale  # shape frame: u right, v up
+    c, s = math.cos(angle), math.sin(angle)
+    return c * u - s * v, -(s * u + c * v)
 
 
-@lru_cache(maxsize=4)
-def _samples(canvas: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sample offsets from the canvas centre: x right, y up, SUPERSAMPLE^2 per pixel."""
-    t = (np.arange(canvas * SUPERSAMPLE) + 0.5) / SUPERSAMPLE - canvas / 2
-    x, y = np.meshgrid(t, -t)
-    return x, y
+def _scan(vx: np.ndarray, vy: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``inside[r, c]``: 1 when the point ``(xs[c], ys[r])`` lies inside the polygon
+    ``(vx, vy)`` (even-odd rule), else 0 (uint8); ``ys`` and ``xs`` ascending.
+
+    A scanline fill: edge ``e`` crosses row ``y`` when ``min(y_e, y_e+1) <= y < max(...)``,
+    at ``x = x_e + (y - y_e) * slope_e``, and a point is inside when an odd number of
+    crossings lie strictly left of it. Every point goes through the same arithmetic,
+    whichever rows and columns are asked for together, so a canvas cut from a lattice
+    equals the canvas drawn alone.
+    """
+    x1, y1 = np.roll(vx, -1), np.roll(vy, -1)
+    lo = np.searchsorted(ys, np.minimum(vy, y1), side="left")
+    hi = np.searchsorted(ys, np.maximum(vy, y1), side="left")
+    count = hi - lo  # rows each edge crosses (0 for a horizontal edge)
+    edge = np.repeat(np.arange(len(vx)), count)
+    row = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count) + lo[edge]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = (x1 - vx) / (y1 - vy)
+    at = vx[edge] + (ys[row] - vy[edge]) * slope[edge]
+    flips = np.zeros((len(ys), len(xs) + 1), dtype=np.uint8)  # counts wrap at 256: parity kept
+    np.add.at(flips, (row, np.searchsorted(xs, at, side="right")), 1)
+    return np.cumsum(flips[:, :-1], axis=1, dtype=np.uint8) & 1
 
 
-def render_sprite(shape: int, scale: float, angle: float, canvas: int = CANVAS) -> np.ndarray:
-    """Draw one sprite on a ``canvas`` x ``canvas`` grid centred on it, uint8 0/1.
+def _points(posclass: int) -> np.ndarray:
+    """Sample points (pixel centres) of the 33 canvas columns (or rows) at position class
+    ``posclass``, in pixels from the sprite's centre: lattice points ``31 k + 31 - posclass``
+    of :func:`_lattice_points`."""
+    m = LATTICE * np.arange(CANVAS) + LATTICE - int(posclass)
+    return (m - _LATTICE_MID) / LATTICE
+
+
+def _lattice_points() -> np.ndarray:
+    """Every pixel centre any position class can put on a canvas, from the sprite's centre:
+    ``(m - 511.5) / 31`` for ``m = 0 .. 1023`` (one thirty-first of a pixel apart)."""
+    return (np.arange(_LATTICE_N) - _LATTICE_MID) / LATTICE
+
+
+def render_sprite(shape: int, scale: float, angle: float, posx: int = 0, posy: int = 0) -> np.ndarray:
+    """Draw one sprite on its 33 x 33 canvas for position classes ``(posx, posy)``, uint8 0/1.
 
     ``shape`` is a class (0 square, 1 ellipse, 2 heart), ``scale`` and ``angle`` (radians,
-    counter-clockwise) are values. A bigger ``canvas`` shows that nothing is clipped.
+    counter-clockwise) are values. The canvas goes at column ``posx`` and row ``posy`` of the
+    frame; the sprite's centre is at ``16 + posx / 31`` (x) and ``16 + posy / 31`` (y) on it.
     """
     if not 0 <= int(shape) < 3:
         raise GridError(f"shape class {shape} out of range 0..2")
-    x, y = _samples(int(canvas))
-    c, s = math.cos(angle), math.sin(angle)
-    u = (c * x + s * y) / scale
-    v = (-s * x + c * y) / scale
-    inside = _inside(int(shape), u, v)
-    k = SUPERSAMPLE
-    cover = inside.reshape(canvas, k, canvas, k).sum(axis=(1, 3))
-    return (cover * 2 > k * k).astype(np.uint8)
+    for name, v in (("posX", posx), ("posY", posy)):
+        if not 0 <= int(v) < 32:
+            raise GridError(f"{name} class {v} out of range 0..31")
+    vx, vy = _outline(int(shape), float(scale), float(angle))
+    return _scan(vx, vy, _points(posy), _points(posx))
 
 
-@lru_cache(maxsize=None)
-def sprite(shape: int, scale: int, orientation: int) -> np.ndarray:
-    """The 33 x 33 sprite of a (shape, scale, orientation) class triple (read-only, cached).
-
-    Orientation class 39 (2 pi) is the same picture as class 0 and is drawn as class 0.
-    """
+def _check_triple(shape: int, scale: int, orientation: int) -> None:
     for name, v in (("shape", shape), ("scale", scale), ("orientation", orientation)):
         size = LATENTS_SIZES[LATENTS_NAMES.index(name)]
         if not 0 <= int(v) < size:
             raise GridError(f"{name} class {v} out of range 0..{size - 1}")
+
+
+def _triple_values(shape: int, scale: int, orientation: int) -> tuple[int, float, float]:
+    """Shape class, scale value and angle of a class triple; orientation 39 (2 pi) is drawn
+    as orientation 0."""
+    _check_triple(shape, scale, orientation)
     pv = possible_values()
-    o = int(orientation) % 39
-    out = render_sprite(int(shape), float(pv["scale"][scale]), float(pv["orientation"][o]))
+    return int(shape), float(pv["scale"][int(scale)]), float(pv["orientation"][int(orientation) % 39])
+
+
+@lru_cache(maxsize=8192)
+def sprite(shape: int, scale: int, orientation: int, posx: int = 0, posy: int = 0) -> np.ndarray:
+    """The 33 x 33 canvas of a (shape, scale, orientation) class triple at position classes
+    ``(posx, posy)`` (read-only, cached); :func:`image` pastes it at column ``posx``, row
+    ``posy``. Positions are 32/31 px apart, so each one samples the outline at its own
+    sub-pixel offset. Orientation class 39 (2 pi) is the same picture as class 0.
+    """
+    out = render_sprite(*_triple_values(shape, scale, orientation), posx=posx, posy=posy)
     out.setflags(write=False)
     return out
+
+
+@lru_cache(maxsize=2)
+def _lattice(shape: int, scale: int, orientation: int) -> np.ndarray:
+    """The inside test of one class triple at every point of :func:`_lattice_points` (1024 x
+    1024, rows down): the canvas of position ``(i, j)`` is ``[31 - j :: 31, 31 - i :: 31]``."""
+    vx, vy = _outline(*_triple_values(shape, scale, orientation))
+    pts = _lattice_points()
+    # Only points within the outline's bounding box can be inside: scan those alone.
+    r0, r1 = np.searchsorted(pts, [vy.min(), vy.max()], side="left")
+    c0, c1 = np.searchsorted(pts, vx.min(), side="left"), np.searchsorted(pts, vx.max(), side="right")
+    out = np.zeros((_LATTICE_N, _LATTICE_N), dtype=np.uint8)
+    out[r0:r1, c0:c1] = _scan(vx, vy, pts[r0:r1], pts[c0:c1])
+    out.setflags(write=False)
+    return out
+
+
+def _canvas(lattice: np.ndarray, posx: int, posy: int) -> np.ndarray:
+    """The canvas at position classes ``(posx, posy)``, cut from a triple's lattice."""
+    return lattice[LATTICE - posy :: LATTICE, LATTICE - posx :: LATTICE][:CANVAS, :CANVAS]
 
 
 def position_block(shape: int, scale: int, orientation: int, posx: Sequence[int] | None = None, posy: Sequence[int] | None = None) -> np.ndarray:
@@ -308,11 +369,15 @@ def position_block(shape: int, scale: int, orientation: int, posx: Sequence[int]
     ``(len(posx), len(posy), 64, 64)`` uint8, posY fastest as in the official order."""
     xs = np.arange(32) if posx is None else np.asarray(posx, dtype=np.int64)
     ys = np.arange(32) if posy is None else np.asarray(posy, dtype=np.int64)
-    field = np.zeros((RESOLUTION + 31, RESOLUTION + 31), dtype=np.uint8)
-    field[31 : 31 + CANVAS, 31 : 31 + CANVAS] = sprite(shape, scale, orientation)
-    windows = np.lib.stride_tricks.sliding_window_view(field, (RESOLUTION, RESOLUTION))
-    # windows[i, j] = field[i:i+64, j:j+64] has the sprite's canvas at row 31 - i, column 31 - j.
-    return windows[(31 - ys)[None, :], (31 - xs)[:, None]]
+    for name, v in (("posX", xs), ("posY", ys)):
+        if ((v < 0) | (v > 31)).any():
+            raise GridError(f"{name} classes must be in 0..31, got {v.tolist()}")
+    lat = _lattice(shape, scale, orientation)
+    out = np.zeros((len(xs), len(ys), RESOLUTION, RESOLUTION), dtype=np.uint8)
+    for a, i in enumerate(xs.tolist()):
+        for b, j in enumerate(ys.tolist()):
+            out[a, b, j : j + CANVAS, i : i + CANVAS] = _canvas(lat, i, j)
+    return out
 
 
 def image(classes: Any) -> np.ndarray:
@@ -323,17 +388,30 @@ def image(classes: Any) -> np.ndarray:
     latents_to_index(c)
     out = np.zeros((RESOLUTION, RESOLUTION), dtype=np.uint8)
     x0, y0 = int(c[4]), int(c[5])
-    out[y0 : y0 + CANVAS, x0 : x0 + CANVAS] = sprite(int(c[1]), int(c[2]), int(c[3]))
+    out[y0 : y0 + CANVAS, x0 : x0 + CANVAS] = sprite(int(c[1]), int(c[2]), int(c[3]), x0, y0)
     return out
 
 
 def images(classes: Any) -> np.ndarray:
-    """The images ``(N, 64, 64)`` of factor-class vectors ``(N, 6)`` (or ``(N, 5)``)."""
+    """The images ``(N, 64, 64)`` of factor-class vectors ``(N, 6)`` (or ``(N, 5)``).
+
+    Images that share a (shape, scale, orientation) triple are cut from its lattice when
+    there are many of them (identical pixels, fewer scanlines)."""
     c = _as_classes(classes).reshape(-1, 6)
     latents_to_index(c)
     out = np.zeros((len(c), RESOLUTION, RESOLUTION), dtype=np.uint8)
-    for i, (_, sh, sc, o, x0, y0) in enumerate(c.tolist()):
-        out[i, y0 : y0 + CANVAS, x0 : x0 + CANVAS] = sprite(sh, sc, o)
+    triples, group = np.unique(c[:, 1:4], axis=0, return_inverse=True)
+    for g, (sh, sc, o) in enumerate(triples.tolist()):
+        rows = np.flatnonzero(group.ravel() == g)
+        if len(rows) >= _LATTICE_MIN_GROUP:
+            lat = _lattice(sh, sc, o)
+            for r in rows.tolist():
+                x0, y0 = int(c[r, 4]), int(c[r, 5])
+                out[r, y0 : y0 + CANVAS, x0 : x0 + CANVAS] = _canvas(lat, x0, y0)
+        else:
+            for r in rows.tolist():
+                x0, y0 = int(c[r, 4]), int(c[r, 5])
+                out[r, y0 : y0 + CANVAS, x0 : x0 + CANVAS] = sprite(sh, sc, o, x0, y0)
     return out
 
 
@@ -741,41 +819,134 @@ def _stream_npz_rows(path: Path, member: str, idx: np.ndarray, order: np.ndarray
         raise GridError(f"{path}: unreadable archive ({exc})") from None
 
 
+# ---------------------------------------------------------------------------- real frames
+
+
+def read_frames(path: str | os.PathLike) -> np.ndarray:
+    """The frames of an animated GIF of dSprites images (such as the official repository's
+    ``dsprites.gif``) as ``(N, 64, 64)`` uint8 0/1 (a pixel is 1 when brighter than mid-grey)."""
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise GridError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            frames = [np.asarray(f.convert("L")) for f in ImageSequence.Iterator(im)]
+    except (UnidentifiedImageError, OSError) as exc:
+        raise GridError(f"{path}: not a readable image ({exc})") from None
+    out = np.stack(frames)
+    if out.shape[1:] != (RESOLUTION, RESOLUTION):
+        raise GridError(f"{path}: frames are {out.shape[2]}x{out.shape[1]}; dSprites frames are {RESOLUTION}x{RESOLUTION}")
+    return (out > 127).astype(np.uint8)
+
+
+def _stats(img: np.ndarray) -> tuple[int, int, int, float, float]:
+    """Area, bounding-box height and width, centroid column and row of a binary picture."""
+    rows, cols = np.nonzero(img)
+    if not len(rows):
+        return 0, 0, 0, 0.0, 0.0
+    return len(rows), int(np.ptp(rows)) + 1, int(np.ptp(cols)) + 1, float(cols.mean()), float(rows.mean())
+
+
+def best_matches(frames: Any, *, reach: int = 2, area_slack: float = 0.15, box_slack: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """For each binary 64 x 64 frame, the grid image that overlaps it best: its IoU
+    (intersection over union of the 1-pixels) ``(N,)`` and its factor classes ``(N, 6)``.
+
+    The search is narrowed, not exhaustive: a (shape, scale, orientation) triple is tried
+    when its sprite at position (0, 0) has an area within ``area_slack`` of the frame's and
+    a bounding box within ``box_slack`` px of the frame's in both sides; its positions,
+    within ``reach`` classes of where its centroid meets the frame's. Every image tried is
+    an exact grid image, so each IoU is a lower bound of the frame's best over the whole
+    grid (and is exact when it is 1). Frames with no candidate get IoU 0 and classes -1.
+    """
+    f = np.asarray(frames).astype(bool)
+    if f.ndim != 3 or f.shape[1:] != (RESOLUTION, RESOLUTION):
+        raise GridError(f"frames must be (N, {RESOLUTION}, {RESOLUTION}), got shape {f.shape}")
+    triples = [(sh, sc, o) for sh in range(3) for sc in range(6) for o in range(39)]
+    tstats = {t: _stats(sprite(*t)) for t in triples}
+    todo: dict[tuple[int, int, int], list[tuple[int, int, int]]] = {}
+    fstats = [_stats(fr) for fr in f]
+    for k, (area, h, w, cx, cy) in enumerate(fstats):
+        if not area:
+            continue
+        for t, (ta, th, tw, tx, ty) in tstats.items():
+            if abs(ta - area) > area_slack * area or abs(th - h) > box_slack or abs(tw - w) > box_slack:
+                continue
+            i0, j0 = round((cx - tx) * LATTICE / 32), round((cy - ty) * LATTICE / 32)
+            for i in range(max(0, i0 - reach), min(31, i0 + reach) + 1):
+                for j in range(max(0, j0 - reach), min(31, j0 + reach) + 1):
+                    todo.setdefault(t, []).append((k, i, j))
+    best = np.zeros(len(f))
+    classes = np.full((len(f), 6), -1, dtype=np.int64)
+    for t, jobs in todo.items():
+        lat = _lattice(*t)
+        for k, i, j in jobs:
+            canvas = _canvas(lat, i, j).astype(bool)
+            inter = int(np.count_nonzero(canvas & f[k, j : j + CANVAS, i : i + CANVAS]))
+            iou = inter / (fstats[k][0] + int(np.count_nonzero(canvas)) - inter)
+            if iou > best[k]:
+                best[k] = iou
+                classes[k] = (0, *t, i, j)
+    return best, classes
+
+
 # ---------------------------------------------------------------------------- symmetry
 
 
-@lru_cache(maxsize=None)
-def orientation_differences(shape: int, scale: int) -> np.ndarray:
-    """Pixels differing between the 40 orientations of one (shape, scale) sprite: (40, 40).
+@lru_cache(maxsize=256)
+def orientation_differences(shape: int, scale: int, posx: int = 0, posy: int = 0) -> np.ndarray:
+    """Pixels differing between the 40 orientations of one (shape, scale) sprite at position
+    classes ``(posx, posy)``: (40, 40), read-only.
 
-    Images of the same shape, scale and position differ exactly as their sprites do (a sprite
-    is never clipped), so this one table serves all 1024 positions.
+    Each position samples the outline at its own sub-pixel offset, so the table depends on
+    the position (by a few pixels at most).
     """
-    s = np.stack([sprite(shape, scale, o) for o in range(40)]).reshape(40, -1).astype(np.int32)
+    s = np.stack([sprite(shape, scale, o, posx, posy) for o in range(40)]).reshape(40, -1).astype(np.int32)
     area = s.sum(axis=1)
     out = area[:, None] + area[None, :] - 2 * (s @ s.T)
     out.setflags(write=False)
     return out
 
 
+def _per_position(lattice: np.ndarray) -> np.ndarray:
+    """Sums of a lattice-sized array over each position's canvas points: ``(31, 31)``, the
+    position classes ``(i, j)`` at ``[(31 - j) % 31, (31 - i) % 31]`` (classes 0 and 31
+    share the offset; they differ only in lattice points no sprite reaches)."""
+    n = LATTICE * CANVAS
+    return lattice[:n, :n].reshape(CANVAS, LATTICE, CANVAS, LATTICE).sum(axis=(0, 2), dtype=np.int64)
+
+
 def symmetry_tolerances() -> dict[str, tuple[int, ...]]:
-    """Measure :data:`SYMMETRY_K`: per shape and scale class, the largest difference (pixels)
-    between an orientation and the nearest grid orientation to one of its exact symmetric
-    images (ties: the closer image). Renders all 720 sprites (about 2 s the first time)."""
+    """Measure :data:`SYMMETRY_K`: per shape and scale class, the largest difference (pixels),
+    over every orientation and every position, between an image and the image of the
+    nearest grid orientation to one of its exact symmetric turns (ties: the closer image).
+    Every position at once, from the lattices of the 39 distinct orientations (a few
+    seconds); the heart's only symmetry is the full turn, k = 0 (0 = 2 pi)."""
     angles = possible_values()["orientation"]
     out = {}
     for sh, name in enumerate(SHAPES):
         period = SYMMETRY_PERIOD[name]
         turns = int(round(2 * math.pi / period))
+        if turns == 1:
+            out[name] = (0,) * 6
+            continue
         row = []
         for sc in range(6):
-            diff = orientation_differences(sh, sc)
+            lats = [_lattice.__wrapped__(sh, sc, o) for o in range(39)]
+            pair: dict[tuple[int, int], np.ndarray] = {}
             worst = 0
             for i in range(40):
                 for m in range(1, turns + 1):
                     dist = np.abs((angles - angles[i] - m * period + math.pi) % (2 * math.pi) - math.pi)
                     nearest = np.flatnonzero(dist <= dist.min() + 1e-9)
-                    worst = max(worst, int(diff[i, nearest].min()))
+                    best = None
+                    for n in nearest.tolist():
+                        key = tuple(sorted((i % 39, n % 39)))
+                        if key not in pair:
+                            pair[key] = _per_position(lats[key[0]] ^ lats[key[1]])
+                        best = pair[key] if best is None else np.minimum(best, pair[key])
+                    worst = max(worst, int(best.max()))
             row.append(worst)
         out[name] = tuple(row)
     return out
@@ -802,7 +973,7 @@ def equivalent(classes: Any, k: int | None = None) -> np.ndarray:
     latents_to_index(c)
     if k is None:
         k = symmetry_k(int(c[1]), int(c[2]))
-    d = orientation_differences(int(c[1]), int(c[2]))[int(c[3])]
+    d = orientation_differences(int(c[1]), int(c[2]), int(c[4]), int(c[5]))[int(c[3])]
     orients = np.flatnonzero(d <= k)
     out = np.repeat(c[None, :], len(orients), axis=0)
     out[:, 3] = orients
