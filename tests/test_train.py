@@ -18,7 +18,7 @@ import torch
 
 from causalvae.data import load as load_dataset, sha256
 from causalvae.errors import CausalVAEError
-from causalvae.generate import generate_scenes, generate_sprites
+from causalvae.generate import generate
 from causalvae.graph import Graph
 from causalvae.model import learnable_tables, table_counts
 from causalvae.store import load
@@ -31,12 +31,12 @@ TINY_ARGS = ["--batch-size", "32", "--width", "8", "--depth", "3", "--hidden", "
 
 @pytest.fixture(scope="module")
 def scenes_data(tmp_path_factory) -> Path:
-    return generate_scenes(tmp_path_factory.mktemp("data") / "scenes", 400, seed=5)
+    return generate("scenes", tmp_path_factory.mktemp("data") / "scenes", 400, seed=5)
 
 
 @pytest.fixture(scope="module")
 def scenes_big(tmp_path_factory) -> Path:
-    return generate_scenes(tmp_path_factory.mktemp("data") / "scenes_big", 1500, seed=6)
+    return generate("scenes", tmp_path_factory.mktemp("data") / "scenes_big", 1500, seed=6)
 
 
 def test_training_raises_the_validation_elbo(scenes_data, tmp_path):
@@ -153,7 +153,7 @@ def test_learned_tables_match_the_family_frequencies(scenes_big, tmp_path):
 def test_semi_supervised_classifier_learns_a_factor_from_few_labels(tmp_path):
     """posX (8 values) keeps its label in 10% of the training rows; the classifier q(posX | x)
     must read it off the unlabelled images far above chance."""
-    data = generate_sprites(tmp_path / "sprites", 1200, seed=3)
+    data = generate("sprites", tmp_path / "sprites", 1200, seed=3)
     cfg = TrainConfig(data=str(data), out=str(tmp_path / "run"), withhold={"posX": 0.9}, epochs=6, checkpoint_every=1000, val_limit=64, **TINY)
     run = fit(cfg, progress=False)
     vae = load(run)

@@ -133,7 +133,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> CausalV
         config_path = path
     else:
         raise ModelFileError(f"{path}: no such model directory or config file")
-    cfg = _read_json(config_path)
+    cfg = read_json(config_path)
     _check_keys(config_path, cfg, CONFIG_KEYS, FORMAT, "causalvae model config")
     vae = _build(config_path, cfg)
     weights_path, sha = _tensors_entry(config_path, cfg["weights"], "weights")
@@ -278,7 +278,7 @@ def load_checkpoint(
     if not directory.is_dir():
         raise ModelFileError(f"{directory}: no such checkpoint directory")
     state_path = directory / STATE_FILE
-    state = _read_json(state_path)
+    state = read_json(state_path)
     _check_keys(state_path, state, CHECKPOINT_KEYS, CHECKPOINT_FORMAT, "causalvae checkpoint")
     step, meta = state["step"], state["meta"]
     if isinstance(step, bool) or not isinstance(step, int) or not isinstance(meta, dict):
@@ -378,7 +378,7 @@ def _write_files(directory: Path, files: list[tuple[str, bytes]]) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
     if not path.is_file():
         raise ModelFileError(f"{path}: file is missing")
     try:

@@ -6,5 +6,6 @@
 """
 
 from causalvae.worlds.scenes.render import LABELS, RESOLUTIONS, STYLE_FIELDS, VALUES, RenderError, SceneRenderer, StyleRanges
+from causalvae.worlds.scenes.world import WORLD, ScenesWorld
 
-__all__ = ["LABELS", "VALUES", "STYLE_FIELDS", "RESOLUTIONS", "StyleRanges", "SceneRenderer", "RenderError"]
+__all__ = ["LABELS", "VALUES", "STYLE_FIELDS", "RESOLUTIONS", "StyleRanges", "SceneRenderer", "RenderError", "ScenesWorld", "WORLD"]
