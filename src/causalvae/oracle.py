@@ -209,7 +209,7 @@ def _fit(cfg: OracleConfig, draw: Callable[[], tuple[np.ndarray, np.ndarray]], *
             loss.backward()
             opt.step()
         if progress is not None:
-            progress(step, float(loss))
+            progress(step, loss.item() if isinstance(loss, torch.Tensor) else float("nan"))
     oracle.eval()
     return oracle
 

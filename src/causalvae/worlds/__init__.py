@@ -170,6 +170,11 @@ def register(world: World) -> World:
     return world
 
 
+def unregister(name: str) -> None:
+    """Forget the world called ``name`` (a world registered for a while, as tests do)."""
+    _REGISTRY.pop(name, None)
+
+
 def _load_builtins() -> None:
     for package in BUILTIN_PACKAGES:
         importlib.import_module(package)
