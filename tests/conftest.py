@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -19,6 +20,18 @@ def bnlearn_path(name: str) -> Path:
 def pgmpy_model(graph: Graph):
     """The same network as a pgmpy DiscreteBayesianNetwork (built from our tables)."""
     return to_pgmpy(graph)
+
+
+def pytest_collection_modifyitems(config, items):
+    """``CAUSALVAE_QUICK=1`` skips the tests marked ``slow`` (semi-supervised training, the
+    oracle, SIGKILL and resume, DDP, learned tables, the docs render): a quick local run.
+    CI never sets it."""
+    if os.environ.get("CAUSALVAE_QUICK") != "1":
+        return
+    skip = pytest.mark.skip(reason="CAUSALVAE_QUICK=1 skips the slow tests")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,7 @@ def test_true_renderer_redraws_a_dataset_from_its_recorded_truth(world, tmp_path
     np.testing.assert_array_equal(redrawn, np.asarray(ds.images).transpose(0, 3, 1, 2))
 
 
+@pytest.mark.slow
 def test_oracle_learns_and_round_trips(tmp_path):
     """A short training already reads the characters far above chance; files round-trip and
     corrupt ones are refused."""
