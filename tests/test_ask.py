@@ -84,6 +84,17 @@ def test_cli_and_viewer_answer_the_same_counterfactual(viewer_run, client, tmp_p
     np.testing.assert_array_equal(_cli_tiles(tmp_path / "up.png", vae.config.image_size)[2], tiles[2])
 
 
+def test_options_reach_the_counterfactual_step(viewer_run):
+    """Extra keyword arguments go to queries.counterfactual: with the picture's own pixel
+    noise abducted, the reconstruction from the same abduction is the factual picture."""
+    data, run, _ = viewer_run
+    vae = Run.open(run).model
+    images, labels = load_dataset(data, split="test", verify=False).batch([0, 1])
+    res = ask.counterfactual(vae, images, labels, {"action": "Walk"}, seed=2, abduct_noise=True)
+    assert torch.equal(res.reconstruction, images)
+    assert res.abduction.pixels is not None
+
+
 def test_the_cli_refuses_the_pngs_the_viewer_refuses(viewer_run, tmp_path):
     _, run, _ = viewer_run
     size = Run.open(run).model.config.image_size
