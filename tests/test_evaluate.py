@@ -10,7 +10,8 @@ import torch
 
 from causalvae.data import load as load_dataset
 from causalvae.errors import CausalVAEError
-from causalvae.evaluate import EvalSettings, evaluate, markdown, summary_rows, write_report
+from causalvae.evaluate import EvalSettings, evaluate
+from causalvae.report import markdown, summary_rows, write_report
 from causalvae.generate import generate
 from causalvae.oracle import OracleError, load_oracle, renderer, save_oracle, train_oracle
 from causalvae.store import load

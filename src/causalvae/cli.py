@@ -724,7 +724,8 @@ def evaluate_cmd(
     """Score a trained model against the world's truth: likelihood, generation, counterfactuals, axioms."""
     import time
 
-    from causalvae.evaluate import EvalSettings, evaluate_run, summary_rows, write_report
+    from causalvae.evaluate import EvalSettings, evaluate_run
+    from causalvae.report import summary_rows, write_report
     from causalvae.oracle import load_oracle
 
     r = _open_run(run, data)

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, UnidentifiedImageError
 from causalvae.errors import CausalVAEError
 from causalvae.worlds.sheet import PAD, contact_sheet
 
-__all__ = ["contact_sheet", "decode_png", "difference_map", "display", "png_bytes", "read_png_file", "rgb", "titled", "to_255"]
+__all__ = ["PAD", "contact_sheet", "decode_png", "difference_map", "display", "png_bytes", "read_png_file", "rgb", "titled", "to_255"]
 
 
 def _array(images) -> np.ndarray:
