@@ -80,3 +80,13 @@ def test_every_command_runs(cases, monkeypatch):
 
 def test_every_command_has_a_case(cases):
     assert _commands(app) == {path for path, _, _ in cases}
+
+
+def test_the_evaluate_help_states_the_settings_defaults():
+    """The CLI takes its evaluation defaults from EvalSettings; the help text says them."""
+    from causalvae.evaluate import EvalSettings
+
+    text = CliRunner().invoke(app, ["evaluate", "--help"], terminal_width=200).output
+    d = EvalSettings()
+    for value in (d.n_generate, d.iw_k, d.iw_images, d.cf_images, d.seed):
+        assert f"default {value}" in text

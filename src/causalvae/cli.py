@@ -57,11 +57,7 @@ def _fail(exc: Exception) -> None:
 
 
 def _load(spec: str) -> Graph:
-    try:
-        return Graph.load(spec)
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        raise
+    return Graph.load(spec)
 
 
 def _fmt(p: float) -> str:
@@ -83,11 +79,7 @@ def query_cmd(
     from causalvae.querylang import CausationQuery, evaluate
 
     g = _load(graph)
-    try:
-        answer = evaluate(g, text)
-    except CausalVAEError as exc:
-        _fail(exc)
-        return
+    answer = evaluate(g, text)
     if as_json:
         payload = {"graph": g.name, **answer.to_json()}
         sys.stdout.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
@@ -153,11 +145,7 @@ def graph_draw(
     from causalvae.draw import draw_graph
 
     g = _load(name)
-    try:
-        path = draw_graph(g, out_path)
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        return
+    path = draw_graph(g, out_path)
     out.print(f"wrote {path}", highlight=False)
 
 
@@ -169,16 +157,12 @@ def graph_convert(
     """Write a graph back as YAML or BIF."""
     g = _load(name)
     suffix = out_path.name.lower()
-    try:
-        if suffix.endswith((".yaml", ".yml")):
-            g.to_yaml(out_path)
-        elif suffix.endswith(".bif"):
-            g.to_bif(out_path)
-        else:
-            raise CausalVAEError(f"{out_path}: use a .yaml, .yml or .bif file name")
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        return
+    if suffix.endswith((".yaml", ".yml")):
+        g.to_yaml(out_path)
+    elif suffix.endswith(".bif"):
+        g.to_bif(out_path)
+    else:
+        raise CausalVAEError(f"{out_path}: use a .yaml, .yml or .bif file name")
     out.print(f"wrote {out_path}", highlight=False)
 
 
@@ -247,12 +231,8 @@ def generate_dsprites_cmd(
     from causalvae.worlds.dsprites import N_IMAGES, write_grid
 
     bar, update = _progress(N_IMAGES, "rendering the dSprites grid")
-    try:
-        with bar:
-            path = write_grid(out_path, update, force=force)
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        return
+    with bar:
+        path = write_grid(out_path, update, force=force)
     out.print(f"wrote {N_IMAGES:,} images to {path}", highlight=False)
 
 
@@ -291,11 +271,7 @@ def data_import(
     from causalvae.data import import_folder
 
     g = _load(graph)
-    try:
-        path = import_folder(images, labels, g, out_path, force=force, seed=seed)
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        return
+    path = import_folder(images, labels, g, out_path, force=force, seed=seed)
     out.print(f"wrote {path}", highlight=False)
 
 
@@ -316,14 +292,10 @@ def show_cmd(
         _fail(CausalVAEError(f"{out_path}: the contact sheet is written as .png"))
     if not 1 <= scale <= 16:
         _fail(CausalVAEError(f"--scale must be between 1 and 16, got {scale}"))
-    try:
-        sheet = dataset_sheet(load(dataset), scale=scale)
-        buf = io.BytesIO()
-        sheet.save(buf, format="PNG")
-        atomic_write_bytes(out_path, buf.getvalue())
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        return
+    sheet = dataset_sheet(load(dataset), scale=scale)
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    atomic_write_bytes(out_path, buf.getvalue())
     out.print(f"wrote {out_path}", highlight=False)
 
 
@@ -383,11 +355,7 @@ def train_cmd(
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )
-    try:
-        run = fit(cfg, force=force, progress=progress)
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        return
+    run = fit(cfg, force=force, progress=progress)
     import os
 
     if os.environ.get("LOCAL_RANK", "0") != "0":
@@ -714,24 +682,28 @@ def evaluate_cmd(
     oracle_path: Path = typer.Option(..., "--oracle", help="The world's oracle (causalvae oracle train)."),
     out_path: Path = typer.Option(..., "--out", "-o", help="The report directory: report.json, report.md, figures."),
     data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's); its test split is used."),
-    n_generate: int = typer.Option(10000, "--n-generate", help="Pictures generated per reference query."),
-    iw_k: int = typer.Option(100, "--iw-k", help="Samples of the importance-weighted bound."),
-    iw_images: int = typer.Option(200, "--iw-images", help="Test pictures for the importance-weighted bound."),
-    cf_images: int = typer.Option(400, "--cf-images", help="Test pictures per intervention (0: all)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    n_generate: Optional[int] = typer.Option(None, "--n-generate", help="Pictures generated per reference query (default 10000).", show_default=False),
+    iw_k: Optional[int] = typer.Option(None, "--iw-k", help="Samples of the importance-weighted bound (default 100).", show_default=False),
+    iw_images: Optional[int] = typer.Option(None, "--iw-images", help="Test pictures for the importance-weighted bound (default 200).", show_default=False),
+    cf_images: Optional[int] = typer.Option(None, "--cf-images", help="Test pictures per intervention (0: all; default 400).", show_default=False),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0).", show_default=False),
     abduct_noise: bool = typer.Option(False, "--abduct-noise/--mean", help="Counterfactuals carry each picture's pixel noise over, or draw the decoder's mean."),
 ) -> None:
-    """Score a trained model against the world's truth: likelihood, generation, counterfactuals, axioms."""
+    """Score a trained model against the world's truth: likelihood, generation, counterfactuals,
+    axioms. A world without a renderer (an imported dataset) gets every score that needs none."""
     import time
 
     from causalvae.evaluate import EvalSettings, evaluate_run
-    from causalvae.report import summary_rows, write_report
     from causalvae.oracle import load_oracle
+    from causalvae.report import summary_rows, write_report
 
     r = _open_run(run, data)
     t0 = time.perf_counter()
     oracle = load_oracle(oracle_path)
-    settings = EvalSettings(n_generate=n_generate, iw_k=iw_k, iw_images=iw_images, cf_images=cf_images or None, seed=seed, abduct_noise=abduct_noise)
+    given = {"n_generate": n_generate, "iw_k": iw_k, "iw_images": iw_images, "cf_images": cf_images, "seed": seed, "abduct_noise": abduct_noise}
+    settings = EvalSettings(**{k: v for k, v in given.items() if v is not None})  # the defaults are EvalSettings'
+    if cf_images == 0:
+        settings.cf_images = None  # every test picture
     report = evaluate_run(r, oracle, settings, progress=lambda msg: err.print(f"[dim]{escape(msg)}[/]"))
     report["wall_s"] = round(time.perf_counter() - t0, 1)
     report["model"] = str(run)
@@ -767,11 +739,7 @@ def serve_cmd(
 
     from causalvae.viewer import create_app
 
-    try:
-        viewer = create_app(run, oracle=oracle_path, device=device, data=data)
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        return
+    viewer = create_app(run, oracle=oracle_path, device=device, data=data)
     out.print(f"serving {run} at http://{host}:{port}/ (Ctrl+C to stop)", highlight=False)
     uvicorn.run(viewer, host=host, port=port, log_level="warning")
 

@@ -52,12 +52,12 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
-import causalvae
 from causalvae.errors import CausalVAEError, suggest
 from causalvae.graph import Graph
 from causalvae.io import atomic_write_bytes, replace_dir, staging_dir
 from causalvae.model import CausalVAE
 from causalvae.nets import NetConfig
+from causalvae.version import __version__
 
 FORMAT = "causalvae-model/1"
 CHECKPOINT_FORMAT = "causalvae-checkpoint/1"
@@ -98,7 +98,7 @@ def save_model(vae: CausalVAE, out_dir: str | os.PathLike, *, dataset: dict | No
     weights = safetensors_save(tensors)
     config = {
         "format": FORMAT,
-        "package_version": causalvae.__version__,
+        "package_version": __version__,
         "graph": vae.graph.to_dict(),
         "learned_graph": vae.current_graph().to_dict() if vae.learned else None,
         "net": vae.config.to_dict(),
@@ -215,7 +215,7 @@ def save_checkpoint(
     np_name, np_keys, np_pos, np_has_gauss, np_cached = np.random.get_state()
     state = {
         "format": CHECKPOINT_FORMAT,
-        "package_version": causalvae.__version__,
+        "package_version": __version__,
         "step": step,
         "meta": meta,
         "optimizer": {"param_groups": opt["param_groups"], "state": opt_state},

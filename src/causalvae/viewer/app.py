@@ -39,10 +39,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-import causalvae
 from causalvae.errors import CausalVAEError, QuerySyntaxError
 from causalvae.graph import Graph, quote_name
 from causalvae.pictures import decode_png, display, png_bytes
+from causalvae.version import __version__
 
 #: Largest uploaded PNG, in bytes (after base64 decoding).
 MAX_UPLOAD_BYTES = 2 * 2**20
@@ -525,7 +525,7 @@ def create_app(run, oracle=None, device: str = "cpu", *, data=None, warm: bool =
         viewer.warm_up()
     app = FastAPI(
         title="causalvae viewer",
-        version=causalvae.__version__,
+        version=__version__,
         description="Ask a trained causal VAE the three kinds of causal question: the page at / uses this API.",
         docs_url=None,  # FastAPI's schema browsers load their scripts from a CDN; the viewer fetches nothing
         redoc_url=None,
