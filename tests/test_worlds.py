@@ -137,7 +137,7 @@ def write_folder(root, n: int = 48, seed: int = 0):
         w.writerow(["file", "place", "shade"])
         for i in range(n):
             Image.fromarray(pictures[i, 0]).save(root / "png" / f"{i:03d}.png")
-            w.writerow([f"{i:03d}.png", ["left", "right"][place[i]], "" if i % 7 == 3 else ["dim", "bright"][shade[i]]])
+            w.writerow([f"{i:03d}.png", ["left", "right"][place[i]], "" if i % 3 == 0 else ["dim", "bright"][shade[i]]])
     dots_graph().to_yaml(root / "dots.yaml")
     return place, shade
 
@@ -168,6 +168,13 @@ def test_an_imported_dataset_runs_the_whole_chain_through_the_cli(tmp_path):
     assert "counterfactuals: agreement with the recorded-noise true counterfactual" in left
     # What needs no renderer is there: likelihood, reconstruction, read-back, effectiveness, axioms.
     assert np.isfinite(report["likelihood"]["elbo"]) and report["reconstruction"]["pixel_mae"] >= 0
+    # A third of the pictures lack a parent's label: the bound uses the fully labelled ones.
+    from causalvae.data import load
+
+    test = load(data, split="test")
+    complete = int((test.labels[test.indices] >= 0).all(axis=1).sum())
+    assert 0 < complete < len(test)
+    assert report["likelihood"]["iw_pictures"] == min(4, complete) and report["likelihood"]["iw_bound"] is not None
     assert 0.0 <= report["generation"][0]["readback"] <= 1.0
     assert all(0.0 <= r["effectiveness"] <= 1.0 for r in report["counterfactuals"])
     assert report["axioms"]["composition_1"] >= 0

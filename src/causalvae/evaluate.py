@@ -74,8 +74,7 @@ def log_weights(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, k: i
     (:func:`causalvae.metrics.iw_bound`). The picture's parents must be labelled."""
     from causalvae.nets import pixel_distribution
 
-    cols = vae._label_values(labels)
-    values = {p: cols[p] for p in vae.image_parents}
+    values = {p: labels[:, vae.label_columns.index(p)] if p in vae.label_columns else torch.full((len(labels),), -1) for p in vae.image_parents}
     if any(bool((v < 0).any()) for v in values.values()):
         raise CausalVAEError("the importance-weighted bound needs every image parent labelled")
     loc, scale = vae.encode(images, values)
@@ -153,10 +152,18 @@ def evaluate(
         obj = vae.objective(images[sl], labels[sl])
         elbos += obj.elbo * obj.n
         n_el += obj.n
-    n_iw = min(settings.iw_images, n_test)
-    iw = np.concatenate([iw_bound(log_weights(vae, images[sl], labels[sl], settings.iw_k, gen)) for sl in _batches(n_iw, 64)]) if n_iw else np.zeros(0)
+    # The bound needs the picture's parents: the first test pictures whose image parents are all labelled.
+    parent_cols = [vae.label_columns.index(p) for p in vae.image_parents if p in vae.label_columns]
+    complete = len(parent_cols) == len(vae.image_parents)
+    usable = np.flatnonzero((labels[:, parent_cols] >= 0).all(dim=1).numpy()) if complete else np.zeros(0, np.int64)
+    iw_rows = usable[: settings.iw_images]
+    n_iw = len(iw_rows)
+    if settings.iw_images and not n_iw:
+        report["left_out"].append({"section": "likelihood: importance-weighted bound", "why": "no test picture has every image parent labelled"})
+    iw_x, iw_l = images[iw_rows], labels[iw_rows]
+    iw = np.concatenate([iw_bound(log_weights(vae, iw_x[sl], iw_l[sl], settings.iw_k, gen)) for sl in _batches(n_iw, 64)]) if n_iw else np.zeros(0)
     # The ELBO of the same pictures, for a like-for-like comparison with the tighter bound.
-    elbo_iw = sum(vae.objective(images[sl], labels[sl]).elbo * (sl.stop - sl.start) for sl in _batches(n_iw, settings.batch)) / max(n_iw, 1)
+    elbo_iw = sum(vae.objective(iw_x[sl], iw_l[sl]).elbo * (sl.stop - sl.start) for sl in _batches(n_iw, settings.batch)) / max(n_iw, 1)
     dims = vae.config.channels * vae.config.image_size**2
     report["likelihood"] = {
         "elbo": elbos / n_el,

@@ -72,7 +72,7 @@ def markdown(report: dict) -> str:
         "| figure | value |",
         "|---|---:|",
         f"| test ELBO (bound on log p(x \\| labels)) | {L['elbo']:.1f} nats ({L['elbo_bits_per_dim']:.3f} bits/dim) |",
-        f"| importance-weighted bound, k = {L['iw_k']}, on the first {L['iw_pictures']} pictures (their ELBO: {L['elbo_on_iw_pictures']:.1f}) | {L['iw_bound']:.1f} nats |" if L["iw_bound"] is not None else "",
+        f"| importance-weighted bound, k = {L['iw_k']}, on the first {L['iw_pictures']} fully labelled pictures (their ELBO: {L['elbo_on_iw_pictures']:.1f}) | {L['iw_bound']:.1f} nats |" if L["iw_bound"] is not None else "",
         f"| reconstruction pixel MAE | {R['pixel_mae']:.2f} |",
     ]
     if R["iou"] is not None:
