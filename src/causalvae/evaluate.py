@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from causalvae import worlds
+from causalvae.ask import read_labels
 from causalvae.data import Dataset
 from causalvae.errors import CausalVAEError
 from causalvae.exact import query
@@ -88,12 +89,6 @@ def log_weights(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, k: i
         log_qz = torch.distributions.Normal(loc, scale).log_prob(z[j]).sum(-1)
         log_w.append(px + log_pz - log_qz)
     return torch.stack(log_w).numpy()
-
-
-def _read(oracle: Oracle, images: torch.Tensor, columns: list[str]) -> np.ndarray:
-    got = oracle.read(images)
-    order = [oracle.config.columns.index(c) for c in columns]
-    return got[:, order]
 
 
 def evaluate(
@@ -177,13 +172,13 @@ def evaluate(
     # ---------------------------------------------------------------- reconstruction
     say("reconstruction")
     recon = torch.cat([reconstruct(vae, images[sl], labels[sl]) for sl in _batches(n_test, settings.batch)])
-    read = _read(oracle, recon, cols)
+    read = read_labels(oracle, recon, cols)
     lab = labels.numpy()
     report["reconstruction"] = {
         "pixel_mae": float(pixel_mae(to_255(images, binary), to_255(recon, binary)).mean()),
         "iou": float(iou(images.numpy(), recon.numpy()).mean()) if binary else None,
         "oracle_accuracy": {c: float(a) for c, a in zip(cols, masked_accuracy(read, lab))},
-        "oracle_accuracy_on_test_pictures": {c: float(a) for c, a in zip(cols, masked_accuracy(_read(oracle, images, cols), lab))},
+        "oracle_accuracy_on_test_pictures": {c: float(a) for c, a in zip(cols, masked_accuracy(read_labels(oracle, images, cols), lab))},
     }
 
     # ---------------------------------------------------------------- generation
@@ -196,11 +191,11 @@ def evaluate(
         for sl in _batches(n, settings.batch * 4):
             g = sample(vae, sl.stop - sl.start, evidence, do, seed=int(rng.integers(2**62)))
             given.append(np.stack([g.values[c] for c in cols], 1))
-            read_model.append(_read(oracle, g.images, cols))
+            read_model.append(read_labels(oracle, g.images, cols))
             if truth is not None:
                 values = sample_values(graph, sl.stop - sl.start, evidence, do, rng=rng)
                 true_images = truth.render(values, truth.sample_style(sl.stop - sl.start, rng))
-                read_true.append(_read(oracle, torch.from_numpy(true_images), cols))
+                read_true.append(read_labels(oracle, torch.from_numpy(true_images), cols))
         given, read_model = np.concatenate(given), np.concatenate(read_model)
         read_true = np.concatenate(read_true) if read_true else None
         targets = {}
@@ -230,7 +225,7 @@ def evaluate(
         for sl in _batches(n_cf, settings.batch):
             cf = counterfactual(vae, images[sl], labels[sl], do, seed=int(rng.integers(2**62)), abduct_noise=settings.abduct_noise)
             used.append(np.stack([cf.values[c] for c in cols], 1))
-            readc.append(_read(oracle, cf.images, cols))
+            readc.append(read_labels(oracle, cf.images, cols))
             exact_rows.extend(counterfactual_distributions(graph, cols, lab[sl], {k: graph[k].index(v) for k, v in do.items()}))
             if truth is None or not recorded:
                 pass

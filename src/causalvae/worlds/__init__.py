@@ -29,7 +29,7 @@ subclasses :class:`World` and calls :func:`register`::
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -207,8 +207,3 @@ def for_dataset(ds: Dataset) -> World:
     from causalvae.worlds.imported import ImportedWorld
 
     return ImportedWorld.of(ds)
-
-
-def captions(world: World, graph: Graph, columns: Sequence[str], labels: np.ndarray) -> list[str]:
-    """One caption per row of a ``(N, K)`` label table."""
-    return [world.caption(graph, dict(zip(columns, row))) for row in np.asarray(labels).tolist()]
