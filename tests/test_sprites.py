@@ -17,8 +17,8 @@ from causalvae.exact import marginals
 from causalvae.generate import generate
 from causalvae.graph import Graph
 from causalvae.noise import propagate, sample
-from causalvae.worlds import dsprites as d
-from causalvae.worlds.dsprites import GridError
+from causalvae.worlds.sprites import dsprites as d
+from causalvae.worlds.sprites.dsprites import GridError
 
 runner = CliRunner()
 

@@ -183,3 +183,12 @@ def test_an_imported_dataset_runs_the_whole_chain_through_the_cli(tmp_path):
     # A world without a renderer says so when asked for one.
     res = cli.invoke(app, ["sample", str(run), "--n", "2", "--beside-truth", "--out", str(tmp_path / "t.png")])
     assert res.exit_code == 2 and "has no renderer" in res.output
+
+
+def test_the_sprites_world_states_its_grid_constants():
+    """The sprites world's package registers without importing the grid module; the
+    constants it states are the grid's."""
+    from causalvae.worlds.sprites import dsprites, world
+
+    assert world.STYLE_FIELDS == dsprites.STYLE_FIELDS and world.RESOLUTION == dsprites.RESOLUTION
+    assert worlds.get("sprites").style_fields == dsprites.STYLE_FIELDS and worlds.get("sprites").binary

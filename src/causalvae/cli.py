@@ -228,7 +228,7 @@ def generate_dsprites_cmd(
     force: bool = typer.Option(False, "--force", help="Replace an existing directory."),
 ) -> None:
     """Render the whole dSprites factor grid (737,280 images) in the official order."""
-    from causalvae.worlds.dsprites import N_IMAGES, write_grid
+    from causalvae.worlds.sprites.dsprites import N_IMAGES, write_grid
 
     bar, update = _progress(N_IMAGES, "rendering the dSprites grid")
     with bar:

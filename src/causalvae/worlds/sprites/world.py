@@ -1,13 +1,17 @@
 """The sprites world behind the :class:`~causalvae.worlds.World` protocol.
 
 Factors are drawn from the built-in ``sprites`` graph; the style is the grid class inside
-each bin of orientation, posX and posY (:data:`~causalvae.worlds.dsprites.STYLE_FIELDS`),
+each bin of orientation, posX and posY (:data:`~causalvae.worlds.sprites.dsprites.STYLE_FIELDS`),
 uniform; each picture is the dSprites grid image of those classes, binary (0/1), one channel,
 64 x 64. Datasets are written by :func:`causalvae.generate.generate` with the options
 ``source`` (take the images from a grid directory or the official archive instead of
 rendering them) and ``hide`` (factors whose labels are withheld: they stay hidden parents
 of the image). Besides the shared truth files a sprites dataset holds ``truth_grid.npy``:
 each image's official factor classes ``(N, 6)`` int64.
+
+The dSprites module is imported when first needed, so that importing the package (which
+registers the world) does not import it: ``python -m causalvae.worlds.sprites.dsprites``
+then runs it cleanly.
 """
 
 from __future__ import annotations
@@ -21,7 +25,17 @@ import numpy as np
 from causalvae.errors import CausalVAEError
 from causalvae.graph import Graph, Variable
 from causalvae.worlds import Plan, Renderer, World, register
-from causalvae.worlds.dsprites import GRAPH_BINS, RESOLUTION, STYLE_FIELDS, equivalent, graph_classes, images, latents_to_index, read_images
+
+#: The style fields and picture size (equal to ``dsprites.STYLE_FIELDS`` and ``dsprites.RESOLUTION``,
+#: which a test checks).
+STYLE_FIELDS = ("orientation_offset", "posX_offset", "posY_offset")
+RESOLUTION = 64
+
+
+def _grid():
+    from causalvae.worlds.sprites import dsprites
+
+    return dsprites
 
 
 class SpritesRenderer(Renderer):
@@ -32,21 +46,23 @@ class SpritesRenderer(Renderer):
     resolution = RESOLUTION
 
     def sample_style(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return np.stack([rng.integers(0, GRAPH_BINS[f.removesuffix("_offset")], n) for f in STYLE_FIELDS], 1).astype(np.float64)
+        bins = _grid().GRAPH_BINS
+        return np.stack([rng.integers(0, bins[f.removesuffix("_offset")], n) for f in STYLE_FIELDS], 1).astype(np.float64)
 
     def classes(self, values: Mapping[str, np.ndarray], style: np.ndarray) -> np.ndarray:
         """The official class vectors ``(N, 6)`` of ``values`` with ``style``."""
         style = self.check_style(style)
-        return graph_classes(values, {f: style[:, k].astype(np.int64) for k, f in enumerate(STYLE_FIELDS)})
+        return _grid().graph_classes(values, {f: style[:, k].astype(np.int64) for k, f in enumerate(STYLE_FIELDS)})
 
     def render(self, values: Mapping[str, np.ndarray], style: np.ndarray) -> np.ndarray:
-        return images(self.classes(values, style))[:, None].astype(np.uint8)
+        return _grid().images(self.classes(values, style))[:, None].astype(np.uint8)
 
     def best_iou(self, values: Mapping[str, np.ndarray], style: np.ndarray, pictures: np.ndarray) -> np.ndarray:
         """The best IoU over every symmetric equivalent of the true render (a square turned a
-        quarter turn is the same picture), as ``worlds.dsprites.equivalent`` lists them."""
+        quarter turn is the same picture), as ``dsprites.equivalent`` lists them."""
         from causalvae.metrics import iou
 
+        images, equivalent = _grid().images, _grid().equivalent
         classes = self.classes(values, style)
         out = np.empty(len(classes))
         for i, c in enumerate(classes):
@@ -89,6 +105,7 @@ class SpritesWorld(World):
         if source is not None and not Path(source).exists():
             raise CausalVAEError(f"{source}: no such grid directory or archive (causalvae never downloads dSprites)")
         renderer = self.renderer(resolution)
+        grid = _grid()
 
         def fill(out: np.ndarray, values: Mapping[str, np.ndarray], style: np.ndarray, progress) -> None:
             from causalvae.generate import CHUNK
@@ -97,11 +114,11 @@ class SpritesWorld(World):
             if source is None:
                 for start in range(0, len(out), CHUNK):
                     stop = min(len(out), start + CHUNK)
-                    out[start:stop, :, :, 0] = images(classes[start:stop])
+                    out[start:stop, :, :, 0] = grid.images(classes[start:stop])
                     if progress is not None:
                         progress(stop)
             else:
-                read_images(source, latents_to_index(classes), out=out[:, :, :, 0])
+                grid.read_images(source, grid.latents_to_index(classes), out=out[:, :, :, 0])
                 if progress is not None:
                     progress(len(out))
 
@@ -113,7 +130,7 @@ class SpritesWorld(World):
             meta={
                 "hidden": hidden,
                 "image_values": "binary: 0 background, 1 sprite",
-                "grid_bins": dict(GRAPH_BINS),
+                "grid_bins": dict(grid.GRAPH_BINS),
                 "grid_source": "rendered by causalvae" if source is None else str(source),
             },
         )
