@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from causalvae.graph import Graph
-from causalvae.worlds import scenes as S
+from causalvae.worlds.scenes import render as S
 from causalvae.worlds.scenes import LABELS, STYLE_FIELDS, VALUES, SceneRenderer, StyleRanges
 from causalvae.pictures import contact_sheet
 
