@@ -86,7 +86,8 @@ def test_the_evaluate_help_states_the_settings_defaults():
     """The CLI takes its evaluation defaults from EvalSettings; the help text says them."""
     from causalvae.evaluate import EvalSettings
 
-    text = CliRunner().invoke(app, ["evaluate", "--help"], terminal_width=200).output
+    command = typer.main.get_command(app).commands["evaluate"]
+    text = " ".join(p.help or "" for p in command.params)
     d = EvalSettings()
     for value in (d.n_generate, d.iw_k, d.iw_images, d.cf_images, d.seed):
         assert f"default {value}" in text
