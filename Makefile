@@ -125,7 +125,7 @@ docs: $(STAMP)
 	$(CLI) generate scenes --n 2000 --seed 0 --out $(OUT)/docs-scenes --force
 	$(CLI) show $(OUT)/docs-scenes --out docs/img/scenes_sheet.png
 	$(CLI) graph draw sprites --out docs/img/sprites_dag.png
-	$(PY) -m causalvae.worlds.dsprites sheet docs/img/sprites_sheet.png
+	$(PY) -m causalvae.worlds.sprites.dsprites sheet docs/img/sprites_sheet.png
 	$(PY) docs/render.py
 
 # The web viewer's screenshots (docs/img/viewer_*.png): the recipe's model and oracle, the

@@ -1,4 +1,4 @@
-"""Benchmark of the dSprites factor grid writer (``causalvae.worlds.dsprites.write_grid``).
+"""Benchmark of the dSprites factor grid writer (``causalvae.worlds.sprites.dsprites.write_grid``).
 
 Run from the repository root::
 
@@ -47,7 +47,7 @@ TARGET_MB = 1024.0
 def child(grid_dir: Path) -> int:
     """Write the grid and nothing else; print the time measured inside the process as JSON."""
     t0 = time.perf_counter()
-    from causalvae.worlds import dsprites as d
+    from causalvae.worlds.sprites import dsprites as d
 
     t1 = time.perf_counter()
     d.write_grid(grid_dir, force=True)
@@ -60,7 +60,7 @@ def check(grid_dir: Path) -> tuple[int, float, int]:
     renderer, time the 720 sprites alone, and measure the directory's size."""
     import numpy as np
 
-    from causalvae.worlds import dsprites as d
+    from causalvae.worlds.sprites import dsprites as d
 
     g = d.load_grid(grid_dir)
     rng = np.random.default_rng(0)
@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     res["mismatches"], res["sprites_s"], res["size"] = check(args.dir)
     if not args.keep:
         shutil.rmtree(args.dir, ignore_errors=True)
-    from causalvae.worlds.dsprites import N_IMAGES
+    from causalvae.worlds.sprites.dsprites import N_IMAGES
 
     figures = [
         Figure("grid.write_s", res["write_s"], "s", f"write_grid: all {N_IMAGES:,} images, latents, metadata, atomic rename (cold)",

@@ -38,7 +38,7 @@ from _common import Figure, print_table, write_results
 from _models import LABELS, NAMES, Contender
 
 from causalvae.data import load as load_dataset
-from causalvae.generate import generate_scenes
+from causalvae.generate import generate
 from causalvae.io import atomic_write_bytes
 from causalvae.noise import sample as ancestral
 from causalvae.oracle import load_oracle, train_oracle
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     log(f"oracle ready in {oracle_s:.0f} s" + (f"; held-out accuracy {min(oracle_acc.values()):.2%} (worst label)" if oracle_acc else ""))
     results = {}
     with tempfile.TemporaryDirectory(prefix="causalvae-bench-") as tmp:
-        data = load_dataset(generate_scenes(Path(tmp) / "scenes", args.scenes, seed=args.seed), split="train")
+        data = load_dataset(generate("scenes", Path(tmp) / "scenes", args.scenes, seed=args.seed), split="train")
         g = data.graph
         s = ancestral(g, 500, seed=args.seed + 1)
         eval_labels = torch.from_numpy(np.stack([s.values[c] for c in g.observed], 1).astype(np.int64))

@@ -33,7 +33,7 @@ import numpy as np
 
 from _common import Figure, print_table, timeit, write_results
 
-from causalvae.worlds import scenes
+from causalvae.worlds.scenes import render as scenes
 from causalvae.worlds.scenes import LABELS, VALUES, SceneRenderer
 
 TARGET_64 = 5000.0

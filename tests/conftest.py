@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -19,6 +20,18 @@ def bnlearn_path(name: str) -> Path:
 def pgmpy_model(graph: Graph):
     """The same network as a pgmpy DiscreteBayesianNetwork (built from our tables)."""
     return to_pgmpy(graph)
+
+
+def pytest_collection_modifyitems(config, items):
+    """``CAUSALVAE_QUICK=1`` skips the tests marked ``slow`` (semi-supervised training, the
+    oracle, SIGKILL and resume, DDP, learned tables, the docs render): a quick local run.
+    CI never sets it."""
+    if os.environ.get("CAUSALVAE_QUICK") != "1":
+        return
+    skip = pytest.mark.skip(reason="CAUSALVAE_QUICK=1 skips the slow tests")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -44,12 +57,12 @@ def chain():
 def viewer_run(tmp_path_factory):
     """A tiny trained scene model with its dataset and a (barely trained) oracle, for the
     viewer's tests: ``(dataset, run, oracle)`` directories. A few seconds on 2 cores."""
-    from causalvae.generate import generate_scenes
+    from causalvae.generate import generate
     from causalvae.oracle import save_oracle, train_oracle
     from causalvae.train import TrainConfig, fit
 
     root = tmp_path_factory.mktemp("viewer")
-    data = generate_scenes(root / "scenes", 300, seed=8)
+    data = generate("scenes", root / "scenes", 300, seed=8)
     run = fit(TrainConfig(data=str(data), out=str(root / "run"), max_steps=4, batch_size=32, width=8, depth=3, hidden=32, z_dim=4, threads=1), progress=False)
     oracle, acc = train_oracle("scenes", steps=4, batch_size=8, held_out=16, seed=1)
     save_oracle(oracle, root / "oracle", acc, {"steps": 4})

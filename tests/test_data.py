@@ -15,7 +15,7 @@ from causalvae.cli import app
 from causalvae.data import DatasetBuilder, DatasetError, import_folder, load
 from causalvae.errors import CausalVAEError
 from causalvae.exact import marginals
-from causalvae.generate import generate_scenes
+from causalvae.generate import generate
 from causalvae.graph import Graph
 from causalvae.worlds.scenes import LABELS
 
@@ -25,15 +25,15 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     out = tmp_path_factory.mktemp("ds") / "scenes"
-    generate_scenes(out, 400, seed=3)
+    generate("scenes", out, 400, seed=3)
     return out
 
 
 def test_same_seed_same_bytes(small, tmp_path):
-    other = generate_scenes(tmp_path / "again", 400, seed=3)
+    other = generate("scenes", tmp_path / "again", 400, seed=3)
     for name in ("images.npy", "labels.npy", "split.npy", "truth_values.npy", "truth_noise.npy", "truth_style.npy"):
         assert (small / name).read_bytes() == (other / name).read_bytes(), name
-    different = generate_scenes(tmp_path / "seed4", 400, seed=4)
+    different = generate("scenes", tmp_path / "seed4", 400, seed=4)
     assert (small / "images.npy").read_bytes() != (different / "images.npy").read_bytes()
 
 
@@ -82,13 +82,13 @@ def test_label_frequencies_match_exact_marginals(tmp_path):
         expected = 50_000 * exact[name]
         stat = float(((counts - expected) ** 2 / expected).sum())
         assert stat < chi2.ppf(0.999, df=g.card(name) - 1), (name, stat)
-    ds = generate_scenes(tmp_path / "d", 50, seed=0, style=False)
+    ds = generate("scenes", tmp_path / "d", 50, seed=0, style=False)
     labels = np.load(ds / "labels.npy")
     np.testing.assert_array_equal(labels[:, 0], units.values["actor"][:50])
 
 
 def test_label_fraction_drops_labels(tmp_path):
-    ds = load(generate_scenes(tmp_path / "semi", 300, seed=1, label_fraction=0.5), truth=True)
+    ds = load(generate("scenes", tmp_path / "semi", 300, seed=1, label_fraction=0.5), truth=True)
     missing = (ds.labels == -1).mean()
     assert 0.4 < missing < 0.6
     kept = ds.labels != -1
@@ -98,7 +98,7 @@ def test_label_fraction_drops_labels(tmp_path):
 
 def test_no_overwrite_without_force_and_atomicity(small, tmp_path):
     with pytest.raises(CausalVAEError, match="already exists; pass --force"):
-        generate_scenes(small, 10, seed=0)
+        generate("scenes", small, 10, seed=0)
     target = tmp_path / "interrupted"
     with pytest.raises(KeyboardInterrupt):
         with DatasetBuilder(target, 10, 8, 8, 3) as b:
@@ -155,7 +155,7 @@ def _export(ds_path, tmp_path):
 
 
 def test_import_round_trips_a_generated_dataset(tmp_path):
-    src = generate_scenes(tmp_path / "src", 60, seed=2, label_fraction=0.7)
+    src = generate("scenes", tmp_path / "src", 60, seed=2, label_fraction=0.7)
     ds, folder, labels_csv = _export(src, tmp_path)
     res = runner.invoke(app, ["data", "import", "--images", str(folder), "--labels", str(labels_csv), "--graph", "scenes", "--out", str(tmp_path / "imp")])
     assert res.exit_code == 0, res.output
@@ -166,7 +166,7 @@ def test_import_round_trips_a_generated_dataset(tmp_path):
 
 
 def test_import_errors_name_file_and_row(tmp_path):
-    src = generate_scenes(tmp_path / "src", 5, seed=2)
+    src = generate("scenes", tmp_path / "src", 5, seed=2)
     _, folder, labels_csv = _export(src, tmp_path)
     g = Graph.load("scenes")
     text = labels_csv.read_text().splitlines()
@@ -209,7 +209,7 @@ def test_force_replaces_only_datasets(tmp_path):
     precious.mkdir()
     (precious / "chapter1.txt").write_text("years of work")
     with pytest.raises(CausalVAEError, match="not a causalvae dataset; --force replaces only a causalvae dataset"):
-        generate_scenes(precious, 5, seed=0, force=True)
+        generate("scenes", precious, 5, seed=0, force=True)
     assert (precious / "chapter1.txt").read_text() == "years of work"
 
 
@@ -234,7 +234,7 @@ def test_malformed_manifest_and_pickling(small, tmp_path):
 
 
 def test_import_tolerates_bom_and_blank_lines_and_refuses_repeats(tmp_path):
-    src = generate_scenes(tmp_path / "src", 4, seed=2)
+    src = generate("scenes", tmp_path / "src", 4, seed=2)
     _, folder, labels_csv = _export(src, tmp_path)
     text = labels_csv.read_text()
     (tmp_path / "bom.csv").write_text("\ufeff" + text + "\n\n", encoding="utf-8")

@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from causalvae.graph import Graph
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_rendered_outputs_are_current():
     proc = subprocess.run([sys.executable, str(ROOT / "docs" / "render.py"), "--check"], capture_output=True, text=True)
     assert proc.returncode == 0, f"run `python docs/render.py`: {proc.stdout}{proc.stderr}"

@@ -10,8 +10,9 @@ import torch
 
 from causalvae.data import load as load_dataset
 from causalvae.errors import CausalVAEError
-from causalvae.evaluate import EvalSettings, evaluate, markdown, summary_rows, write_report
-from causalvae.generate import generate_scenes
+from causalvae.evaluate import EvalSettings, evaluate
+from causalvae.report import markdown, summary_rows, write_report
+from causalvae.generate import generate
 from causalvae.oracle import OracleError, load_oracle, renderer, save_oracle, train_oracle
 from causalvae.store import load
 from causalvae.train import TrainConfig, fit
@@ -20,7 +21,7 @@ from causalvae.train import TrainConfig, fit
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
-    data = generate_scenes(root / "scenes", 300, seed=8)
+    data = generate("scenes", root / "scenes", 300, seed=8)
     run = fit(TrainConfig(data=str(data), out=str(root / "run"), max_steps=4, batch_size=32, width=8, depth=3, hidden=32, z_dim=4, threads=1), progress=False)
     return data, run
 
@@ -29,17 +30,17 @@ def tiny_run(tmp_path_factory):
 def test_true_renderer_redraws_a_dataset_from_its_recorded_truth(world, tmp_path):
     """The true mechanism behind the metrics: a dataset's pictures are exactly the renders of
     its recorded values and style."""
-    from causalvae.generate import generate_sprites
-    from causalvae.worlds.truth import TrueRenderer
+    from causalvae import worlds
+    from causalvae.generate import generate
 
-    make = generate_scenes if world == "scenes" else generate_sprites
-    ds = load_dataset(make(tmp_path / world, 24, seed=2), truth=True)
+    ds = load_dataset(generate(world, tmp_path / world, 24, seed=2), truth=True)
     cols = list(ds.manifest["truth_columns"])
     values = {v: ds.truth_values[:, cols.index(v)].astype(np.int64) for v in cols}
-    redrawn = TrueRenderer(world).render(values, ds.truth_style)
+    redrawn = worlds.get(world).renderer().render(values, ds.truth_style)
     np.testing.assert_array_equal(redrawn, np.asarray(ds.images).transpose(0, 3, 1, 2))
 
 
+@pytest.mark.slow
 def test_oracle_learns_and_round_trips(tmp_path):
     """A short training already reads the characters far above chance; files round-trip and
     corrupt ones are refused."""
@@ -118,10 +119,10 @@ def test_query_commands_on_a_trained_run(tiny_run, tmp_path):
 
 
 def test_sprites_evaluation_scores_iou_over_symmetric_equivalents(tmp_path):
-    from causalvae.generate import generate_sprites
-    from causalvae.worlds.truth import TrueRenderer
+    from causalvae import worlds
+    from causalvae.generate import generate
 
-    data = generate_sprites(tmp_path / "sprites", 200, seed=4)
+    data = generate("sprites", tmp_path / "sprites", 200, seed=4)
     run = fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=3, batch_size=32, width=8, depth=3, hidden=32, z_dim=4, threads=1), progress=False)
     vae = load(run)
     oracle, _ = train_oracle("sprites", steps=2, batch_size=8, held_out=16)
@@ -131,7 +132,7 @@ def test_sprites_evaluation_scores_iou_over_symmetric_equivalents(tmp_path):
     assert report["reconstruction"]["iou"] is not None
     assert 0.0 <= report["counterfactuals"][0]["iou_to_true_render"] <= 1.0
     # The true picture itself scores 1, and a square's quarter turn counts as the same picture.
-    truth = TrueRenderer("sprites")
+    truth = worlds.get("sprites").renderer()
     cols = list(test.manifest["truth_columns"])
     values = {v: test.truth_values[test.indices, cols.index(v)].astype(np.int64) for v in cols}
     style = test.truth_style[test.indices]

@@ -45,3 +45,43 @@ def test_agreement_beside_its_ceiling():
     exact = np.array([[0.5, 0.5], [0.9, 0.1]])
     got = agreement_with_truth(np.array([0, 0]), np.array([1, 0]), exact)
     assert got == {"agreement": 0.5, "exact_sampler": pytest.approx((0.5 + 0.82) / 2), "ceiling": pytest.approx(0.7)}
+
+
+def test_effectiveness_on_perfect_and_degenerate_readings():
+    from causalvae.metrics import effectiveness, masked_accuracy
+
+    used = np.array([[0, 1, 2], [1, 0, 2], [1, 1, 0], [0, 0, 1]])
+    assert effectiveness(used, used) == {"all": 1.0, "columns": [1.0, 1.0, 1.0]}
+    # A reader that always says value 0 is right only where 0 was used.
+    assert effectiveness(np.zeros_like(used), used) == {"all": 0.0, "columns": [0.5, 0.5, 0.25]}
+    with pytest.raises(ValueError, match="one shape"):
+        effectiveness(used[:, :2], used)
+    labels = np.array([[0, -1], [1, -1], [1, -1]])
+    got = masked_accuracy(np.array([[0, 5], [0, 5], [1, 5]]), labels)
+    assert got[0] == pytest.approx(2 / 3) and np.isnan(got[1])  # no labelled row: undefined, not 0
+
+
+def test_iw_bound_on_perfect_and_degenerate_weights():
+    from causalvae.metrics import bits_per_dim, iw_bound
+
+    # Equal weights (a perfect proposal): the bound is the log-weight itself, for any k.
+    np.testing.assert_allclose(iw_bound(np.full((7, 3), -2.5)), [-2.5] * 3)
+    # One weight dominates: log(mean of exp) = log(e^0 / k) with the others at -inf-like values.
+    np.testing.assert_allclose(iw_bound(np.array([[0.0], [-1e4], [-1e4], [-1e4]])), [np.log(1 / 4)])
+    # Never below the mean log-weight (Jensen), far below the largest.
+    lw = np.random.default_rng(0).normal(size=(50, 10))
+    assert (iw_bound(lw) >= lw.mean(axis=0)).all() and (iw_bound(lw) <= lw.max(axis=0)).all()
+    assert bits_per_dim(-np.log(2) * 12, 12) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"\(k, N\)"):
+        iw_bound(np.zeros(3))
+
+
+def test_axioms_on_perfect_and_degenerate_pictures():
+    from causalvae.metrics import composition, reversibility
+
+    x = np.random.default_rng(1).integers(0, 256, (4, 3, 8, 8)).astype(np.uint8)
+    assert composition(x, {1: x, 10: x}) == {"composition_1": 0.0, "composition_10": 0.0}
+    assert reversibility(x, {1: x, 3: x}) == {"reversibility_1": 0.0, "reversibility_3": 0.0}
+    black, white = np.zeros_like(x), np.full_like(x, 255)
+    assert composition(black, {1: white})["composition_1"] == 255.0
+    assert reversibility(black, {3: white})["reversibility_3"] == 255.0

@@ -16,9 +16,9 @@ import pytest
 from PIL import Image
 
 from causalvae.graph import Graph
-from causalvae.worlds import scenes as S
+from causalvae.worlds.scenes import render as S
 from causalvae.worlds.scenes import LABELS, STYLE_FIELDS, VALUES, SceneRenderer, StyleRanges
-from causalvae.worlds.sheet import contact_sheet
+from causalvae.pictures import contact_sheet
 
 MIN_DIFF_PIXELS = 100
 PIXEL_TOL = 30

@@ -16,11 +16,11 @@ from causalvae.cli import app
 from causalvae.data import load
 from causalvae.errors import CausalVAEError
 from causalvae.exact import marginals
-from causalvae.generate import generate_sprites
+from causalvae.generate import generate
 from causalvae.graph import Graph
 from causalvae.noise import propagate, sample
-from causalvae.worlds import dsprites as d
-from causalvae.worlds.dsprites import GridError
+from causalvae.worlds.sprites import dsprites as d
+from causalvae.worlds.sprites.dsprites import GridError
 
 runner = CliRunner()
 
@@ -330,7 +330,7 @@ def test_malformed_archives_and_wrong_paths(tmp_path):
 def test_a_reduced_grid_is_not_a_source(tmp_path):
     grid = d.write_grid(tmp_path / "g", select={"shape": [0], "scale": [0], "orientation": [0]})
     with pytest.raises(GridError, match=r"a grid of sizes \[1, 1, 1, 1, 32, 32\]; the full grid"):
-        generate_sprites(tmp_path / "ds", 10, source=grid)
+        generate("sprites", tmp_path / "ds", 10, source=grid)
     assert not (tmp_path / "ds").exists()
 
 
@@ -448,7 +448,7 @@ def test_sampled_frequencies_match_exact_marginals():
 
 @pytest.fixture(scope="module")
 def sprites_ds(tmp_path_factory):
-    return generate_sprites(tmp_path_factory.mktemp("sprites") / "ds", 600, seed=0)
+    return generate("sprites", tmp_path_factory.mktemp("sprites") / "ds", 600, seed=0)
 
 
 def test_generate_sprites_writes_the_truth(sprites_ds, tmp_path):
@@ -473,13 +473,13 @@ def test_generate_sprites_writes_the_truth(sprites_ds, tmp_path):
     assert grid[:, 3].max() <= 39 and ds.truth_style[:, 0].max() == 4 and ds.truth_style[:, 1].max() == 3
     np.testing.assert_array_equal(ds.images[..., 0], d.images(grid))
     # Same seed, same bytes.
-    again = generate_sprites(tmp_path / "again", 600, seed=0)
+    again = generate("sprites", tmp_path / "again", 600, seed=0)
     for name in ("images.npy", "labels.npy", "truth_noise.npy", "truth_style.npy", "truth_grid.npy"):
         assert (again / name).read_bytes() == (sprites_ds / name).read_bytes(), name
 
 
 def test_hide_and_label_fraction(tmp_path):
-    path = generate_sprites(tmp_path / "hidden", 300, seed=2, hide=["orientation"], label_fraction=0.5)
+    path = generate("sprites", tmp_path / "hidden", 300, seed=2, hide=["orientation"], label_fraction=0.5)
     ds = load(path, truth=True)
     assert ds.graph.hidden == ("orientation",) and "orientation" not in ds.label_columns
     assert "observed: false" in (path / "graph.yaml").read_text()
@@ -490,7 +490,7 @@ def test_hide_and_label_fraction(tmp_path):
     kept = ds.labels != -1
     np.testing.assert_array_equal(ds.labels[kept], ds.truth_values[:, cols][kept])
     with pytest.raises(CausalVAEError, match="unknown variable 'orientaton' \\(did you mean 'orientation'\\?\\)"):
-        generate_sprites(tmp_path / "x", 10, hide="orientaton")
+        generate("sprites", tmp_path / "x", 10, hide="orientaton")
 
 
 def test_cli(tmp_path):

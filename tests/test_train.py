@@ -18,7 +18,7 @@ import torch
 
 from causalvae.data import load as load_dataset, sha256
 from causalvae.errors import CausalVAEError
-from causalvae.generate import generate_scenes, generate_sprites
+from causalvae.generate import generate
 from causalvae.graph import Graph
 from causalvae.model import learnable_tables, table_counts
 from causalvae.store import load
@@ -31,12 +31,12 @@ TINY_ARGS = ["--batch-size", "32", "--width", "8", "--depth", "3", "--hidden", "
 
 @pytest.fixture(scope="module")
 def scenes_data(tmp_path_factory) -> Path:
-    return generate_scenes(tmp_path_factory.mktemp("data") / "scenes", 400, seed=5)
+    return generate("scenes", tmp_path_factory.mktemp("data") / "scenes", 400, seed=5)
 
 
 @pytest.fixture(scope="module")
 def scenes_big(tmp_path_factory) -> Path:
-    return generate_scenes(tmp_path_factory.mktemp("data") / "scenes_big", 1500, seed=6)
+    return generate("scenes", tmp_path_factory.mktemp("data") / "scenes_big", 1500, seed=6)
 
 
 def test_training_raises_the_validation_elbo(scenes_data, tmp_path):
@@ -67,6 +67,7 @@ def _rank_info(run: Path, rank: int = 0) -> dict:
     return json.loads((run / "ranks" / f"rank-{rank}.json").read_text())
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(scenes_data, tmp_path):
     """Killed with SIGKILL at an arbitrary moment, the same command resumes from the last
     checkpoint, ends at the intended step and reaches bit-identical parameters."""
@@ -99,6 +100,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(scenes_data,
     assert load(killed) is not None
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_share_the_data_and_the_parameters(scenes_data, tmp_path):
     run = tmp_path / "ddp"
     proc = _cli(["train", "--data", str(scenes_data), "--out", str(run), "--max-steps", "6", "--devices", "2", "--strategy", "ddp", *TINY_ARGS])
@@ -115,6 +117,7 @@ def test_ddp_two_cpu_processes_share_the_data_and_the_parameters(scenes_data, tm
     assert (run / "config.json").exists()
 
 
+@pytest.mark.slow
 def test_learned_tables_match_the_family_frequencies(scenes_big, tmp_path):
     """Start from wrong tables (0.8 on each row's first value): --learn-cpts must find the
     labels' empirical frequencies (within 4 standard errors); tables with a hidden variable in
@@ -150,10 +153,11 @@ def test_learned_tables_match_the_family_frequencies(scenes_big, tmp_path):
     assert json.loads((run / "config.json").read_text())["learn_cpts"] == names
 
 
+@pytest.mark.slow
 def test_semi_supervised_classifier_learns_a_factor_from_few_labels(tmp_path):
     """posX (8 values) keeps its label in 10% of the training rows; the classifier q(posX | x)
     must read it off the unlabelled images far above chance."""
-    data = generate_sprites(tmp_path / "sprites", 1200, seed=3)
+    data = generate("sprites", tmp_path / "sprites", 1200, seed=3)
     cfg = TrainConfig(data=str(data), out=str(tmp_path / "run"), withhold={"posX": 0.9}, epochs=6, checkpoint_every=1000, val_limit=64, **TINY)
     run = fit(cfg, progress=False)
     vae = load(run)

@@ -8,7 +8,7 @@ written in a small language (:mod:`causalvae.querylang`).
 from causalvae.errors import CausalVAEError, GraphError, QuerySyntaxError, UnknownNameError
 from causalvae.graph import Graph, ImageNode, Variable
 
-__version__ = "0.1.0"
+from causalvae.version import __version__
 
 
 def load(path, device="cpu"):
@@ -18,4 +18,4 @@ def load(path, device="cpu"):
     return _load(path, device=device)
 
 
-__all__ = ["load", "CausalVAEError", "Graph", "GraphError", "ImageNode", "QuerySyntaxError", "UnknownNameError", "Variable"]
+__all__ = ["__version__", "load", "CausalVAEError", "Graph", "GraphError", "ImageNode", "QuerySyntaxError", "UnknownNameError", "Variable"]

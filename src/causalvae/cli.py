@@ -18,11 +18,27 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from causalvae.errors import CausalVAEError
 from causalvae.graph import Graph, quote_name
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="Causal generative models of images.")
+out = Console()
+err = Console(stderr=True)
+
+
+class _Commands(TyperGroup):
+    """The command group with the CLI's one error handler: a library error (bad input, a
+    missing or damaged file) is printed as one line and exits with status 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (CausalVAEError, OSError) as exc:
+            _fail(exc)
+
+
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="Causal generative models of images.")
 graph_app = typer.Typer(no_args_is_help=True, help="Inspect, draw and convert causal graphs.")
 app.add_typer(graph_app, name="graph")
 generate_app = typer.Typer(no_args_is_help=True, help="Generate a world's dataset.")
@@ -33,8 +49,6 @@ oracle_app = typer.Typer(no_args_is_help=True, help="Attribute readers that read
 app.add_typer(oracle_app, name="oracle")
 
 GRAPH_HELP = "A built-in graph (scenes, sprites, survey) or a FILE.yaml / FILE.bif."
-out = Console()
-err = Console(stderr=True)
 
 
 def _fail(exc: Exception) -> None:
@@ -43,11 +57,7 @@ def _fail(exc: Exception) -> None:
 
 
 def _load(spec: str) -> Graph:
-    try:
-        return Graph.load(spec)
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        raise
+    return Graph.load(spec)
 
 
 def _fmt(p: float) -> str:
@@ -69,11 +79,7 @@ def query_cmd(
     from causalvae.querylang import CausationQuery, evaluate
 
     g = _load(graph)
-    try:
-        answer = evaluate(g, text)
-    except CausalVAEError as exc:
-        _fail(exc)
-        return
+    answer = evaluate(g, text)
     if as_json:
         payload = {"graph": g.name, **answer.to_json()}
         sys.stdout.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
@@ -139,11 +145,7 @@ def graph_draw(
     from causalvae.draw import draw_graph
 
     g = _load(name)
-    try:
-        path = draw_graph(g, out_path)
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        return
+    path = draw_graph(g, out_path)
     out.print(f"wrote {path}", highlight=False)
 
 
@@ -155,16 +157,12 @@ def graph_convert(
     """Write a graph back as YAML or BIF."""
     g = _load(name)
     suffix = out_path.name.lower()
-    try:
-        if suffix.endswith((".yaml", ".yml")):
-            g.to_yaml(out_path)
-        elif suffix.endswith(".bif"):
-            g.to_bif(out_path)
-        else:
-            raise CausalVAEError(f"{out_path}: use a .yaml, .yml or .bif file name")
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        return
+    if suffix.endswith((".yaml", ".yml")):
+        g.to_yaml(out_path)
+    elif suffix.endswith(".bif"):
+        g.to_bif(out_path)
+    else:
+        raise CausalVAEError(f"{out_path}: use a .yaml, .yml or .bif file name")
     out.print(f"wrote {out_path}", highlight=False)
 
 
@@ -191,7 +189,7 @@ def generate_scenes_cmd(
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset directory."),
 ) -> None:
     """Sample N duels from the scene graph, render them and write a dataset."""
-    from causalvae.generate import generate_scenes
+    from causalvae.generate import generate
     from causalvae.worlds.scenes import StyleRanges
 
     try:
@@ -216,15 +214,11 @@ def generate_scenes_cmd(
         _fail(exc)
         return
     bar, update = _progress(n, "rendering scenes")
-    try:
-        with bar:
-            path = generate_scenes(
-                out_path, n, seed=seed, resolution=resolution, style=not no_style,
-                label_fraction=label_fraction, ranges=ranges, force=force, progress=update,
-            )
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        return
+    with bar:
+        path = generate(
+            "scenes", out_path, n, seed=seed, resolution=resolution, style=not no_style,
+            label_fraction=label_fraction, ranges=ranges, force=force, progress=update,
+        )
     out.print(f"wrote {n} scenes to {path}", highlight=False)
 
 
@@ -234,15 +228,11 @@ def generate_dsprites_cmd(
     force: bool = typer.Option(False, "--force", help="Replace an existing directory."),
 ) -> None:
     """Render the whole dSprites factor grid (737,280 images) in the official order."""
-    from causalvae.worlds.dsprites import N_IMAGES, write_grid
+    from causalvae.worlds.sprites.dsprites import N_IMAGES, write_grid
 
     bar, update = _progress(N_IMAGES, "rendering the dSprites grid")
-    try:
-        with bar:
-            path = write_grid(out_path, update, force=force)
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        return
+    with bar:
+        path = write_grid(out_path, update, force=force)
     out.print(f"wrote {N_IMAGES:,} images to {path}", highlight=False)
 
 
@@ -257,18 +247,14 @@ def generate_sprites_cmd(
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset directory."),
 ) -> None:
     """Sample N sprites from the sprites graph (dSprites with causes) and write a dataset."""
-    from causalvae.generate import generate_sprites
+    from causalvae.generate import generate
 
     bar, update = _progress(n, "drawing sprites")
-    try:
-        with bar:
-            path = generate_sprites(
-                out_path, n, seed=seed, source=source, hide=hide,
-                label_fraction=label_fraction, force=force, progress=update,
-            )
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        return
+    with bar:
+        path = generate(
+            "sprites", out_path, n, seed=seed, source=source, hide=hide,
+            label_fraction=label_fraction, force=force, progress=update,
+        )
     out.print(f"wrote {n} sprites to {path}", highlight=False)
 
 
@@ -285,11 +271,7 @@ def data_import(
     from causalvae.data import import_folder
 
     g = _load(graph)
-    try:
-        path = import_folder(images, labels, g, out_path, force=force, seed=seed)
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        return
+    path = import_folder(images, labels, g, out_path, force=force, seed=seed)
     out.print(f"wrote {path}", highlight=False)
 
 
@@ -310,14 +292,10 @@ def show_cmd(
         _fail(CausalVAEError(f"{out_path}: the contact sheet is written as .png"))
     if not 1 <= scale <= 16:
         _fail(CausalVAEError(f"--scale must be between 1 and 16, got {scale}"))
-    try:
-        sheet = dataset_sheet(load(dataset), scale=scale)
-        buf = io.BytesIO()
-        sheet.save(buf, format="PNG")
-        atomic_write_bytes(out_path, buf.getvalue())
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        return
+    sheet = dataset_sheet(load(dataset), scale=scale)
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    atomic_write_bytes(out_path, buf.getvalue())
     out.print(f"wrote {out_path}", highlight=False)
 
 
@@ -377,11 +355,7 @@ def train_cmd(
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )
-    try:
-        run = fit(cfg, force=force, progress=progress)
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        return
+    run = fit(cfg, force=force, progress=progress)
     import os
 
     if os.environ.get("LOCAL_RANK", "0") != "0":
@@ -399,36 +373,11 @@ def train_cmd(
         out.print(f"stopped early; run the same command again to resume from {run / 'checkpoints'}", highlight=False)
 
 
-def _load_run(run: Path, device: str = "cpu"):
-    from causalvae.store import load
+def _open_run(run: Path, data: Optional[Path] = None):
+    """The run in ``run`` (:class:`causalvae.run.Run`); ``data`` replaces its dataset."""
+    from causalvae.run import Run
 
-    try:
-        return load(run, device=device)
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        raise
-
-
-def _run_dataset(run: Path, data: Optional[Path], split: str):
-    """The dataset named in a run's config.json (or ``data``), one split of it."""
-    from causalvae.data import load as load_dataset
-
-    if data is None:
-        from causalvae.store import _read_json
-
-        try:
-            cfg = _read_json(run / "config.json")
-        except CausalVAEError as exc:
-            _fail(exc)
-            raise
-        if not cfg.get("dataset"):
-            _fail(CausalVAEError(f"{run}/config.json names no dataset; give --data"))
-        data = Path(cfg["dataset"]["path"])
-    try:
-        return load_dataset(data, split=split, verify=False)
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        raise
+    return Run.open(run, data=data)
 
 
 def _write_png(image, path: Path) -> None:
@@ -460,15 +409,12 @@ def reconstruct_cmd(
         _fail(CausalVAEError(f"{out_path}: the grid is written as .png"))
     if n < 1:
         _fail(CausalVAEError(f"--n must be at least 1, got {n}"))
-    vae = _load_run(run)
-    ds = _run_dataset(run if run.is_dir() else run.parent, data, split)
+    r = _open_run(run, data)
+    vae, ds = r.model, r.dataset(split)
     if len(ds) == 0:
         _fail(CausalVAEError(f"the {split} split of {ds.root} is empty"))
     positions = np.sort(np.random.default_rng(seed).choice(len(ds), size=min(n, len(ds)), replace=False))
-    try:
-        _write_png(reconstruction_sheet(vae, ds, positions, columns=columns), out_path)
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
+    _write_png(reconstruction_sheet(vae, ds, positions, columns=columns, binary=vae.config.likelihood == "bernoulli"), out_path)
     out.print(f"wrote {out_path}", highlight=False)
 
 
@@ -482,19 +428,14 @@ def curve_cmd(
 
     from causalvae.io import atomic_write_bytes
     from causalvae.plots import elbo_curve
-    from causalvae.train import read_metrics
 
     if out_path.suffix.lower() not in (".png", ".svg"):
         _fail(CausalVAEError(f"{out_path}: write the figure as .png or .svg"))
-    try:
-        rows = read_metrics(run / "metrics.csv")
-    except CausalVAEError as exc:
-        _fail(exc)
-        return
+    r = _open_run(run)
+    rows = r.metrics
     if not rows:
         _fail(CausalVAEError(f"{run}: no metrics.csv rows yet"))
-    settings = json.loads((run / "train.json").read_text()) if (run / "train.json").exists() else {}
-    ds = _run_dataset(run, Path(settings["data"]) if settings.get("data") else None, "val")
+    ds = r.dataset("val")
     h, w = ds.manifest["resolution"]
     dims = int(h) * int(w) * int(ds.manifest["channels"])
     fig = elbo_curve(rows, dims, title=f"{run.name}: {rows[-1]['step']} steps, {rows[-1]['wall_s'] / 60:.1f} min")
@@ -507,17 +448,11 @@ def curve_cmd(
 @app.command("summary")
 def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.csv, train.json, config.json).")) -> None:
     """Print a training run's settings and its ELBO, in nats per image and bits per dimension."""
-    from causalvae.train import read_metrics
-
-    try:
-        rows = read_metrics(run / "metrics.csv")
-    except CausalVAEError as exc:
-        _fail(exc)
-        return
+    r = _open_run(run)
+    rows = r.metrics
     if not rows:
         _fail(CausalVAEError(f"{run}: no metrics.csv rows"))
-    config = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else None
-    settings = json.loads((run / "train.json").read_text()) if (run / "train.json").exists() else {}
+    config, settings = r.config, r.settings
     if config is not None:
         net = config["net"]
         dims = net["image_size"] ** 2 * net["channels"]
@@ -591,59 +526,46 @@ def sample_cmd(
     """Draw pictures of the world given evidence and/or under interventions."""
     import numpy as np
 
-    from causalvae.exact import query
-    from causalvae.queries import sample
-    from causalvae.worlds.sheet import contact_sheet
+    from causalvae.ask import summarize_sample
+    from causalvae.pictures import contact_sheet, display, rgb
 
     if out_path.suffix.lower() != ".png":
         _fail(CausalVAEError(f"{out_path}: the grid is written as .png"))
-    vae = _load_run(run)
+    r = _open_run(run)
+    vae = r.model
     graph = vae.current_graph()
     evidence, interventions = _assignments(given, graph, "--given"), _assignments(do, graph, "--do")
-    try:
-        g = sample(vae, n, evidence, interventions, seed=seed)
-        exact = {c: query(graph, [c], evidence, interventions).table for c in vae.label_columns if c not in evidence and c not in interventions}
-    except CausalVAEError as exc:
-        _fail(exc)
-        return
-    tiles = g.images.permute(0, 2, 3, 1).numpy()
-    captions = [_caption_values(graph, vae.image_parents, g.values, i) for i in range(n)]
-    if beside_truth:
-        from causalvae.worlds.truth import TrueRenderer
-
-        try:
-            truth = TrueRenderer(json.loads((run / "config.json").read_text())["graph"]["name"], vae.config.image_size)
-        except CausalVAEError as exc:
-            _fail(CausalVAEError(f"--beside-truth needs a built-in world's model: {exc}"))
-            return
-        true = truth.render(g.values, truth.draw_style(n, np.random.default_rng(seed))).transpose(0, 2, 3, 1)
-        tiles = np.stack([tiles, true], 1).reshape(2 * n, *tiles.shape[1:])
-        captions = [c for cap in captions for c in (f"model: {cap}", "true render")]
-    if tiles.shape[-1] == 1:
-        tiles = tiles[..., 0] * 255
-    _write_png(contact_sheet(tiles.astype(np.uint8), captions, columns=columns, scale=2), out_path)
-    read = None
+    oracle = None
     if oracle_path is not None:
         from causalvae.oracle import load_oracle
 
+        oracle = load_oracle(oracle_path)
+    summary = summarize_sample(vae, n, evidence, interventions, seed=seed, oracle=oracle)
+    g = summary.drawn
+    binary = vae.config.likelihood == "bernoulli"
+    tiles = display(g.images, binary, channels_first=True)
+    captions = [_caption_values(graph, vae.image_parents, g.values, i) for i in range(n)]
+    if beside_truth:
         try:
-            oracle = load_oracle(oracle_path)
+            truth = r.world.renderer(vae.config.image_size)
         except CausalVAEError as exc:
-            _fail(exc)
+            _fail(CausalVAEError(f"--beside-truth needs the true renderer of the run's world: {exc}"))
             return
-        read = oracle.read(g.images)
+        true = display(truth.render(g.values, truth.sample_style(n, np.random.default_rng(seed))), r.world.binary, channels_first=True)
+        tiles = np.stack([tiles, true], 1).reshape(2 * n, *tiles.shape[1:])
+        captions = [c for cap in captions for c in (f"model: {cap}", "true render")]
+    _write_png(contact_sheet(rgb(tiles), captions, columns=columns, scale=2), out_path)
+    read = summary.read
     headers = ["exact", f"drawn ({n})"] + ([f"read off the pictures ({n})"] if read is not None else [])
     rows = []
-    for c, table in exact.items():
-        drawn = np.bincount(g.values[c], minlength=graph.card(c)) / n
-        seen = np.bincount(read[:, vae.label_columns.index(c)], minlength=graph.card(c)) / n if read is not None else None
+    for c in vae.label_columns:
+        if c not in summary.exact:
+            continue
         for k, v in enumerate(graph[c].values):
-            rows.append((c, v, [table[k], drawn[k]] + ([seen[k]] if seen is not None else [])))
+            rows.append((c, v, [summary.exact[c][k], summary.frequencies[c][k]] + ([summary.read_frequencies[c][k]] if read is not None else [])))
     out.print(_distribution_table("the variables not set, given the evidence and interventions", headers, rows))
     if read is not None:
-        given = np.stack([g.values[c] for c in vae.label_columns], 1)
-        agree = (read == given).all(axis=1).mean()
-        out.print(f"the oracle reads back every label the decoder was given in {100 * agree:.1f}% of the pictures", highlight=False)
+        out.print(f"the oracle reads back every label the decoder was given in {100 * summary.read_back:.1f}% of the pictures", highlight=False)
     out.print(f"wrote {out_path}", highlight=False)
 
 
@@ -654,7 +576,7 @@ def counterfactual_cmd(
     do: str = typer.Option(..., "--do", help='Interventions, e.g. "action=Walk".'),
     index: Optional[int] = typer.Option(None, "--index", help="A test-set picture of the run's dataset."),
     match: Optional[str] = typer.Option(None, "--match", help='The first test-set picture with these labels, e.g. "actor=Golem, action=Taunt".'),
-    image: Optional[Path] = typer.Option(None, "--image", help="Your own picture (PNG of the model's size)."),
+    image: Optional[Path] = typer.Option(None, "--image", help="Your own picture (an opaque 8-bit PNG of the model's size)."),
     labels: Optional[str] = typer.Option(None, "--labels", help='Its labels, e.g. "actor=Golem, actor_type=type1, ...".'),
     data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the abduction."),
@@ -664,18 +586,20 @@ def counterfactual_cmd(
     import numpy as np
     import torch
 
-    from causalvae.queries import counterfactual
-    from causalvae.worlds.sheet import contact_sheet
+    from causalvae.ask import counterfactual
+    from causalvae.pictures import contact_sheet, display, read_png_file, rgb
 
     if out_path.suffix.lower() != ".png":
         _fail(CausalVAEError(f"{out_path}: the picture is written as .png"))
     if sum(x is not None for x in (index, image, match)) != 1:
         _fail(CausalVAEError("give one of --index or --match (a test-set picture) or --image with --labels"))
-    vae = _load_run(run)
+    r = _open_run(run, data)
+    vae = r.model
     graph = vae.current_graph()
+    binary = vae.config.likelihood == "bernoulli"
     interventions = _assignments(do, graph, "--do")
     if match is not None:
-        ds = _run_dataset(run, data, "test")
+        ds = r.dataset("test")
         wanted = _assignments(match, graph, "--match")
         ok = np.ones(len(ds), dtype=bool)
         for c, v in wanted.items():
@@ -687,95 +611,63 @@ def counterfactual_cmd(
         index = int(np.flatnonzero(ok)[0])
         out.print(f"test picture {index} matches {match}", highlight=False)
     if index is not None:
-        ds = _run_dataset(run, data, "test")
+        ds = r.dataset("test")
         if not 0 <= index < len(ds):
             _fail(CausalVAEError(f"--index {index} is out of range: the test split has {len(ds)} pictures"))
         images, lab = ds.batch([index])
     else:
         if not labels:
             _fail(CausalVAEError("--image needs --labels"))
-        images = _read_picture(image, vae)
+        images = read_png_file(image, vae.config.channels, vae.config.image_size, binary)
         given = _assignments(labels, graph, "--labels")
         lab = torch.tensor([[graph.value_index(c, given[c]) if c in given else -1 for c in vae.label_columns]])
-    try:
-        cf = counterfactual(vae, images, lab, interventions, seed=seed, abduct_noise=abduct_noise)
-        from causalvae.queries import reconstruct
-
-        recon = reconstruct(vae, images, lab)
-    except CausalVAEError as exc:
-        _fail(exc)
-        return
-    pics = [images[0], recon[0], cf.images[0]]
-    diff = (cf.images[0].float() - recon[0].float()).abs().amax(0, keepdim=True).expand_as(cf.images[0])
-    top = float(diff.max())
-    if vae.config.likelihood == "dlogistic":  # scaled so that the largest change is white
-        pics.append((diff * (255.0 / max(top, 1.0))).round().clamp(0, 255).to(torch.uint8))
-    else:
-        pics.append((diff > 0).to(torch.uint8))
-    tiles = torch.stack(pics).permute(0, 2, 3, 1).numpy()
-    if tiles.shape[-1] == 1:
-        tiles = tiles[..., 0] * (255 if vae.config.likelihood == "bernoulli" else 1)
-    fact = _caption_values(graph, vae.image_parents, cf.abduction.values, 0)
-    counter = _caption_values(graph, vae.image_parents, cf.values, 0)
-    caps = [f"factual: {fact}", "reconstruction", f"counterfactual: {counter}", f"difference (largest: {top:.0f} of 255)"]
-    _write_png(contact_sheet(tiles.astype(np.uint8), caps, columns=4, scale=3), out_path)
-    rows = [(c, v, [cf.exact[0][c][k], float(cf.values[c][0] == k)]) for c in vae.label_columns for k, v in enumerate(graph[c].values)]
+    res = counterfactual(vae, images, lab, interventions, seed=seed, abduct_noise=abduct_noise)
+    pics = [display(p[0], binary, channels_first=True) for p in (res.factual, res.reconstruction, res.counterfactual)]
+    top = float(res.difference_max[0])
+    tiles = np.stack([rgb(p) for p in pics + [res.difference[0]]])
+    fact = _caption_values(graph, vae.image_parents, res.abduction.values, 0)
+    counter = _caption_values(graph, vae.image_parents, res.values, 0)
+    caps = [f"factual: {fact}", "reconstruction", f"counterfactual: {counter}", f"difference (largest: {top * (255 if binary else 1):.0f} of 255)"]
+    _write_png(contact_sheet(tiles, caps, columns=4, scale=3), out_path)
+    rows = [(c, v, [res.exact[0][c][k], float(res.values[c][0] == k)]) for c in vae.label_columns for k, v in enumerate(graph[c].values)]
     out.print(_distribution_table("counterfactual labels: exact distribution given the factual labels, and the values used", ["exact", "used"], rows))
     out.print(f"wrote {out_path}", highlight=False)
 
 
-def _read_picture(path: Path, vae):
-    """A user's PNG as a (1, C, H, W) uint8 tensor, checked against the model's size and mode."""
-    import numpy as np
-    import torch
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            mode, size = im.mode, im.size
-            arr = np.asarray(im.convert("RGB" if vae.config.channels == 3 else "L"))
-    except (OSError, UnidentifiedImageError) as exc:
-        _fail(CausalVAEError(f"{path}: not a readable picture ({exc})"))
-        raise
-    s = vae.config.image_size
-    if size != (s, s):
-        _fail(CausalVAEError(f"{path}: the picture is {size[0]}x{size[1]}; this model needs {s}x{s}"))
-    if vae.config.channels == 3 and mode not in ("RGB", "RGBA", "P"):
-        _fail(CausalVAEError(f"{path}: the picture's mode is {mode}; this model needs a colour (RGB) picture"))
-    if vae.config.channels == 1:
-        arr = (arr > 127).astype(np.uint8) if vae.config.likelihood == "bernoulli" else arr
-        arr = arr[..., None]
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
-
-
 @oracle_app.command("train")
 def oracle_train_cmd(
-    world: str = typer.Option(..., "--world", help="scenes or sprites."),
+    world: Optional[str] = typer.Option(None, "--world", help="A world with a renderer (scenes, sprites): train on fresh renders."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Or a dataset (e.g. an imported one): train on its own labelled pictures."),
     out_path: Path = typer.Option(..., "--out", "-o", help="The oracle directory to write."),
     steps: int = typer.Option(500, "--steps", help="Optimiser steps, each on a fresh batch of renders."),
     batch_size: int = typer.Option(64, "--batch-size", help="Renders per step."),
     seed: int = typer.Option(0, "--seed", help="Seed of the renders and the initialisation."),
     resolution: int = typer.Option(64, "--resolution", help="Picture size (the scene world: 64, 96 or 128)."),
 ) -> None:
-    """Train a world's attribute reader on freshly rendered pictures and report its held-out accuracy."""
+    """Train a world's attribute reader and report its held-out accuracy: on freshly rendered
+    pictures (--world), or on a dataset's own labelled pictures (--data; held out: its val split)."""
     import time
 
-    from causalvae.oracle import save_oracle, train_oracle
+    from causalvae.oracle import save_oracle, train_oracle, train_oracle_on_dataset
 
     if steps < 1 or batch_size < 1:
         _fail(CausalVAEError("--steps and --batch-size must be positive"))
-    bar, update = _progress(steps, f"training the {world} oracle")
+    if (world is None) == (data is None):
+        _fail(CausalVAEError("give --world (train on fresh renders) or --data (train on a dataset's labelled pictures)"))
+    bar, update = _progress(steps, f"training the {world or data.name} oracle")
     t0 = time.perf_counter()
-    try:
-        with bar:
+    with bar:
+        if world is not None:
             oracle, acc = train_oracle(world, steps=steps, batch_size=batch_size, seed=seed, resolution=resolution, progress=lambda step, loss: update(step))
-    except CausalVAEError as exc:
-        _fail(exc)
-        return
+        else:
+            oracle, acc = train_oracle_on_dataset(data, steps=steps, batch_size=batch_size, seed=seed, progress=lambda step, loss: update(step))
     wall = time.perf_counter() - t0
-    save_oracle(oracle, out_path, acc, {"steps": steps, "batch_size": batch_size, "seed": seed, "wall_s": round(wall, 1)})
-    table = Table(title="held-out accuracy (4,000 fresh renders)", show_header=True, header_style="bold", title_justify="left")
+    training = {"steps": steps, "batch_size": batch_size, "seed": seed, "wall_s": round(wall, 1)}
+    if data is not None:
+        training["data"] = str(data)
+    save_oracle(oracle, out_path, acc, training)
+    title = "held-out accuracy (4,000 fresh renders)" if world is not None else f"held-out accuracy (the val split of {data})"
+    table = Table(title=title, show_header=True, header_style="bold", title_justify="left")
     table.add_column("variable")
     table.add_column("accuracy", justify="right")
     for c, a in acc.items():
@@ -790,35 +682,29 @@ def evaluate_cmd(
     oracle_path: Path = typer.Option(..., "--oracle", help="The world's oracle (causalvae oracle train)."),
     out_path: Path = typer.Option(..., "--out", "-o", help="The report directory: report.json, report.md, figures."),
     data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's); its test split is used."),
-    n_generate: int = typer.Option(10000, "--n-generate", help="Pictures generated per reference query."),
-    iw_k: int = typer.Option(100, "--iw-k", help="Samples of the importance-weighted bound."),
-    iw_images: int = typer.Option(200, "--iw-images", help="Test pictures for the importance-weighted bound."),
-    cf_images: int = typer.Option(400, "--cf-images", help="Test pictures per intervention (0: all)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    n_generate: Optional[int] = typer.Option(None, "--n-generate", help="Pictures generated per reference query (default 10000).", show_default=False),
+    iw_k: Optional[int] = typer.Option(None, "--iw-k", help="Samples of the importance-weighted bound (default 100).", show_default=False),
+    iw_images: Optional[int] = typer.Option(None, "--iw-images", help="Test pictures for the importance-weighted bound (default 200).", show_default=False),
+    cf_images: Optional[int] = typer.Option(None, "--cf-images", help="Test pictures per intervention (0: all; default 400).", show_default=False),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0).", show_default=False),
     abduct_noise: bool = typer.Option(False, "--abduct-noise/--mean", help="Counterfactuals carry each picture's pixel noise over, or draw the decoder's mean."),
 ) -> None:
-    """Score a trained model against the world's truth: likelihood, generation, counterfactuals, axioms."""
+    """Score a trained model against the world's truth: likelihood, generation, counterfactuals,
+    axioms. A world without a renderer (an imported dataset) gets every score that needs none."""
     import time
 
-    from causalvae.data import load as load_dataset
-    from causalvae.evaluate import EvalSettings, evaluate, summary_rows, write_report
+    from causalvae.evaluate import EvalSettings, evaluate_run
     from causalvae.oracle import load_oracle
+    from causalvae.report import summary_rows, write_report
 
-    vae = _load_run(run)
-    if data is None:
-        cfg = json.loads((run / "config.json").read_text())
-        if not cfg.get("dataset"):
-            _fail(CausalVAEError(f"{run}/config.json names no dataset; give --data"))
-        data = Path(cfg["dataset"]["path"])
+    r = _open_run(run, data)
     t0 = time.perf_counter()
-    try:
-        oracle = load_oracle(oracle_path)
-        test = load_dataset(data, split="test", truth=True, verify=False)
-        settings = EvalSettings(n_generate=n_generate, iw_k=iw_k, iw_images=iw_images, cf_images=cf_images or None, seed=seed, abduct_noise=abduct_noise)
-        report = evaluate(vae, oracle, test, settings, progress=lambda msg: err.print(f"[dim]{escape(msg)}[/]"))
-    except CausalVAEError as exc:
-        _fail(exc)
-        return
+    oracle = load_oracle(oracle_path)
+    given = {"n_generate": n_generate, "iw_k": iw_k, "iw_images": iw_images, "cf_images": cf_images, "seed": seed, "abduct_noise": abduct_noise}
+    settings = EvalSettings(**{k: v for k, v in given.items() if v is not None})  # the defaults are EvalSettings'
+    if cf_images == 0:
+        settings.cf_images = None  # every test picture
+    report = evaluate_run(r, oracle, settings, progress=lambda msg: err.print(f"[dim]{escape(msg)}[/]"))
     report["wall_s"] = round(time.perf_counter() - t0, 1)
     report["model"] = str(run)
     report["oracle"] = {"path": str(oracle_path), "held_out_accuracy": getattr(oracle, "held_out_accuracy", {})}
@@ -834,6 +720,8 @@ def evaluate_cmd(
     for k, v in summary_rows(report).items():
         table.add_row(k.replace("_", " "), f"{v:.4f}")
     out.print(table)
+    for item in report["left_out"]:
+        out.print(escape(f"left out: {item['section']} ({item['why']})"), highlight=False)
     out.print(f"wrote {out_path}/report.md, report.json, generation_tv.png ({report['wall_s'] / 60:.1f} min)", highlight=False)
 
 
@@ -851,11 +739,7 @@ def serve_cmd(
 
     from causalvae.viewer import create_app
 
-    try:
-        viewer = create_app(run, oracle=oracle_path, device=device, data=data)
-    except (CausalVAEError, OSError) as exc:
-        _fail(exc)
-        return
+    viewer = create_app(run, oracle=oracle_path, device=device, data=data)
     out.print(f"serving {run} at http://{host}:{port}/ (Ctrl+C to stop)", highlight=False)
     uvicorn.run(viewer, host=host, port=port, log_level="warning")
 

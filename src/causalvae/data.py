@@ -128,7 +128,7 @@ class DatasetBuilder:
         meta: Mapping[str, Any] | None = None,
     ) -> Path:
         """Write labels, truth, splits, checksums and the manifest; then rename into place."""
-        from causalvae import __version__
+        from causalvae.version import __version__
 
         n = self.n
         label_columns = list(label_columns if label_columns is not None else graph.observed)

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from causalvae import worlds
 from causalvae.errors import CausalVAEError
 from causalvae.graph import Graph
 from causalvae.io import atomic_write_bytes, atomic_write_text
@@ -41,20 +42,19 @@ class OracleError(CausalVAEError):
 # ------------------------------------------------------------------------------ fresh renders
 
 
-def renderer(world: str, resolution: int = 64) -> tuple[Graph, Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]]]:
+def renderer(world: str | worlds.World, resolution: int = 64) -> tuple[Graph, Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]]]:
     """The world's graph and a function drawing ``n`` fresh labelled pictures:
     ``(images uint8 (n, C, H, W), labels int64 (n, K))`` for the graph's labelled variables,
     labels uniform and independent (every combination is seen, none favoured), style
-    uniform in the world's ranges."""
-    from causalvae.worlds.truth import TrueRenderer
-
-    truth = TrueRenderer(world, resolution)
-    graph = truth.graph
+    drawn from the world's style distribution."""
+    w = worlds.get(world)
+    truth = w.renderer(resolution)
+    graph = w.graph()
     cols = list(graph.observed)
 
     def draw(n: int, rng: np.random.Generator):
         values = {c: rng.integers(0, graph.card(c), n) for c in cols}
-        images = truth.render(values, truth.draw_style(n, rng))
+        images = truth.render(values, truth.sample_style(n, rng))
         return images, np.stack([values[c] for c in cols], 1).astype(np.int64)
 
     return graph, draw
@@ -71,14 +71,17 @@ class OracleConfig:
     columns: tuple[str, ...]
     cards: tuple[int, ...]
     width: int = 32
+    binary: bool = False  # pictures stored 0/1
 
     def to_dict(self) -> dict:
         return {"world": self.world, "resolution": self.resolution, "channels": self.channels,
-                "columns": list(self.columns), "cards": list(self.cards), "width": self.width}
+                "columns": list(self.columns), "cards": list(self.cards), "width": self.width, "binary": self.binary}
 
     @classmethod
     def from_dict(cls, d: dict) -> OracleConfig:
-        return cls(d["world"], int(d["resolution"]), int(d["channels"]), tuple(d["columns"]), tuple(int(c) for c in d["cards"]), int(d["width"]))
+        # Oracles saved before "binary" was recorded were of a registered world.
+        binary = bool(d["binary"]) if "binary" in d else worlds.get(d["world"]).binary
+        return cls(d["world"], int(d["resolution"]), int(d["channels"]), tuple(d["columns"]), tuple(int(c) for c in d["cards"]), int(d["width"]), binary)
 
 
 class Oracle(nn.Module):
@@ -101,7 +104,7 @@ class Oracle(nn.Module):
         if images.dim() != 4 or tuple(images.shape[1:]) != (c.channels, c.resolution, c.resolution):
             raise CausalVAEError(f"the oracle reads pictures of shape (B, {c.channels}, {c.resolution}, {c.resolution}), got {tuple(images.shape)}")
         x = images.float()
-        x = x * 2.0 - 1.0 if c.world == "sprites" else x / 127.5 - 1.0  # binary or 8-bit pixels
+        x = x * 2.0 - 1.0 if c.binary else x / 127.5 - 1.0  # binary or 8-bit pixels
         h = self.trunk(x.contiguous(memory_format=torch.channels_last))
         return [head(h) for head in self.heads]
 
@@ -131,7 +134,7 @@ def accuracy(oracle: Oracle, images: np.ndarray, labels: np.ndarray) -> dict[str
 
 
 def train_oracle(
-    world: str,
+    world: str | worlds.World,
     *,
     steps: int = 500,
     batch_size: int = 64,
@@ -143,10 +146,53 @@ def train_oracle(
 ) -> tuple[Oracle, dict[str, float]]:
     """Train on fresh renders (seed stream 0) and measure on ``held_out`` renders from a
     different stream (seed stream 1). Returns the oracle and its held-out accuracy per column."""
-    graph, draw = renderer(world, resolution)
+    w = worlds.get(world)
+    graph, draw = renderer(w, resolution)
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
     test_images, test_labels = draw(held_out, streams[1])
-    cfg = OracleConfig(world, resolution, int(test_images.shape[1]), tuple(graph.observed), tuple(graph.card(c) for c in graph.observed))
+    cfg = OracleConfig(w.name, resolution, int(test_images.shape[1]), tuple(graph.observed), tuple(graph.card(c) for c in graph.observed), binary=w.binary)
+    oracle = _fit(cfg, lambda: draw(batch_size, streams[0]), steps=steps, lr=lr, seed=seed, progress=progress)
+    return oracle, accuracy(oracle, test_images, test_labels)
+
+
+def train_oracle_on_dataset(
+    data: str | os.PathLike,
+    *,
+    steps: int = 500,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    seed: int = 0,
+    progress: Callable[[int, float], None] | None = None,
+) -> tuple[Oracle, dict[str, float]]:
+    """The oracle of a world without a renderer (an imported dataset): trained on batches of
+    the dataset's own training split (a missing label is left out of its column's loss),
+    measured on its validation split (on the labelled rows of each column)."""
+    from causalvae.data import load
+
+    train = load(data, split="train", verify=False)
+    val = load(data, split="val", verify=False)
+    if len(train) == 0 or len(val) == 0:
+        raise CausalVAEError(f"{data}: the oracle needs pictures in the train and val splits (it has {len(train)} and {len(val)})")
+    w = worlds.for_dataset(train)
+    graph, cols = train.graph, list(train.label_columns)
+    if not cols:
+        raise CausalVAEError(f"{data}: the dataset labels no variable; there is nothing for an oracle to read")
+    rng = np.random.default_rng(seed)
+    cfg = OracleConfig(w.name, w.resolution, w.channels, tuple(cols), tuple(graph.card(c) for c in cols), binary=w.binary)
+
+    def draw():
+        images, labels = train.batch(rng.integers(0, len(train), batch_size))
+        return images.numpy(), labels.numpy().astype(np.int64)
+
+    oracle = _fit(cfg, draw, steps=steps, lr=lr, seed=seed, progress=progress)
+    images, labels = val.batch(np.arange(len(val)))
+    pred, lab = oracle.read(images), labels.numpy()
+    acc = {c: float((pred[lab[:, k] >= 0, k] == lab[lab[:, k] >= 0, k]).mean()) if (lab[:, k] >= 0).any() else float("nan") for k, c in enumerate(cols)}
+    return oracle, acc
+
+
+def _fit(cfg: OracleConfig, draw: Callable[[], tuple[np.ndarray, np.ndarray]], *, steps: int, lr: float, seed: int, progress) -> Oracle:
+    """Adam on a cosine schedule over ``steps`` batches from ``draw()`` (labels -1: missing)."""
     torch.manual_seed(seed)
     oracle = Oracle(cfg)
     opt = torch.optim.Adam(oracle.parameters(), lr=lr)
@@ -154,16 +200,18 @@ def train_oracle(
     for step in range(1, steps + 1):
         for g in opt.param_groups:
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
-        images, labels = draw(batch_size, streams[0])
+        images, labels = draw()
         logits = oracle(torch.from_numpy(images))
-        loss = sum(F.cross_entropy(lg, torch.from_numpy(labels[:, k])) for k, lg in enumerate(logits))
+        target = torch.from_numpy(labels)
+        loss = sum(F.cross_entropy(lg, target[:, k], ignore_index=-1) for k, lg in enumerate(logits) if bool((target[:, k] >= 0).any()))
         opt.zero_grad()
-        loss.backward()
-        opt.step()
+        if isinstance(loss, torch.Tensor):
+            loss.backward()
+            opt.step()
         if progress is not None:
-            progress(step, loss.item())
+            progress(step, loss.item() if isinstance(loss, torch.Tensor) else float("nan"))
     oracle.eval()
-    return oracle, accuracy(oracle, test_images, test_labels)
+    return oracle
 
 
 # ------------------------------------------------------------------------------ files
@@ -189,13 +237,13 @@ def save_oracle(oracle: Oracle, out: str | os.PathLike, held_out_accuracy: dict[
 def load_oracle(path: str | os.PathLike, device: str = "cpu") -> Oracle:
     from safetensors.torch import load
 
-    from causalvae.store import _read_json
+    from causalvae.store import read_json
 
     root = Path(path)
     cfg_path, w_path = root / "config.json", root / "oracle.safetensors"
     if not w_path.exists():
-        raise OracleError(f"{w_path}: missing (train one with `causalvae oracle train --world scenes --out {root}`)")
-    cfg = _read_json(cfg_path)
+        raise OracleError(f"{w_path}: missing (train one with `causalvae oracle train --world WORLD --out {root}`)")
+    cfg = read_json(cfg_path)
     if cfg.get("format") != FORMAT:
         raise OracleError(f"{cfg_path}: not an oracle file (format should be {FORMAT})")
     data = w_path.read_bytes()

@@ -14,8 +14,8 @@ from PIL import Image
 
 from causalvae.data import Dataset
 from causalvae.model import CausalVAE
+from causalvae.pictures import contact_sheet, display, rgb
 from causalvae.queries import reconstruct
-from causalvae.worlds.sheet import contact_sheet
 
 
 def elbo_curve(rows: Sequence[dict], dims: int, title: str = ""):
@@ -44,20 +44,19 @@ def elbo_curve(rows: Sequence[dict], dims: int, title: str = ""):
     return fig
 
 
-def reconstruction_sheet(vae: CausalVAE, ds: Dataset, positions: Sequence[int], columns: int = 8, scale: int = 2) -> Image.Image:
+def reconstruction_sheet(vae: CausalVAE, ds: Dataset, positions: Sequence[int], columns: int = 8, scale: int = 2, binary: bool | None = None) -> Image.Image:
     """Each image of ``ds`` at ``positions`` beside its reconstruction (encoder mean, decoder
-    mean), captioned with its labels."""
+    mean), captioned with its labels. ``binary`` (default: the model's likelihood says)
+    shows 0/1 pictures as 0/255."""
     images, labels = ds.batch(np.asarray(positions))
     recon = reconstruct(vae, images, labels).cpu()
+    binary = vae.config.likelihood == "bernoulli" if binary is None else binary
     tiles, captions = [], []
     for i in range(len(positions)):
         for img, what in ((images[i], "input"), (recon[i], "reconstruction")):
-            tiles.append(img.permute(1, 2, 0).numpy())
+            tiles.append(rgb(display(img, binary, channels_first=True)))
             captions.append(what if what == "reconstruction" else _caption(ds, labels[i]))
-    arr = np.stack(tiles)
-    if arr.shape[-1] == 1:
-        arr = arr[..., 0] * (255 if int(arr.max()) <= 1 else 1)
-    return contact_sheet(arr.astype(np.uint8), captions, columns=columns, scale=scale)
+    return contact_sheet(np.stack(tiles), captions, columns=columns, scale=scale)
 
 
 def _caption(ds: Dataset, labels: torch.Tensor) -> str:

@@ -52,12 +52,12 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
-import causalvae
 from causalvae.errors import CausalVAEError, suggest
 from causalvae.graph import Graph
 from causalvae.io import atomic_write_bytes, replace_dir, staging_dir
 from causalvae.model import CausalVAE
 from causalvae.nets import NetConfig
+from causalvae.version import __version__
 
 FORMAT = "causalvae-model/1"
 CHECKPOINT_FORMAT = "causalvae-checkpoint/1"
@@ -98,7 +98,7 @@ def save_model(vae: CausalVAE, out_dir: str | os.PathLike, *, dataset: dict | No
     weights = safetensors_save(tensors)
     config = {
         "format": FORMAT,
-        "package_version": causalvae.__version__,
+        "package_version": __version__,
         "graph": vae.graph.to_dict(),
         "learned_graph": vae.current_graph().to_dict() if vae.learned else None,
         "net": vae.config.to_dict(),
@@ -133,7 +133,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> CausalV
         config_path = path
     else:
         raise ModelFileError(f"{path}: no such model directory or config file")
-    cfg = _read_json(config_path)
+    cfg = read_json(config_path)
     _check_keys(config_path, cfg, CONFIG_KEYS, FORMAT, "causalvae model config")
     vae = _build(config_path, cfg)
     weights_path, sha = _tensors_entry(config_path, cfg["weights"], "weights")
@@ -215,7 +215,7 @@ def save_checkpoint(
     np_name, np_keys, np_pos, np_has_gauss, np_cached = np.random.get_state()
     state = {
         "format": CHECKPOINT_FORMAT,
-        "package_version": causalvae.__version__,
+        "package_version": __version__,
         "step": step,
         "meta": meta,
         "optimizer": {"param_groups": opt["param_groups"], "state": opt_state},
@@ -278,7 +278,7 @@ def load_checkpoint(
     if not directory.is_dir():
         raise ModelFileError(f"{directory}: no such checkpoint directory")
     state_path = directory / STATE_FILE
-    state = _read_json(state_path)
+    state = read_json(state_path)
     _check_keys(state_path, state, CHECKPOINT_KEYS, CHECKPOINT_FORMAT, "causalvae checkpoint")
     step, meta = state["step"], state["meta"]
     if isinstance(step, bool) or not isinstance(step, int) or not isinstance(meta, dict):
@@ -378,7 +378,7 @@ def _write_files(directory: Path, files: list[tuple[str, bytes]]) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
     if not path.is_file():
         raise ModelFileError(f"{path}: file is missing")
     try:

@@ -1,14 +1,25 @@
-"""Metrics, one per file, each a pure function of arrays or tensors returning named scores.
+"""Metrics, one per file, each a pure function of arrays returning named scores.
 
 - :mod:`~causalvae.metrics.distributions`: total variation between distributions, pooled
   counterfactual label distributions against exact ones.
 - :mod:`~causalvae.metrics.pixels`: pixel MAE (0-255) and IoU of binary pictures.
 - :mod:`~causalvae.metrics.agreement`: agreement with a recorded true counterfactual beside
   its Bayes-optimal ceiling.
+- :mod:`~causalvae.metrics.effectiveness`: effectiveness and read-back (labels read off
+  pictures against the values drawn), accuracy over labelled rows.
+- :mod:`~causalvae.metrics.likelihood`: the importance-weighted bound from log-weights,
+  bits per dimension.
+- :mod:`~causalvae.metrics.axioms`: composition and reversibility of counterfactuals.
 """
 
 from causalvae.metrics.agreement import agreement_with_truth
+from causalvae.metrics.axioms import composition, reversibility
 from causalvae.metrics.distributions import pooled_tv, total_variation
+from causalvae.metrics.effectiveness import effectiveness, masked_accuracy
+from causalvae.metrics.likelihood import bits_per_dim, iw_bound
 from causalvae.metrics.pixels import iou, pixel_mae
 
-__all__ = ["agreement_with_truth", "iou", "pixel_mae", "pooled_tv", "total_variation"]
+__all__ = [
+    "agreement_with_truth", "bits_per_dim", "composition", "effectiveness", "iou", "iw_bound", "masked_accuracy",
+    "pixel_mae", "pooled_tv", "reversibility", "total_variation",
+]

@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
-import json
 import math
 import threading
-import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -40,12 +37,12 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-import causalvae
 from causalvae.errors import CausalVAEError, QuerySyntaxError
 from causalvae.graph import Graph, quote_name
+from causalvae.pictures import decode_png, display, png_bytes
+from causalvae.version import __version__
 
 #: Largest uploaded PNG, in bytes (after base64 decoding).
 MAX_UPLOAD_BYTES = 2 * 2**20
@@ -246,33 +243,12 @@ class CounterfactualResponse(BaseModel):
 
 def png_data_url(pixels: np.ndarray) -> str:
     """A uint8 (H, W, 3) or (H, W) array as a ``data:image/png;base64,...`` URL."""
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(png_bytes(pixels)).decode("ascii")
 
 
-def _display(image: torch.Tensor, likelihood: str) -> np.ndarray:
-    """A model picture (uint8 (C, H, W)) as displayable pixels: binary ones become 0/255."""
-    arr = image.cpu().numpy()
-    if arr.shape[0] == 1:
-        return arr[0] * np.uint8(255 if likelihood == "bernoulli" else 1)
-    return arr.transpose(1, 2, 0)
-
-
-def difference_map(a: torch.Tensor, b: torch.Tensor, likelihood: str) -> tuple[np.ndarray, float]:
-    """Where two pictures differ, as ``causalvae counterfactual`` draws it: the largest change
-    over the channels, scaled so the largest is white (binary pictures: changed pixels white).
-    Returns the grey (H, W) uint8 map and the largest change."""
-    diff = (a.float() - b.float()).abs().amax(0)
-    top = float(diff.max())
-    if likelihood == "bernoulli":
-        return ((diff > 0).numpy() * 255).astype(np.uint8), top
-    return (diff * (255.0 / max(top, 1.0))).round().clamp(0, 255).to(torch.uint8).numpy(), top
-
-
-def read_png(text: str, channels: int, size: int, likelihood: str) -> torch.Tensor:
+def read_png(text: str, channels: int, size: int, binary: bool) -> torch.Tensor:
     """An uploaded PNG (a data URL or plain base64) as a (1, C, H, W) uint8 tensor, checked
-    against the model's size and colour mode before its pixels are decoded."""
+    by :func:`causalvae.pictures.decode_png` (the CLI's reader too)."""
     payload = text.split(",", 1)[1] if text.startswith("data:") and "," in text else text
     try:
         data = base64.b64decode(payload, validate=True)
@@ -280,38 +256,7 @@ def read_png(text: str, channels: int, size: int, likelihood: str) -> torch.Tens
         raise CausalVAEError("the image is not valid base64 (send a PNG as a data URL or plain base64)") from None
     if len(data) > MAX_UPLOAD_BYTES:
         raise CausalVAEError(f"the image is {len(data):,} bytes; the limit is {MAX_UPLOAD_BYTES:,} bytes")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=["PNG"])  # no other decoder sees the bytes
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise CausalVAEError(f"the picture has too many pixels; this model needs {size}x{size}") from None
-    except UnidentifiedImageError:
-        raise CausalVAEError("the upload is not a PNG picture: send a PNG") from None
-    except Exception as exc:  # a damaged PNG: Pillow raises ValueError, OSError, SyntaxError...
-        raise CausalVAEError(f"the PNG is damaged and cannot be read ({exc})") from None
-    with im:
-        if im.format != "PNG":
-            raise CausalVAEError(f"the upload is a {im.format} picture; send a PNG")
-        if im.size != (size, size):
-            raise CausalVAEError(f"the picture is {im.size[0]}x{im.size[1]}; this model needs {size}x{size}")
-        if channels == 3 and im.mode not in ("RGB", "RGBA", "P"):
-            raise CausalVAEError(f"the picture's mode is {im.mode}; this model needs a colour (RGB) picture")
-        if im.mode in ("I;16", "I;16B", "I", "F"):
-            raise CausalVAEError(f"the picture has {im.mode} pixels; send an 8-bit PNG")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # e.g. Pillow's note on palette transparency
-                rgba = im.convert("RGBA")
-                arr = np.asarray(rgba.convert("RGB" if channels == 3 else "L"))
-                alpha = np.asarray(rgba)[..., 3]
-        except Exception as exc:  # truncated or corrupt pixel data
-            raise CausalVAEError(f"the PNG is damaged and cannot be decoded ({exc})") from None
-        if (alpha < 255).any():
-            raise CausalVAEError("the picture has transparent pixels; send an opaque PNG (the model draws no transparency)")
-    if channels == 1:
-        arr = ((arr > 127).astype(np.uint8) if likelihood == "bernoulli" else arr)[..., None]
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
+    return decode_png(data, channels, size, binary)
 
 
 # ------------------------------------------------------------------------------ the viewer
@@ -350,15 +295,15 @@ class Viewer:
     """
 
     def __init__(self, run, oracle=None, device: str = "cpu", data=None):
-        from causalvae.data import load as load_dataset
         from causalvae.draw import layout
         from causalvae.oracle import load_oracle
-        from causalvae.store import load
+        from causalvae.run import Run
 
+        opened = Run.open(run, data=data, device=device)
         self.run = Path(run)
-        self.vae = load(self.run, device=device)
+        self.vae = opened.model
         self.graph = self.vae.current_graph()
-        self.likelihood = self.vae.config.likelihood
+        self.binary = self.vae.config.likelihood == "bernoulli"
         self.lock = threading.Lock()
         self.oracle, self.oracle_path = None, None
         if oracle is not None:
@@ -372,15 +317,12 @@ class Viewer:
                     f"the model draws {', '.join(self.vae.label_columns)} at {self.vae.config.image_size}x{self.vae.config.image_size}"
                 )
         self.test, self.gallery_note = None, None
-        if data is None:
-            config_path = self.run / "config.json" if self.run.is_dir() else self.run
-            recorded = json.loads(config_path.read_text()).get("dataset")
-            data = recorded.get("path") if isinstance(recorded, dict) else None
+        data = opened.dataset_path
         if data is None:
             self.gallery_note = f"{self.run} names no dataset: upload a picture instead"
         else:
             try:
-                self.test = load_dataset(data, split="test", verify=False)
+                self.test = opened.dataset("test")
             except (CausalVAEError, OSError) as exc:
                 self.gallery_note = f"the run's dataset cannot be opened ({exc}): upload a picture instead"
             else:
@@ -400,11 +342,12 @@ class Viewer:
 
     def warm_up(self) -> None:
         """One small sample and counterfactual, so the first request is as fast as the rest."""
+        from causalvae.ask import counterfactual
         from causalvae.queries import sample
 
         g = sample(self.vae, 1, seed=0)
         labels = torch.from_numpy(np.stack([g.values[c] for c in self.vae.label_columns], 1))
-        self._counterfactual(g.images, labels, {}, 0)
+        counterfactual(self.vae, g.images, labels, {}, seed=0)
 
     # -- graph ------------------------------------------------------------------------------
 
@@ -457,32 +400,24 @@ class Viewer:
     # -- sample -----------------------------------------------------------------------------
 
     def sample(self, req: SampleRequest) -> SampleResponse:
-        from causalvae.exact import query
-        from causalvae.queries import sample
+        from causalvae.ask import summarize_sample
 
-        g, cols = self.graph, self.vae.label_columns
+        g = self.graph
         with self.lock:
-            drawn = sample(self.vae, req.n, req.evidence, req.do, seed=req.seed)
-            unset = [n for n in g.topological_order if n not in req.evidence and n not in req.do]
-            exact = {c: query(g, [c], req.evidence, req.do).table for c in unset}
-            read = self.oracle.read(drawn.images) if self.oracle is not None else None
-        distributions = []
-        for c in unset:
-            seen = np.bincount(read[:, cols.index(c)], minlength=g.card(c)) / req.n if read is not None and c in cols else None
-            distributions.append(LabelDistribution(
-                variable=c, values=list(g[c].values), exact=exact[c].tolist(),
-                drawn=(np.bincount(drawn.values[c], minlength=g.card(c)) / req.n).tolist(),
-                read=seen.tolist() if seen is not None else None,
-            ))
-        read_back = None
-        if read is not None:
-            given = np.stack([drawn.values[c] for c in cols], 1)
-            read_back = float((read == given).all(axis=1).mean())
+            summary = summarize_sample(self.vae, req.n, req.evidence, req.do, seed=req.seed, oracle=self.oracle)
+        drawn = summary.drawn
+        distributions = [
+            LabelDistribution(
+                variable=c, values=list(g[c].values), exact=summary.exact[c].tolist(), drawn=summary.frequencies[c].tolist(),
+                read=summary.read_frequencies[c].tolist() if c in summary.read_frequencies else None,
+            )
+            for c in summary.variables
+        ]
         return SampleResponse(
             n=req.n, seed=req.seed, evidence=req.evidence, do=req.do,
-            images=[png_data_url(_display(im, self.likelihood)) for im in drawn.images],
+            images=[png_data_url(display(im, self.binary, channels_first=True)) for im in drawn.images],
             values={n: [g[n].values[int(i)] for i in drawn.values[n]] for n in g.topological_order},
-            distributions=distributions, read_back=read_back,
+            distributions=distributions, read_back=summary.read_back,
         )
 
     # -- gallery ----------------------------------------------------------------------------
@@ -498,7 +433,7 @@ class Viewer:
         cols = self.test.label_columns
         items = [
             GalleryItem(
-                index=p, image=png_data_url(_display(im, self.likelihood)),
+                index=p, image=png_data_url(display(im, self.binary, channels_first=True)),
                 labels={c: (self.graph[c].values[int(v)] if v >= 0 else None) for c, v in zip(cols, row.tolist())},
             )
             for p, im, row in zip(positions, images, labels)
@@ -508,10 +443,11 @@ class Viewer:
     # -- counterfactual ---------------------------------------------------------------------
 
     def counterfactual(self, req: CounterfactualRequest) -> CounterfactualResponse:
+        from causalvae.ask import counterfactual
         from causalvae.queries import act
 
         g, cols = self.graph, self.vae.label_columns
-        interventions = act(g, req.do)
+        act(g, req.do)  # unknown names and values are refused before any work
         if req.index is not None:
             if self.test is None:
                 raise ViewerError(f"no gallery: {self.gallery_note}", 404)
@@ -524,12 +460,12 @@ class Viewer:
                     kind = "a hidden variable" if c in g else "not a variable"
                     raise CausalVAEError(f"'{c}' is {kind}, not a label; labels: {', '.join(cols)}")
             labels = torch.tensor([[g.value_index(c, req.labels[c]) if c in req.labels else -1 for c in cols]])
-        with self.lock:  # also around decoding: read_png sets a warnings filter, which is process-wide
+        with self.lock:  # also around decoding: decode_png sets a warnings filter, which is process-wide
             if req.index is None:
                 cfg = self.vae.config
-                images = read_png(req.image, cfg.channels, cfg.image_size, self.likelihood)
-            recon, cf, unit, values, exact = self._counterfactual(images, labels, interventions, req.seed)
-        diff, top = difference_map(cf[0], recon[0], self.likelihood)
+                images = read_png(req.image, cfg.channels, cfg.image_size, self.binary)
+            res = counterfactual(self.vae, images, labels, req.do, seed=req.seed)
+        unit, values, exact = res.abduction, res.values, res.exact[0]
         variables = [
             VariableOutcome(
                 variable=n, hidden=g[n].hidden, values=list(g[n].values),
@@ -538,24 +474,12 @@ class Viewer:
             )
             for n in g.topological_order
         ]
+        show = lambda pictures: png_data_url(display(pictures[0], self.binary, channels_first=True))
         return CounterfactualResponse(
             index=req.index, seed=req.seed, do=req.do,
-            factual=png_data_url(_display(images[0], self.likelihood)),
-            reconstruction=png_data_url(_display(recon[0], self.likelihood)),
-            counterfactual=png_data_url(_display(cf[0], self.likelihood)),
-            difference=png_data_url(diff), difference_max=top, variables=variables,
+            factual=show(res.factual), reconstruction=show(res.reconstruction), counterfactual=show(res.counterfactual),
+            difference=png_data_url(res.difference[0]), difference_max=float(res.difference_max[0]), variables=variables,
         )
-
-    def _counterfactual(self, images, labels, interventions: dict[str, int], seed: int):
-        """Abduct once; predict the null intervention (the reconstruction) and the asked one,
-        so the difference map shows only what the intervention changed."""
-        from causalvae.queries import abduct, counterfactual_distributions, predict
-
-        unit = abduct(self.vae, images, labels, seed=seed)
-        recon, _ = predict(self.vae, unit, {}, seed=seed)
-        cf, values = predict(self.vae, unit, interventions, seed=seed)
-        exact = counterfactual_distributions(self.graph, self.vae.label_columns, unit.labels, interventions)[0]
-        return recon, cf, unit, values, exact
 
 
 # ------------------------------------------------------------------------------ the application
@@ -601,7 +525,7 @@ def create_app(run, oracle=None, device: str = "cpu", *, data=None, warm: bool =
         viewer.warm_up()
     app = FastAPI(
         title="causalvae viewer",
-        version=causalvae.__version__,
+        version=__version__,
         description="Ask a trained causal VAE the three kinds of causal question: the page at / uses this API.",
         docs_url=None,  # FastAPI's schema browsers load their scripts from a CDN; the viewer fetches nothing
         redoc_url=None,

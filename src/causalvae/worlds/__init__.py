@@ -1,0 +1,209 @@
+"""Worlds: one package per world behind one protocol, :class:`World`.
+
+A world is everything the rest of the library needs to know about where pictures come from:
+
+- its causal **graph** (:meth:`World.graph`);
+- its exogenous **style**: the variation the labels do not explain (:attr:`World.style_fields`);
+- whether its pictures are **binary** (0/1, one channel) and how many channels they have;
+- its true image mechanism, the **renderer** (:meth:`World.renderer`): how to draw style and
+  how to draw the picture of given labels with given style. Metrics use it to draw what a
+  picture *should* be, the oracle to draw fresh training pictures, ``generate`` to write
+  datasets. A world without one (a user's imported dataset) is still a world: it can be
+  trained, shown, sampled, counterfactualised and evaluated on every score that needs no
+  renderer;
+- the **reference queries** and **joint interventions** its evaluation report scores;
+- how to **caption** a picture, and how to draw a labelled **sheet** of a dataset.
+
+Worlds register themselves; :func:`get` returns one by name and :func:`for_dataset` the
+world of a dataset (its registered world, or an :class:`~causalvae.worlds.imported.ImportedWorld`
+built from the dataset itself). Adding a world is one package under ``worlds/`` that
+subclasses :class:`World` and calls :func:`register`::
+
+    class Dots(World):
+        name = "dots"
+        ...
+    register(Dots())
+    worlds.get("dots").renderer().render(values, style)
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from causalvae.errors import CausalVAEError, unknown
+from causalvae.graph import Graph
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from causalvae.data import Dataset
+
+#: The built-in worlds' packages, imported on first use so that each registers itself.
+BUILTIN_PACKAGES = ("causalvae.worlds.scenes", "causalvae.worlds.sprites")
+
+#: A reference query of the evaluation report: (its label, evidence, interventions).
+ReferenceQuery = tuple[str, dict[str, str], dict[str, str]]
+
+
+class Renderer:
+    """A world's true image mechanism at one size: draw style, draw pictures.
+
+    ``values`` maps (at least) the image's parents to value indices of the world's graph;
+    ``style`` is float64 ``(N, S)`` in the order of :attr:`style_fields`, as datasets record it.
+    """
+
+    style_fields: tuple[str, ...] = ()
+    channels: int = 3
+    resolution: int = 64
+
+    def sample_style(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` styles drawn from the world's style distribution: float64 ``(n, S)``."""
+        raise NotImplementedError
+
+    def render(self, values: Mapping[str, np.ndarray], style: np.ndarray) -> np.ndarray:
+        """The pictures of ``values`` with ``style``: uint8 ``(N, C, H, W)``."""
+        raise NotImplementedError
+
+    def best_iou(self, values: Mapping[str, np.ndarray], style: np.ndarray, pictures: np.ndarray) -> np.ndarray:
+        """Per picture, the IoU of binary ``pictures`` against the true render of ``values``
+        with ``style`` (worlds whose pictures have symmetric equivalents take the best)."""
+        from causalvae.metrics import iou
+
+        return iou(self.render(values, style), pictures)
+
+    def check_style(self, style: np.ndarray) -> np.ndarray:
+        style = np.asarray(style, dtype=np.float64)
+        if style.ndim != 2 or style.shape[1] != len(self.style_fields):
+            raise CausalVAEError(f"style must have shape (N, {len(self.style_fields)}), got {style.shape}")
+        return style
+
+
+@dataclass
+class Plan:
+    """How ``generate`` writes one dataset of a world (see :meth:`World.plan`).
+
+    ``sample_style(n, rng)`` draws the recorded style; ``fill(images, values, style, progress)``
+    writes uint8 ``(N, H, W, C)`` pictures into ``images`` (default: render in chunks);
+    ``extra_files(values, style)`` returns further ``{name.npy: array}`` files for the dataset.
+    """
+
+    graph: Graph
+    renderer: Renderer
+    meta: dict[str, Any] = field(default_factory=dict)
+    sample_style: Callable[[int, np.random.Generator], np.ndarray] | None = None
+    fill: Callable[..., None] | None = None
+    extra_files: Callable[[Mapping[str, np.ndarray], np.ndarray], dict[str, np.ndarray]] | None = None
+
+
+class World:
+    """The protocol every world follows (subclass it and override what differs)."""
+
+    #: The world's name, as datasets record it in their manifest.
+    name: str = ""
+    #: The exogenous style fields of its pictures, as datasets record them.
+    style_fields: tuple[str, ...] = ()
+    #: Whether its pictures are binary (stored 0/1).
+    binary: bool = False
+    #: Channels of its pictures (3: RGB, 1: grey or binary).
+    channels: int = 3
+    #: The default picture size.
+    resolution: int = 64
+    #: The evaluation report's reference queries: (label, evidence, do).
+    reference_queries: tuple[ReferenceQuery, ...] = (("P(.)", {}, {}),)
+    #: Interventions on several variables scored beside every single-variable one.
+    joint_interventions: tuple[dict[str, str], ...] = ()
+
+    @property
+    def renders(self) -> bool:
+        """Whether the world has a true image mechanism (a renderer)."""
+        return type(self).renderer is not World.renderer
+
+    def graph(self) -> Graph:
+        """The world's causal graph."""
+        raise NotImplementedError
+
+    def renderer(self, resolution: int | None = None, **options: Any) -> Renderer:
+        """The true image mechanism at ``resolution`` (default :attr:`resolution`)."""
+        raise CausalVAEError(f"the {self.name} world has no renderer: its pictures come from a dataset, not from a mechanism this library knows")
+
+    def plan(self, resolution: int | None = None, **options: Any) -> Plan:
+        """How to write a dataset of this world (``options``: the world's generator options)."""
+        if options:
+            raise CausalVAEError(f"the {self.name} world takes no generator option {', '.join(sorted(options))}")
+        return Plan(graph=self.graph(), renderer=self.renderer(resolution))
+
+    def caption(self, graph: Graph, labels: Mapping[str, int]) -> str:
+        """A short caption of a picture's labels (``-1``: missing, shown as ``?``)."""
+        return "\n".join(_value(graph, c, v) for c, v in list(labels.items())[:3])
+
+    def sheet(self, ds: Dataset, columns: int = 8, scale: int = 2, limit: int = 48) -> Image.Image:
+        """A labelled contact sheet of a dataset of this world: its first ``limit`` pictures."""
+        from causalvae.pictures import contact_sheet, display, titled
+
+        n = len(ds.images)
+        count = min(limit, n)
+        images = display(np.stack([ds.images[k] for k in range(count)]), self.binary)
+        captions = [self.caption(ds.graph, dict(zip(ds.label_columns, ds.labels[k].tolist()))) for k in range(count)]
+        return titled(contact_sheet(images, captions, columns, scale), f"{ds.root.name}: first {count} of {n}")
+
+    def __repr__(self) -> str:
+        return f"<world {self.name}>"
+
+
+def _value(graph: Graph, column: str, v: int) -> str:
+    return "?" if int(v) < 0 else str(graph[column].values[int(v)])
+
+
+_REGISTRY: dict[str, World] = {}
+
+
+def register(world: World) -> World:
+    """Make ``world`` known to :func:`get` by its name (a later registration replaces it)."""
+    if not isinstance(world, World) or not world.name:
+        raise CausalVAEError("register a World instance with a name")
+    _REGISTRY[world.name] = world
+    return world
+
+
+def unregister(name: str) -> None:
+    """Forget the world called ``name`` (a world registered for a while, as tests do)."""
+    _REGISTRY.pop(name, None)
+
+
+def _load_builtins() -> None:
+    for package in BUILTIN_PACKAGES:
+        importlib.import_module(package)
+
+
+def names() -> list[str]:
+    """The names of every registered world."""
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def get(name: str | World) -> World:
+    """The world called ``name`` (a World is returned as it is)."""
+    if isinstance(name, World):
+        return name
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise unknown("world", str(name), sorted(_REGISTRY))
+    return _REGISTRY[name]
+
+
+def for_dataset(ds: Dataset) -> World:
+    """The world of a dataset: the registered world its manifest names, else (an imported
+    dataset, or a world this process does not know) a world without a renderer built from
+    the dataset's own graph and pictures."""
+    _load_builtins()
+    name = ds.manifest.get("world")
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    from causalvae.worlds.imported import ImportedWorld
+
+    return ImportedWorld.of(ds)

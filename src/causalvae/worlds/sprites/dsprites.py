@@ -991,7 +991,7 @@ def equivalent_indices(classes: Any, k: int | None = None) -> np.ndarray:
 def sheet(scale: int = 3):
     """A contact sheet (PIL image): per shape, its six scales and two extreme positions,
     then eight orientations; captions give the classes and values."""
-    from causalvae.worlds.sheet import contact_sheet
+    from causalvae.pictures import contact_sheet
 
     pv = possible_values()
     tiles, captions = [], []
@@ -1009,13 +1009,13 @@ def sheet(scale: int = 3):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m causalvae.worlds.dsprites sheet OUT.png``: write the contact sheet."""
+    """``python -m causalvae.worlds.sprites.dsprites sheet OUT.png``: write the contact sheet."""
     import argparse
     import io
 
     from causalvae.io import atomic_write_bytes
 
-    ap = argparse.ArgumentParser(prog="python -m causalvae.worlds.dsprites")
+    ap = argparse.ArgumentParser(prog="python -m causalvae.worlds.sprites.dsprites")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sp = sub.add_parser("sheet", help="write the contact sheet of the factor grid")
     sp.add_argument("out", type=Path)

@@ -1,0 +1,116 @@
+"""Asking a trained model, the same way from every interface.
+
+The CLI and the viewer both ask through this module, so they give the same answer to the
+same question:
+
+- :func:`counterfactual`: this very picture had the interventions held. One abduction
+  gives both the reconstruction (the null intervention) and the counterfactual, so their
+  difference map shows only what the interventions changed; beside them, the exact
+  distribution of every counterfactual label given the factual labels;
+- :func:`summarize_sample`: pictures drawn under evidence and interventions, beside the
+  exact distribution of every variable not set, how often each value was drawn, and what
+  an oracle reads off the pictures.
+
+The steps themselves are :mod:`causalvae.queries`' (abduct, act, predict; sample); extra
+keyword arguments are passed on to them.
+
+    >>> res = counterfactual(vae, images, labels, {"action": "Walk"}, seed=0)   # doctest: +SKIP
+    >>> res.counterfactual, res.reconstruction, res.difference                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from causalvae import queries
+from causalvae.errors import CausalVAEError
+from causalvae.exact import query
+from causalvae.model import CausalVAE
+from causalvae.pictures import difference_map
+
+
+@dataclass
+class CounterfactualResult:
+    """Pictures are uint8 ``(N, C, H, W)``; values ``{variable: (N,) value indices}``."""
+
+    factual: torch.Tensor
+    reconstruction: torch.Tensor  # the null intervention, from the same abduction
+    counterfactual: torch.Tensor
+    abduction: queries.Abduction  # the factual unit: every value (abducted or given), U and z
+    values: dict[str, np.ndarray]  # every variable under the interventions
+    exact: list[dict[str, np.ndarray]]  # per picture: {label column: P(counterfactual value | factual labels)}
+    difference: np.ndarray  # uint8 (N, H, W): |counterfactual - reconstruction|, the largest change white
+    difference_max: np.ndarray  # (N,) the largest change of a pixel value (0-255; binary pictures: 0 or 1)
+    interventions: dict[str, int]
+
+
+def counterfactual(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, do: Mapping[str, str | int], *, seed: int | None = 0, **options: Any) -> CounterfactualResult:
+    """Abduct, act, predict (:func:`causalvae.queries.counterfactual`, which gets
+    ``options``), then predict the null intervention from the same abduction."""
+    graph = vae.current_graph()
+    interventions = queries.act(graph, dict(do))
+    cf = queries.counterfactual(vae, images, labels, interventions, seed=seed, **options)
+    recon, _ = queries.predict(vae, cf.abduction, {}, seed=seed)
+    binary = vae.config.likelihood == "bernoulli"
+    maps = [difference_map(c, r, binary) for c, r in zip(cf.images, recon)]
+    return CounterfactualResult(
+        factual=images.cpu(), reconstruction=recon, counterfactual=cf.images, abduction=cf.abduction, values=cf.values,
+        exact=cf.exact, difference=np.stack([m for m, _ in maps]), difference_max=np.array([t for _, t in maps]),
+        interventions=interventions,
+    )
+
+
+@dataclass
+class SampleSummary:
+    """Pictures drawn under evidence and interventions, and what they show."""
+
+    drawn: queries.Generated  # the pictures and every variable's drawn values
+    variables: list[str]  # the variables not set, in topological order
+    exact: dict[str, np.ndarray]  # P(variable | evidence, do), exactly
+    frequencies: dict[str, np.ndarray]  # share of pictures drawn with each value
+    read: np.ndarray | None  # (n, K) the oracle's reading of the label columns, or None
+    read_frequencies: dict[str, np.ndarray]  # label columns: share of pictures read as each value
+    read_back: float | None  # share of pictures whose every label the oracle reads as drawn
+
+
+def read_labels(oracle, images: torch.Tensor, columns: Sequence[str]) -> np.ndarray:
+    """The oracle's reading of ``columns`` off ``images``: int64 ``(n, len(columns))``."""
+    have = list(oracle.config.columns)
+    missing = [c for c in columns if c not in have]
+    if missing:
+        raise CausalVAEError(f"the oracle reads {', '.join(have)}, not {', '.join(missing)}")
+    return oracle.read(images)[:, [have.index(c) for c in columns]]
+
+
+def summarize_sample(
+    vae: CausalVAE,
+    n: int,
+    evidence: Mapping[str, str] | None = None,
+    do: Mapping[str, str] | None = None,
+    *,
+    seed: int | None = 0,
+    oracle=None,
+    **options: Any,
+) -> SampleSummary:
+    """``n`` pictures drawn under ``evidence`` and ``do`` (:func:`causalvae.queries.sample`,
+    which gets ``options``), with the exact distribution and drawn frequencies of every
+    variable not set, and, with an ``oracle``, what it reads off the pictures."""
+    evidence, do = dict(evidence or {}), dict(do or {})
+    graph = vae.current_graph()
+    cols = list(vae.label_columns)
+    drawn = queries.sample(vae, n, evidence, do, seed=seed, **options)
+    unset = [v for v in graph.topological_order if v not in evidence and v not in do]
+    exact = {v: query(graph, [v], evidence, do).table for v in unset}
+    freq = {v: np.bincount(drawn.values[v], minlength=graph.card(v)) / n for v in unset}
+    read, read_freq, read_back = None, {}, None
+    if oracle is not None:
+        read = read_labels(oracle, drawn.images, cols)
+        read_freq = {c: np.bincount(read[:, k], minlength=graph.card(c)) / n for k, c in enumerate(cols) if c in unset}
+        given = np.stack([drawn.values[c] for c in cols], 1)
+        read_back = float((read == given).all(axis=1).mean())
+    return SampleSummary(drawn, unset, exact, freq, read, read_freq, read_back)

@@ -1,0 +1,183 @@
+"""The evaluation report as files: Markdown tables, the goals, a figure, the JSON.
+
+:func:`causalvae.evaluate.evaluate` returns the report as a dict; this module writes it:
+``report.json``, ``report.md`` (every section, and which were left out and why),
+``goals.md`` (the project's named targets beside the measured values) and
+``generation_tv.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+def _mean(values) -> float | None:
+    """The mean of the values that were measured (None: none was)."""
+    got = [v for v in values if v is not None]
+    return float(np.mean(got)) if got else None
+
+
+def _pix_key(report: dict) -> str:
+    return "pixel_mae_to_true_render" if "pixel_mae_to_true_render" in report["counterfactuals"][0] else "iou_to_true_render"
+
+
+def summary_rows(report: dict) -> dict:
+    """Headline numbers (means over queries, interventions and variables); a score that was
+    left out (see ``report["left_out"]``) is absent."""
+    gen = report["generation"]
+    cfs = report["counterfactuals"]
+    pix_key = _pix_key(report)
+    obs = [v for r in cfs for c, v in r["variables"].items() if c not in r["do"]]
+    rows = {
+        "generation_tv_model": _mean(t["tv_model"] for g in gen for t in g["targets"].values()),
+        "generation_tv_true_renders": _mean(t["tv_true_renders"] for g in gen for t in g["targets"].values()),
+        "generation_readback": _mean(g["readback"] for g in gen),
+        "counterfactual_tv_read": _mean(v["tv_read"] for v in obs),
+        "counterfactual_tv_used": _mean(v["tv_used"] for v in obs),
+        "counterfactual_effectiveness": _mean(r["effectiveness"] for r in cfs),
+        f"counterfactual_{pix_key}": _mean(r[pix_key] for r in cfs),
+        "counterfactual_truth_agreement": _mean(v["truth_agreement"] for v in obs),
+        "counterfactual_truth_exact_sampler": _mean(v["truth_exact_sampler"] for v in obs),
+        "counterfactual_truth_ceiling": _mean(v["truth_ceiling"] for v in obs),
+    }
+    return {k: v for k, v in rows.items() if v is not None}
+
+
+def _f(value, spec: str, scale: float = 1.0, unit: str = "") -> str:
+    """A table cell: the formatted value, or "-" for a score that was left out."""
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value * scale:{spec}}{unit}"
+
+
+def markdown(report: dict) -> str:
+    s = summary_rows(report)
+    L = report["likelihood"]
+    R = report["reconstruction"]
+    A = report["axioms"]
+    lines = [
+        f"# Evaluation: {report['world']} world",
+        "",
+        f"Test split of `{report['dataset']}`: {report['test_pictures']} pictures. Nats per picture; pixel errors on the 0-255 scale.",
+        "",
+    ]
+    if report.get("left_out"):
+        lines += ["Left out of this report (shown as -):", ""]
+        lines += [f"- {item['section']}: {item['why']}" for item in report["left_out"]]
+        lines.append("")
+    lines += [
+        "## Likelihood and reconstruction",
+        "",
+        "| figure | value |",
+        "|---|---:|",
+        f"| test ELBO (bound on log p(x \\| labels)) | {L['elbo']:.1f} nats ({L['elbo_bits_per_dim']:.3f} bits/dim) |",
+        f"| importance-weighted bound, k = {L['iw_k']}, on the first {L['iw_pictures']} fully labelled pictures (their ELBO: {L['elbo_on_iw_pictures']:.1f}) | {L['iw_bound']:.1f} nats |" if L["iw_bound"] is not None else "",
+        f"| reconstruction pixel MAE | {R['pixel_mae']:.2f} |",
+    ]
+    if R["iou"] is not None:
+        lines.append(f"| reconstruction IoU | {R['iou']:.3f} |")
+    for c, a in R["oracle_accuracy"].items():
+        lines.append(f"| oracle accuracy on reconstructions: {c} | {_f(a, '.1f', 100, '%')} (on the test pictures themselves: {_f(R['oracle_accuracy_on_test_pictures'][c], '.1f', 100, '%')}) |")
+    lines += ["", "## Generation", "",
+              "Total variation between the oracle-read distribution of generated pictures and the exact one, beside the same distance for as many true renders (the noise floor).", "",
+              "| query | n | variable | TV model | TV true renders | readback |", "|---|---:|---|---:|---:|---:|"]
+    for g in report["generation"]:
+        for i, (c, t) in enumerate(g["targets"].items()):
+            lines.append(f"| {_md(g['query'])} | {g['n']} | {c} | {t['tv_model']:.3f} | {_f(t['tv_true_renders'], '.3f')} | {100 * g['readback']:.1f}% |" if i == 0 else f"| | | {c} | {t['tv_model']:.3f} | {_f(t['tv_true_renders'], '.3f')} | |")
+    pix = _pix_key(report)
+    lines += ["", "## Counterfactuals", "",
+              "Per intervention, over the test pictures. TV: pooled per factual-label pattern, oracle-read counterfactual labels (and the values the model used) against the exact twin network, mean over the variables not intervened on. "
+              "Agreement: oracle-read counterfactual labels equal to the recorded-noise true counterfactual, beside the rate of an exact sampler and the Bayes-optimal ceiling.", "",
+              f"| do | effectiveness | {'pixel MAE' if pix.startswith('pixel') else 'IoU'} to true render | TV read | TV used | agreement | exact sampler | ceiling |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in report["counterfactuals"]:
+        vs = [v for c, v in r["variables"].items() if c not in r["do"]]
+        m = lambda key: _mean(v[key] for v in vs) if vs else float("nan")
+        do = ", ".join(f"{k}={v}" for k, v in r["do"].items())
+        lines.append(f"| {do} | {100 * r['effectiveness']:.1f}% | {_f(r[pix], '.2f')} | {_f(m('tv_read'), '.3f')} | {_f(m('tv_used'), '.3f')} | {_f(m('truth_agreement'), '.1f', 100, '%')} | {_f(m('truth_exact_sampler'), '.1f', 100, '%')} | {_f(m('truth_ceiling'), '.1f', 100, '%')} |")
+    lines += ["", "## Axioms", "", "| score | pixel MAE |", "|---|---:|",
+              f"| composition, 1 null intervention | {A['composition_1']:.2f} |",
+              f"| composition, 10 null interventions | {A['composition_10']:.2f} |",
+              f"| reversibility ({A['reversibility_target']} and back), 1 cycle | {A['reversibility_1']:.2f} |",
+              f"| reversibility, 3 cycles | {A['reversibility_3']:.2f} |",
+              "", "## Goals", "", goals_markdown(report).rstrip(),
+              "", "## Summary", "", "| figure | value |", "|---|---:|"]
+    for k, v in s.items():
+        lines.append(f"| {k} | {v:.4f} |")
+    return "\n".join(l for l in lines if l is not None) + "\n"
+
+
+def goals(report: dict) -> list[dict]:
+    """The project's named targets for a model, each with its measured value and whether it
+    is met. The targets are fixed here; only the measurements change. A target whose score
+    was left out of the report (see ``report["left_out"]``) is not listed."""
+    gen = report["generation"]
+    cfs = report["counterfactuals"]
+    obs = [v for r in cfs for c, v in r["variables"].items() if c not in r["do"]]
+    pix_key = "pixel_mae_to_true_render" if "pixel_mae_to_true_render" in cfs[0] else None
+    A, R = report["axioms"], report["reconstruction"]
+    floors = [t["tv_model"] - t["tv_true_renders"] for g in gen for t in g["targets"].values() if t["tv_true_renders"] is not None]
+    rows = [
+        ("generation TV above its noise floor, worst target", max(floors) if floors else None, "<=", 0.01),
+        ("generation read-back rate, worst query", min(g["readback"] for g in gen), ">=", 0.99),
+        ("counterfactual label TV (oracle-read, pooled), mean", _mean(v["tv_read"] for v in obs), "<=", 0.02),
+        ("counterfactual effectiveness, mean over interventions", _mean(r["effectiveness"] for r in cfs), ">=", 0.99),
+        ("oracle accuracy on reconstructions, worst variable", min(R["oracle_accuracy"].values()), ">=", 0.99),
+        ("composition after 10 cycles / after 1", A["composition_10"] / max(A["composition_1"], 1e-9), "<=", 2.0),
+    ]
+    if pix_key is not None:
+        mae = _mean(r[pix_key] for r in cfs)
+        rows.insert(4, ("counterfactual pixel MAE / reconstruction MAE", None if mae is None else mae / max(R["pixel_mae"], 1e-9), "<=", 1.25))
+    return [{"goal": g, "value": float(v), "op": op, "target": t, "met": bool(v <= t if op == "<=" else v >= t)} for g, v, op, t in rows if v is not None]
+
+
+def goals_markdown(report: dict) -> str:
+    lines = ["| goal | measured | target | met |", "|---|---:|---:|---|"]
+    for g in goals(report):
+        lines.append(f"| {g['goal']} | {g['value']:.4g} | {g['op']} {g['target']:g} | {'yes' if g['met'] else '**no**'} |")
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|")
+
+
+def tv_figure(report: dict):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, model, floor = [], [], []
+    for g in report["generation"]:
+        for c, t in g["targets"].items():
+            labels.append(f"{g['query']}\n{c}")
+            model.append(t["tv_model"])
+            floor.append(np.nan if t["tv_true_renders"] is None else t["tv_true_renders"])
+    fig, ax = plt.subplots(figsize=(7.5, 0.28 * len(labels) + 1.4), dpi=110)
+    y = np.arange(len(labels))
+    ax.barh(y + 0.2, model, 0.4, label="generated pictures")
+    ax.barh(y - 0.2, floor, 0.4, label="true renders (noise floor)")
+    ax.set_yticks(y, [l.replace("\n", "  ") for l in labels], fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlabel("total variation from the exact distribution (oracle-read)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def write_report(report: dict, out: str | Path) -> Path:
+    """``report.json``, ``report.md`` and ``generation_tv.png`` in ``out`` (atomically)."""
+    import io as _io
+
+    from causalvae.io import atomic_write_bytes, atomic_write_text
+
+    out = Path(out)
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2, default=float) + "\n")
+    atomic_write_text(out / "report.md", markdown(report))
+    atomic_write_text(out / "goals.md", goals_markdown(report))
+    buf = _io.BytesIO()
+    tv_figure(report).savefig(buf, format="png")
+    atomic_write_bytes(out / "generation_tv.png", buf.getvalue())
+    return out

@@ -1,0 +1,139 @@
+"""The sprites world behind the :class:`~causalvae.worlds.World` protocol.
+
+Factors are drawn from the built-in ``sprites`` graph; the style is the grid class inside
+each bin of orientation, posX and posY (:data:`~causalvae.worlds.sprites.dsprites.STYLE_FIELDS`),
+uniform; each picture is the dSprites grid image of those classes, binary (0/1), one channel,
+64 x 64. Datasets are written by :func:`causalvae.generate.generate` with the options
+``source`` (take the images from a grid directory or the official archive instead of
+rendering them) and ``hide`` (factors whose labels are withheld: they stay hidden parents
+of the image). Besides the shared truth files a sprites dataset holds ``truth_grid.npy``:
+each image's official factor classes ``(N, 6)`` int64.
+
+The dSprites module is imported when first needed, so that importing the package (which
+registers the world) does not import it: ``python -m causalvae.worlds.sprites.dsprites``
+then runs it cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from causalvae.errors import CausalVAEError
+from causalvae.graph import Graph, Variable
+from causalvae.worlds import Plan, Renderer, World, register
+
+#: The style fields and picture size (equal to ``dsprites.STYLE_FIELDS`` and ``dsprites.RESOLUTION``,
+#: which a test checks).
+STYLE_FIELDS = ("orientation_offset", "posX_offset", "posY_offset")
+RESOLUTION = 64
+
+
+def _grid():
+    from causalvae.worlds.sprites import dsprites
+
+    return dsprites
+
+
+class SpritesRenderer(Renderer):
+    """The dSprites grid through the sprites graph: style is the class offset in each bin."""
+
+    style_fields = STYLE_FIELDS
+    channels = 1
+    resolution = RESOLUTION
+
+    def sample_style(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        bins = _grid().GRAPH_BINS
+        return np.stack([rng.integers(0, bins[f.removesuffix("_offset")], n) for f in STYLE_FIELDS], 1).astype(np.float64)
+
+    def classes(self, values: Mapping[str, np.ndarray], style: np.ndarray) -> np.ndarray:
+        """The official class vectors ``(N, 6)`` of ``values`` with ``style``."""
+        style = self.check_style(style)
+        return _grid().graph_classes(values, {f: style[:, k].astype(np.int64) for k, f in enumerate(STYLE_FIELDS)})
+
+    def render(self, values: Mapping[str, np.ndarray], style: np.ndarray) -> np.ndarray:
+        return _grid().images(self.classes(values, style))[:, None].astype(np.uint8)
+
+    def best_iou(self, values: Mapping[str, np.ndarray], style: np.ndarray, pictures: np.ndarray) -> np.ndarray:
+        """The best IoU over every symmetric equivalent of the true render (a square turned a
+        quarter turn is the same picture), as ``dsprites.equivalent`` lists them."""
+        from causalvae.metrics import iou
+
+        images, equivalent = _grid().images, _grid().equivalent
+        classes = self.classes(values, style)
+        out = np.empty(len(classes))
+        for i, c in enumerate(classes):
+            options = images(equivalent(c))[:, None]
+            out[i] = iou(options, np.repeat(pictures[i : i + 1], len(options), axis=0)).max()
+        return out
+
+
+class SpritesWorld(World):
+    name = "sprites"
+    style_fields = STYLE_FIELDS
+    binary = True
+    channels = 1
+    resolution = RESOLUTION
+    reference_queries = (
+        ("P(.)", {}, {}),
+        ("P(. | shape=heart)", {"shape": "heart"}, {}),
+        ("P(. | do(scale=1.0))", {}, {"scale": "1.0"}),
+    )
+    joint_interventions = ({"shape": "heart", "orientation": "0"}, {"scale": "0.5", "posX": "7"})
+
+    def graph(self) -> Graph:
+        return Graph.load(self.name)
+
+    def renderer(self, resolution: int | None = None) -> SpritesRenderer:
+        if resolution is not None and resolution != RESOLUTION:
+            raise CausalVAEError(f"the sprites world is {RESOLUTION}x{RESOLUTION}")
+        return SpritesRenderer()
+
+    def plan(self, resolution: int | None = None, *, source: str | os.PathLike | None = None, hide: Sequence[str] | str = ()) -> Plan:
+        graph = self.graph()
+        hidden = [hide] if isinstance(hide, str) else list(hide)
+        for name in hidden:
+            graph[name]  # an unknown name is refused with the valid ones
+        if hidden:
+            graph = Graph(
+                [Variable(v.name, v.values, v.parents, v.cpt, v.observed and v.name not in hidden, v.description) for v in (graph[k] for k in graph.names)],
+                graph.image, graph.name, graph.description,
+            )
+        if source is not None and not Path(source).exists():
+            raise CausalVAEError(f"{source}: no such grid directory or archive (causalvae never downloads dSprites)")
+        renderer = self.renderer(resolution)
+        grid = _grid()
+
+        def fill(out: np.ndarray, values: Mapping[str, np.ndarray], style: np.ndarray, progress) -> None:
+            from causalvae.generate import CHUNK
+
+            classes = renderer.classes(values, style)
+            if source is None:
+                for start in range(0, len(out), CHUNK):
+                    stop = min(len(out), start + CHUNK)
+                    out[start:stop, :, :, 0] = grid.images(classes[start:stop])
+                    if progress is not None:
+                        progress(stop)
+            else:
+                grid.read_images(source, grid.latents_to_index(classes), out=out[:, :, :, 0])
+                if progress is not None:
+                    progress(len(out))
+
+        return Plan(
+            graph=graph,
+            renderer=renderer,
+            fill=fill,
+            extra_files=lambda values, style: {"truth_grid.npy": renderer.classes(values, style).astype(np.int64)},
+            meta={
+                "hidden": hidden,
+                "image_values": "binary: 0 background, 1 sprite",
+                "grid_bins": dict(grid.GRAPH_BINS),
+                "grid_source": "rendered by causalvae" if source is None else str(source),
+            },
+        )
+
+
+WORLD = register(SpritesWorld())

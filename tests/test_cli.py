@@ -1,0 +1,93 @@
+"""Every command of the CLI runs, with tiny sizes (as Pyro's test of its examples does), and
+each writes what it says it writes. A new command without a case here fails the last test."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from causalvae.cli import app
+
+TINY = ["--max-steps", "2", "--batch-size", "16", "--width", "8", "--depth", "3", "--hidden", "16", "--z-dim", "2", "--threads", "1", "--no-progress"]
+
+
+def _commands(typer_app: typer.Typer, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Every command path of a Typer app, e.g. ("graph", "draw")."""
+    found = {prefix + (c.name or c.callback.__name__,) for c in typer_app.registered_commands}
+    for group in typer_app.registered_groups:
+        found |= _commands(group.typer_instance, prefix + (group.name,))
+    return found
+
+
+@pytest.fixture(scope="module")
+def cases(viewer_run, tmp_path_factory):
+    """(command path, arguments, the file it must write or None) for every command."""
+    data, run, oracle = viewer_run
+    t = tmp_path_factory.mktemp("cli")
+    Image.new("RGB", (64, 64), (90, 120, 200)).save(t / "mine.png")
+    (t / "png").mkdir()
+    for i in range(12):
+        Image.new("RGB", (16, 16), (20 * i, 0, 0)).save(t / "png" / f"{i}.png")
+    (t / "labels.csv").write_text("file,actor\n" + "".join(f"{i}.png,{'Satyr' if i % 2 else 'Golem'}\n" for i in range(12)))
+    return [
+        (("query",), ["P(action | reaction=Dying)", "--json"], None),
+        (("graph", "show"), ["scenes"], None),
+        (("graph", "draw"), ["scenes", "--out", str(t / "dag.svg")], t / "dag.svg"),
+        (("graph", "convert"), ["scenes", "--out", str(t / "g.bif")], t / "g.bif"),
+        (("generate", "scenes"), ["--n", "24", "--out", str(t / "scenes")], t / "scenes" / "manifest.json"),
+        (("generate", "sprites"), ["--n", "24", "--out", str(t / "sprites")], t / "sprites" / "manifest.json"),
+        # The whole grid is 3.1 GB: its refusal to overwrite runs here, the writer in test_sprites.
+        (("generate", "dsprites"), ["--out", str(t / "scenes")], "refused"),
+        (("data", "import"), ["--images", str(t / "png"), "--labels", str(t / "labels.csv"), "--graph", "scenes", "--out", str(t / "mine")], t / "mine" / "manifest.json"),
+        (("show",), [str(t / "sprites"), "--out", str(t / "sheet.png")], t / "sheet.png"),
+        (("train",), ["--data", str(data), "--out", str(t / "run"), *TINY], t / "run" / "config.json"),
+        (("summary",), [str(run)], None),
+        (("curve",), [str(run), "--out", str(t / "curve.png")], t / "curve.png"),
+        (("reconstruct",), [str(run), "--n", "2", "--out", str(t / "recon.png")], t / "recon.png"),
+        (("sample",), [str(run), "--given", "reaction=Dying", "--n", "2", "--oracle", str(oracle), "--beside-truth", "--out", str(t / "s.png")], t / "s.png"),
+        (("counterfactual",), [str(run), "--image", str(t / "mine.png"), "--labels", "actor=Golem", "--do", "action=Walk", "--out", str(t / "cf.png")], t / "cf.png"),
+        (("oracle", "train"), ["--world", "sprites", "--steps", "2", "--batch-size", "4", "--out", str(t / "oracle")], t / "oracle" / "config.json"),
+        (("evaluate",), [str(run), "--oracle", str(oracle), "--out", str(t / "report"), "--n-generate", "8", "--iw-k", "2", "--iw-images", "2", "--cf-images", "2"], t / "report" / "report.md"),
+        (("serve",), [str(run), "--oracle", str(oracle), "--port", "8123"], "served"),
+    ]
+
+
+def test_every_command_runs(cases, monkeypatch):
+    import uvicorn
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda viewer, **kw: served.append((viewer, kw)))
+    runner = CliRunner()
+    for path, args, writes in cases:
+        res = runner.invoke(app, [*path, *args])
+        if writes == "refused":
+            assert res.exit_code == 2 and "already exists" in res.output, (path, res.output)
+            continue
+        assert res.exit_code == 0, (path, res.output)
+        if writes == "served":
+            assert served and served[0][1]["port"] == 8123
+            assert served[0][0].state.viewer.oracle is not None
+        elif writes is not None:
+            assert writes.exists() and writes.stat().st_size > 0, path
+    query = next(args for path, args, _ in cases if path == ("query",))
+    answer = json.loads(runner.invoke(app, ["query", *query]).output)
+    assert answer["graph"] == "scenes"
+
+
+def test_every_command_has_a_case(cases):
+    assert _commands(app) == {path for path, _, _ in cases}
+
+
+def test_the_evaluate_help_states_the_settings_defaults():
+    """The CLI takes its evaluation defaults from EvalSettings; the help text says them."""
+    from causalvae.evaluate import EvalSettings
+
+    command = typer.main.get_command(app).commands["evaluate"]
+    text = " ".join(p.help or "" for p in command.params)
+    d = EvalSettings()
+    for value in (d.n_generate, d.iw_k, d.iw_images, d.cf_images, d.seed):
+        assert f"default {value}" in text

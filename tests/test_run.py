@@ -1,0 +1,46 @@
+"""Run.open: one way to read a run directory."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from causalvae import worlds
+from causalvae.errors import CausalVAEError
+from causalvae.run import Run
+
+
+def test_a_run_gives_its_model_settings_metrics_dataset_and_world(viewer_run, tmp_path):
+    data, run, _ = viewer_run
+    r = Run.open(run)
+    assert r.finished and r.model.label_columns == list(r.dataset().label_columns)
+    assert r.settings["max_steps"] == 4 and r.metrics and r.metrics[-1]["step"] == 4
+    assert r.dataset_path.resolve() == data.resolve() and r.world is worlds.get("scenes")
+    assert len(r.dataset("test")) < len(r.dataset())
+    assert Run.open(run / "config.json").path == run  # its config.json opens it too
+    # Another dataset replaces the recorded one.
+    assert Run.open(run, data=tmp_path / "elsewhere").dataset_path == tmp_path / "elsewhere"
+
+
+def test_an_unfinished_run_and_bad_paths(viewer_run, tmp_path):
+    data, run, _ = viewer_run
+    part = tmp_path / "part"
+    part.mkdir()
+    shutil.copy(run / "train.json", part / "train.json")
+    r = Run.open(part)
+    assert not r.finished and r.metrics == []
+    assert r.dataset_path == data or r.dataset_path.resolve() == data.resolve()  # from train.json
+    with pytest.raises(CausalVAEError, match="config.json"):
+        r.model
+    with pytest.raises(CausalVAEError, match="no such model directory"):
+        Run.open(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CausalVAEError, match="not a run directory"):
+        Run.open(tmp_path / "empty")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "train.json").write_text(json.dumps({"epochs": 1}))
+    with pytest.raises(CausalVAEError, match="names no dataset"):
+        Run.open(bare).dataset()
