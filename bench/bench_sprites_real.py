@@ -9,7 +9,7 @@ The only real dSprites pixels at hand are the 160 frames of ``dsprites_frames_ev
 kept beside the repository in ``../shared/reference/`` and never copied into it
 (``--frames`` or the environment variable ``CAUSALVAE_DSPRITES_FRAMES`` name another copy).
 For each frame it finds the grid image that overlaps it best
-(``causalvae.worlds.dsprites.best_matches``: intersection over union of the 1-pixels,
+(``causalvae.worlds.sprites.dsprites.best_matches``: intersection over union of the 1-pixels,
 searched over the (shape, scale, orientation) triples whose area and bounding box are close
 to the frame's, at the positions within two classes of where the centroids meet; every
 image tried is an exact grid image, so each IoU is a lower bound of the best over the whole
@@ -43,8 +43,8 @@ import numpy as np
 from _common import Figure, print_table, write_results
 
 from causalvae.io import atomic_write_bytes
-from causalvae.worlds import dsprites
-from causalvae.worlds.sheet import contact_sheet
+from causalvae.worlds.sprites import dsprites
+from causalvae.pictures import contact_sheet
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FRAMES = ROOT.parent / "shared" / "reference" / "dsprites_frames_even.gif"
