@@ -636,17 +636,17 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True) -> Path
 
     hide = withheld(ds, cfg.withhold, cfg.seed)
     vae = build_model(cfg, ds, hide)
-    reader = None
-    if cfg.cf_weight:
-        steps = min(cfg.reader_steps, total)
-        reader, reader_accuracy = train_reader(vae, ds, hide, steps, cfg.seed)
-        if rank_env == 0:
-            atomic_write_text(run / "reader.json", json.dumps({"steps": steps, "val_accuracy_all_parents": reader_accuracy}) + "\n")
-    module = LitCausalVAE(vae, cfg, reader)
+    module = LitCausalVAE(vae, cfg)
     world = cfg.devices if cfg.strategy == "ddp" else 1
     per_rank = (len(ds) - len(ds) % world) // world if world > 1 else len(ds)
     epoch_steps = math.ceil(per_rank / cfg.batch_size)
     total = cfg.max_steps or cfg.epochs * epoch_steps
+    if cfg.cf_weight:
+        steps = min(cfg.reader_steps, total)
+        reader, reader_accuracy = train_reader(vae, ds, hide, steps, cfg.seed)
+        module.__dict__["reader"] = reader
+        if rank_env == 0:
+            atomic_write_text(run / "reader.json", json.dumps({"steps": steps, "val_accuracy_all_parents": reader_accuracy}) + "\n")
 
     done, wall0, rows, sums, start = 0, 0.0, [], None, (0, 0)
     opt_state = None
