@@ -211,3 +211,24 @@ def test_noise_module_follows_the_continuous_convention_on_mixed_graphs():
     a = noise.sample(g, 20, seed=5)
     b = C.sample(g, 20, seed=5)
     np.testing.assert_array_equal(a.values["intensity"], b.values["intensity"])
+
+
+def test_graph_format_continuous_examples_run():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "graph-format.md").read_text()
+    section = text[text.index("## Continuous variables"):]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    morpho = Graph.from_yaml("doc", text=blocks[0])
+    strip = [{k: v for k, v in d.items() if k != "description"} for d in Graph.load("morpho").to_dict()["variables"]]
+    assert morpho.to_dict()["variables"] == strip  # the doc shows the built-in graph
+    a, b = C.sample(morpho, 20, seed=1), C.sample(Graph.load("morpho"), 20, seed=1)
+    np.testing.assert_array_equal(a.values["intensity"], b.values["intensity"])
+    assert Graph.from_yaml("doc", text=blocks[1]).continuous == ("dose", "response")
+    for block in re.findall(r"```python\n(.*?)```", section, re.S):
+        scope: dict = {}
+        exec(compile(block, "graph-format.md", "exec"), scope)
+    np.testing.assert_allclose(scope["u"]["intensity"], scope["units"].noise["intensity"], atol=1e-9)
+    t, i = scope["units"].values["thickness"], scope["units"].values["intensity"]
+    np.testing.assert_allclose(scope["world"]["intensity"], 64 + 191 * sigmoid(special.logit((i - 64) / 191) + 2 * (3 - t)), rtol=1e-9)

@@ -284,3 +284,15 @@ def test_cli_prints_method_and_error_and_json_carries_them():
     args = ["query", "-g", "morpho", "P(intensity[thickness=3] > 200 | intensity=150)", "--json", "--samples", "5000", "--seed", "4"]
     first, second = (json.loads(runner.invoke(app, args).output) for _ in range(2))
     assert first == second and first["error_kind"] == "standard error" and first["samples"] == 5000
+
+
+def test_a_roots_own_distribution_is_a_closed_form(morpho):
+    prior = stats.gamma(10, loc=0.5, scale=0.2)
+    for text, want in [
+        ("E(thickness | do(intensity=200))", 2.5),
+        ("Q(thickness, 0.3 | digit=3)", prior.ppf(0.3)),
+        ("p(thickness=2)", prior.pdf(2)),
+        ("P(thickness < 2)", prior.cdf(2)),
+    ]:
+        a = evaluate(morpho, text)
+        assert a.method == "closed form (root distribution)" and a.value == pytest.approx(want, rel=1e-12), text

@@ -440,6 +440,9 @@ def _closed_form(p: _Problem):
                 const[nd.key] = p.evidence[nd.var]
                 continue
             if law.family != "normal":
+                used = any(nd.key in other.parents for other in p.nodes)
+                if nd is p.target and count[nd.var] == 1 and not used:
+                    return "root", law
                 raise _NotGaussian
             affine[nd.key] = (law.p("mean"), {dim(nd.var): law.p("sd")})
             links[nd.key] = C.Link("identity")
@@ -536,6 +539,18 @@ def _gauss_answer(q: MixedQuery, mu: float, sd: float, link: C.Link) -> tuple[fl
         return math.exp(mu + sd * sd / 2), 0.0, ""
     v1, v2 = (_gh_mean(link, mu, sd, n) for n in (INNER_NODES // 2, INNER_NODES))
     return v2, abs(v2 - v1), "1-D Gauss-Hermite for the mean of the link"
+
+
+def _root_answer(q: MixedQuery, law: C.Root) -> float:
+    """E, an event, a quantile or a density of a root's own distribution."""
+    if q.measure == "E":
+        return law.mean()
+    if q.measure == "P":
+        below = float(law.cdf(np.array(q.threshold)))
+        return below if q.op in ("<", "<=") else 1.0 - below
+    if q.measure == "Q":
+        return float(law.ppf(np.array(q.level)))
+    return float(np.exp(law.logpdf(np.array(q.at))))
 
 
 @lru_cache(maxsize=32)
@@ -967,6 +982,9 @@ def evaluate(graph: Graph, q, *, samples: int = DEFAULT_SAMPLES, seed: int = DEF
         if kind == "probs":
             est = tuple(Estimate(lab, float(x), 0.0) for lab, x in zip(labels, data))
             return _pick(MixedAnswer(q, "closed form (linear-Gaussian)", "exact", est, details), value)
+        if kind == "root":
+            v = _root_answer(q, data)
+            return MixedAnswer(q, "closed form (root distribution)", "exact", (Estimate(labels[0], v, 0.0),), {})
         if kind == "const":
             var = graph[target.var]
             if not C.is_continuous(var):
@@ -986,7 +1004,7 @@ def evaluate(graph: Graph, q, *, samples: int = DEFAULT_SAMPLES, seed: int = DEF
     if result is not None:
         values, errors, n = result
         d = len(plan.cont)
-        what = f"{d}-D Gauss-Hermite, {n} nodes per dimension" if d else "no unknown noise"
+        what = f"{d}-D Gauss-Hermite, {n} nodes per dimension" if d else "a single point: no unknown noise"
         if plan.enum:
             what += f", enumerating {', '.join(plan.enum)}"
         est = tuple(Estimate(lab, float(v), float(e)) for lab, v, e in zip(labels, values, errors))
