@@ -21,6 +21,8 @@ def _caption(ds: Dataset, k: int) -> str:
     vals = []
     for c, v in zip(cols, ds.labels[k]):
         vals.append("?" if v < 0 else ds.graph[c].values[int(v)])
+    for c, x in zip(ds.continuous_columns, ds.continuous_labels[k]):
+        vals.append(f"{c}=?" if np.isnan(x) else f"{c}={x:.3g}")  # continuous labels, rounded
     if cols[:6] == ["actor", "actor_type", "action", "reactor", "reactor_type", "reaction"]:
         a, at, act, r, rt, rea = vals[:6]
         return f"{SHORT.get(a, a)}{SHORT.get(at, at)} {act}\n{SHORT.get(r, r)}{SHORT.get(rt, rt)} {rea}"
