@@ -232,3 +232,18 @@ def test_graph_format_continuous_examples_run():
     np.testing.assert_allclose(scope["u"]["intensity"], scope["units"].noise["intensity"], atol=1e-9)
     t, i = scope["units"].values["thickness"], scope["units"].values["intensity"]
     np.testing.assert_allclose(scope["world"]["intensity"], 64 + 191 * sigmoid(special.logit((i - 64) / 191) + 2 * (3 - t)), rtol=1e-9)
+
+
+def test_graph_show_and_draw_describe_continuous_variables(tmp_path):
+    from typer.testing import CliRunner
+
+    from causalvae.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["graph", "show", "morpho"])
+    assert r.exit_code == 0 and "continuous (0.5, inf)" in r.output and "continuous (64, 255)" in r.output
+    r = runner.invoke(app, ["graph", "draw", "morpho", "--out", str(tmp_path / "dag.svg")])
+    assert r.exit_code == 0, r.output
+    assert "continuous (64, 255)" in (tmp_path / "dag.svg").read_text()
+    r = runner.invoke(app, ["graph", "convert", "morpho", "--out", str(tmp_path / "m.bif")])
+    assert r.exit_code == 2 and "BIF holds discrete variables only" in r.output

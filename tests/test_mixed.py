@@ -296,3 +296,30 @@ def test_a_roots_own_distribution_is_a_closed_form(morpho):
     ]:
         a = evaluate(morpho, text)
         assert a.method == "closed form (root distribution)" and a.value == pytest.approx(want, rel=1e-12), text
+
+
+NONLINEAR = """
+variables:
+  - {name: x, type: continuous, distribution: {family: beta, a: 2, b: 3, low: -1, high: 2}}
+  - name: y
+    type: continuous
+    parents: [x]
+    mechanism: {link: softplus, intercept: 0.2, weights: {x: 1.3}, scale: 0.6}
+  - name: z
+    type: continuous
+    parents: [y]
+    mechanism: {link: sigmoid, lo: -1, hi: 4, intercept: -1, weights: {y: 1.1}, scale: 0.4}
+"""
+
+
+def test_two_dimensional_quadrature_agrees_with_importance_sampling():
+    from causalvae import mixed
+
+    g = Graph.from_yaml("nonlinear", text=NONLINEAR)
+    for text in ("E(x | z=2.5)", "P(y > 1 | z=2.5)", "E(z[x=0.5] | z=2.5)"):
+        quad = evaluate(g, text)
+        assert quad.method.startswith("quadrature (2-D Gauss-Hermite") and quad.error < 1e-6, (text, quad.method)
+        q = parse(text, g)
+        p = mixed._problem(g, q.target, q.evidence, dict(q.do))
+        values, se, ess = mixed._by_sampling(p, q, mixed._plan(p), 200_000, 11)
+        assert ess > 10_000 and abs(values[0] - quad.value) < 4 * se[0], (text, values[0], quad.value, se[0])

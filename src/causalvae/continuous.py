@@ -236,6 +236,8 @@ class Softmax:
     weights: np.ndarray
     spec: Any = None
 
+    is_mechanism = True
+
     def probs(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
         """Each unit's row of probabilities, shape ``(units, card)``."""
         idx = tuple(np.asarray(values[p], dtype=np.int64) for p in self.discrete)
@@ -341,6 +343,8 @@ class SoftmaxSpec:
     """The user's ``softmax:`` data of a discrete variable, before the graph shapes it."""
 
     data: Any
+
+    is_mechanism = True
 
 
 # ---------------------------------------------------------------------------- building

@@ -311,9 +311,9 @@ class Graph:
         shaped: dict[str, Variable] = {}
         for v in variables:
             parent_vars = [by_name[p] for p in v.parents]
-            from causalvae import continuous
+            if type(v) is not Variable or getattr(v.cpt, "is_mechanism", False) or any(type(p) is not Variable for p in parent_vars):
+                from causalvae import continuous  # continuous variables and softmax tables
 
-            if continuous.needs_finish(v, parent_vars):  # continuous variables and softmax tables
                 shaped[v.name] = continuous.finish(v, parent_vars)
                 continue
             table = _shape_cpt(v, parent_vars)

@@ -214,12 +214,6 @@ class _MixedParser(_Parser):
         return super().probability()
 
 
-def wants(text: str, graph: Graph | None) -> bool:
-    """True when ``graph`` has continuous variables: then :func:`parse` reads its queries
-    (a discrete graph, or no graph, keeps the discrete parser and its messages)."""
-    return graph is not None and graph.mixed
-
-
 def parse(text: str, graph: Graph | None = None):
     """Parse any query (discrete or continuous); with ``graph``, check every name and value."""
     if not isinstance(text, str) or not text.strip():

@@ -269,9 +269,9 @@ def parse(text: str, graph: Graph | None = None) -> Query:
     """Parse a query; with ``graph``, also check every variable and value name."""
     if not isinstance(text, str) or not text.strip():
         raise QuerySyntaxError("empty query", text or "", 0)
-    from causalvae import mixed
+    if graph is not None and graph.mixed:  # continuous variables: E, Q, p, comparisons, numbers
+        from causalvae import mixed
 
-    if mixed.wants(text, graph):  # continuous variables: E, Q, p, comparisons, numbers
         return mixed.parse(text, graph)
     return _Parser(text, graph).parse()
 
