@@ -245,6 +245,7 @@ def test_random_mixed_graphs_match_brute_force_monte_carlo(seed):
     # counterfactual: w had a been a1, for units that had a=a0 and b=yes (true potential outcomes)
     cf = C.propagate(g, s.noise, do={"a": "a1"})
     cases.append(("E(w[a=a1] | a=a0, b=yes)", cf["w"], (a == 0) & (b == 1)))
+    cases.append(("E(w[a=a1])", cf["w"], np.ones(n, bool)))  # a world whose b is only a copy
     for text, values, keep in cases:
         ans = evaluate(g, text, samples=60_000, seed=seed)
         got = ans.details.get("probability", ans.value if len(ans.estimates) == 1 else None)

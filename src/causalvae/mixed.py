@@ -317,13 +317,22 @@ def _value(graph: Graph, var: str, value: Any) -> Any:
     return v.index(value)
 
 
+def _intervention(graph: Graph, var: str, value: Any) -> Any:
+    x = _value(graph, var, value)
+    if C.is_continuous(graph[var]):
+        lo, hi = graph[var].support
+        if not lo <= x <= hi:
+            raise CausalVAEError(f"do({var}={x:g}) is outside the support of '{var}' {graph[var].describe()[11:]}")
+    return x
+
+
 def _problem(graph: Graph, target: Term, evidence: Sequence[tuple[Term, Any]], do: Mapping[str, Any]) -> _Problem:
-    base = {n: _value(graph, n, v) for n, v in do.items()}
+    base = {n: _intervention(graph, n, v) for n, v in do.items()}
     worlds: list[dict[str, Any]] = [{}]
     maps: list[dict[str, _Node]] = []
 
     def world_index(bracket: Sequence[tuple[str, Any]]) -> int:
-        w = {n: _value(graph, n, v) for n, v in bracket}
+        w = {n: _intervention(graph, n, v) for n, v in bracket}
         if not w:
             return 0
         if w not in worlds:
@@ -407,7 +416,7 @@ def _closed_form(p: _Problem):
             dims[var] = len(dims)
         return dims[var]
 
-    target_probs = None
+    target_probs = target_root = None
     for nd in p.nodes:
         var = g[nd.var]
         if nd.fixed is not None:
@@ -436,7 +445,8 @@ def _closed_form(p: _Problem):
             if law.family != "normal":
                 used = any(nd.key in other.parents for other in p.nodes)
                 if nd is p.target and count[nd.var] == 1 and not used:
-                    return "root", law
+                    target_root = law  # its own distribution: the rest is independent of it
+                    continue
                 raise _NotGaussian
             affine[nd.key] = (law.p("mean"), {dim(nd.var): law.p("sd")})
             links[nd.key] = C.Link("identity")
@@ -473,6 +483,8 @@ def _closed_form(p: _Problem):
             affine[nd.key] = (c0, coef)
             links[nd.key] = law.link
     tk = p.target.key
+    if target_root is not None:
+        return "root", target_root
     if tk in const:
         return "const", const[tk]
     if target_probs is not None:
@@ -622,7 +634,7 @@ def _run_points(p: _Problem, plan: _Plan, z: np.ndarray, ud: np.ndarray, ev: Map
         if nd is p.target and plan.rb:
             tparents = pv
             continue
-        if nd.world == 0 and nd.var in observed:
+        if (nd.world == 0 and nd.var in p.evidence) or nd.var in ev:  # seen, or enumerated (one node)
             x = observed[nd.var]
             if C.is_continuous(var):
                 logw = logw + C.log_density(var, x, pv)
