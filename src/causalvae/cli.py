@@ -48,7 +48,7 @@ app.add_typer(data_app, name="data")
 oracle_app = typer.Typer(no_args_is_help=True, help="Attribute readers that read labels off pictures.")
 app.add_typer(oracle_app, name="oracle")
 
-GRAPH_HELP = "A built-in graph (scenes, sprites, survey) or a FILE.yaml / FILE.bif."
+GRAPH_HELP = "A built-in graph (scenes, sprites, survey, morpho) or a FILE.yaml / FILE.bif."
 
 
 def _fail(exc: Exception) -> None:
@@ -74,15 +74,25 @@ def query_cmd(
     text: str = typer.Argument(..., help='A query, e.g. "P(action | reaction=Dying)". See docs/queries.md.'),
     graph: str = typer.Option("scenes", "--graph", "-g", help=GRAPH_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+    samples: int = typer.Option(100_000, "--samples", help="Samples of importance sampling (graphs with continuous variables)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of importance sampling (graphs with continuous variables)."),
 ) -> None:
-    """Answer a conditional, interventional or counterfactual query exactly."""
+    """Answer a conditional, interventional or counterfactual query (exactly, or with its error)."""
     from causalvae.querylang import CausationQuery, evaluate
 
     g = _load(graph)
-    answer = evaluate(g, text)
+    if g.mixed:
+        from causalvae.mixed import evaluate as evaluate_mixed
+
+        answer = evaluate_mixed(g, text, samples=samples, seed=seed)
+    else:
+        answer = evaluate(g, text)
     if as_json:
         payload = {"graph": g.name, **answer.to_json()}
         sys.stdout.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        return
+    if hasattr(answer, "method"):
+        _print_mixed(answer, g)
         return
     q = answer.query
     if isinstance(q, CausationQuery):
@@ -119,6 +129,27 @@ def query_cmd(
         out.print(escape(f"P({event} | ...) = {answer.probability:.6f}"), highlight=False)
 
 
+def _print_mixed(answer, g: Graph) -> None:
+    """An answer on a graph with continuous variables: numbers, their error and the method."""
+    out.print(escape(f"{answer.query.text}   (graph: {g.name})"), highlight=False)
+    err_label = {"exact": "error", "quadrature": "error (quadrature)", "standard error": "standard error"}[answer.error_kind]
+    if len(answer.estimates) == 1 and not hasattr(answer.query, "targets"):
+        e = answer.estimates[0]
+        out.print(escape(f"{answer.describe()}: {e.value:.6g}   {err_label}: {e.error:.2g}"), highlight=False)
+    else:
+        table = Table()
+        table.add_column(escape(answer.query.targets[0].label if hasattr(answer.query, "targets") else "value"))
+        table.add_column("probability", justify="right")
+        table.add_column(err_label, justify="right")
+        table.add_column("")
+        for e in answer.estimates:
+            table.add_row(escape(e.label), _fmt(e.value), f"{e.error:.1g}", "█" * int(round(e.value * 30)))
+        out.print(table)
+    if "probability" in answer.details:
+        out.print(escape(f"P({answer.query.targets[0].label}={answer.details['event']} | ...) = {answer.details['probability']:.6f}"), highlight=False)
+    out.print(escape(f"method: {answer.method}"), highlight=False)
+
+
 @graph_app.command("show")
 def graph_show(name: str = typer.Argument(..., help=GRAPH_HELP)) -> None:
     """List a graph's variables: values, parents, observed or hidden."""
@@ -128,7 +159,8 @@ def graph_show(name: str = typer.Argument(..., help=GRAPH_HELP)) -> None:
         table.add_column(col)
     for n in g.topological_order:
         v = g[n]
-        table.add_row(escape(quote_name(n)), escape(", ".join(v.values)), escape(", ".join(v.parents) or "-"), "observed" if v.observed else "hidden")
+        values = v.describe() if getattr(v, "is_continuous", False) else ", ".join(v.values)
+        table.add_row(escape(quote_name(n)), escape(values), escape(", ".join(v.parents) or "-"), "observed" if v.observed else "hidden")
     if g.image is not None:
         table.add_row(escape(g.image.name), "picture", escape(", ".join(g.image.parents)), "image")
     out.print(table)

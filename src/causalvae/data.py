@@ -6,6 +6,7 @@ A dataset is a directory (documented in ``docs/dataset-format.md``)::
     graph.yaml          the causal graph the labels refer to
     images.npy          uint8 (N, H, W, C), memory-mapped on load
     labels.npy          int16 (N, K): observed labels as value indices, -1 = missing
+    labels_continuous.npy  float32 (N, Kc): observed continuous labels, NaN = missing (when any)
     split.npy           int8 (N,): 0 train, 1 val, 2 test
     truth_values.npy    int16 (N, V): every variable, hidden ones too     (when the world knows)
     truth_noise.npy     float64 (N, V): every U of the noise convention    (when the world knows)
@@ -26,6 +27,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +50,7 @@ MISSING = -1
 ARRAYS = {
     "images.npy": (np.uint8, 4),
     "labels.npy": (np.int16, 2),
+    "labels_continuous.npy": (np.float32, 2),
     "split.npy": (np.int8, 1),
     "truth_values.npy": (np.int16, 2),
     "truth_noise.npy": (np.float64, 2),
@@ -126,12 +129,18 @@ class DatasetBuilder:
         truth_style: np.ndarray | None = None,
         style_fields: Sequence[str] = (),
         meta: Mapping[str, Any] | None = None,
+        continuous_labels: np.ndarray | None = None,
     ) -> Path:
-        """Write labels, truth, splits, checksums and the manifest; then rename into place."""
+        """Write labels, truth, splits, checksums and the manifest; then rename into place.
+
+        ``labels`` holds the discrete observed variables (value indices); ``continuous_labels``
+        the continuous observed ones (float, NaN = missing), in declared order.
+        """
         from causalvae.version import __version__
 
         n = self.n
-        label_columns = list(label_columns if label_columns is not None else graph.observed)
+        continuous_columns = [c for c in graph.observed if c in graph.continuous]
+        label_columns = list(label_columns if label_columns is not None else [c for c in graph.observed if c not in graph.continuous])
         for c in label_columns:
             graph[c]
         labels = np.asarray(labels)
@@ -141,6 +150,12 @@ class DatasetBuilder:
         if split is None:
             split = assign_splits(n, np.random.default_rng(seed))
         arrays: dict[str, np.ndarray] = {"labels.npy": labels.astype(np.int16), "split.npy": np.asarray(split, dtype=np.int8)}
+        if continuous_labels is not None and not continuous_columns:
+            raise CausalVAEError("continuous labels were given, but the graph has no observed continuous variable")
+        if continuous_columns:
+            arrays["labels_continuous.npy"] = _continuous_labels(graph, continuous_columns, continuous_labels, n)
+        if truth_values is not None and graph.mixed:
+            raise CausalVAEError("recording the truth of a graph with continuous variables is not supported yet")
         if split.shape != (n,) or not np.isin(split, (0, 1, 2)).all():
             raise CausalVAEError("split must hold 0 (train), 1 (val) or 2 (test) for every image")
         truth_columns: list[str] = []
@@ -177,6 +192,8 @@ class DatasetBuilder:
             "style_fields": list(style_fields) if truth_style is not None else [],
             "splits": {k: int((arrays["split.npy"] == v).sum()) for k, v in SPLITS.items()},
             "missing_labels": int((arrays["labels.npy"] == MISSING).sum()),
+            **({"continuous_columns": continuous_columns,
+                "missing_continuous": int(np.isnan(arrays["labels_continuous.npy"]).sum())} if continuous_columns else {}),
             **dict(meta or {}),
             "checksums": {name: sha256(self.stage / name) for name in files},
         }
@@ -184,6 +201,23 @@ class DatasetBuilder:
         replace_dir(self.stage, self.out)
         self.done = True
         return self.out
+
+
+def _continuous_labels(graph: Graph, columns: Sequence[str], values: np.ndarray | None, n: int) -> np.ndarray:
+    """Continuous label columns as float32 (NaN = missing), each value inside its support."""
+    if values is None:
+        return np.full((n, len(columns)), np.nan, dtype=np.float32)
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.shape != (n, len(columns)):
+        raise CausalVAEError(f"continuous labels have shape {arr.shape}, expected {(n, len(columns))} ({', '.join(columns)})")
+    for j, c in enumerate(columns):
+        col = arr[:, j]
+        lo, hi = graph[c].support
+        bad = np.isinf(col) | (col < lo) | (col > hi)
+        if bad.any():
+            r = int(np.flatnonzero(bad)[0])
+            raise CausalVAEError(f"continuous labels: row {r}, column '{c}' holds {col[r]:g}, outside its support {graph[c].describe()[11:]}")
+    return arr.astype(np.float32)
 
 
 def _check_indices(graph: Graph, columns: Sequence[str], arr: np.ndarray, what: str, allow_missing: bool = True) -> None:
@@ -266,6 +300,10 @@ class Dataset(_torch_dataset_base()):
         self.label_columns = list(m["label_columns"])
         self.images = _open_array(self.root, "images.npy", (n, h, w, m["channels"]), m)
         self.labels = np.asarray(_open_array(self.root, "labels.npy", (n, len(self.label_columns)), m))
+        #: The continuous label columns and their float32 values (NaN = missing).
+        self.continuous_columns = list(m.get("continuous_columns", []))
+        shape = (n, len(self.continuous_columns))
+        self.continuous_labels = np.asarray(_open_array(self.root, "labels_continuous.npy", shape, m)) if self.continuous_columns else np.zeros(shape, np.float32)
         self.split = np.asarray(_open_array(self.root, "split.npy", (n,), m))
         if split is not None and split not in SPLITS:
             raise DatasetError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
@@ -383,8 +421,10 @@ def import_folder(
         raise CausalVAEError(f"{labels_csv}: a column name appears twice")
     if not body:
         raise CausalVAEError(f"{labels_csv}: no data rows")
-    label_columns = [c for c in graph.observed]
+    label_columns = [c for c in graph.observed if c not in graph.continuous]
+    continuous_columns = [c for c in graph.observed if c in graph.continuous]
     labels = np.full((len(body), len(label_columns)), MISSING, dtype=np.int16)
+    numbers = np.full((len(body), len(continuous_columns)), np.nan)
     files: list[str] = []
     lines: list[int] = []
     seen: dict[str, int] = {}
@@ -404,6 +444,9 @@ def import_folder(
             if c == "file" or not cell.strip():
                 continue
             var = graph[c]
+            if c in continuous_columns:
+                numbers[k, continuous_columns.index(c)] = _csv_number(cell.strip(), var, f"{labels_csv} line {r} ({name})")
+                continue
             if cell.strip() not in var.values:
                 from causalvae.errors import suggest
 
@@ -434,9 +477,21 @@ def import_folder(
             world="imported",
             labels=labels,
             label_columns=label_columns,
+            continuous_labels=numbers if continuous_columns else None,
             seed=seed,
             meta={"source": {"images": str(images_dir), "labels": str(labels_csv)}},
         )
+
+
+def _csv_number(cell: str, var: Any, where: str) -> float:
+    try:
+        x = float(cell)
+    except ValueError:
+        x = math.nan
+    lo, hi = var.support
+    if not math.isfinite(x) or not lo <= x <= hi:
+        raise CausalVAEError(f"{where}: '{cell}' is not a number in the support of the continuous '{var.name}' {var.describe()[11:]}")
+    return x
 
 
 def _open_png(path: Path, labels_csv: Path, line: int):

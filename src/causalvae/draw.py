@@ -202,7 +202,7 @@ def _widen_for_ports(nodes: dict[str, _Node], chains: list[list[str]]) -> None:
 
 def _variable_node(graph: Graph, name: str, layer: int) -> _Node:
     var = graph[name]
-    values = _values_text(var.values)
+    values = var.describe() if getattr(var, "is_continuous", False) else _values_text(var.values)
     kind = "hidden" if var.hidden else "observed"
     return _Node(name, layer, _box_width(name, values), kind, name, values)
 

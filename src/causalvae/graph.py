@@ -41,7 +41,7 @@ ROW_SUM_TOLERANCE = 1e-6
 #: inner hyphens (``0-3_days``). Anything else (``12+``, ``<5``, spaces) is quoted.
 BARE_NAME = re.compile(r"[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*")
 
-BUILTIN_GRAPHS = {"scenes": "scenes.yaml", "survey": "survey.bif", "sprites": "sprites.yaml"}
+BUILTIN_GRAPHS = {"scenes": "scenes.yaml", "survey": "survey.bif", "sprites": "sprites.yaml", "morpho": "morpho.yaml"}
 
 
 class _Loader(yaml.SafeLoader):
@@ -293,7 +293,7 @@ class Graph:
         if not variables:
             raise GraphError("a graph needs at least one variable")
         for v in variables:
-            if not isinstance(v, Variable):
+            if not isinstance(v, Variable) and not getattr(v, "is_continuous", False):
                 raise GraphError(f"expected Variable objects, got {type(v).__name__}")
         dup = _first_duplicate(v.name for v in variables)
         if dup is not None:
@@ -310,7 +310,13 @@ class Graph:
         self.rank = {n: i for i, n in enumerate(self._order)}
         shaped: dict[str, Variable] = {}
         for v in variables:
-            table = _shape_cpt(v, [by_name[p] for p in v.parents])
+            parent_vars = [by_name[p] for p in v.parents]
+            if type(v) is not Variable or getattr(v.cpt, "is_mechanism", False) or any(type(p) is not Variable for p in parent_vars):
+                from causalvae import continuous  # continuous variables and softmax tables
+
+                shaped[v.name] = continuous.finish(v, parent_vars)
+                continue
+            table = _shape_cpt(v, parent_vars)
             shaped[v.name] = Variable(
                 v.name, v.values, v.parents, table, v.observed, v.description, normalize=False
             )
@@ -351,6 +357,16 @@ class Graph:
     @property
     def hidden(self) -> tuple[str, ...]:
         return tuple(n for n in self._declared if not self.variables[n].observed)
+
+    @property
+    def continuous(self) -> tuple[str, ...]:
+        """The continuous variables, in declared order (see :mod:`causalvae.continuous`)."""
+        return tuple(n for n in self._declared if getattr(self.variables[n], "is_continuous", False))
+
+    @property
+    def mixed(self) -> bool:
+        """True when some variable is continuous or has continuous parents (not a discrete graph)."""
+        return any(type(v) is not Variable or not isinstance(v.cpt, np.ndarray) for v in self.variables.values())
 
     def __getitem__(self, name: str) -> Variable:
         try:
@@ -463,6 +479,10 @@ class Graph:
         return out
 
     def _var_dict(self, v: Variable) -> dict[str, Any]:
+        if type(v) is not Variable or not isinstance(v.cpt, np.ndarray):
+            from causalvae.continuous import to_dict
+
+            return to_dict(v, self)
         d: dict[str, Any] = {"name": v.name, "values": list(v.values)}
         if v.parents:
             d["parents"] = list(v.parents)
@@ -496,6 +516,11 @@ class Graph:
             if not isinstance(rv, Mapping):
                 raise GraphError(f"{source}: variable #{i + 1} must be a mapping")
             label = f"{source}: variable '{rv.get('name', f'#{i + 1}')}'"
+            if "type" in rv or "softmax" in rv:  # continuous variables: see causalvae.continuous
+                from causalvae.continuous import from_spec
+
+                variables.append(from_spec(rv, label))
+                continue
             _refuse_unknown_keys(rv, {"name", "values", "parents", "cpt", "observed", "description", "normalize"}, label)
             for key in ("name", "values", "cpt"):
                 if key not in rv:
@@ -538,7 +563,7 @@ class Graph:
 
     @classmethod
     def load(cls, spec: str | os.PathLike) -> Graph:
-        """Load a built-in graph by name (``scenes``, ``sprites``, ``survey``) or a ``.yaml``/``.bif`` file."""
+        """Load a built-in graph by name (``scenes``, ``sprites``, ``survey``, ``morpho``) or a ``.yaml``/``.bif`` file."""
         key = str(spec)
         if key in BUILTIN_GRAPHS:
             res = resources.files("causalvae.worlds").joinpath(BUILTIN_GRAPHS[key])
@@ -564,6 +589,8 @@ class Graph:
         """Write the graph as BIF (atomically, when ``path`` is given) and return the text."""
         from causalvae.bif import write_bif
 
+        if self.mixed:
+            raise GraphError(f"BIF holds discrete variables only; '{self.name}' has continuous ones ({', '.join(self.continuous) or 'as parents'}): write YAML instead")
         return write_bif(self, path)
 
 

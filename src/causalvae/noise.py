@@ -8,6 +8,10 @@ the twin network of :mod:`causalvae.exact`)::
                                               last entry set to 1)
     V   = searchsorted(cdf, U_V, side="right")
 
+Continuous variables (:mod:`causalvae.continuous`) have their own U: N(0, 1) for a linear
+mechanism, Uniform[0, 1) through the inverse CDF for a root distribution; on a mixed graph
+:func:`draw_noise` and :func:`propagate` follow that module.
+
 Within a world this reproduces the CPT exactly. Across worlds (factual and counterfactual) it
 couples the potential outcomes through the shared U_V: that coupling is an *assumption no
 data can test*, and reordering a variable's values changes counterfactual answers (never
@@ -102,6 +106,10 @@ def draw_noise(graph: Graph, n: int, seed: int | np.random.Generator | None = No
     The columns are drawn as one ``(n, len(graph))`` block in declared variable order, so the
     same seed gives the same units' noise whatever is later intervened on.
     """
+    if graph.mixed:  # continuous variables: their convention is in causalvae.continuous
+        from causalvae import continuous
+
+        return continuous.draw_noise(graph, n, seed)
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -117,6 +125,10 @@ def propagate(
     With ``do``, the intervened variables take their values and their U is ignored: applied to
     recorded noise this gives each unit's true counterfactual world.
     """
+    if graph.mixed:
+        from causalvae import continuous
+
+        return continuous.propagate(graph, noise, do)
     do = dict(do or {})
     for name in do:
         graph[name]

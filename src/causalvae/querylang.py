@@ -269,6 +269,10 @@ def parse(text: str, graph: Graph | None = None) -> Query:
     """Parse a query; with ``graph``, also check every variable and value name."""
     if not isinstance(text, str) or not text.strip():
         raise QuerySyntaxError("empty query", text or "", 0)
+    if graph is not None and graph.mixed:  # continuous variables: E, Q, p, comparisons, numbers
+        from causalvae import mixed
+
+        return mixed.parse(text, graph)
     return _Parser(text, graph).parse()
 
 
@@ -325,7 +329,12 @@ def _num(p: float) -> float | None:
 
 
 def evaluate(graph: Graph, q: Query | str) -> Answer:
-    """Answer a parsed (or textual) query exactly on ``graph``."""
+    """Answer a parsed (or textual) query exactly on ``graph`` (a graph with continuous
+    variables is answered by :func:`causalvae.mixed.evaluate`, with its method and error)."""
+    if graph.mixed:
+        from causalvae import mixed
+
+        return mixed.evaluate(graph, q)
     if isinstance(q, str):
         q = parse(q, graph)
     else:

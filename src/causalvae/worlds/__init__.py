@@ -141,6 +141,13 @@ class World:
         """A short caption of a picture's labels (``-1``: missing, shown as ``?``)."""
         return "\n".join(_value(graph, c, v) for c, v in list(labels.items())[:3])
 
+    def dataset_caption(self, ds: Dataset, k: int) -> str:
+        """The caption of picture ``k`` of a dataset: :meth:`caption` of its discrete labels, then
+        each continuous label rounded to 3 digits (``?`` when missing), a line each."""
+        text = self.caption(ds.graph, dict(zip(ds.label_columns, ds.labels[k].tolist())))
+        extra = [f"{c}=?" if np.isnan(x) else f"{c}={x:.3g}" for c, x in zip(ds.continuous_columns, ds.continuous_labels[k])]
+        return "\n".join([text, *extra]) if extra else text
+
     def sheet(self, ds: Dataset, columns: int = 8, scale: int = 2, limit: int = 48) -> Image.Image:
         """A labelled contact sheet of a dataset of this world: its first ``limit`` pictures."""
         from causalvae.pictures import contact_sheet, display, titled
@@ -148,7 +155,7 @@ class World:
         n = len(ds.images)
         count = min(limit, n)
         images = display(np.stack([ds.images[k] for k in range(count)]), self.binary)
-        captions = [self.caption(ds.graph, dict(zip(ds.label_columns, ds.labels[k].tolist()))) for k in range(count)]
+        captions = [self.dataset_caption(ds, k) for k in range(count)]
         return titled(contact_sheet(images, captions, columns, scale), f"{ds.root.name}: first {count} of {n}")
 
     def __repr__(self) -> str:
