@@ -25,7 +25,7 @@ figures.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ from causalvae.model import CausalVAE
 from causalvae.noise import propagate
 from causalvae.oracle import Oracle
 from causalvae.pictures import to_255
-from causalvae.queries import abduct, counterfactual, counterfactual_distributions, predict, reconstruct, sample, sample_values
+from causalvae.queries import abduct, act, counterfactual, counterfactual_distributions, predict, reconstruct, sample, sample_values
 from causalvae.run import Run
 
 @dataclass
@@ -218,24 +218,33 @@ def evaluate(
     if interventions is None:
         interventions = [{v: val} for v in graph.names for val in graph[v].values] + [dict(d) for d in world.joint_interventions]
     n_cf = n_test if settings.cf_images is None else min(settings.cf_images, n_test)
+    model_graph = vae.current_graph()  # the model's own tables act, as in queries.counterfactual
     cf_rows = []
     for do in interventions:
         say(f"counterfactual do({', '.join(f'{k}={v}' for k, v in do.items())})")
-        used, readc, exact_rows, pix = [], [], [], []
+        used, readc, exact_rows, pix, pix_noise = [], [], [], [], []
         for sl in _batches(n_cf, settings.batch):
-            cf = counterfactual(vae, images[sl], labels[sl], do, seed=int(rng.integers(2**62)), abduct_noise=settings.abduct_noise)
-            used.append(np.stack([cf.values[c] for c in cols], 1))
-            readc.append(read_labels(oracle, cf.images, cols))
+            # One abduction, the picture's pixel noise included; the counterfactual is drawn
+            # as the decoder's mean and with that noise carried over, and both are scored.
+            interventions_idx = act(model_graph, do)
+            unit = abduct(vae, images[sl], labels[sl], seed=int(rng.integers(2**62)), pixel_noise=True)
+            mean_images, values = predict(vae, replace(unit, pixels=None), interventions_idx)
+            noise_images, _ = predict(vae, unit, interventions_idx)
+            cf_images = noise_images if settings.abduct_noise else mean_images
+            used.append(np.stack([values[c] for c in cols], 1))
+            readc.append(read_labels(oracle, cf_images, cols))
             exact_rows.extend(counterfactual_distributions(graph, cols, lab[sl], {k: graph[k].index(v) for k, v in do.items()}))
             if truth is None or not recorded:
                 pass
             elif binary:  # IoU against the true render, the best over its symmetric equivalents
-                pix.append(truth.best_iou(cf.values, truth_style[sl], cf.images.numpy()))
+                pix.append(truth.best_iou(values, truth_style[sl], cf_images.numpy()))
             else:
-                true_pics = truth.render(cf.values, truth_style[sl])
-                pix.append(pixel_mae(true_pics, cf.images.numpy()))
+                true_pics = truth.render(values, truth_style[sl])
+                pix.append(pixel_mae(true_pics, cf_images.numpy()))
+                pix_noise.append(pixel_mae(true_pics, noise_images.numpy()))
         used, readc = np.concatenate(used), np.concatenate(readc)
         pix = np.concatenate(pix) if pix else None
+        pix_noise = np.concatenate(pix_noise) if pix_noise else None
         true_cf = propagate(graph, {v: truth_noise[v][:n_cf] for v in graph.names}, {k: graph[k].index(v) for k, v in do.items()}) if recorded else None
         groups = lab[:n_cf]
         per_var = {}
@@ -254,6 +263,7 @@ def evaluate(
             "pictures": int(n_cf),
             "effectiveness": eff["all"],
             "pixel_mae_to_true_render" if not binary else "iou_to_true_render": float(pix.mean()) if pix is not None else None,
+            **({"pixel_mae_to_true_render_noise_abducted": float(pix_noise.mean())} if pix_noise is not None else {}),
             "variables": per_var,
         })
     report["counterfactuals"] = cf_rows
