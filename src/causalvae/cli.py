@@ -64,13 +64,16 @@ def query_cmd(
     text: str = typer.Argument(..., help='A query, e.g. "P(action | reaction=Dying)". See docs/queries.md.'),
     graph: str = typer.Option("scenes", "--graph", "-g", help=GRAPH_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+    max_table_mb: Optional[float] = typer.Option(None, "--max-table-mb", help="Refuse a query whose largest table exceeds this many MB (default: a quarter of the available memory)."),
+    max_operations: float = typer.Option(2e9, "--max-operations", help="Refuse a query that needs more multiply-adds than this."),
 ) -> None:
     """Answer a conditional, interventional or counterfactual query exactly."""
+    from causalvae.exact import Budget
     from causalvae.querylang import CausationQuery, evaluate
 
     g = _load(graph)
     try:
-        answer = evaluate(g, text)
+        answer = evaluate(g, text, Budget.of(max_table_mb, max_operations))
     except CausalVAEError as exc:
         _fail(exc)
         return
@@ -843,14 +846,16 @@ def serve_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="The address to listen on (the default is this machine only)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="The port to listen on."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    max_table_mb: Optional[float] = typer.Option(None, "--max-table-mb", help="Refuse a query whose largest table exceeds this many MB (default: a quarter of the available memory)."),
 ) -> None:
     """Start the web viewer: the graph, sampling, counterfactuals and queries in a browser page."""
     import uvicorn
 
+    from causalvae.exact import Budget
     from causalvae.viewer import create_app
 
     try:
-        viewer = create_app(run, oracle=oracle_path, device=device, data=data)
+        viewer = create_app(run, oracle=oracle_path, device=device, data=data, budget=Budget.of(max_table_mb))
     except (CausalVAEError, OSError) as exc:
         _fail(exc)
         return

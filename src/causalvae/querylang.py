@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from causalvae.errors import QuerySyntaxError, UnknownNameError, suggest
-from causalvae.exact import Causation, Distribution, Term, causation, query
+from causalvae.exact import DEFAULT_BUDGET, Budget, Causation, Distribution, Term, causation, query
 from causalvae.graph import Graph, quote_name
 
 _TOKEN = re.compile(
@@ -324,14 +324,15 @@ def _num(p: float) -> float | None:
     return None if math.isnan(p) else p
 
 
-def evaluate(graph: Graph, q: Query | str) -> Answer:
-    """Answer a parsed (or textual) query exactly on ``graph``."""
+def evaluate(graph: Graph, q: Query | str, budget: Budget = DEFAULT_BUDGET) -> Answer:
+    """Answer a parsed (or textual) query exactly on ``graph``, within ``budget`` (a query over
+    it raises :class:`~causalvae.errors.QueryTooLargeError` before any work)."""
     if isinstance(q, str):
         q = parse(q, graph)
     else:
         parse(q.text, graph)  # re-check names against this graph
     if isinstance(q, ProbabilityQuery):
-        d = query(graph, list(q.targets), list(q.evidence), dict(q.do))
+        d = query(graph, list(q.targets), list(q.evidence), dict(q.do), budget)
         prob = d.prob(*q.target_values) if q.target_values and q.target_values[0] is not None else None
         return Answer(q, d, prob)
     evidence = {}
@@ -339,7 +340,7 @@ def evaluate(graph: Graph, q: Query | str) -> Answer:
         if term.world:
             raise QuerySyntaxError("the context of PN/PS/PNS is factual evidence; drop the [...]", q.text, 0)
         evidence[term.var] = value
-    result = causation(graph, q.treatment, q.value, q.outcome, q.outcome_value, q.contrast, evidence, dict(q.do))
+    result = causation(graph, q.treatment, q.value, q.outcome, q.outcome_value, q.contrast, evidence, dict(q.do), budget)
     return Answer(q, causation=result)
 
 
