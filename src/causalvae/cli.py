@@ -758,14 +758,20 @@ def oracle_train_cmd(
     batch_size: int = typer.Option(64, "--batch-size", help="Renders per step."),
     seed: int = typer.Option(0, "--seed", help="Seed of the renders and the initialisation."),
     resolution: int = typer.Option(64, "--resolution", help="Picture size (the scene world: 64, 96 or 128)."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier oracle in --out (never another kind of directory)."),
 ) -> None:
     """Train a world's attribute reader on freshly rendered pictures and report its held-out accuracy."""
     import time
 
+    from causalvae.io import check_output_dir
     from causalvae.oracle import save_oracle, train_oracle
 
     if steps < 1 or batch_size < 1:
         _fail(CausalVAEError("--steps and --batch-size must be positive"))
+    try:
+        check_output_dir(out_path, "oracle", force=force)
+    except CausalVAEError as exc:
+        _fail(exc)
     bar, update = _progress(steps, f"training the {world} oracle")
     t0 = time.perf_counter()
     try:
@@ -775,7 +781,7 @@ def oracle_train_cmd(
         _fail(exc)
         return
     wall = time.perf_counter() - t0
-    save_oracle(oracle, out_path, acc, {"steps": steps, "batch_size": batch_size, "seed": seed, "wall_s": round(wall, 1)})
+    save_oracle(oracle, out_path, acc, {"steps": steps, "batch_size": batch_size, "seed": seed, "wall_s": round(wall, 1)}, force=force)
     table = Table(title="held-out accuracy (4,000 fresh renders)", show_header=True, header_style="bold", title_justify="left")
     table.add_column("variable")
     table.add_column("accuracy", justify="right")
@@ -797,13 +803,20 @@ def evaluate_cmd(
     cf_images: int = typer.Option(400, "--cf-images", help="Test pictures per intervention (0: all)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     abduct_noise: bool = typer.Option(False, "--abduct-noise/--mean", help="Counterfactuals carry each picture's pixel noise over, or draw the decoder's mean."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier report in --out (never another kind of directory)."),
 ) -> None:
     """Score a trained model against the world's truth: likelihood, generation, counterfactuals, axioms."""
     import time
 
     from causalvae.data import load as load_dataset
     from causalvae.evaluate import EvalSettings, evaluate, summary_rows, write_report
+    from causalvae.io import check_output_dir
     from causalvae.oracle import load_oracle
+
+    try:
+        check_output_dir(out_path, "report", force=force)
+    except CausalVAEError as exc:
+        _fail(exc)
 
     vae = _load_run(run)
     if data is None:
@@ -823,7 +836,7 @@ def evaluate_cmd(
     report["wall_s"] = round(time.perf_counter() - t0, 1)
     report["model"] = str(run)
     report["oracle"] = {"path": str(oracle_path), "held_out_accuracy": getattr(oracle, "held_out_accuracy", {})}
-    write_report(report, out_path)
+    write_report(report, out_path, force=force)
     table = Table(show_header=True, header_style="bold")
     table.add_column("figure")
     table.add_column("value", justify="right")

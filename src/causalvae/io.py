@@ -1,4 +1,9 @@
-"""Atomic writing: a reader never sees a half-written file or directory under the target name."""
+"""Atomic writing: a reader never sees a half-written file or directory under the target name;
+and output directories: a command never writes over another kind of artefact.
+
+Each kind of output directory is known by the file that marks it (:data:`KINDS`);
+:func:`check_output_dir` is the one check every writer calls before its work starts.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +44,62 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+#: The kinds of output directory, each with the files that mark it (all must be present).
+KINDS: dict[str, tuple[str, ...]] = {
+    "training run": ("train.json",),
+    "model": ("model.safetensors",),
+    "oracle": ("oracle.safetensors",),
+    "dataset": ("manifest.json",),
+    "report": ("report.json",),
+    "dSprites grid": ("metadata.json",),
+    "checkpoint": ("state.json",),
+}
+
+
+def output_kind(path: str | os.PathLike) -> str | None:
+    """The kind of artefact directory ``path`` holds (a key of :data:`KINDS`), or None."""
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    for kind, markers in KINDS.items():
+        if all((path / m).is_file() for m in markers):
+            return kind
+    return None
+
+
+def check_output_dir(out: str | os.PathLike, kind: str, *, force: bool = False, same: tuple[str, ...] = ()) -> Path:
+    """Check, before any work, that a ``kind`` may be written into the directory ``out``.
+
+    A missing or empty directory is fine. A file, or a directory holding anything but a
+    ``kind`` (or one of the kinds in ``same``) is refused, ``--force`` or not; an earlier
+    ``kind`` is refused unless ``force``. Returns the resolved path.
+
+        >>> import tempfile; check_output_dir(tempfile.mkdtemp(), "report").is_dir()
+        True
+    """
+    from causalvae.errors import CausalVAEError
+
+    target = Path(out).resolve()
+    if target.parent == target:
+        raise CausalVAEError(f"{target} cannot be {_a(kind)} directory")
+    if not target.exists():
+        if target.is_symlink():
+            raise CausalVAEError(f"{target} is a dangling link; choose another output")
+        return target
+    if not target.is_dir():
+        raise CausalVAEError(f"{target} exists and is not a directory; choose another output")
+    if not any(target.iterdir()):
+        return target
+    found = output_kind(target)
+    if found is not None and found != kind and found not in same:
+        raise CausalVAEError(f"{target} holds {_a(found)}, not {_a(kind)}; choose another output (--force replaces only {_a(kind)})")
+    if found is None:
+        raise CausalVAEError(f"{target} is a directory that holds something else than {_a(kind)}; choose another output (--force replaces only {_a(kind)})")
+    if not force:
+        raise CausalVAEError(f"{target} already holds {_a(kind)}; pass --force to replace it")
+    return target
+
+
 def staging_dir(out: str | os.PathLike, *, force: bool, marker: str, what: str) -> Path:
     """A fresh hidden directory beside ``out`` to build a directory output in.
 
@@ -56,8 +117,10 @@ def staging_dir(out: str | os.PathLike, *, force: bool, marker: str, what: str) 
             raise CausalVAEError(f"{target} already exists; pass --force (force=True) to replace it")
         if not target.is_dir():
             raise CausalVAEError(f"{target} exists and is not a directory")
-        if any(target.iterdir()) and not (target / marker).exists():
-            raise CausalVAEError(f"{target} is a directory that is not a {what}; --force replaces only a {what}")
+        if any(target.iterdir()) and not (target / marker).is_file():
+            found = output_kind(target)
+            held = f"holds {_a(found)}" if found else "is a directory"
+            raise CausalVAEError(f"{target} {held}, not a {what}; --force replaces only a {what}")
     target.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes it private; the output is not
@@ -92,3 +155,7 @@ def open_npy(path: str | os.PathLike, dtype, shape: tuple, error: type[Exception
     if arr.dtype != dtype or arr.shape != shape:
         raise error(f"{path}: expected {np.dtype(dtype).name} {shape}, found {arr.dtype} {arr.shape}")
     return arr
+
+
+def _a(kind: str) -> str:
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
