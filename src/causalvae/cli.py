@@ -42,6 +42,16 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _clean_stale(out_path: Path) -> None:
+    """Remove the staging folders that killed runs left beside ``out_path``; say so in one line."""
+    from causalvae.io import clean_stale_stages
+
+    parent = Path(out_path).resolve().parent
+    removed = clean_stale_stages(parent)
+    if removed:
+        err.print(escape(f"removed {len(removed)} staging folder(s) left in {parent} by runs that were killed: {', '.join(p.name for p in removed)}"), highlight=False, soft_wrap=True)
+
+
 def _load(spec: str) -> Graph:
     try:
         return Graph.load(spec)
@@ -218,6 +228,7 @@ def generate_scenes_cmd(
     except (CausalVAEError, TypeError) as exc:
         _fail(exc)
         return
+    _clean_stale(out_path)
     bar, update = _progress(n, "rendering scenes")
     try:
         with bar:
@@ -262,6 +273,7 @@ def generate_sprites_cmd(
     """Sample N sprites from the sprites graph (dSprites with causes) and write a dataset."""
     from causalvae.generate import generate_sprites
 
+    _clean_stale(out_path)
     bar, update = _progress(n, "drawing sprites")
     try:
         with bar:
@@ -288,6 +300,7 @@ def data_import(
     from causalvae.data import import_folder
 
     g = _load(graph)
+    _clean_stale(out_path)
     try:
         path = import_folder(images, labels, g, out_path, force=force, seed=seed)
     except (CausalVAEError, OSError) as exc:
@@ -378,6 +391,7 @@ def train_cmd(
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )
+    _clean_stale(out_path)
     try:
         run = fit(cfg, force=force, progress=progress)
     except (CausalVAEError, OSError) as exc:

@@ -24,6 +24,7 @@ never reads the whole image array into memory. Nothing is loaded with pickle.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import os
@@ -37,7 +38,7 @@ import numpy as np
 
 from causalvae.errors import CausalVAEError
 from causalvae.graph import Graph
-from causalvae.io import open_npy, replace_dir, staging_dir
+from causalvae.io import need_space, no_space_message, open_npy, regular_file, replace_dir, reserve, staging_dir
 
 FORMAT = "causalvae-dataset/1"
 SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -96,9 +97,22 @@ class DatasetBuilder:
             raise CausalVAEError(f"a dataset needs at least one image, got n={n}")
         if channels not in (1, 3):
             raise CausalVAEError(f"images must have 1 or 3 channels, got {channels}")
+        # The images, and per image its labels, split, truth values, noise and style (an upper
+        # bound of 64 variables and 32 style fields), plus the small files.
+        self.nbytes = n * (height * width * channels + 2 * 64 + 1 + 2 * 64 + 8 * 64 + 8 * 32) + 2**20
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        need_space(self.out.parent, self.nbytes, DatasetError)
         self.stage = staging_dir(self.out, force=force, marker="manifest.json", what="causalvae dataset")
         self.n = n
-        self.images = np.lib.format.open_memmap(self.stage / "images.npy", mode="w+", dtype=np.uint8, shape=(n, height, width, channels))
+        try:
+            self.images = np.lib.format.open_memmap(self.stage / "images.npy", mode="w+", dtype=np.uint8, shape=(n, height, width, channels))
+            reserve(self.stage / "images.npy")
+        except BaseException as exc:
+            self.images = None
+            shutil.rmtree(self.stage, ignore_errors=True)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DatasetError(no_space_message(self.out.parent, self.nbytes)) from None
+            raise
         self.done = False
 
     def __enter__(self) -> DatasetBuilder:
@@ -127,7 +141,20 @@ class DatasetBuilder:
         style_fields: Sequence[str] = (),
         meta: Mapping[str, Any] | None = None,
     ) -> Path:
-        """Write labels, truth, splits, checksums and the manifest; then rename into place."""
+        """Write labels, truth, splits, checksums and the manifest; then rename into place.
+        A full disk raises :class:`DatasetError` naming the folder and the bytes needed (the
+        staging directory is removed on leaving the ``with`` block)."""
+        try:
+            return self._finish(graph=graph, world=world, labels=labels, label_columns=label_columns, seed=seed, split=split,
+                                truth_values=truth_values, truth_noise=truth_noise, truth_style=truth_style,
+                                style_fields=style_fields, meta=meta)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                self.abort()
+                raise DatasetError(no_space_message(self.out.parent, self.nbytes)) from None
+            raise
+
+    def _finish(self, *, graph, world, labels, label_columns, seed, split, truth_values, truth_noise, truth_style, style_fields, meta) -> Path:
         from causalvae import __version__
 
         n = self.n
@@ -208,6 +235,7 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     mf = root / "manifest.json"
     if not mf.exists():
         raise DatasetError(f"{root}: not a causalvae dataset (no manifest.json)")
+    regular_file(mf, DatasetError)
     try:
         manifest = json.loads(mf.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -253,16 +281,17 @@ class Dataset(_torch_dataset_base()):
         self.root = Path(path)
         self.manifest = read_manifest(self.root)
         m = self.manifest
+        for name in m["checksums"]:
+            if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+                raise DatasetError(f"{self.root / 'manifest.json'}: the checksum entry {name!r} is not a file name inside the dataset")
         if verify:
             for name, digest in m["checksums"].items():
-                p = self.root / name
-                if not p.exists():
-                    raise DatasetError(f"{self.root}: {name} is missing")
+                p = regular_file(self.root / name, DatasetError)
                 if sha256(p) != digest:
                     raise DatasetError(f"{p}: checksum mismatch (the file is corrupted or was changed)")
         n = int(m["count"])
         h, w = m["resolution"]
-        self.graph = Graph.from_yaml(self.root / "graph.yaml")
+        self.graph = Graph.from_yaml(regular_file(self.root / "graph.yaml", DatasetError))
         self.label_columns = list(m["label_columns"])
         self.images = _open_array(self.root, "images.npy", (n, h, w, m["channels"]), m)
         self.labels = np.asarray(_open_array(self.root, "labels.npy", (n, len(self.label_columns)), m))
