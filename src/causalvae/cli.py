@@ -194,7 +194,7 @@ def _progress(total: int, what: str):
 def generate_scenes_cmd(
     out_path: Path = typer.Option(..., "--out", "-o", help="The dataset directory to write."),
     n: int = typer.Option(20000, "--n", help="Number of scenes."),
-    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same bytes."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed: the same seed gives the same bytes."),
     resolution: int = typer.Option(64, "--resolution", help="Image size: 64, 96 or 128."),
     no_style: bool = typer.Option(False, "--no-style", help="No exogenous style (one picture per label combination)."),
     label_fraction: float = typer.Option(1.0, "--label-fraction", help="Keep each observed label with this probability."),
@@ -264,7 +264,7 @@ def generate_dsprites_cmd(
 def generate_sprites_cmd(
     out_path: Path = typer.Option(..., "--out", "-o", help="The dataset directory to write."),
     n: int = typer.Option(20000, "--n", help="Number of sprites."),
-    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same bytes."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed: the same seed gives the same bytes."),
     source: Optional[Path] = typer.Option(None, "--source", help="Take the images from a grid directory (generate dsprites) or the official .npz archive instead of rendering them."),
     hide: list[str] = typer.Option([], "--hide", help="Withhold this factor's labels (repeatable); it stays a hidden parent of the image."),
     label_fraction: float = typer.Option(1.0, "--label-fraction", help="Keep each observed label with this probability."),
@@ -293,7 +293,7 @@ def data_import(
     labels: Path = typer.Option(..., "--labels", help="A CSV: a 'file' column and one column per labelled variable."),
     graph: str = typer.Option(..., "--graph", "-g", help=GRAPH_HELP),
     out_path: Path = typer.Option(..., "--out", "-o", help="The dataset directory to write."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the train/val/test split."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the train/val/test split."),
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset directory."),
 ) -> None:
     """Turn your own images and labels into a dataset, checking every row and image."""
@@ -364,7 +364,7 @@ def train_cmd(
     devices: int = typer.Option(1, "--devices", help="Processes (CPU) or GPUs."),
     strategy: str = typer.Option("auto", "--strategy", help="auto, or ddp for several processes."),
     accelerator: str = typer.Option("cpu", "--accelerator", help="cpu, gpu or auto."),
-    seed: int = typer.Option(0, "--seed", help="Seed of initialisation, data order and sampling."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of initialisation, data order and sampling."),
     checkpoint_every: int = typer.Option(200, "--checkpoint-every", help="Write a checkpoint every K steps."),
     val_per_epoch: int = typer.Option(1, "--val-per-epoch", help="Validation passes (metrics.csv rows) per epoch."),
     val_limit: Optional[int] = typer.Option(None, "--val-limit", help="Use at most this many validation images."),
@@ -463,8 +463,8 @@ def reconstruct_cmd(
     n: int = typer.Option(16, "--n", help="Number of images."),
     split: str = typer.Option("test", "--split", help="train, val or test."),
     data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's)."),
-    seed: int = typer.Option(0, "--seed", help="Which images: a seeded choice from the split."),
-    columns: int = typer.Option(8, "--columns", help="Tiles per row (input and reconstruction are two tiles)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Which images: a seeded choice from the split."),
+    columns: int = typer.Option(8, "--columns", min=1, max=64, help="Tiles per row (input and reconstruction are two tiles)."),
 ) -> None:
     """Encode held-out images with their labels and decode them again."""
     import numpy as np
@@ -598,8 +598,8 @@ def sample_cmd(
     given: Optional[str] = typer.Option(None, "--given", help='Evidence, e.g. "reaction=Dying".'),
     do: Optional[str] = typer.Option(None, "--do", help='Interventions, e.g. "actor_attack=High, reactor_defense=Low".'),
     n: int = typer.Option(16, "--n", help="Number of pictures."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
-    columns: int = typer.Option(8, "--columns", help="Tiles per row."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed."),
+    columns: int = typer.Option(8, "--columns", min=1, max=64, help="Tiles per row."),
     oracle_path: Optional[Path] = typer.Option(None, "--oracle", help="An oracle (causalvae oracle train) to read the labels off the pictures."),
     beside_truth: bool = typer.Option(False, "--beside-truth", help="Put the world's true render of the same values (random style) beside each picture."),
 ) -> None:
@@ -672,7 +672,7 @@ def counterfactual_cmd(
     image: Optional[Path] = typer.Option(None, "--image", help="Your own picture (PNG of the model's size)."),
     labels: Optional[str] = typer.Option(None, "--labels", help='Its labels, e.g. "actor=Golem, actor_type=type1, ...".'),
     data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed of the abduction."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed of the abduction."),
     abduct_noise: bool = typer.Option(False, "--abduct-noise/--mean", help="Carry the picture's own pixel noise over (x_cf = mu_cf + sigma_cf (x - mu) / sigma), or draw the decoder's mean."),
 ) -> None:
     """This very picture, had the interventions held: abduct, act, predict."""
@@ -770,7 +770,7 @@ def oracle_train_cmd(
     out_path: Path = typer.Option(..., "--out", "-o", help="The oracle directory to write."),
     steps: int = typer.Option(500, "--steps", help="Optimiser steps, each on a fresh batch of renders."),
     batch_size: int = typer.Option(64, "--batch-size", help="Renders per step."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the renders and the initialisation."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the renders and the initialisation."),
     resolution: int = typer.Option(64, "--resolution", help="Picture size (the scene world: 64, 96 or 128)."),
     force: bool = typer.Option(False, "--force", help="Replace an earlier oracle in --out (never another kind of directory)."),
 ) -> None:
@@ -811,11 +811,11 @@ def evaluate_cmd(
     oracle_path: Path = typer.Option(..., "--oracle", help="The world's oracle (causalvae oracle train)."),
     out_path: Path = typer.Option(..., "--out", "-o", help="The report directory: report.json, report.md, figures."),
     data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's); its test split is used."),
-    n_generate: int = typer.Option(10000, "--n-generate", help="Pictures generated per reference query."),
-    iw_k: int = typer.Option(100, "--iw-k", help="Samples of the importance-weighted bound."),
-    iw_images: int = typer.Option(200, "--iw-images", help="Test pictures for the importance-weighted bound."),
-    cf_images: int = typer.Option(400, "--cf-images", help="Test pictures per intervention (0: all)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    n_generate: int = typer.Option(10000, "--n-generate", min=1, help="Pictures generated per reference query."),
+    iw_k: int = typer.Option(100, "--iw-k", min=1, help="Samples of the importance-weighted bound."),
+    iw_images: int = typer.Option(200, "--iw-images", min=0, help="Test pictures for the importance-weighted bound."),
+    cf_images: int = typer.Option(400, "--cf-images", min=0, help="Test pictures per intervention (0: all)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed."),
     abduct_noise: bool = typer.Option(False, "--abduct-noise/--mean", help="Counterfactuals carry each picture's pixel noise over, or draw the decoder's mean."),
     force: bool = typer.Option(False, "--force", help="Replace an earlier report in --out (never another kind of directory)."),
 ) -> None:

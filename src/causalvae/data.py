@@ -295,6 +295,13 @@ class Dataset(_torch_dataset_base()):
         self.label_columns = list(m["label_columns"])
         self.images = _open_array(self.root, "images.npy", (n, h, w, m["channels"]), m)
         self.labels = np.asarray(_open_array(self.root, "labels.npy", (n, len(self.label_columns)), m))
+        for c in self.label_columns:
+            if c not in self.graph:
+                raise DatasetError(f"{self.root}: the label column '{c}' is not a variable of its graph.yaml")
+        try:
+            _check_indices(self.graph, self.label_columns, self.labels, "labels.npy")
+        except CausalVAEError as exc:
+            raise DatasetError(f"{self.root}: {exc} (a damaged dataset)") from None
         self.split = np.asarray(_open_array(self.root, "split.npy", (n,), m))
         if split is not None and split not in SPLITS:
             raise DatasetError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
@@ -305,6 +312,10 @@ class Dataset(_torch_dataset_base()):
                 raise DatasetError(f"{self.root}: this dataset records no truth (its world did not know it)")
             v = len(m["truth_columns"])
             self.truth_values = np.asarray(_open_array(self.root, "truth_values.npy", (n, v), m))
+            try:
+                _check_indices(self.graph, list(m["truth_columns"]), self.truth_values, "truth_values.npy", allow_missing=False)
+            except (CausalVAEError, KeyError, TypeError) as exc:
+                raise DatasetError(f"{self.root}: {exc} (a damaged dataset)") from None
             self.truth_noise = np.asarray(_open_array(self.root, "truth_noise.npy", (n, v), m))
             s = len(m.get("style_fields", []))
             self.truth_style = np.asarray(_open_array(self.root, "truth_style.npy", (n, s), m)) if s else np.zeros((n, 0))

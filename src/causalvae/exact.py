@@ -652,7 +652,7 @@ def query(
     if len(set(labels)) != len(labels):
         raise CausalVAEError("a target is listed twice: " + ", ".join(labels))
     table = _diagonal_joint(net, tnames, ev, world, budget)
-    shown = [(t.label, v) for t, v in eterms]
+    shown = [(t.label, _value_name(graph, t.var, v)) for t, v in eterms]
     return _normalised(graph, labels, [t.var for t in tterms], table, shown, do_idx)
 
 
@@ -687,7 +687,17 @@ def _factual_query(graph: Graph, targets: list[str], evidence: dict[str, Evidenc
         raise CausalVAEError("a target is listed twice: " + ", ".join(targets))
     do_idx = _normalise_do(graph, do)
     table = _joint(graph, targets, evidence, do_idx, budget)
-    return _normalised(graph, targets, targets, table, list(evidence.items()), do_idx)
+    return _normalised(graph, targets, targets, table, [(k, _value_name(graph, k, v)) for k, v in evidence.items()], do_idx)
+
+
+def _value_name(graph: Graph, var: str, value: EvidenceValue) -> str:
+    """An evidence value as the user knows it: its name (an index is turned into the name)."""
+    vals = graph[var].values
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < len(vals):
+        return vals[int(value)]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "{" + ", ".join(_value_name(graph, var, v) for v in sorted(value, key=str)) + "}"
+    return str(value)
 
 
 def _normalised(graph, labels, variables, table, shown, do_idx) -> Distribution:
@@ -824,6 +834,12 @@ def _posterior_chunked(graph, targets, evidence_vars, rows, do_idx, chunk: int =
     return np.concatenate(results)[inverse.ravel()]
 
 
+def _unit(p: float) -> float:
+    """A probability computed as a difference of sums, clamped to [0, 1] (so rounding never
+    shows as -2.2e-16)."""
+    return min(1.0, max(0.0, float(p)))
+
+
 @dataclass(frozen=True)
 class Causation:
     """Probabilities of causation of ``treatment=value`` (vs ``contrast``) for ``outcome``.
@@ -880,8 +896,8 @@ def causation(
         num_ps = j[xpi][not_y][:, y, :].sum()
         den_ps = j[xpi][not_y].sum()
         out[xp] = Causation(
-            pn=float(num_pn / den_pn) if den_pn > 0 else float("nan"),
-            ps=float(num_ps / den_ps) if den_ps > 0 else float("nan"),
-            pns=pns,
+            pn=_unit(num_pn / den_pn) if den_pn > 0 else float("nan"),
+            ps=_unit(num_ps / den_ps) if den_ps > 0 else float("nan"),
+            pns=_unit(pns),
         )
     return out

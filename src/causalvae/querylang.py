@@ -185,6 +185,7 @@ class _Parser:
 
     def conds(self) -> tuple[tuple, tuple]:
         evidence, do = [], []
+        seen_terms, seen_do = set(), set()  # sets: parsing stays linear in the number of items
         while True:
             tok = self.name("evidence or do(...)")
             if tok.text == "do" and not tok.quoted and self.at("("):
@@ -192,8 +193,9 @@ class _Parser:
                 while True:
                     start = self.tok
                     var, value = self.assign()
-                    if any(v == var for v, _ in do):
+                    if var in seen_do:
                         raise self.error(f"'{var}' is intervened on twice", start)
+                    seen_do.add(var)
                     do.append((var, value))
                     if not self.at(","):
                         break
@@ -204,8 +206,9 @@ class _Parser:
                 world = self.world() if self.at("[") else ()
                 self.expect("=", f"after '{tok.text}' (evidence needs a value)")
                 term = Term(var, world)
-                if any(t == term for t, _ in evidence):
+                if term in seen_terms:
                     raise self.error(f"evidence on '{term.label}' is given twice", tok)
+                seen_terms.add(term)
                 evidence.append((term, self.value(var, self.name(f"a value of '{var}'"))))
             if not self.at(","):
                 return tuple(evidence), tuple(do)
