@@ -191,3 +191,30 @@ def test_evaluation_settings_are_checked_when_made():
     for bad in ({"n_generate": 0}, {"iw_k": 0}, {"seed": -1}, {"cf_images": 0}):
         with pytest.raises(CausalVAEError, match="must be"):
             EvalSettings(**bad)
+
+
+# ----------------------------------------------------------------------------- pictures
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims width x height pixels (its data is a few bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_a_png_claiming_millions_of_pixels_is_refused_before_decoding(tmp_path, scenes):
+    from causalvae.data import import_folder
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.png").write_bytes(png_claiming(13400, 13400))  # 179 million pixels
+    (tmp_path / "labels.csv").write_text("file,actor\na.png,Golem\n")
+    start = time.monotonic()
+    with pytest.raises(CausalVAEError, match=r"a.png \(.*labels.csv line 2\) claims 13400x13400 pixels \(179,560,000\); the limit is 16,777,216: not decoded"):
+        import_folder(tmp_path / "img", tmp_path / "labels.csv", scenes, tmp_path / "out")
+    assert time.monotonic() - start < 5 and not (tmp_path / "out").exists()

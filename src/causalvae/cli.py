@@ -745,12 +745,18 @@ def _read_picture(path: Path, vae):
     import torch
     from PIL import Image, UnidentifiedImageError
 
+    from causalvae.io import check_png_header
+
     try:
+        check_png_header(path, str(path))
         with Image.open(path) as im:
             im.load()
             mode, size = im.mode, im.size
             arr = np.asarray(im.convert("RGB" if vae.config.channels == 3 else "L"))
-    except (OSError, UnidentifiedImageError) as exc:
+    except CausalVAEError as exc:
+        _fail(exc)
+        raise
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         _fail(CausalVAEError(f"{path}: not a readable picture ({exc})"))
         raise
     s = vae.config.image_size

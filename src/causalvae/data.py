@@ -38,7 +38,7 @@ import numpy as np
 
 from causalvae.errors import CausalVAEError
 from causalvae.graph import Graph
-from causalvae.io import need_space, no_space_message, open_npy, regular_file, replace_dir, reserve, staging_dir
+from causalvae.io import check_png_header, need_space, no_space_message, open_npy, regular_file, replace_dir, reserve, staging_dir
 
 FORMAT = "causalvae-dataset/1"
 SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -484,11 +484,12 @@ def _open_png(path: Path, labels_csv: Path, line: int):
 
     if not path.is_file():
         raise CausalVAEError(f"{labels_csv} line {line}: image file {path} does not exist")
+    check_png_header(path, f"{path} ({labels_csv} line {line})")
     try:
         with Image.open(path) as im:
             if im.format != "PNG":
                 raise CausalVAEError(f"{path} ({labels_csv} line {line}): a {im.format} file, not a PNG")
             im.load()
             return im.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise CausalVAEError(f"{path} ({labels_csv} line {line}): not a readable PNG ({exc})") from None

@@ -262,3 +262,31 @@ def open_npy(path: str | os.PathLike, dtype, shape: tuple, error: type[Exception
 
 def _a(kind: str) -> str:
     return ("an " if kind[0] in "aeiou" else "a ") + kind
+
+
+#: The most pixels a picture read from a user may have (4096 x 4096): checked from the PNG
+#: header before any pixel is decoded.
+MAX_PIXELS = 2**24
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_png_header(source: str | os.PathLike | bytes, what: str, max_pixels: int = MAX_PIXELS) -> tuple[int, int] | None:
+    """The one check of a picture's size before decoding: read the width and height from a
+    PNG's IHDR (``source`` is a path or the file's bytes) and refuse more than ``max_pixels``
+    with :class:`~causalvae.errors.CausalVAEError` naming ``what``. Returns (width, height),
+    or None when ``source`` is not a PNG (the decoder then says what it is)."""
+    import struct
+
+    from causalvae.errors import CausalVAEError
+
+    if isinstance(source, (bytes, bytearray)):
+        head = bytes(source[:24])
+    else:
+        with open(regular_file(source, CausalVAEError), "rb") as fh:
+            head = fh.read(24)
+    if len(head) < 24 or head[:8] != _PNG_SIGNATURE or head[8:16] != b"\0\0\0\rIHDR":  # not a PNG, or a damaged one
+        return None
+    width, height = struct.unpack(">II", head[16:24])
+    if width * height > max_pixels:
+        raise CausalVAEError(f"{what} claims {width}x{height} pixels ({width * height:,}); the limit is {max_pixels:,}: not decoded")
+    return width, height

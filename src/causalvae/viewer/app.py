@@ -51,6 +51,7 @@ import causalvae
 from causalvae.errors import CausalVAEError, QueryStoppedError, QuerySyntaxError, QueryTooLargeError
 from causalvae.exact import DEFAULT_BUDGET, Budget
 from causalvae.graph import Graph, quote_name
+from causalvae.io import check_png_header
 
 #: Largest uploaded PNG, in bytes (after base64 decoding).
 MAX_UPLOAD_BYTES = 2 * 2**20
@@ -289,6 +290,12 @@ def read_png(text: str, channels: int, size: int, likelihood: str) -> torch.Tens
         raise CausalVAEError("the image is not valid base64 (send a PNG as a data URL or plain base64)") from None
     if len(data) > MAX_UPLOAD_BYTES:
         raise CausalVAEError(f"the image is {len(data):,} bytes; the limit is {MAX_UPLOAD_BYTES:,} bytes")
+    try:
+        header = check_png_header(data, "the picture")
+    except CausalVAEError:
+        raise CausalVAEError(f"the picture has too many pixels; this model needs {size}x{size}") from None
+    if header is not None and header != (size, size):
+        raise CausalVAEError(f"the picture is {header[0]}x{header[1]}; this model needs {size}x{size}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
