@@ -897,7 +897,13 @@ def serve_cmd(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:  # what no command turned into a clear error: one line, never a traceback
+        from causalvae.failures import one_line
+
+        err.print(f"[bold red]error:[/] {escape(one_line(exc))}", highlight=False, soft_wrap=True)
+        raise SystemExit(2 if isinstance(exc, CausalVAEError) else 1) from None
 
 
 if __name__ == "__main__":

@@ -613,6 +613,36 @@ def _readable(errors) -> str:
 STATUS = {QueryTooLargeError: 422, QueryStoppedError: 503}
 
 
+class Unexpected:
+    """ASGI middleware: a request that fails unexpectedly (out of memory, a bug) is answered
+    with a 503 and a JSON error naming the cause or the log file of its traceback, never a
+    500 page; the server goes on serving."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def watched_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except BodyTooLarge:
+            raise
+        except Exception as exc:
+            from causalvae.failures import one_line
+
+            if started:
+                raise
+            await _send_error(send, 503, one_line(exc))
+
+
 class BodyTooLarge(Exception):
     """Raised to the app while it reads a body over the limit (BodyLimit answers 413)."""
 
@@ -729,6 +759,7 @@ def create_app(run, oracle=None, device: str = "cpu", *, data=None, warm: bool =
     async def validation_error(request: Request, exc: RequestValidationError):
         return JSONResponse(ErrorBody(detail=_readable(exc.errors())).model_dump(), status_code=422)
 
+    app.add_middleware(Unexpected)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     @app.get("/", include_in_schema=False)
