@@ -352,3 +352,24 @@ def format_term(term: Term) -> str:
     if not term.world:
         return quote_name(term.var)
     return f"{quote_name(term.var)}[" + ", ".join(f"{quote_name(k)}={quote_name(v)}" for k, v in term.world) + "]"
+
+
+def format_query(q: Query) -> str:
+    """A parsed query written back in the query language (names quoted where needed):
+    ``parse(format_query(q))`` gives ``q`` again (but for its ``text``).
+
+        >>> format_query(parse("P( action|reaction = Dying )"))
+        'P(action | reaction=Dying)'
+    """
+    conds = [f"{format_term(t)}={quote_name(v)}" for t, v in q.evidence]
+    if q.do:
+        conds.append("do(" + ", ".join(f"{quote_name(k)}={quote_name(v)}" for k, v in q.do) + ")")
+    given = (" | " + ", ".join(conds)) if conds else ""
+    if isinstance(q, ProbabilityQuery):
+        targets = ", ".join(format_term(t) + (f"={quote_name(v)}" if v is not None else "") for t, v in zip(q.targets, q.target_values))
+        return f"P({targets}{given})"
+    contrast = f" vs {quote_name(q.contrast)}" if q.contrast is not None else ""
+    return (
+        f"{q.measure}({quote_name(q.treatment)}={quote_name(q.value)}{contrast} -> "
+        f"{quote_name(q.outcome)}={quote_name(q.outcome_value)}{given})"
+    )
