@@ -85,7 +85,7 @@ def test_bad_limits_are_refused():
 
 
 def test_the_cli_refuses_in_one_line():
-    run = lambda *args: subprocess.run([sys.executable, "-m", "causalvae", "query", *args], capture_output=True, text=True, timeout=60)  # noqa: E731
+    run = lambda *args: subprocess.run([sys.executable, "-m", "causalvae", "query", *args], capture_output=True, text=True, timeout=600)  # noqa: E731
     r = run(SIX_WORLDS)
     assert r.returncode == 2 and r.stderr.startswith("error: this query needs about") and "Traceback" not in r.stderr
     r = run("P(reaction[action=Walk], reaction[action=Taunt] | action=Attack)", "--max-table-mb", "0.00001")

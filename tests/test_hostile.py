@@ -181,7 +181,7 @@ def test_bad_arguments_are_refused_before_any_work(args, words, tmp_path):
     import causalvae
 
     env = {**os.environ, "PYTHONPATH": str(Path(causalvae.__file__).parents[1])}  # these sources, from another folder
-    r = subprocess.run([sys.executable, "-m", "causalvae", *args], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    r = subprocess.run([sys.executable, "-m", "causalvae", *args], capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr
 
 

@@ -380,7 +380,9 @@ class Viewer:
         self.lock = threading.Lock()
         self.budget = budget
         self.query_slots = threading.BoundedSemaphore(QUERY_WORKERS)
-        self.query_pool = ThreadPoolExecutor(QUERY_WORKERS, thread_name_prefix="exact-query")
+        # More threads than slots: a query beyond QUERY_WORKERS finds no slot and gets a 503 at
+        # once, instead of queueing behind the running ones.
+        self.query_pool = ThreadPoolExecutor(2 * QUERY_WORKERS, thread_name_prefix="exact-query")
         self.oracle, self.oracle_path = None, None
         if oracle is not None:
             self.oracle = load_oracle(oracle, device=device)
