@@ -39,12 +39,12 @@ demo: $(STAMP)
 	$(CLI) summary $(OUT)/run
 	$(CLI) curve $(OUT)/run --out $(OUT)/elbo.png
 	$(CLI) reconstruct $(OUT)/run --n 16 --out $(OUT)/recon.png
-	$(CLI) oracle train --world scenes --out $(OUT)/oracle
+	$(CLI) oracle train --world scenes --out $(OUT)/oracle --force
 	$(CLI) sample $(OUT)/run --n 8 --beside-truth --out $(OUT)/random.png
 	$(CLI) sample $(OUT)/run --given "reaction=Dying" --n 16 --out $(OUT)/given.png --oracle $(OUT)/oracle
 	$(CLI) sample $(OUT)/run --do "actor_attack=High, reactor_defense=Low" --n 16 --out $(OUT)/do.png --oracle $(OUT)/oracle
 	$(CLI) counterfactual $(OUT)/run --match "actor=Golem, action=Taunt, reactor=Satyr, reaction=Idle" --do "action=Attack" --out $(OUT)/counterfactual.png
-	$(CLI) evaluate $(OUT)/run --oracle $(OUT)/oracle --out $(OUT)/report
+	$(CLI) evaluate $(OUT)/run --oracle $(OUT)/oracle --out $(OUT)/report --force
 	@echo
 	@echo "outputs in $(OUT)/: the dataset (scenes/) and its sheet, the trained model (run/),"
 	@echo "its ELBO curve (elbo.png) and reconstructions (recon.png), the oracle (oracle/),"

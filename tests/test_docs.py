@@ -60,3 +60,9 @@ def test_sprites_doc_tables_are_the_graphs_tables():
         assert len(rows) == g.card(parent)
         for i, row in enumerate(rows):
             np.testing.assert_allclose([float(x) for x in row[1:]], g.cpt(var)[i], atol=5e-4, err_msg=f"{var} row {row[0]}")
+
+
+def test_the_error_catalogue_is_current():
+    """docs/errors.md shows the message each bad input gets, produced by running it."""
+    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "errors.py"), "--check"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"run `python docs/errors.py`: {proc.stdout}{proc.stderr}"

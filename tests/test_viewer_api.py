@@ -280,7 +280,7 @@ def test_bad_counterfactuals_are_refused(client, test_split):
     big = base64.b64encode(b"\0" * (MAX_UPLOAD_BYTES + 1)).decode()
     assert "the image is 2,097,153 bytes; the limit is 2,097,152 bytes" in error(post({"image": big}), 400)
     huge = base64.b64encode(b"\0" * 3 * MAX_UPLOAD_BYTES).decode()
-    assert "the request is" in error(post({"image": huge}), 400)
+    assert "the request is" in error(post({"image": huge}), 413)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -516,13 +516,26 @@ def _row(scan: _Scanner, given: tuple[list[float], int], child: _Declaration, la
     return np.asarray(numbers, dtype=np.float64)
 
 
+#: The most entries a table read from BIF may have (2**25 float64: 256 MB); the largest
+#: table of the bnlearn networks has far fewer.
+MAX_TABLE_ENTRIES = 2**25
+
+
 def _rows_table(
     scan: _Scanner, entries: _Entries, child: _Declaration, parents: Sequence[_Declaration]
 ) -> np.ndarray:
     """Fill a conditional table from its ``(states) p, ...;`` rows and its default row."""
     pcards = [len(p.states) for p in parents]
+    entries_needed = math.prod(pcards) * len(child.states)
+    if entries_needed > MAX_TABLE_ENTRIES:
+        raise scan.error(
+            f"the table of '{child.name}' would have {entries_needed:,} entries ({len(parents)} parents); "
+            f"the limit is {MAX_TABLE_ENTRIES:,}: this network is too large to tabulate",
+            entries.pos,
+        )
     index = [{s: i for i, s in enumerate(p.states)} for p in parents]
     table = np.zeros((*pcards, len(child.states)))
+    given = np.zeros(pcards, dtype=bool)
     seen: dict[tuple[int, ...], int] = {}
     for states, numbers, pos in entries.rows:
         if len(states) != len(parents):
@@ -543,19 +556,18 @@ def _rows_table(
             first = scan.line(seen[config])
             raise scan.error(f"{label} of '{child.name}' is given twice (first on line {first})", pos)
         seen[config] = pos
+        given[config] = True
         table[config] = _row(scan, (numbers, pos), child, label)
-    missing = [c for c in itertools.product(*(range(n) for n in pcards)) if c not in seen]
-    if missing:
+    n_missing = int(given.size - np.count_nonzero(given))
+    if n_missing:
         if entries.default is None:
-            first = ", ".join(p.states[i] for p, i in zip(parents, missing[0]))
+            first = ", ".join(p.states[i] for p, i in zip(parents, np.argwhere(~given)[0]))
             raise scan.error(
                 f"the probability block of '{child.name}' has no row for ({first}) and no 'default' row "
-                f"({len(missing)} of {math.prod(pcards)} parent configurations missing)",
+                f"({n_missing} of {math.prod(pcards)} parent configurations missing)",
                 entries.pos,
             )
-        fill = _row(scan, entries.default, child, "the default row")
-        for config in missing:
-            table[config] = fill
+        table[~given] = _row(scan, entries.default, child, "the default row")
     return table
 
 

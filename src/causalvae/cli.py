@@ -56,6 +56,16 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _clean_stale(out_path: Path) -> None:
+    """Remove the staging folders that killed runs left beside ``out_path``; say so in one line."""
+    from causalvae.io import clean_stale_stages
+
+    parent = Path(out_path).resolve().parent
+    removed = clean_stale_stages(parent)
+    if removed:
+        err.print(escape(f"removed {len(removed)} staging folder(s) left in {parent} by runs that were killed: {', '.join(p.name for p in removed)}"), highlight=False, soft_wrap=True)
+
+
 def _load(spec: str) -> Graph:
     return Graph.load(spec)
 
@@ -76,8 +86,11 @@ def query_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
     samples: int = typer.Option(100_000, "--samples", help="Samples of importance sampling (graphs with continuous variables)."),
     seed: int = typer.Option(0, "--seed", help="Seed of importance sampling (graphs with continuous variables)."),
+    max_table_mb: Optional[float] = typer.Option(None, "--max-table-mb", help="Refuse a query whose largest table exceeds this many MB (default: a quarter of the available memory)."),
+    max_operations: float = typer.Option(2e9, "--max-operations", help="Refuse a query that needs more multiply-adds than this."),
 ) -> None:
     """Answer a conditional, interventional or counterfactual query (exactly, or with its error)."""
+    from causalvae.exact import Budget
     from causalvae.querylang import CausationQuery, evaluate
 
     g = _load(graph)
@@ -86,7 +99,7 @@ def query_cmd(
 
         answer = evaluate_mixed(g, text, samples=samples, seed=seed)
     else:
-        answer = evaluate(g, text)
+        answer = evaluate(g, text, Budget.of(max_table_mb, max_operations))
     if as_json:
         payload = {"graph": g.name, **answer.to_json()}
         sys.stdout.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
@@ -211,7 +224,7 @@ def _progress(total: int, what: str):
 def generate_scenes_cmd(
     out_path: Path = typer.Option(..., "--out", "-o", help="The dataset directory to write."),
     n: int = typer.Option(20000, "--n", help="Number of scenes."),
-    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same bytes."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed: the same seed gives the same bytes."),
     resolution: int = typer.Option(64, "--resolution", help="Image size: 64, 96 or 128."),
     no_style: bool = typer.Option(False, "--no-style", help="No exogenous style (one picture per label combination)."),
     label_fraction: float = typer.Option(1.0, "--label-fraction", help="Keep each observed label with this probability."),
@@ -245,6 +258,7 @@ def generate_scenes_cmd(
     except (CausalVAEError, TypeError) as exc:
         _fail(exc)
         return
+    _clean_stale(out_path)
     bar, update = _progress(n, "rendering scenes")
     with bar:
         path = generate(
@@ -272,7 +286,7 @@ def generate_dsprites_cmd(
 def generate_sprites_cmd(
     out_path: Path = typer.Option(..., "--out", "-o", help="The dataset directory to write."),
     n: int = typer.Option(20000, "--n", help="Number of sprites."),
-    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same bytes."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed: the same seed gives the same bytes."),
     source: Optional[Path] = typer.Option(None, "--source", help="Take the images from a grid directory (generate dsprites) or the official .npz archive instead of rendering them."),
     hide: list[str] = typer.Option([], "--hide", help="Withhold this factor's labels (repeatable); it stays a hidden parent of the image."),
     label_fraction: float = typer.Option(1.0, "--label-fraction", help="Keep each observed label with this probability."),
@@ -281,6 +295,7 @@ def generate_sprites_cmd(
     """Sample N sprites from the sprites graph (dSprites with causes) and write a dataset."""
     from causalvae.generate import generate
 
+    _clean_stale(out_path)
     bar, update = _progress(n, "drawing sprites")
     with bar:
         path = generate(
@@ -296,13 +311,14 @@ def data_import(
     labels: Path = typer.Option(..., "--labels", help="A CSV: a 'file' column and one column per labelled variable."),
     graph: str = typer.Option(..., "--graph", "-g", help=GRAPH_HELP),
     out_path: Path = typer.Option(..., "--out", "-o", help="The dataset directory to write."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the train/val/test split."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the train/val/test split."),
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset directory."),
 ) -> None:
     """Turn your own images and labels into a dataset, checking every row and image."""
     from causalvae.data import import_folder
 
     g = _load(graph)
+    _clean_stale(out_path)
     path = import_folder(images, labels, g, out_path, force=force, seed=seed)
     out.print(f"wrote {path}", highlight=False)
 
@@ -360,7 +376,7 @@ def train_cmd(
     devices: int = typer.Option(1, "--devices", help="Processes (CPU) or GPUs."),
     strategy: str = typer.Option("auto", "--strategy", help="auto, or ddp for several processes."),
     accelerator: str = typer.Option("cpu", "--accelerator", help="cpu, gpu or auto."),
-    seed: int = typer.Option(0, "--seed", help="Seed of initialisation, data order and sampling."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of initialisation, data order and sampling."),
     checkpoint_every: int = typer.Option(200, "--checkpoint-every", help="Write a checkpoint every K steps."),
     val_per_epoch: int = typer.Option(1, "--val-per-epoch", help="Validation passes (metrics.csv rows) per epoch."),
     val_limit: Optional[int] = typer.Option(None, "--val-limit", help="Use at most this many validation images."),
@@ -387,6 +403,7 @@ def train_cmd(
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )
+    _clean_stale(out_path)
     run = fit(cfg, force=force, progress=progress)
     import os
 
@@ -429,8 +446,8 @@ def reconstruct_cmd(
     n: int = typer.Option(16, "--n", help="Number of images."),
     split: str = typer.Option("test", "--split", help="train, val or test."),
     data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's)."),
-    seed: int = typer.Option(0, "--seed", help="Which images: a seeded choice from the split."),
-    columns: int = typer.Option(8, "--columns", help="Tiles per row (input and reconstruction are two tiles)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Which images: a seeded choice from the split."),
+    columns: int = typer.Option(8, "--columns", min=1, max=64, help="Tiles per row (input and reconstruction are two tiles)."),
 ) -> None:
     """Encode held-out images with their labels and decode them again."""
     import numpy as np
@@ -550,8 +567,8 @@ def sample_cmd(
     given: Optional[str] = typer.Option(None, "--given", help='Evidence, e.g. "reaction=Dying".'),
     do: Optional[str] = typer.Option(None, "--do", help='Interventions, e.g. "actor_attack=High, reactor_defense=Low".'),
     n: int = typer.Option(16, "--n", help="Number of pictures."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
-    columns: int = typer.Option(8, "--columns", help="Tiles per row."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed."),
+    columns: int = typer.Option(8, "--columns", min=1, max=64, help="Tiles per row."),
     oracle_path: Optional[Path] = typer.Option(None, "--oracle", help="An oracle (causalvae oracle train) to read the labels off the pictures."),
     beside_truth: bool = typer.Option(False, "--beside-truth", help="Put the world's true render of the same values (random style) beside each picture."),
 ) -> None:
@@ -611,7 +628,7 @@ def counterfactual_cmd(
     image: Optional[Path] = typer.Option(None, "--image", help="Your own picture (an opaque 8-bit PNG of the model's size)."),
     labels: Optional[str] = typer.Option(None, "--labels", help='Its labels, e.g. "actor=Golem, actor_type=type1, ...".'),
     data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed of the abduction."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed of the abduction."),
     abduct_noise: bool = typer.Option(False, "--abduct-noise/--mean", help="Carry the picture's own pixel noise over (x_cf = mu_cf + sigma_cf (x - mu) / sigma), or draw the decoder's mean."),
 ) -> None:
     """This very picture, had the interventions held: abduct, act, predict."""
@@ -673,19 +690,22 @@ def oracle_train_cmd(
     out_path: Path = typer.Option(..., "--out", "-o", help="The oracle directory to write."),
     steps: int = typer.Option(500, "--steps", help="Optimiser steps, each on a fresh batch of renders."),
     batch_size: int = typer.Option(64, "--batch-size", help="Renders per step."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the renders and the initialisation."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the renders and the initialisation."),
     resolution: int = typer.Option(64, "--resolution", help="Picture size (the scene world: 64, 96 or 128)."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier oracle in --out (never another kind of directory)."),
 ) -> None:
     """Train a world's attribute reader and report its held-out accuracy: on freshly rendered
     pictures (--world), or on a dataset's own labelled pictures (--data; held out: its val split)."""
     import time
 
+    from causalvae.io import check_output_dir
     from causalvae.oracle import save_oracle, train_oracle, train_oracle_on_dataset
 
     if steps < 1 or batch_size < 1:
         _fail(CausalVAEError("--steps and --batch-size must be positive"))
     if (world is None) == (data is None):
         _fail(CausalVAEError("give --world (train on fresh renders) or --data (train on a dataset's labelled pictures)"))
+    check_output_dir(out_path, "oracle", force=force)
     bar, update = _progress(steps, f"training the {world or data.name} oracle")
     t0 = time.perf_counter()
     with bar:
@@ -697,7 +717,7 @@ def oracle_train_cmd(
     training = {"steps": steps, "batch_size": batch_size, "seed": seed, "wall_s": round(wall, 1)}
     if data is not None:
         training["data"] = str(data)
-    save_oracle(oracle, out_path, acc, training)
+    save_oracle(oracle, out_path, acc, training, force=force)
     title = "held-out accuracy (4,000 fresh renders)" if world is not None else f"held-out accuracy (the val split of {data})"
     table = Table(title=title, show_header=True, header_style="bold", title_justify="left")
     table.add_column("variable")
@@ -720,27 +740,30 @@ def evaluate_cmd(
     cf_images: Optional[int] = typer.Option(None, "--cf-images", help="Test pictures per intervention (0: all; default 400).", show_default=False),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0).", show_default=False),
     abduct_noise: bool = typer.Option(False, "--abduct-noise/--mean", help="Counterfactuals carry each picture's pixel noise over, or draw the decoder's mean."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier report in --out (never another kind of directory)."),
 ) -> None:
     """Score a trained model against the world's truth: likelihood, generation, counterfactuals,
     axioms. A world without a renderer (an imported dataset) gets every score that needs none."""
     import time
 
     from causalvae.evaluate import EvalSettings, evaluate_run
+    from causalvae.io import check_output_dir
     from causalvae.oracle import load_oracle
     from causalvae.report import summary_rows, write_report
 
+    check_output_dir(out_path, "report", force=force)
     r = _open_run(run, data)
     t0 = time.perf_counter()
     oracle = load_oracle(oracle_path)
     given = {"n_generate": n_generate, "iw_k": iw_k, "iw_images": iw_images, "cf_images": cf_images, "seed": seed, "abduct_noise": abduct_noise}
-    settings = EvalSettings(**{k: v for k, v in given.items() if v is not None})  # the defaults are EvalSettings'
+    settings = EvalSettings(**{k: v for k, v in given.items() if v is not None and (k, v) != ("cf_images", 0)})  # the defaults are EvalSettings'
     if cf_images == 0:
         settings.cf_images = None  # every test picture
     report = evaluate_run(r, oracle, settings, progress=lambda msg: err.print(f"[dim]{escape(msg)}[/]"))
     report["wall_s"] = round(time.perf_counter() - t0, 1)
     report["model"] = str(run)
     report["oracle"] = {"path": str(oracle_path), "held_out_accuracy": getattr(oracle, "held_out_accuracy", {})}
-    write_report(report, out_path)
+    write_report(report, out_path, force=force)
     table = Table(show_header=True, header_style="bold")
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -765,19 +788,27 @@ def serve_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="The address to listen on (the default is this machine only)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="The port to listen on."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    max_table_mb: Optional[float] = typer.Option(None, "--max-table-mb", help="Refuse a query whose largest table exceeds this many MB (default: a quarter of the available memory)."),
 ) -> None:
     """Start the web viewer: the graph, sampling, counterfactuals and queries in a browser page."""
     import uvicorn
 
+    from causalvae.exact import Budget
     from causalvae.viewer import create_app
 
-    viewer = create_app(run, oracle=oracle_path, device=device, data=data)
+    viewer = create_app(run, oracle=oracle_path, device=device, data=data, budget=Budget.of(max_table_mb))
     out.print(f"serving {run} at http://{host}:{port}/ (Ctrl+C to stop)", highlight=False)
     uvicorn.run(viewer, host=host, port=port, log_level="warning")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:  # what no command turned into a clear error: one line, never a traceback
+        from causalvae.failures import one_line
+
+        err.print(f"[bold red]error:[/] {escape(one_line(exc))}", highlight=False, soft_wrap=True)
+        raise SystemExit(2 if isinstance(exc, CausalVAEError) else 1) from None
 
 
 if __name__ == "__main__":

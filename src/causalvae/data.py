@@ -25,6 +25,7 @@ never reads the whole image array into memory. Nothing is loaded with pickle.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import math
@@ -39,7 +40,7 @@ import numpy as np
 
 from causalvae.errors import CausalVAEError
 from causalvae.graph import Graph
-from causalvae.io import open_npy, replace_dir, staging_dir
+from causalvae.io import check_png_header, need_space, no_space_message, open_npy, regular_file, replace_dir, reserve, staging_dir
 
 FORMAT = "causalvae-dataset/1"
 SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -99,9 +100,22 @@ class DatasetBuilder:
             raise CausalVAEError(f"a dataset needs at least one image, got n={n}")
         if channels not in (1, 3):
             raise CausalVAEError(f"images must have 1 or 3 channels, got {channels}")
+        # The images, and per image its labels, split, truth values, noise and style (an upper
+        # bound of 64 variables and 32 style fields), plus the small files.
+        self.nbytes = n * (height * width * channels + 2 * 64 + 1 + 2 * 64 + 8 * 64 + 8 * 32) + 2**20
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        need_space(self.out.parent, self.nbytes, DatasetError)
         self.stage = staging_dir(self.out, force=force, marker="manifest.json", what="causalvae dataset")
         self.n = n
-        self.images = np.lib.format.open_memmap(self.stage / "images.npy", mode="w+", dtype=np.uint8, shape=(n, height, width, channels))
+        try:
+            self.images = np.lib.format.open_memmap(self.stage / "images.npy", mode="w+", dtype=np.uint8, shape=(n, height, width, channels))
+            reserve(self.stage / "images.npy")
+        except BaseException as exc:
+            self.images = None
+            shutil.rmtree(self.stage, ignore_errors=True)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DatasetError(no_space_message(self.out.parent, self.nbytes)) from None
+            raise
         self.done = False
 
     def __enter__(self) -> DatasetBuilder:
@@ -134,8 +148,20 @@ class DatasetBuilder:
         """Write labels, truth, splits, checksums and the manifest; then rename into place.
 
         ``labels`` holds the discrete observed variables (value indices); ``continuous_labels``
-        the continuous observed ones (float, NaN = missing), in declared order.
-        """
+        the continuous observed ones (float, NaN = missing), in declared order. A full disk
+        raises :class:`DatasetError` naming the folder and the bytes needed (the staging
+        directory is removed on leaving the ``with`` block)."""
+        try:
+            return self._finish(graph=graph, world=world, labels=labels, label_columns=label_columns, seed=seed, split=split,
+                                truth_values=truth_values, truth_noise=truth_noise, truth_style=truth_style,
+                                style_fields=style_fields, meta=meta, continuous_labels=continuous_labels)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                self.abort()
+                raise DatasetError(no_space_message(self.out.parent, self.nbytes)) from None
+            raise
+
+    def _finish(self, *, graph, world, labels, label_columns, seed, split, truth_values, truth_noise, truth_style, style_fields, meta, continuous_labels) -> Path:
         from causalvae.version import __version__
 
         n = self.n
@@ -242,6 +268,7 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     mf = root / "manifest.json"
     if not mf.exists():
         raise DatasetError(f"{root}: not a causalvae dataset (no manifest.json)")
+    regular_file(mf, DatasetError)
     try:
         manifest = json.loads(mf.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -287,16 +314,17 @@ class Dataset(_torch_dataset_base()):
         self.root = Path(path)
         self.manifest = read_manifest(self.root)
         m = self.manifest
+        for name in m["checksums"]:
+            if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+                raise DatasetError(f"{self.root / 'manifest.json'}: the checksum entry {name!r} is not a file name inside the dataset")
         if verify:
             for name, digest in m["checksums"].items():
-                p = self.root / name
-                if not p.exists():
-                    raise DatasetError(f"{self.root}: {name} is missing")
+                p = regular_file(self.root / name, DatasetError)
                 if sha256(p) != digest:
                     raise DatasetError(f"{p}: checksum mismatch (the file is corrupted or was changed)")
         n = int(m["count"])
         h, w = m["resolution"]
-        self.graph = Graph.from_yaml(self.root / "graph.yaml")
+        self.graph = Graph.from_yaml(regular_file(self.root / "graph.yaml", DatasetError))
         self.label_columns = list(m["label_columns"])
         self.images = _open_array(self.root, "images.npy", (n, h, w, m["channels"]), m)
         self.labels = np.asarray(_open_array(self.root, "labels.npy", (n, len(self.label_columns)), m))
@@ -304,6 +332,13 @@ class Dataset(_torch_dataset_base()):
         self.continuous_columns = list(m.get("continuous_columns", []))
         shape = (n, len(self.continuous_columns))
         self.continuous_labels = np.asarray(_open_array(self.root, "labels_continuous.npy", shape, m)) if self.continuous_columns else np.zeros(shape, np.float32)
+        for c in self.label_columns:
+            if c not in self.graph:
+                raise DatasetError(f"{self.root}: the label column '{c}' is not a variable of its graph.yaml")
+        try:
+            _check_indices(self.graph, self.label_columns, self.labels, "labels.npy")
+        except CausalVAEError as exc:
+            raise DatasetError(f"{self.root}: {exc} (a damaged dataset)") from None
         self.split = np.asarray(_open_array(self.root, "split.npy", (n,), m))
         if split is not None and split not in SPLITS:
             raise DatasetError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
@@ -314,6 +349,10 @@ class Dataset(_torch_dataset_base()):
                 raise DatasetError(f"{self.root}: this dataset records no truth (its world did not know it)")
             v = len(m["truth_columns"])
             self.truth_values = np.asarray(_open_array(self.root, "truth_values.npy", (n, v), m))
+            try:
+                _check_indices(self.graph, list(m["truth_columns"]), self.truth_values, "truth_values.npy", allow_missing=False)
+            except (CausalVAEError, KeyError, TypeError) as exc:
+                raise DatasetError(f"{self.root}: {exc} (a damaged dataset)") from None
             self.truth_noise = np.asarray(_open_array(self.root, "truth_noise.npy", (n, v), m))
             s = len(m.get("style_fields", []))
             self.truth_style = np.asarray(_open_array(self.root, "truth_style.npy", (n, s), m)) if s else np.zeros((n, 0))
@@ -499,11 +538,12 @@ def _open_png(path: Path, labels_csv: Path, line: int):
 
     if not path.is_file():
         raise CausalVAEError(f"{labels_csv} line {line}: image file {path} does not exist")
+    check_png_header(path, f"{path} ({labels_csv} line {line})")
     try:
         with Image.open(path) as im:
             if im.format != "PNG":
                 raise CausalVAEError(f"{path} ({labels_csv} line {line}): a {im.format} file, not a PNG")
             im.load()
             return im.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise CausalVAEError(f"{path} ({labels_csv} line {line}): not a readable PNG ({exc})") from None

@@ -40,6 +40,14 @@ class ZeroProbabilityError(CausalVAEError):
     """Evidence that has probability zero under the (possibly intervened) graph."""
 
 
+class QueryTooLargeError(CausalVAEError):
+    """A query whose exact answer would need more memory or work than its budget allows."""
+
+
+class QueryStoppedError(CausalVAEError):
+    """A query stopped before it finished: past its time limit, or its caller went away."""
+
+
 def suggest(name: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the nearest valid name, or ``""``."""
     choices = list(choices)

@@ -62,6 +62,15 @@ class EvalSettings:
     abduct_noise: bool = False
     interventions: list[dict] | None = None  # default: every single-variable one + the joint ones
 
+    def __post_init__(self):
+        for name in ("n_generate", "iw_k", "axiom_images", "batch"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise CausalVAEError(f"{name} must be a positive whole number, got {getattr(self, name)!r}")
+        if not (isinstance(self.iw_images, int) and self.iw_images >= 0) or (self.cf_images is not None and not (isinstance(self.cf_images, int) and self.cf_images >= 1)):
+            raise CausalVAEError(f"iw_images must be >= 0 and cf_images >= 1 (or None: all), got {self.iw_images!r}, {self.cf_images!r}")
+        if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
+            raise CausalVAEError(f"seed must be a whole number in [0, 2**32), got {self.seed!r}")
+
 
 def _batches(n: int, size: int):
     for i in range(0, n, size):

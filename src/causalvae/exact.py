@@ -27,6 +27,8 @@ or hepar2 (70) answer in milliseconds.
 from __future__ import annotations
 
 import math
+import threading
+import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,13 +38,20 @@ from typing import Any, Union
 import numpy as np
 import opt_einsum
 
-from causalvae.errors import CausalVAEError, ZeroProbabilityError, unknown
+from causalvae.errors import CausalVAEError, QueryStoppedError, QueryTooLargeError, ZeroProbabilityError, unknown
 from causalvae.graph import Graph, Variable
-from causalvae.noise import noise_cells
+from causalvae.noise import cdf, noise_cells
 
 #: Largest joint table (entries) that :func:`posterior` builds for look-up; beyond it, the
 #: evidence rows are contracted in chunks instead.
 MAX_LOOKUP_TABLE = 2**23
+
+#: The share of the machine's available memory that one query's largest table may take
+#: by default.
+MEMORY_SHARE = 0.25
+#: The most multiply-adds one query may do by default: numpy's pairwise einsum does roughly
+#: 10^7 to 10^8 a second on one core, so this is seconds to a minute of work at worst.
+MAX_OPERATIONS = 2 * 10**9
 
 Value = Union[str, int]
 EvidenceValue = Union[str, int, Sequence[Union[str, int]], frozenset]
@@ -112,6 +121,92 @@ class Distribution:
         i = self.variables.index(variable)
         axes = tuple(j for j in range(len(self.variables)) if j != i)
         return Distribution((variable,), (self.values[i],), self.table.sum(axis=axes))
+
+
+# ---------------------------------------------------------------------------- the budget
+
+
+def available_memory() -> int:
+    """The bytes of memory the machine can still give (MemAvailable), or 4 GiB if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 4 * 2**30
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits on the work of one exact query, checked against the plan before any work starts.
+
+    ``max_table_bytes`` bounds the largest table (float64) the query's plan or its twin network
+    creates (None: :data:`MEMORY_SHARE` of the available memory); ``max_operations`` bounds the
+    multiply-adds of the contraction (None: no limit). ``deadline`` (a ``time.monotonic()``
+    instant) and ``stop`` (an event another thread may set) end the work between two steps
+    with :class:`QueryStoppedError`.
+
+        >>> Budget.of(max_table_mb=64).max_table_bytes
+        67108864
+    """
+
+    max_table_bytes: int | None = None
+    max_operations: int | None = MAX_OPERATIONS
+    deadline: float | None = None
+    stop: threading.Event | None = None
+
+    @classmethod
+    def of(cls, max_table_mb: float | None = None, max_operations: float | None = MAX_OPERATIONS, **kwargs) -> Budget:
+        """A budget from a size in MiB (the CLI's ``--max-table-mb``) and a number of operations
+        (``inf``: no limit); checks the numbers."""
+        if max_table_mb is not None and not (max_table_mb > 0 and math.isfinite(max_table_mb)):
+            raise CausalVAEError(f"--max-table-mb must be a positive number of MB, got {max_table_mb}")
+        if max_operations is not None and not max_operations > 0:
+            raise CausalVAEError(f"--max-operations must be a positive number, got {max_operations}")
+        ops = None if max_operations is None or math.isinf(max_operations) else int(max_operations)
+        return cls(None if max_table_mb is None else int(max_table_mb * 2**20), ops, **kwargs)
+
+    def checkpoint(self) -> None:
+        """Raise :class:`QueryStoppedError` if the work was stopped or is past its deadline."""
+        if self.stop is not None and self.stop.is_set():
+            raise QueryStoppedError("the query was stopped before it finished")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise QueryStoppedError("the query ran past its time limit and was stopped; ask for fewer targets or counterfactual worlds")
+
+    def table_limit(self) -> int:
+        return self.max_table_bytes if self.max_table_bytes is not None else int(available_memory() * MEMORY_SHARE)
+
+    def check_table(self, entries: int, variables: Sequence[str], what: str, relation: str = "over") -> None:
+        """Refuse a table of ``entries`` float64 numbers over ``variables`` if over the limit."""
+        limit = self.table_limit()
+        if entries * 8 > limit:
+            raise QueryTooLargeError(
+                f"this query would build {what} of {_mb(entries * 8)} {relation} {_names(variables)} "
+                f"(limit {_mb(limit)}); ask for fewer targets or counterfactual worlds, give evidence on "
+                f"one of these variables, or raise the limit (--max-table-mb)"
+            )
+
+    def check_operations(self, operations: int, variables: Sequence[str]) -> None:
+        if self.max_operations is not None and operations > self.max_operations:
+            raise QueryTooLargeError(
+                f"this query needs about {operations:.1e} operations (limit {self.max_operations:.1e}), most of them in "
+                f"a step over {_names(variables)}; ask for fewer targets or counterfactual worlds, give evidence "
+                f"on one of these variables, or raise the limit (--max-operations)"
+            )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB" if n >= 2**20 else f"{n:,} bytes"
+
+
+def _names(variables: Sequence[str], most: int = 8) -> str:
+    shown = list(variables)[:most]
+    return ", ".join(shown) + (f" and {len(variables) - most} more" if len(variables) > most else "")
+
+
+DEFAULT_BUDGET = Budget()
 
 
 # ---------------------------------------------------------------------------- contraction
@@ -192,6 +287,21 @@ def _mask(var: Variable, value: EvidenceValue) -> np.ndarray | int:
 
 
 @dataclass(frozen=True)
+class _Cost:
+    """What a plan's contraction creates and does: its largest table (entries and axes) and its
+    multiply-adds (with the axes of the costliest step)."""
+
+    largest: int = 0
+    largest_axes: tuple[str, ...] = ()
+    operations: int = 0
+    costliest_axes: tuple[str, ...] = ()
+
+    def check(self, budget: Budget) -> None:
+        budget.check_table(self.largest, self.largest_axes, "a table")
+        budget.check_operations(self.operations, self.costliest_axes)
+
+
+@dataclass(frozen=True)
 class _Plan:
     """How to answer one query *structure* (which targets, which evidence variables given how,
     which variables intervened), whatever the evidence and intervention values are.
@@ -208,6 +318,7 @@ class _Plan:
     masks: tuple[str, ...]
     steps: tuple[tuple[tuple[int, ...], str | np.ndarray], ...]
     final: str | None
+    cost: _Cost
 
 
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -219,16 +330,18 @@ def clear_caches() -> None:
     _expression.cache_clear()
 
 
-def _plan(graph: Graph, targets: tuple[str, ...], sliced: tuple[str, ...], masked: tuple[str, ...], done: frozenset) -> _Plan:
+def _plan(graph: Graph, targets: tuple[str, ...], sliced: tuple[str, ...], masked: tuple[str, ...], done: frozenset, budget: Budget) -> _Plan:
     cache = _PLANS.setdefault(graph, {})
     key = (targets, sliced, masked, done)
     plan = cache.get(key)
     if plan is None:
-        plan = cache[key] = _build_plan(graph, targets, sliced, masked, done)
+        plan = cache[key] = _build_plan(graph, targets, sliced, masked, done, budget)
+    else:
+        plan.cost.check(budget)
     return plan
 
 
-def _build_plan(graph: Graph, targets, sliced, masked, done) -> _Plan:
+def _build_plan(graph: Graph, targets, sliced, masked, done, budget: Budget) -> _Plan:
     relevant = _relevant(graph, done, [*targets, *sliced, *masked])
     slot = {n: i for i, n in enumerate(sliced)}
     symbols: dict[str, str] = {}
@@ -254,9 +367,11 @@ def _build_plan(graph: Graph, targets, sliced, masked, done) -> _Plan:
         shapes.append((graph.card(name),))
     out = "".join(sym(t) for t in targets)
     if not terms:
-        return _Plan(tuple(factors), tuple(masked), (), None)
+        return _Plan(tuple(factors), tuple(masked), (), None, _Cost())
     # Greedy finds good orders for these networks' small factors, and finds them fast.
     path, _ = opt_einsum.contract_path(",".join(terms) + "->" + out, *shapes, shapes=True, optimize="greedy")
+    cost = _path_cost(path, terms, out, {s: graph.card(n) for n, s in symbols.items()}, {s: n for n, s in symbols.items()})
+    cost.check(budget)  # before any table is made
     ops = list(terms)
     # Constant operands (a CPT neither sliced by evidence nor intervened) are known now;
     # steps whose inputs are all constant are evaluated once here (partial evaluation).
@@ -276,6 +391,7 @@ def _build_plan(graph: Graph, targets, sliced, masked, done) -> _Plan:
         result = "".join(seen)
         eq = _ascii(",".join(inputs) + "->" + result)
         if all(a is not None for a in arrays):
+            budget.checkpoint()
             folded = np.einsum(eq, *arrays)
             steps.append((positions, folded))
             consts.append(folded)
@@ -284,7 +400,28 @@ def _build_plan(graph: Graph, targets, sliced, masked, done) -> _Plan:
             consts.append(None)
         ops.append(result)
     final = None if ops[0] == out else _ascii(ops[0] + "->" + out)
-    return _Plan(tuple(factors), tuple(masked), tuple(steps), final)
+    return _Plan(tuple(factors), tuple(masked), tuple(steps), final, cost)
+
+
+def _path_cost(path, terms: Sequence[str], out: str, card: Mapping[str, int], name: Mapping[str, str]) -> _Cost:
+    """Walk a contraction path symbolically: the largest result table and the multiply-adds
+    (a pairwise einsum visits every combination of its operands' axes)."""
+    ops = list(terms)
+    largest, largest_axes, total, top, top_axes = 0, "", 0, -1, ""
+    for contraction in path:
+        inputs = [ops.pop(p) for p in sorted(contraction, reverse=True)]
+        rest = "".join(ops) + out
+        union = "".join(dict.fromkeys("".join(inputs)))
+        result = "".join(c for c in union if c in rest)
+        work = math.prod(card[c] for c in union)
+        size = math.prod(card[c] for c in result)
+        total += work
+        if size > largest:
+            largest, largest_axes = size, result
+        if work > top:
+            top, top_axes = work, union
+        ops.append(result)
+    return _Cost(largest, tuple(name[c] for c in largest_axes), total, tuple(name[c] for c in top_axes))
 
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -307,7 +444,7 @@ def _ascii(eq: str) -> str:
     return "".join(out)
 
 
-def _joint(graph: Graph, targets: Sequence[str], evidence: Mapping[str, EvidenceValue], do: Mapping[str, int]) -> np.ndarray:
+def _joint(graph: Graph, targets: Sequence[str], evidence: Mapping[str, EvidenceValue], do: Mapping[str, int], budget: Budget = DEFAULT_BUDGET) -> np.ndarray:
     """The unnormalised table P(targets, evidence) over the targets' axes."""
     sliced, values, masked, masks = [], [], [], []
     for name, value in evidence.items():
@@ -320,7 +457,7 @@ def _joint(graph: Graph, targets: Sequence[str], evidence: Mapping[str, Evidence
                 m = np.eye(graph[name].card)[m]
             masked.append(name)
             masks.append(m)
-    plan = _plan(graph, tuple(targets), tuple(sliced), tuple(masked), frozenset(do))
+    plan = _plan(graph, tuple(targets), tuple(sliced), tuple(masked), frozenset(do), budget)
     arrays = []
     scalar = 1.0
     whole = slice(None)
@@ -336,6 +473,7 @@ def _joint(graph: Graph, targets: Sequence[str], evidence: Mapping[str, Evidence
             scalar *= float(table)
     arrays.extend(masks)
     for positions, step in plan.steps:
+        budget.checkpoint()
         operands = [arrays.pop(p) for p in positions]
         arrays.append(np.einsum(step, *operands) if type(step) is str else step)
     if not arrays:
@@ -357,7 +495,7 @@ def _world_label(graph: Graph, key: tuple[tuple[str, int], ...]) -> str:
     return ", ".join(f"{n}={graph[n].values[i]}" for n, i in key)
 
 
-def twin_network(graph: Graph, worlds: Iterable[Mapping[str, Value]]) -> tuple[Graph, dict[tuple, dict[str, str]]]:
+def twin_network(graph: Graph, worlds: Iterable[Mapping[str, Value]], budget: Budget = DEFAULT_BUDGET) -> tuple[Graph, dict[tuple, dict[str, str]]]:
     """Build the multi-world network of ``graph`` for the given intervention sets.
 
     The factual world keeps each variable's name. In a world ``w``, a variable gets its own
@@ -365,7 +503,9 @@ def twin_network(graph: Graph, worlds: Iterable[Mapping[str, Value]]) -> tuple[G
     its parents has a copy (then it is the same deterministic function of its parents and of
     the shared noise cell ``U_V`` as in the factual world). Everything else is shared.
 
-    Returns the network and, for each world key, the map from variable to node name.
+    Returns the network and, for each world key, the map from variable to node name. A noise
+    variable's table larger than ``budget`` allows raises :class:`QueryTooLargeError` before it
+    is built.
     """
     keys: list[tuple] = []
     for w in worlds:
@@ -375,11 +515,27 @@ def twin_network(graph: Graph, worlds: Iterable[Mapping[str, Value]]) -> tuple[G
     cache = _PLANS.setdefault(graph, {})
     cached = cache.get(("twin", tuple(keys)))
     if cached is None:
-        cached = cache[("twin", tuple(keys))] = _build_twin(graph, keys)
+        cached = cache[("twin", tuple(keys))] = _build_twin(graph, keys, budget)
     return cached
 
 
-def _build_twin(graph: Graph, keys: list[tuple]) -> tuple[Graph, dict[tuple, dict[str, str]]]:
+def _check_twin_size(graph: Graph, needs_noise: set[str], budget: Budget) -> None:
+    """Refuse a twin network whose new tables would not fit the budget, before building any.
+
+    A variable V that needs its noise gets a table over (parents, U_V cells, V): one row per
+    parent value and cell between the merged cdf breakpoints of all of V's rows.
+    """
+    sizes = {}
+    for n in needs_noise:
+        cpt = graph[n].cpt
+        cells = len(np.unique(np.concatenate([[0.0, 1.0], cdf(cpt).ravel()])))
+        sizes[n] = cpt.size * cells
+    if sizes:
+        biggest = sorted(sizes, key=sizes.get, reverse=True)
+        budget.check_table(sum(sizes.values()), biggest, "twin-network tables", "for the noise of")
+
+
+def _build_twin(graph: Graph, keys: list[tuple], budget: Budget) -> tuple[Graph, dict[tuple, dict[str, str]]]:
     nodes: dict[tuple, dict[str, str]] = {(): {n: n for n in graph.names}}
     needs_noise: set[str] = set()
     for key in keys:
@@ -394,6 +550,7 @@ def _build_twin(graph: Graph, keys: list[tuple]) -> tuple[Graph, dict[tuple, dic
             else:
                 mapping[n] = n
         nodes[key] = mapping
+    _check_twin_size(graph, needs_noise, budget)
     taken = set(graph.names)
     variables: list[Variable] = []
     for n in graph.topological_order:
@@ -445,13 +602,15 @@ def query(
     targets: Sequence[str | Term] | str | Term,
     evidence: Mapping[Any, EvidenceValue] | Sequence[tuple[Any, EvidenceValue]] | None = None,
     do: Mapping[str, Value] | None = None,
+    budget: Budget = DEFAULT_BUDGET,
 ) -> Distribution:
     """Exact ``P(targets | do(do), evidence)``, possibly across counterfactual worlds.
 
     ``targets`` are variable names or :class:`Term` s (a variable in a world). ``evidence``
     maps names or Terms to a value (a name, an index, or a set of allowed values). ``do``
     intervenes in every world. Raises :class:`ZeroProbabilityError` when the evidence is
-    impossible.
+    impossible, and :class:`QueryTooLargeError` (before the work) when the plan's largest table
+    or its operations exceed ``budget``.
 
         >>> from causalvae.graph import Graph
         >>> g = Graph.load("scenes")
@@ -466,7 +625,7 @@ def query(
         and (evidence is None or isinstance(evidence, Mapping))
         and all(type(k) is str for k in (evidence or ()))
     ):
-        return _factual_query(graph, list(targets), dict(evidence or {}), do)
+        return _factual_query(graph, list(targets), dict(evidence or {}), do, budget)
     tterms = [Term.of(t) for t in targets]
     if not tterms:
         raise CausalVAEError("a query needs at least one target")
@@ -476,7 +635,7 @@ def query(
     resolved_t = _resolve_terms(graph, tterms, do_idx)
     resolved_e = _resolve_terms(graph, [t for t, _ in eterms], do_idx)
     labels = [t.label for t in tterms]
-    keys = {k for _, k in resolved_t} | {k for _, k in resolved_e}
+    keys = list(dict.fromkeys([k for _, k in resolved_t] + [k for _, k in resolved_e]))  # in order: the same plan every run
     if len(keys) == 1:
         net, world = graph, dict(next(iter(keys)))
         tnames = [t.var for t, _ in resolved_t]
@@ -484,7 +643,7 @@ def query(
         for (t, _), (_, v) in zip(resolved_e, eterms):
             _merge_evidence(ev, t.var, v, graph)
     else:
-        net, nodes = twin_network(graph, [dict(k) for k in keys])
+        net, nodes = twin_network(graph, [dict(k) for k in keys], budget)
         world = {}
         tnames = [nodes[k][t.var] for t, k in resolved_t]
         ev = {}
@@ -492,16 +651,17 @@ def query(
             _merge_evidence(ev, nodes[k][t.var], v, graph, t.var)
     if len(set(labels)) != len(labels):
         raise CausalVAEError("a target is listed twice: " + ", ".join(labels))
-    table = _diagonal_joint(net, tnames, ev, world)
-    shown = [(t.label, v) for t, v in eterms]
+    table = _diagonal_joint(net, tnames, ev, world, budget)
+    shown = [(t.label, _value_name(graph, t.var, v)) for t, v in eterms]
     return _normalised(graph, labels, [t.var for t in tterms], table, shown, do_idx)
 
 
-def _diagonal_joint(net: Graph, nodes: list[str], evidence, world) -> np.ndarray:
+def _diagonal_joint(net: Graph, nodes: list[str], evidence, world, budget: Budget = DEFAULT_BUDGET) -> np.ndarray:
     """The joint over ``nodes``, some of which may be the same node (a variable shared by two
     worlds, or named twice): computed over the distinct nodes, then put on the diagonal."""
     distinct = list(dict.fromkeys(nodes))
-    table = _joint(net, distinct, evidence, world)
+    budget.check_table(math.prod(net.card(n) for n in nodes), nodes, "an answer table")
+    table = _joint(net, distinct, evidence, world, budget)
     if len(distinct) == len(nodes):
         return table
     first = {n: _LETTERS[i] for i, n in enumerate(distinct)}
@@ -517,7 +677,7 @@ def _diagonal_joint(net: Graph, nodes: list[str], evidence, world) -> np.ndarray
     return np.einsum(eq, table, *[m for _, m in extra])
 
 
-def _factual_query(graph: Graph, targets: list[str], evidence: dict[str, EvidenceValue], do: Mapping[str, Value] | None) -> Distribution:
+def _factual_query(graph: Graph, targets: list[str], evidence: dict[str, EvidenceValue], do: Mapping[str, Value] | None, budget: Budget) -> Distribution:
     """The common case, kept lean: plain variable names, one (possibly intervened) world."""
     if not targets:
         raise CausalVAEError("a query needs at least one target")
@@ -526,8 +686,18 @@ def _factual_query(graph: Graph, targets: list[str], evidence: dict[str, Evidenc
     if len(set(targets)) != len(targets):
         raise CausalVAEError("a target is listed twice: " + ", ".join(targets))
     do_idx = _normalise_do(graph, do)
-    table = _joint(graph, targets, evidence, do_idx)
-    return _normalised(graph, targets, targets, table, list(evidence.items()), do_idx)
+    table = _joint(graph, targets, evidence, do_idx, budget)
+    return _normalised(graph, targets, targets, table, [(k, _value_name(graph, k, v)) for k, v in evidence.items()], do_idx)
+
+
+def _value_name(graph: Graph, var: str, value: EvidenceValue) -> str:
+    """An evidence value as the user knows it: its name (an index is turned into the name)."""
+    vals = graph[var].values
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < len(vals):
+        return vals[int(value)]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "{" + ", ".join(_value_name(graph, var, v) for v in sorted(value, key=str)) + "}"
+    return str(value)
 
 
 def _normalised(graph, labels, variables, table, shown, do_idx) -> Distribution:
@@ -664,6 +834,12 @@ def _posterior_chunked(graph, targets, evidence_vars, rows, do_idx, chunk: int =
     return np.concatenate(results)[inverse.ravel()]
 
 
+def _unit(p: float) -> float:
+    """A probability computed as a difference of sums, clamped to [0, 1] (so rounding never
+    shows as -2.2e-16)."""
+    return min(1.0, max(0.0, float(p)))
+
+
 @dataclass(frozen=True)
 class Causation:
     """Probabilities of causation of ``treatment=value`` (vs ``contrast``) for ``outcome``.
@@ -688,6 +864,7 @@ def causation(
     contrast: Value | None = None,
     evidence: Mapping[str, EvidenceValue] | None = None,
     do: Mapping[str, Value] | None = None,
+    budget: Budget = DEFAULT_BUDGET,
 ) -> dict[str, Causation]:
     """PN, PS and PNS for each contrast value (every other value of the treatment by default).
 
@@ -709,7 +886,7 @@ def causation(
     out = {}
     for xp in contrasts:
         yx, yxp = Term(outcome, ((treatment, x),)), Term(outcome, ((treatment, xp),))
-        d = query(graph, [treatment, outcome, yx, yxp], evidence or {}, do)
+        d = query(graph, [treatment, outcome, yx, yxp], evidence or {}, do, budget)
         j = d.table
         xi, xpi = tvar.index(x), tvar.index(xp)
         pns = float(j[:, :, y, :].sum() - j[:, :, y, y].sum())
@@ -719,8 +896,8 @@ def causation(
         num_ps = j[xpi][not_y][:, y, :].sum()
         den_ps = j[xpi][not_y].sum()
         out[xp] = Causation(
-            pn=float(num_pn / den_pn) if den_pn > 0 else float("nan"),
-            ps=float(num_ps / den_ps) if den_ps > 0 else float("nan"),
-            pns=pns,
+            pn=_unit(num_pn / den_pn) if den_pn > 0 else float("nan"),
+            ps=_unit(num_ps / den_ps) if den_ps > 0 else float("nan"),
+            pns=_unit(pns),
         )
     return out

@@ -23,6 +23,8 @@ import io
 import math
 import os
 import re
+import unicodedata
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -69,6 +71,10 @@ def check_name(name: Any, what: str) -> str:
         raise GraphError(f"{what} {text!r} is empty or has leading/trailing spaces")
     if any(ord(c) < 32 for c in text):
         raise GraphError(f"{what} {text!r} contains a control character")
+    odd = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")), None)
+    if odd is not None:
+        kind = "a bidirectional or invisible formatting" if unicodedata.category(odd) == "Cf" else "a control or unassigned"
+        raise GraphError(f"{what} {text!r} contains {kind} character (U+{ord(odd):04X}), which makes misleading output")
     return text
 
 
@@ -197,6 +203,9 @@ def _shape_cpt(var: Variable, parent_vars: Sequence[Variable]) -> np.ndarray:
             f"CPT of '{var.name}' has a negative entry {float(table[tuple(where)])} at "
             f"{_row_label(var, parent_vars, tuple(where[:-1]))}, value '{var.values[where[-1]]}'"
         )
+    if var.normalize:  # scale each row by its largest entry first: 1e308 + 1e308 must not overflow
+        top = table.max(axis=-1, keepdims=True)
+        table = table / np.where(top > 0, top, 1.0)
     sums = table.sum(axis=-1)
     if var.normalize:
         if np.any(sums <= 0):
@@ -555,10 +564,20 @@ class Graph:
         """Load a YAML graph from a path (or from ``text``, with ``source`` naming it)."""
         if text is None:
             text = _read_text(source)
+        if len(text) > MAX_GRAPH_BYTES:
+            raise GraphError(f"{source}: larger than {MAX_GRAPH_BYTES // 2**20} MB of text; not a graph file this program reads")
         try:
+            _check_nesting(text, source)
+            _check_depth(yaml.compose(io.StringIO(text), Loader=_Loader), source)
             spec = yaml.load(io.StringIO(text), Loader=_Loader)  # noqa: S506 (a SafeLoader)
         except yaml.YAMLError as exc:
             raise GraphError(f"{source}: not valid YAML: {exc}") from None
+        except (ValueError, TypeError) as exc:  # a constructor refusing a typed scalar, e.g. !!float y
+            if isinstance(exc, GraphError):
+                raise
+            raise GraphError(f"{source}: not valid YAML: {exc}") from None
+        except RecursionError:
+            raise GraphError(f"{source}: nested too deeply (more than {MAX_YAML_DEPTH} levels)") from None
         return cls.from_dict(spec, str(source))
 
     @classmethod
@@ -606,20 +625,89 @@ def _nest(table: np.ndarray, parent_values: Sequence[Sequence[str]]) -> Any:
     return {v: _nest(table[i], parent_values[1:]) for i, v in enumerate(parent_values[0])}
 
 
+#: The largest graph file (YAML or BIF) read, after decompression: the biggest bnlearn
+#: network (diabetes) is 5.3 MB of text.
+MAX_GRAPH_BYTES = 64 * 2**20
+#: The deepest nesting of YAML a graph file may have (a graph needs a few levels per parent).
+MAX_YAML_DEPTH = 200
+#: The most YAML nodes (scalars, lists, mappings), aliases expanded, a graph file may hold.
+MAX_YAML_NODES = 2_000_000
+
+
+def _check_nesting(text: str, source) -> None:
+    """Refuse YAML nested more than MAX_YAML_DEPTH levels, from the parser's events (the
+    composer recurses per level, and a few thousand levels exhaust Python's stack)."""
+    level = 0
+    for event in yaml.parse(io.StringIO(text), Loader=_Loader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            level += 1
+            if level > MAX_YAML_DEPTH:
+                raise GraphError(f"{source}: nested too deeply (more than {MAX_YAML_DEPTH} levels)")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            level -= 1
+
+
+def _check_depth(root, source) -> None:
+    """Refuse YAML nested more than MAX_YAML_DEPTH levels, holding more than MAX_YAML_NODES
+    nodes once its aliases are expanded (a "billion laughs"), or an alias inside itself.
+    Walked without recursion, each node once."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_ = set()
+    stack = [(root, False)] if root is not None else []
+    while stack:
+        node, done = stack.pop()
+        if id(node) in size:
+            continue
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = []
+        if not done:
+            if id(node) in open_:
+                raise GraphError(f"{source}: a YAML alias refers to a node that contains it")
+            open_.add(id(node))
+            stack.append((node, True))
+            for child in children:
+                if id(child) in open_:
+                    raise GraphError(f"{source}: a YAML alias refers to a node that contains it")
+                stack.append((child, False))
+            if len(open_) > MAX_YAML_DEPTH:
+                raise GraphError(f"{source}: nested too deeply (more than {MAX_YAML_DEPTH} levels)")
+            continue
+        open_.discard(id(node))
+        size[id(node)] = 1 + sum(size[id(c)] for c in children)
+        depth[id(node)] = 1 + max((depth[id(c)] for c in children), default=0)
+        if depth[id(node)] > MAX_YAML_DEPTH:
+            raise GraphError(f"{source}: nested too deeply (more than {MAX_YAML_DEPTH} levels)")
+        if size[id(node)] > MAX_YAML_NODES:
+            raise GraphError(f"{source}: more than {MAX_YAML_NODES:,} YAML nodes once its aliases are expanded")
+
+
 def _read_text(path: str | os.PathLike) -> str:
+    """A graph file's text: a regular file, gunzipped for ``.gz``, at most MAX_GRAPH_BYTES."""
     p = Path(path)
     if not p.exists():
         raise GraphError(f"{p}: no such file")
     if p.is_dir():
         raise GraphError(f"{p}: is a directory, not a graph file")
-    data = p.read_bytes()
+    if not p.is_file():
+        raise GraphError(f"{p}: not a regular file")
+    too_big = f"{p}: larger than {MAX_GRAPH_BYTES // 2**20} MB of text; not a graph file this program reads"
+    with open(p, "rb") as fh:
+        data = fh.read(MAX_GRAPH_BYTES + 1)
     if p.name.lower().endswith(".gz"):
         import gzip
 
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
+                data = gz.read(MAX_GRAPH_BYTES + 1)  # a bomb stops here, however far it would expand
+        except (OSError, EOFError, zlib.error) as exc:
             raise GraphError(f"{p}: corrupt gzip file ({exc})") from None
+    if len(data) > MAX_GRAPH_BYTES:
+        raise GraphError(too_big)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -217,10 +217,14 @@ def _fit(cfg: OracleConfig, draw: Callable[[], tuple[np.ndarray, np.ndarray]], *
 # ------------------------------------------------------------------------------ files
 
 
-def save_oracle(oracle: Oracle, out: str | os.PathLike, held_out_accuracy: dict[str, float], training: dict) -> Path:
+def save_oracle(oracle: Oracle, out: str | os.PathLike, held_out_accuracy: dict[str, float], training: dict, *, force: bool = False) -> Path:
+    """Write the oracle's weights and config.json into ``out``: a new or empty directory, or
+    (with ``force``) an earlier oracle; never a run, a dataset or anything else."""
     from safetensors.torch import save
 
-    out = Path(out)
+    from causalvae.io import check_output_dir
+
+    out = check_output_dir(out, "oracle", force=force)
     weights = save({k: v.detach().cpu().contiguous() for k, v in oracle.state_dict().items()})
     config = {
         "format": FORMAT,

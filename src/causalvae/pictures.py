@@ -76,6 +76,14 @@ def decode_png(data: bytes, channels: int, size: int, binary: bool) -> torch.Ten
     size and colour mode before its pixels are decoded. Only the PNG decoder sees the bytes;
     pictures with too many pixels, 16-bit or float pixels, or transparent pixels are refused.
     Binary models read a grey picture as 0/1 (above 127: 1)."""
+    from causalvae.io import check_png_header
+
+    try:  # the pixel count is read from the header, before anything is decoded
+        header = check_png_header(data, "the picture")
+    except CausalVAEError:
+        raise CausalVAEError(f"the picture has too many pixels; this model needs {size}x{size}") from None
+    if header is not None and header != (size, size):
+        raise CausalVAEError(f"the picture is {header[0]}x{header[1]}; this model needs {size}x{size}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

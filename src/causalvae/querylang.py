@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from causalvae.errors import QuerySyntaxError, UnknownNameError, suggest
-from causalvae.exact import Causation, Distribution, Term, causation, query
+from causalvae.exact import DEFAULT_BUDGET, Budget, Causation, Distribution, Term, causation, query
 from causalvae.graph import Graph, quote_name
 
 _TOKEN = re.compile(
@@ -185,6 +185,7 @@ class _Parser:
 
     def conds(self) -> tuple[tuple, tuple]:
         evidence, do = [], []
+        seen_terms, seen_do = set(), set()  # sets: parsing stays linear in the number of items
         while True:
             tok = self.name("evidence or do(...)")
             if tok.text == "do" and not tok.quoted and self.at("("):
@@ -192,8 +193,9 @@ class _Parser:
                 while True:
                     start = self.tok
                     var, value = self.assign()
-                    if any(v == var for v, _ in do):
+                    if var in seen_do:
                         raise self.error(f"'{var}' is intervened on twice", start)
+                    seen_do.add(var)
                     do.append((var, value))
                     if not self.at(","):
                         break
@@ -204,8 +206,9 @@ class _Parser:
                 world = self.world() if self.at("[") else ()
                 self.expect("=", f"after '{tok.text}' (evidence needs a value)")
                 term = Term(var, world)
-                if any(t == term for t, _ in evidence):
+                if term in seen_terms:
                     raise self.error(f"evidence on '{term.label}' is given twice", tok)
+                seen_terms.add(term)
                 evidence.append((term, self.value(var, self.name(f"a value of '{var}'"))))
             if not self.at(","):
                 return tuple(evidence), tuple(do)
@@ -328,9 +331,11 @@ def _num(p: float) -> float | None:
     return None if math.isnan(p) else p
 
 
-def evaluate(graph: Graph, q: Query | str) -> Answer:
-    """Answer a parsed (or textual) query exactly on ``graph`` (a graph with continuous
-    variables is answered by :func:`causalvae.mixed.evaluate`, with its method and error)."""
+def evaluate(graph: Graph, q: Query | str, budget: Budget = DEFAULT_BUDGET) -> Answer:
+    """Answer a parsed (or textual) query exactly on ``graph``, within ``budget`` (a query over
+    it raises :class:`~causalvae.errors.QueryTooLargeError` before any work). A graph with
+    continuous variables is answered by :func:`causalvae.mixed.evaluate`, with its method and
+    error."""
     if graph.mixed:
         from causalvae import mixed
 
@@ -340,7 +345,7 @@ def evaluate(graph: Graph, q: Query | str) -> Answer:
     else:
         parse(q.text, graph)  # re-check names against this graph
     if isinstance(q, ProbabilityQuery):
-        d = query(graph, list(q.targets), list(q.evidence), dict(q.do))
+        d = query(graph, list(q.targets), list(q.evidence), dict(q.do), budget)
         prob = d.prob(*q.target_values) if q.target_values and q.target_values[0] is not None else None
         return Answer(q, d, prob)
     evidence = {}
@@ -348,7 +353,7 @@ def evaluate(graph: Graph, q: Query | str) -> Answer:
         if term.world:
             raise QuerySyntaxError("the context of PN/PS/PNS is factual evidence; drop the [...]", q.text, 0)
         evidence[term.var] = value
-    result = causation(graph, q.treatment, q.value, q.outcome, q.outcome_value, q.contrast, evidence, dict(q.do))
+    result = causation(graph, q.treatment, q.value, q.outcome, q.outcome_value, q.contrast, evidence, dict(q.do), budget)
     return Answer(q, causation=result)
 
 
@@ -357,3 +362,24 @@ def format_term(term: Term) -> str:
     if not term.world:
         return quote_name(term.var)
     return f"{quote_name(term.var)}[" + ", ".join(f"{quote_name(k)}={quote_name(v)}" for k, v in term.world) + "]"
+
+
+def format_query(q: Query) -> str:
+    """A parsed query written back in the query language (names quoted where needed):
+    ``parse(format_query(q))`` gives ``q`` again (but for its ``text``).
+
+        >>> format_query(parse("P( action|reaction = Dying )"))
+        'P(action | reaction=Dying)'
+    """
+    conds = [f"{format_term(t)}={quote_name(v)}" for t, v in q.evidence]
+    if q.do:
+        conds.append("do(" + ", ".join(f"{quote_name(k)}={quote_name(v)}" for k, v in q.do) + ")")
+    given = (" | " + ", ".join(conds)) if conds else ""
+    if isinstance(q, ProbabilityQuery):
+        targets = ", ".join(format_term(t) + (f"={quote_name(v)}" if v is not None else "") for t, v in zip(q.targets, q.target_values))
+        return f"P({targets}{given})"
+    contrast = f" vs {quote_name(q.contrast)}" if q.contrast is not None else ""
+    return (
+        f"{q.measure}({quote_name(q.treatment)}={quote_name(q.value)}{contrast} -> "
+        f"{quote_name(q.outcome)}={quote_name(q.outcome_value)}{given})"
+    )

@@ -175,13 +175,14 @@ def tv_figure(report: dict):
     return fig
 
 
-def write_report(report: dict, out: str | Path) -> Path:
-    """``report.json``, ``report.md`` and ``generation_tv.png`` in ``out`` (atomically)."""
+def write_report(report: dict, out: str | Path, *, force: bool = False) -> Path:
+    """``report.json``, ``report.md`` and ``generation_tv.png`` in ``out`` (atomically): a new
+    or empty directory, or (with ``force``) an earlier report; never another artefact."""
     import io as _io
 
-    from causalvae.io import atomic_write_bytes, atomic_write_text
+    from causalvae.io import atomic_write_bytes, atomic_write_text, check_output_dir
 
-    out = Path(out)
+    out = check_output_dir(out, "report", force=force)
     atomic_write_text(out / "report.json", json.dumps(report, indent=2, default=float) + "\n")
     atomic_write_text(out / "report.md", markdown(report))
     atomic_write_text(out / "goals.md", goals_markdown(report))

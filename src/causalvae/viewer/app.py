@@ -23,10 +23,15 @@ messages are passed on as they are.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import dataclasses
+import json
 import math
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -39,7 +44,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from causalvae.errors import CausalVAEError, QuerySyntaxError
+from causalvae.errors import CausalVAEError, QueryStoppedError, QuerySyntaxError, QueryTooLargeError
+from causalvae.exact import DEFAULT_BUDGET, Budget
 from causalvae.graph import Graph, quote_name
 from causalvae.pictures import decode_png, display, png_bytes
 from causalvae.version import __version__
@@ -53,6 +59,10 @@ MAX_PICTURES = 64
 #: The largest answer table /api/query returns (rows of a joint distribution).
 MAX_TABLE_CELLS = 10_000
 MAX_SEED = 2**32 - 1
+#: The longest an exact query may run (seconds) before it is stopped and answered with a 503.
+QUERY_SECONDS = 30.0
+#: Exact queries answered at once; one more is answered 503 (busy) rather than queued.
+QUERY_WORKERS = 2
 
 STATIC = Path(str(resources.files("causalvae") / "viewer" / "static"))
 
@@ -290,11 +300,13 @@ def example_queries(graph: Graph) -> list[str]:
 class Viewer:
     """The loaded model, oracle and test split, and one method per API call.
 
-    One lock serialises the work: the model is used by one request at a time, so two
-    requests never compete for the CPU cores, and seeded answers stay reproducible.
+    One lock serialises the model's work: the model is used by one request at a time, so two
+    requests never compete for the CPU cores, and seeded answers stay reproducible. Exact
+    queries (/api/query) use no model: they run in their own few worker threads, within
+    ``budget`` and :data:`QUERY_SECONDS`, and never wait for the model's lock nor hold it.
     """
 
-    def __init__(self, run, oracle=None, device: str = "cpu", data=None):
+    def __init__(self, run, oracle=None, device: str = "cpu", data=None, budget: Budget = DEFAULT_BUDGET):
         from causalvae.draw import layout
         from causalvae.oracle import load_oracle
         from causalvae.run import Run
@@ -305,6 +317,11 @@ class Viewer:
         self.graph = self.vae.current_graph()
         self.binary = self.vae.config.likelihood == "bernoulli"
         self.lock = threading.Lock()
+        self.budget = budget
+        self.query_slots = threading.BoundedSemaphore(QUERY_WORKERS)
+        # More threads than slots: a query beyond QUERY_WORKERS finds no slot and gets a 503 at
+        # once, instead of queueing behind the running ones.
+        self.query_pool = ThreadPoolExecutor(2 * QUERY_WORKERS, thread_name_prefix="exact-query")
         self.oracle, self.oracle_path = None, None
         if oracle is not None:
             self.oracle = load_oracle(oracle, device=device)
@@ -371,7 +388,8 @@ class Viewer:
 
     # -- query ------------------------------------------------------------------------------
 
-    def query(self, text: str) -> QueryResponse:
+    def query(self, text: str, stop: threading.Event | None = None) -> QueryResponse:
+        """Answer a query within the budget and the time limit; ``stop`` ends it early."""
         from causalvae.querylang import CausationQuery, evaluate
 
         from causalvae.querylang import ProbabilityQuery, parse
@@ -381,8 +399,13 @@ class Viewer:
             cells = math.prod(self.graph.card(t.var) for t in q.targets)
             if cells > MAX_TABLE_CELLS:
                 raise CausalVAEError(f"the answer would have {cells:,} rows; the viewer shows at most {MAX_TABLE_CELLS:,}: ask for fewer variables")
-        with self.lock:
-            answer = evaluate(self.graph, q)
+        if not self.query_slots.acquire(timeout=0.5):
+            raise ViewerError("the viewer is busy answering other queries; try again in a moment", 503)
+        try:
+            budget = dataclasses.replace(self.budget, deadline=time.monotonic() + QUERY_SECONDS, stop=stop)
+            answer = evaluate(self.graph, q, budget)
+        finally:
+            self.query_slots.release()
         q = answer.query
         if isinstance(q, CausationQuery):
             contrasts = [Contrast(contrast=k, PN=_finite(c.pn), PS=_finite(c.ps), PNS=_finite(c.pns)) for k, c in answer.causation.items()]
@@ -506,21 +529,136 @@ def _readable(errors) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+#: The status of the library's errors that are not the caller's plain mistake (400).
+STATUS = {QueryTooLargeError: 422, QueryStoppedError: 503}
+
+
+class Unexpected:
+    """ASGI middleware: a request that fails unexpectedly (out of memory, a bug) is answered
+    with a 503 and a JSON error naming the cause or the log file of its traceback, never a
+    500 page; the server goes on serving."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def watched_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except BodyTooLarge:
+            raise
+        except Exception as exc:
+            from causalvae.failures import one_line
+
+            if started:
+                raise
+            await _send_error(send, 503, one_line(exc))
+
+
+class BodyTooLarge(Exception):
+    """Raised to the app while it reads a body over the limit (BodyLimit answers 413)."""
+
+
+class BodyLimit:
+    """ASGI middleware: refuse a request body over ``limit`` bytes with a 413, counting the
+    bytes actually received (a chunked body has no Content-Length to trust)."""
+
+    def __init__(self, app, limit: int = MAX_BODY_BYTES):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if not (declared.isascii() and declared.isdigit()):
+                return await _send_error(send, 400, "the Content-Length header is not a number")
+            if int(declared) > self.limit:
+                return await _send_error(send, 413, self._too_large(int(declared)))
+        seen, refused = 0, False
+
+        async def counted():
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    refused = True
+                    raise BodyTooLarge(self._too_large(seen, "at least "))
+            return message
+
+        started = False
+
+        async def guarded(message):
+            nonlocal started
+            if refused:  # whatever the app answers to the failed read, the answer is a 413
+                if not started:
+                    started = True
+                    await _send_error(send, 413, self._too_large(seen, "at least "))
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except BodyTooLarge:
+            if not started:
+                await _send_error(send, 413, self._too_large(seen, "at least "))
+
+    def _too_large(self, size: int, prefix: str = "") -> str:
+        return f"the request is {prefix}{size:,} bytes; the limit is {self.limit:,} bytes (pictures: {MAX_UPLOAD_BYTES:,} bytes)"
+
+
+async def _send_error(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail, "position": None}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def watched(request: Request, pool: ThreadPoolExecutor, work, *args):
+    """Run ``work(*args, stop=event)`` in ``pool``, off the event loop; if the client goes
+    away first, set the event so that the work stops at its next step."""
+    stop = threading.Event()
+    future = asyncio.get_running_loop().run_in_executor(pool, lambda: work(*args, stop=stop))
+    try:
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=0.2)
+            if done:
+                return future.result()
+            if not stop.is_set() and await request.is_disconnected():
+                stop.set()
+    finally:
+        stop.set()
+
+
 ERRORS = {
     400: {"model": ErrorBody, "description": "An unknown name, an impossible evidence, a query syntax error, a bad or oversized picture, a query whose answer is too large."},
-    422: {"model": ErrorBody, "description": "Malformed JSON, a missing or mistyped field, a number out of range."},
+    413: {"model": ErrorBody, "description": "A request body over the size limit."},
+    422: {"model": ErrorBody, "description": "Malformed JSON, a missing or mistyped field, a number out of range, a query over the work budget."},
+    503: {"model": ErrorBody, "description": "A query that ran past the time limit, or too many queries at once."},
 }
 
 
-def create_app(run, oracle=None, device: str = "cpu", *, data=None, warm: bool = True) -> FastAPI:
+def create_app(run, oracle=None, device: str = "cpu", *, data=None, warm: bool = True, budget: Budget = DEFAULT_BUDGET) -> FastAPI:
     """The viewer's FastAPI application for the model in ``run``.
 
     ``oracle`` (an oracle directory) adds the labels read off sampled pictures; ``data``
     replaces the dataset recorded in the run's config.json for the gallery; ``warm`` runs
-    one small sample and counterfactual before serving. A bad run or oracle raises the
+    one small sample and counterfactual before serving; ``budget`` bounds each exact query's
+    tables and work (see :class:`~causalvae.exact.Budget`). A bad run or oracle raises the
     library's :class:`~causalvae.errors.CausalVAEError` (or ``OSError``) at once.
     """
-    viewer = Viewer(run, oracle, device, data)
+    viewer = Viewer(run, oracle, device, data, budget)
     if warm:
         viewer.warm_up()
     app = FastAPI(
@@ -535,25 +673,14 @@ def create_app(run, oracle=None, device: str = "cpu", *, data=None, warm: bool =
     @app.exception_handler(CausalVAEError)
     async def library_error(request: Request, exc: CausalVAEError):
         body = ErrorBody(detail=str(exc), position=exc.position if isinstance(exc, QuerySyntaxError) else None)
-        return JSONResponse(body.model_dump(), status_code=getattr(exc, "status", 400))
+        return JSONResponse(body.model_dump(), status_code=getattr(exc, "status", STATUS.get(type(exc), 400)))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
         return JSONResponse(ErrorBody(detail=_readable(exc.errors())).model_dump(), status_code=422)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        text = request.headers.get("content-length", "0")
-        try:
-            size = int(text) if text.isascii() and text.isdigit() else -1
-        except ValueError:
-            size = -1
-        if size < 0:
-            return JSONResponse({"detail": "the Content-Length header is not a number", "position": None}, status_code=400)
-        if size > MAX_BODY_BYTES:
-            detail = f"the request is {size:,} bytes; the limit is {MAX_BODY_BYTES:,} bytes (pictures: {MAX_UPLOAD_BYTES:,} bytes)"
-            return JSONResponse({"detail": detail, "position": None}, status_code=400)
-        return await call_next(request)
+    app.add_middleware(Unexpected)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -567,9 +694,9 @@ def create_app(run, oracle=None, device: str = "cpu", *, data=None, warm: bool =
         return viewer.graph_info()
 
     @app.post("/api/query", response_model=QueryResponse, responses=ERRORS, tags=["query"])
-    def post_query(req: QueryRequest) -> QueryResponse:
+    async def post_query(req: QueryRequest, request: Request) -> QueryResponse:
         """The exact answer to a query in the query language (docs/queries.md)."""
-        return viewer.query(req.query)
+        return await watched(request, viewer.query_pool, viewer.query, req.query)
 
     @app.post("/api/sample", response_model=SampleResponse, responses=ERRORS, tags=["sample"])
     def post_sample(req: SampleRequest) -> SampleResponse:
