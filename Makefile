@@ -6,6 +6,8 @@ CLI    := $(VENV)/bin/causalvae
 STAMP  := $(VENV)/.installed
 PIP    := $(PY) -m pip --quiet --disable-pip-version-check --no-input
 OUT    := out
+# The default recipe's training settings (the training defaults, written out): docs/training.md.
+RECIPE_FLAGS := --epochs 5 --z-dim 8 --max-log-scale -3 --beta 2 --cf-weight 1000 --decoder film
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: install test demo recipe ablation evaluate tutorial bench bench-quick docs clean
@@ -35,7 +37,7 @@ demo: $(STAMP)
 	$(CLI) graph draw scenes --out $(OUT)/scenes_dag.png
 	$(CLI) generate scenes --n 20000 --seed 0 --out $(OUT)/scenes --force
 	$(CLI) show $(OUT)/scenes --out $(OUT)/scenes_sheet.png
-	$(CLI) train --data $(OUT)/scenes --out $(OUT)/run --epochs 6 --val-per-epoch 2 --val-limit 1000 --force
+	$(CLI) train --data $(OUT)/scenes --out $(OUT)/run $(RECIPE_FLAGS) --val-per-epoch 2 --val-limit 1000 --force
 	$(CLI) summary $(OUT)/run
 	$(CLI) curve $(OUT)/run --out $(OUT)/elbo.png
 	$(CLI) reconstruct $(OUT)/run --n 16 --out $(OUT)/recon.png
@@ -53,9 +55,7 @@ demo: $(STAMP)
 	@echo "Ask it more in the browser: $(CLI) serve $(OUT)/run --oracle $(OUT)/oracle"
 
 # The default recipe of the scene world (docs/training.md): 20,000 scenes, 1,250 steps (at most
-# 15 minutes of training on 2 CPU cores); then its figures and record in docs/. Its settings
-# are the training defaults, written out here.
-RECIPE_FLAGS := --epochs 5 --z-dim 8 --max-log-scale -3 --beta 2 --cf-weight 1000 --decoder film
+# 15 minutes of training on 2 CPU cores); then its figures and record in docs/.
 recipe: $(STAMP)
 	$(CLI) generate scenes --n 20000 --seed 0 --out data/scenes --force
 	$(CLI) train --data data/scenes --out runs/scenes $(RECIPE_FLAGS) --val-per-epoch 2 --val-limit 1000 --force
@@ -77,8 +77,8 @@ ablation: $(STAMP)
 REPORT := docs/reports/scenes
 evaluate: $(STAMP)
 	test -f runs/scenes/config.json || $(MAKE) recipe
-	COLUMNS=100 $(CLI) oracle train --world scenes --out oracles/scenes > $(REPORT)/oracle.txt
-	$(CLI) evaluate runs/scenes --oracle oracles/scenes --out reports/scenes
+	test -f oracles/scenes/config.json || COLUMNS=100 $(CLI) oracle train --world scenes --out oracles/scenes > $(REPORT)/oracle.txt
+	$(CLI) evaluate runs/scenes --oracle oracles/scenes --out reports/scenes --force
 	mkdir -p $(REPORT)
 	cp reports/scenes/report.md reports/scenes/report.json reports/scenes/goals.md $(REPORT)/
 	cp reports/scenes/generation_tv.png docs/img/scenes_generation_tv.png

@@ -673,14 +673,38 @@ def counterfactual_cmd(
     res = counterfactual(vae, images, lab, interventions, seed=seed, abduct_noise=abduct_noise)
     pics = [display(p[0], binary, channels_first=True) for p in (res.factual, res.reconstruction, res.counterfactual)]
     top = float(res.difference_max[0])
-    tiles = np.stack([rgb(p) for p in pics + [res.difference[0]]])
     fact = _caption_values(graph, vae.image_parents, res.abduction.values, 0)
     counter = _caption_values(graph, vae.image_parents, res.values, 0)
-    caps = [f"factual: {fact}", "reconstruction", f"counterfactual: {counter}", f"difference (largest: {top * (255 if binary else 1):.0f} of 255)"]
-    _write_png(contact_sheet(tiles, caps, columns=4, scale=3), out_path)
+    caps = [f"factual: {fact}", "reconstruction", f"counterfactual: {counter}"]
+    # A test picture of a world with a renderer and a recorded style: its true counterfactual,
+    # the same style drawn under the model's counterfactual values.
+    true_pic = _true_counterfactual(r, index, res.values) if index is not None else None
+    if true_pic is not None:
+        pics.append(display(true_pic, binary, channels_first=True))
+        if binary:
+            caps.append("true counterfactual render")
+        else:
+            mae = float(np.abs(true_pic.astype(np.float64) - res.counterfactual[0].numpy()).mean())
+            caps.append(f"true counterfactual render (pixel MAE {mae:.1f})")
+    tiles = np.stack([rgb(p) for p in pics + [res.difference[0]]])
+    caps.append(f"difference (largest: {top * (255 if binary else 1):.0f} of 255)")
+    _write_png(contact_sheet(tiles, caps, columns=len(caps), scale=3), out_path)
     rows = [(c, v, [res.exact[0][c][k], float(res.values[c][0] == k)]) for c in vae.label_columns for k, v in enumerate(graph[c].values)]
     out.print(_distribution_table("counterfactual labels: exact distribution given the factual labels, and the values used", ["exact", "used"], rows))
     out.print(f"wrote {out_path}", highlight=False)
+
+
+def _true_counterfactual(r, index: int, values: dict):
+    """The true render (C, H, W) of test picture ``index`` under ``values`` with its recorded
+    style, or None when the run's world has no renderer or its dataset records no style."""
+    import numpy as np
+
+    world = r.world
+    if not world.renders or not r.dataset("test").manifest.get("truth_columns"):
+        return None
+    ds = r.dataset("test", truth=True)
+    style = ds.truth_style[ds.indices[[index]]]
+    return world.renderer(r.model.config.image_size).render({k: np.asarray(v)[:1] for k, v in values.items()}, style)[0]
 
 
 @oracle_app.command("train")
