@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from causalvae.data import DatasetError, load
-from causalvae.generate import generate_scenes
+from causalvae.generate import generate
 from causalvae.io import clean_stale_stages
 
 
@@ -26,7 +26,7 @@ def debris(parent: Path, keep: str = "") -> list[str]:
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> Path:
-    return generate_scenes(tmp_path_factory.mktemp("disk") / "small", 40, seed=2)
+    return generate("scenes", tmp_path_factory.mktemp("disk") / "small", 40, seed=2)
 
 
 # ----------------------------------------------------------------------------- a full disk
@@ -38,7 +38,7 @@ def test_too_little_free_space_is_refused_before_writing(tmp_path, monkeypatch):
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=1_000_000))
     with pytest.raises(DatasetError, match=rf"not enough free space in {tmp_path}: this needs 13\.7 MB, 976\.6 KB is free"):
-        generate_scenes(tmp_path / "d", 1000, seed=0)
+        generate("scenes", tmp_path / "d", 1000, seed=0)
     assert debris(tmp_path) == []
 
 
@@ -59,7 +59,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_staging_folder(tiny_disk, monkeyp
     real = shutil.disk_usage
     monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=2**40))  # pass the check: meet the disk
     with pytest.raises(DatasetError, match=rf"no space left on the disk of {tiny_disk}: this needs 13\.7 MB"):
-        generate_scenes(tiny_disk / "d", 1000, seed=0)  # 12 MB of images: no SIGBUS, one error
+        generate("scenes", tiny_disk / "d", 1000, seed=0)  # 12 MB of images: no SIGBUS, one error
     assert debris(tiny_disk) == []
 
 
@@ -69,7 +69,7 @@ def test_a_disk_filling_up_at_the_end_is_one_line_too(tmp_path, monkeypatch):
 
     monkeypatch.setattr(np, "save", full)
     with pytest.raises(DatasetError, match=f"no space left on the disk of {tmp_path}"):
-        generate_scenes(tmp_path / "d", 30, seed=0)
+        generate("scenes", tmp_path / "d", 30, seed=0)
     assert debris(tmp_path) == []
 
 

@@ -143,9 +143,9 @@ def test_parsing_is_linear_in_the_number_of_evidence_items():
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    from causalvae.generate import generate_scenes
+    from causalvae.generate import generate
 
-    return generate_scenes(tmp_path_factory.mktemp("hostile") / "small", 30, seed=5)
+    return generate("scenes", tmp_path_factory.mktemp("hostile") / "small", 30, seed=5)
 
 
 def test_out_of_range_labels_in_a_dataset_are_refused_on_load(small, tmp_path):

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -240,3 +241,27 @@ def test_counterfactual_term_reads_the_other_parents_and_trains_only_the_vae(sce
     # Rows without a parent label take no part; fewer than two usable rows: no term.
     labels[1:, vae.label_columns.index("action")] = -1
     assert float(counterfactual_term(vae, reader, images, labels)) == 0.0
+
+
+def test_resume_refuses_a_damaged_settings_file_moves_with_its_folder_and_never_deletes_an_oracle(tmp_path):
+    """A damaged train.json gets one error naming it; a run folder moved elsewhere resumes
+    (where it lives is not one of its settings); --force never deletes an oracle."""
+    from causalvae.train import _check_resume
+
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = TrainConfig(data="d", out=str(run))
+    (run / "train.json").write_text('{"data": "d", "out": ')
+    with pytest.raises(CausalVAEError, match="train.json"):
+        _check_resume(run, cfg, force=False)
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "train.json").write_text(json.dumps({**asdict(cfg), "out": str(run)}))
+    assert _check_resume(moved, TrainConfig(data="d", out=str(moved)), force=False) is False  # same settings, no checkpoint yet
+    oracle = tmp_path / "oracle"
+    oracle.mkdir()
+    (oracle / "config.json").write_text("{}")
+    (oracle / "oracle.safetensors").write_bytes(b"")
+    with pytest.raises(CausalVAEError, match="refusing to delete it"):
+        _check_resume(oracle, TrainConfig(data="d", out=str(oracle)), force=True)
+    assert (oracle / "oracle.safetensors").exists()

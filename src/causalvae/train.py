@@ -135,7 +135,8 @@ class TrainConfig:
                 raise CausalVAEError(f"withhold {name}={frac}: the fraction must be between 0 and 1")
 
     # Settings that may change when a run is resumed (they do not alter the computation).
-    RESUMABLE = ("epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
+    # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
+    RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
     LEGACY = {"decoder": "concat", "residual": False, "beta": 1.0, "cf_weight": 0.0, "reader_steps": 400}
 
@@ -592,13 +593,18 @@ def _check_resume(run: Path, cfg: TrainConfig, force: bool) -> bool:
     if force:
         import shutil
 
-        if not saved.exists() and not (run / "config.json").exists():
-            raise CausalVAEError(f"{run} exists and is not a training run; refusing to delete it with --force")
+        from causalvae.io import output_kind
+
+        kind = output_kind(run)
+        if kind not in ("training run", "model"):
+            raise CausalVAEError(f"{run} holds {'a ' + kind if kind else 'something else'}, not a training run; refusing to delete it with --force")
         shutil.rmtree(run)
         return False
     if not saved.exists():
         raise CausalVAEError(f"{run} exists and is not a training run; choose another --out")
-    old = json.loads(saved.read_text())
+    from causalvae.store import read_json
+
+    old = read_json(saved)  # a damaged file: one error naming it
     new = asdict(cfg)
     old = {**TrainConfig.LEGACY, **old}
     diff = [k for k in new if k not in TrainConfig.RESUMABLE and old.get(k) != new[k]]
