@@ -60,14 +60,14 @@ def test_cli_and_viewer_answer_the_same_counterfactual(viewer_run, client, tmp_p
     body = client.post("/api/counterfactual", json={"index": index, "do": do, "seed": seed}).json()
     res = CliRunner().invoke(app, ["counterfactual", str(run), "--index", str(index), "--do", "action=Walk", "--seed", str(seed), "--out", str(tmp_path / "cf.png")])
     assert res.exit_code == 0, res.output
-    tiles = _cli_tiles(tmp_path / "cf.png", vae.config.image_size)
+    tiles = _cli_tiles(tmp_path / "cf.png", vae.config.image_size, count=5)  # the fourth: the true counterfactual render
     for k, (key, picture) in enumerate([("factual", expected.factual), ("reconstruction", expected.reconstruction), ("counterfactual", expected.counterfactual)]):
         want = picture[0].permute(1, 2, 0).numpy()
         np.testing.assert_array_equal(_data_url_pixels(body[key]), want, err_msg=f"viewer {key}")
         np.testing.assert_array_equal(tiles[k], want, err_msg=f"CLI {key}")
     diff = np.repeat(expected.difference[0][..., None], 3, axis=-1)
     np.testing.assert_array_equal(_data_url_pixels(body["difference"]), diff)
-    np.testing.assert_array_equal(tiles[3], diff)
+    np.testing.assert_array_equal(tiles[4], diff)
     assert body["difference_max"] == pytest.approx(float(expected.difference_max[0]))
 
     # The same picture uploaded as a PNG, with its labels, gets the same answer in both.

@@ -218,7 +218,7 @@ def test_beta_weighs_the_kl_in_the_loss_but_the_reported_elbo_is_the_true_one(sc
         pyro.set_rng_seed(3)
         ob = b.objective(images, labels)
     assert oa.kl > 0
-    assert ob.elbo == pytest.approx(oa.elbo, rel=1e-6) and ob.kl == pytest.approx(oa.kl, rel=1e-4)
-    assert float(ob.loss - oa.loss) == pytest.approx(oa.kl, rel=1e-3)
+    assert ob.elbo == pytest.approx(oa.elbo, rel=1e-6) and ob.kl == pytest.approx(oa.kl, abs=1e-2)  # float32 sums of ~5e3
+    assert float(ob.loss - oa.loss) == pytest.approx(oa.kl, abs=1e-2)
     with pytest.raises(CausalVAEError, match="beta must be a positive number"):
         CausalVAE(scenes, small_config(scenes), beta=0)
