@@ -85,6 +85,7 @@ evaluate: $(STAMP)
 	COLUMNS=100 $(CLI) sample runs/scenes --given "reaction=Dying" --n 16 --out docs/img/scenes_given.png --oracle oracles/scenes > $(REPORT)/sample_given.txt
 	COLUMNS=100 $(CLI) sample runs/scenes --do "actor_attack=High, reactor_defense=Low" --n 16 --out docs/img/scenes_do.png --oracle oracles/scenes > $(REPORT)/sample_do.txt
 	COLUMNS=100 $(CLI) counterfactual runs/scenes --index 17 --do "action=Attack" --out docs/img/scenes_cf.png > $(REPORT)/counterfactual.txt
+	$(CLI) counterfactual runs/scenes --index 17 --do "action=Attack" --abduct-noise --out docs/img/scenes_cf_noise.png > /dev/null
 
 # docs/tutorial.md: the tutorial's sections with the recipe's model (pictures and outputs).
 TUT := docs/reports/tutorial

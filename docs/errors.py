@@ -30,7 +30,7 @@ from causalvae.data import import_folder, load  # noqa: E402
 from causalvae.errors import CausalVAEError  # noqa: E402
 from causalvae.exact import Budget, query  # noqa: E402
 from causalvae.failures import one_line  # noqa: E402
-from causalvae.generate import generate_scenes  # noqa: E402
+from causalvae.generate import generate  # noqa: E402
 from causalvae.graph import Graph  # noqa: E402
 from causalvae.io import check_output_dir  # noqa: E402
 from causalvae.querylang import evaluate  # noqa: E402
@@ -71,7 +71,7 @@ def barley_twin(d):
 
 
 def dataset(d, name="data"):
-    return generate_scenes(d / name, 20, seed=1)
+    return generate("scenes", d / name, 20, seed=1)
 
 
 def linked_images(d):
