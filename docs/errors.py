@@ -123,6 +123,25 @@ def run_dir(d):
     return run
 
 
+def damaged_settings(d):
+    from causalvae.train import TrainConfig, _check_resume
+
+    run = d / "run"
+    run.mkdir()
+    (run / "train.json").write_text('{"data": "d", "out": ')
+    return _check_resume(run, TrainConfig(data="d", out=str(run)), force=False)
+
+
+def forced_over_oracle(d):
+    from causalvae.train import TrainConfig, _check_resume
+
+    oracle = d / "oracle"
+    oracle.mkdir()
+    (oracle / "config.json").write_text("{}")
+    (oracle / "oracle.safetensors").write_bytes(b"")
+    return _check_resume(oracle, TrainConfig(data="d", out=str(oracle)), force=True)
+
+
 def raising(exc):
     def f(d):
         raise exc
@@ -160,6 +179,8 @@ CATALOGUE = [
         ("`oracle train --out` a trained run's folder (with or without `--force`)", lambda d: check_output_dir(run_dir(d), "oracle", force=True)),
         ("`generate --force` into a folder of one's own files", lambda d: (d / "mine").mkdir() or (d / "mine" / "notes.txt").write_text("x") and check_output_dir(d / "mine", "dataset", force=True)),
         ("`evaluate --out` an existing file", lambda d: (d / "report.txt").write_text("x") and check_output_dir(d / "report.txt", "report")),
+        ("`train` resuming a run whose `train.json` is damaged", damaged_settings),
+        ("`train --force` into an oracle's folder", forced_over_oracle),
     ]),
     ("Failures that are not input errors", [
         ("out of memory", raising(MemoryError())),
