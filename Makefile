@@ -63,6 +63,7 @@ recipe: $(STAMP)
 	$(CLI) reconstruct runs/scenes --n 16 --out docs/img/scenes_recon.png
 	mkdir -p docs/runs/scenes
 	cp runs/scenes/metrics.csv runs/scenes/train.json runs/scenes/config.json runs/scenes/reader.json docs/runs/scenes/
+	sed -i 's|$(CURDIR)/||g' docs/runs/scenes/config.json   # committed docs name no machine's paths
 
 # The image mechanism's ablation (docs/training.md): every setting of bench/ablation.py trained
 # 500 steps on the recipe's data and scored on the validation split (about 10 minutes each).
@@ -81,6 +82,7 @@ evaluate: $(STAMP)
 	$(CLI) evaluate runs/scenes --oracle oracles/scenes --out reports/scenes --force
 	mkdir -p $(REPORT)
 	cp reports/scenes/report.md reports/scenes/report.json reports/scenes/goals.md $(REPORT)/
+	sed -i 's|$(CURDIR)/||g' $(REPORT)/report.md $(REPORT)/report.json
 	cp reports/scenes/generation_tv.png docs/img/scenes_generation_tv.png
 	COLUMNS=100 $(CLI) sample runs/scenes --given "reaction=Dying" --n 16 --out docs/img/scenes_given.png --oracle oracles/scenes > $(REPORT)/sample_given.txt
 	COLUMNS=100 $(CLI) sample runs/scenes --do "actor_attack=High, reactor_defense=Low" --n 16 --out docs/img/scenes_do.png --oracle oracles/scenes > $(REPORT)/sample_do.txt
