@@ -598,7 +598,7 @@ def _check_resume(run: Path, cfg: TrainConfig, force: bool) -> bool:
         kind = output_kind(run)
         if kind not in ("training run", "model"):
             what = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}" if kind else "something else"
-            raise CausalVAEError(f"{run} holds {what}, not a training run; refusing to delete it with --force")
+            raise CausalVAEError(f"{run} holds {what} and is not a training run; refusing to delete it with --force")
         shutil.rmtree(run)
         return False
     if not saved.exists():
