@@ -15,6 +15,9 @@ query does not depend on the weights) answers, through the public API of
 - ``queries.counterfactual.single_ms``: the same for one picture. Target <= 20 ms.
 - ``queries.sample.single_ms``: one conditioned sample, ``sample(vae, 1, evidence=
   {"reaction": "Dying"})`` (exact posterior of every variable, z from the prior, decoder).
+- ``queries.counterfactual.gflop`` and ``queries.counterfactual.flop_bound_per_s``: the FLOPs
+  of one counterfactual (torch's flop counter) and the rate they would allow at the machine's
+  measured float32 matmul peak: the ceiling no implementation of this model can pass here.
 - ``queries.counterfactual.stages``: where the time of a batched counterfactual goes
   (abduct, predict, exact distributions), for the profile.
 
@@ -31,6 +34,9 @@ import torch
 
 from _common import Figure, print_table, timeit, write_results
 from _models import Contender, scene_batch
+
+from bench_speed import matmul_peak
+from torch.utils.flop_counter import FlopCounterMode
 
 from causalvae.queries import abduct, act, counterfactual, counterfactual_distributions, predict, sample
 
@@ -56,8 +62,14 @@ def main(argv=None) -> int:
         "exact": timeit(lambda: counterfactual_distributions(graph, vae.label_columns, unit.labels, act(graph, do)), repeat=args.repeat),
     }
     b = args.batch
+    with FlopCounterMode(display=False) as counter:
+        counterfactual(vae, images[:8], labels[:8], do, seed=0)
+    flops = counter.get_total_flops() / 8
+    peak, _ = matmul_peak(torch.float32)
     figs = [
         Figure("queries.counterfactual.batched_per_s", b / batched, "1/s", f"counterfactuals per second, batches of {b} pictures, do(action=Attack)", target=(">=", 2000.0)),
+        Figure("queries.counterfactual.gflop", flops / 1e9, "GFLOP", "FLOPs of one counterfactual (encoder, decoder; flop_counter)"),
+        Figure("queries.counterfactual.flop_bound_per_s", peak * 1e9 / flops, "1/s", f"counterfactuals per second at the measured float32 matmul peak ({peak:.0f} GFLOP/s): the ceiling for this model here"),
         Figure("queries.counterfactual.single_ms", 1000 * single, "ms", "latency of one counterfactual (one picture)", target=("<=", 20.0)),
         Figure("queries.sample.single_ms", 1000 * one_sample, "ms", "latency of one conditioned sample, evidence reaction=Dying"),
     ]

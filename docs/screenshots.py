@@ -75,7 +75,7 @@ def main() -> None:
                 profile, executable_path=CHROMIUM, headless=True, args=ARGS, viewport={"width": 1400, "height": 900}
             )
             page = context.new_page()
-            page.set_default_timeout(30_000)
+            page.set_default_timeout(180_000)  # a busy 2-core machine renders slowly
             page.goto(url)
             expect(page.locator("body")).to_have_attribute("data-ready", "true")
 

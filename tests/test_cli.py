@@ -91,3 +91,18 @@ def test_the_evaluate_help_states_the_settings_defaults():
     d = EvalSettings()
     for value in (d.n_generate, d.iw_k, d.iw_images, d.cf_images, d.seed):
         assert f"default {value}" in text
+
+
+def test_off_a_terminal_long_commands_print_a_line_now_and_then(viewer_run, tmp_path):
+    """A log (no terminal) shows that work goes on: generate and train print progress lines,
+    where a terminal would show a bar."""
+    data = viewer_run[0]
+    runner = CliRunner()
+    gen = runner.invoke(app, ["generate", "scenes", "--n", "24", "--out", str(tmp_path / "d")])
+    assert gen.exit_code == 0, gen.output
+    assert "rendering scenes: 24/24 (100%)" in gen.output
+    args = [a for a in TINY if a != "--no-progress"]
+    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "run"), *args, "--cf-weight", "1", "--reader-steps", "1"])
+    assert res.exit_code == 0, res.output
+    assert "training the counterfactual term's reader (1 steps)" in res.output
+    assert "step 2/2 (100%)" in res.output

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -211,10 +212,39 @@ def graph_convert(
     out.print(f"wrote {out_path}", highlight=False)
 
 
+def _say(line: str) -> None:
+    """One progress line on stderr, for a log (off a terminal, where no bar is drawn)."""
+    err.print(f"{time.strftime('%H:%M:%S')} {line}", highlight=False, markup=False, soft_wrap=True)
+
+
+class _Lines:
+    """The progress bar's stand-in off a terminal: a line every ``every`` seconds and at the end."""
+
+    def __init__(self, total: int, what: str, every: float = 30.0):
+        self.total, self.what, self.every = total, what, every
+        self.t0 = self.last = time.perf_counter()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        if now - self.last >= self.every or done >= self.total:
+            self.last = now
+            _say(f"{self.what}: {done:,}/{self.total:,} ({100 * done / max(1, self.total):.0f}%), {now - self.t0:.0f} s")
+
+
 def _progress(total: int, what: str):
-    """A rich progress bar on stderr; returns (context manager, callback(done))."""
+    """A rich progress bar on stderr (a line now and then off a terminal); returns (context
+    manager, callback(done))."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    if not err.is_terminal:
+        lines = _Lines(total, what)
+        return lines, lines.update
     bar = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=err)
     task = bar.add_task(what, total=total)
     return bar, lambda done: bar.update(task, completed=done)
@@ -404,7 +434,8 @@ def train_cmd(
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )
     _clean_stale(out_path)
-    run = fit(cfg, force=force, progress=progress)
+    on_terminal = err.is_terminal
+    run = fit(cfg, force=force, progress=progress and on_terminal, say=None if (on_terminal or not progress) else _say)
     import os
 
     if os.environ.get("LOCAL_RANK", "0") != "0":

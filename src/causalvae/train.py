@@ -39,6 +39,7 @@ import os
 import signal
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -389,6 +390,8 @@ class RunKeeper(L.Callback):
         self.t0 = time.perf_counter()
         self.stop_requested = False
         self.tb = None
+        self.say = None  # set by fit(): a callable taking one progress line, every LINE_EVERY_S
+        self.said = time.perf_counter()
 
     def step(self, trainer) -> int:
         return self.done + trainer.global_step
@@ -425,6 +428,10 @@ class RunKeeper(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = self.step(trainer)
+        now = time.perf_counter()
+        if self.say is not None and trainer.is_global_zero and (now - self.said >= LINE_EVERY_S or step == self.total_steps):
+            self.said = now
+            self.say(f"step {step:,}/{self.total_steps:,} ({100 * step / self.total_steps:.0f}%), {self.wall():.0f} s")
         if trainer.world_size > 1:  # every process stops at the same step, or none does
             self.stop_requested = trainer.strategy.reduce_boolean_decision(self.stop_requested, all=False)
         if step % self.val_every == 0 or step == self.total_steps:
@@ -617,8 +624,16 @@ def _check_resume(run: Path, cfg: TrainConfig, force: bool) -> bool:
     return latest_checkpoint(run / "checkpoints") is not None
 
 
-def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True) -> Path:
-    """Train (or resume) the run ``cfg.out`` and write its model files; returns the run path."""
+#: Seconds between two progress lines of :func:`fit` when it is given ``say``.
+LINE_EVERY_S = 30.0
+
+
+def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Callable[[str], None] | None = None) -> Path:
+    """Train (or resume) the run ``cfg.out`` and write its model files; returns the run path.
+
+    ``progress`` shows Lightning's progress bar (for a terminal); ``say``, if given, receives a
+    line now and then instead (for a log: the reader's training, then the step count every
+    ``LINE_EVERY_S`` seconds)."""
     from causalvae.store import latest_checkpoint, load_checkpoint, save_model
 
     cfg.check()
@@ -650,6 +665,8 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True) -> Path
     total = cfg.max_steps or cfg.epochs * epoch_steps
     if cfg.cf_weight:
         steps = min(cfg.reader_steps, total)
+        if say is not None and rank_env == 0:
+            say(f"training the counterfactual term's reader ({steps} steps)")
         reader, reader_accuracy = train_reader(vae, ds, hide, steps, cfg.seed)
         module.__dict__["reader"] = reader
         if rank_env == 0:
@@ -675,6 +692,7 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True) -> Path
         return run
 
     keeper = RunKeeper(run, cfg, total, done, epoch_steps, wall0, rows, sums)
+    keeper.say = say
     module.optimizer_state = opt_state
 
     def loader(d: Dataset, sampler: ShardSampler, hide: np.ndarray | None = None):
