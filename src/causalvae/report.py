@@ -125,7 +125,10 @@ def goals(report: dict) -> list[dict]:
         ("generation TV above its noise floor, worst target", max(floors) if floors else None, "<=", 0.02),
         ("counterfactual effectiveness, mean over interventions", _mean(effs), ">=", 0.98),
         ("counterfactual effectiveness, worst intervention", min(effs) if effs else None, ">=", 0.95),
-        ("counterfactual label TV (oracle-read, pooled), mean", _mean(v["tv_read"] for v in obs), "<=", 0.02),
+        # The labels the model drew come from the exact twin network, so their own pooled TV is
+        # the sampling floor of this statistic at this many pictures (groups are small): the
+        # goal is what the oracle's reading of the pictures adds to it.
+        ("counterfactual label TV (oracle-read, pooled) above the drawn labels' (its sampling floor), mean", _mean(v["tv_read"] - v["tv_used"] for v in obs), "<=", 0.02),
         ("composition after 10 cycles / after 1", A["composition_10"] / max(A["composition_1"], 1e-9), "<=", 1.5),
     ]
     if isinstance(A.get("reversibility_1"), float) and A["reversibility_1"] == A["reversibility_1"]:
