@@ -76,6 +76,7 @@ def main() -> None:
             )
             page = context.new_page()
             page.set_default_timeout(180_000)  # a busy 2-core machine renders slowly
+            expect.set_options(timeout=180_000)
             page.goto(url)
             expect(page.locator("body")).to_have_attribute("data-ready", "true")
 
