@@ -11,7 +11,9 @@ import torch
 from causalvae.data import load as load_dataset
 from causalvae.errors import CausalVAEError
 from causalvae.evaluate import EvalSettings, evaluate
-from causalvae.report import markdown, summary_rows, write_report
+from causalvae.metrics import iou
+from causalvae.queries import reconstruct
+from causalvae.report import goals, markdown, summary_rows, write_report
 from causalvae.generate import generate
 from causalvae.oracle import OracleError, load_oracle, renderer, save_oracle, train_oracle
 from causalvae.store import load
@@ -130,7 +132,28 @@ def test_sprites_evaluation_scores_iou_over_symmetric_equivalents(tmp_path):
     settings = EvalSettings(n_generate=24, iw_k=2, iw_images=4, cf_images=8, axiom_images=4, interventions=[{"shape": "square"}])
     report = evaluate(vae, oracle, test, settings)
     assert report["reconstruction"]["iou"] is not None
-    assert 0.0 <= report["counterfactuals"][0]["iou_to_true_render"] <= 1.0
+    cf = report["counterfactuals"][0]
+    assert 0.0 <= cf["iou_to_true_render"] <= 1.0
+    # Reconstructions are scored against the input's symmetric equivalents too, on the
+    # counterfactuals' pictures: never below the plain IoU of the same pictures.
+    R = report["reconstruction"]
+    assert R["iou_to_true_render_pictures"] == 8
+    recon = reconstruct(vae, *test.batch(np.arange(8)))
+    plain = iou(test.batch(np.arange(8))[0].numpy(), recon.numpy()).mean()
+    assert plain - 1e-9 <= R["iou_to_true_render"] <= 1.0
+    # The sprites world sums counterfactuals up per factor and scores its own goals (issue 17's table).
+    assert report["counterfactual_factors"] == {"shape": {
+        "interventions": 1, "effectiveness": cf["effectiveness"], "effectiveness_own": cf["variables"]["shape"]["effectiveness"],
+        "iou_to_true_render": cf["iou_to_true_render"]}}
+    table = {g["goal"]: g for g in goals(report)}
+    assert table["counterfactual effectiveness, worst factor"]["value"] == cf["effectiveness"]
+    assert table["counterfactual IoU to the true render (symmetry-aware), mean"]["value"] == cf["iou_to_true_render"]
+    assert table["reconstruction IoU to the input, mean (symmetry-aware)"]["value"] == R["iou_to_true_render"]
+    assert "reconstruction pixel MAE (0-255)" not in table and "classifier" not in " ".join(table)  # no classifier: no row
+    text = markdown(report)
+    assert "### Per factor" in text and "| shape | 1 |" in text
+    with pytest.raises(CausalVAEError, match="goals name one of the figures"):
+        goals({**report, "targets": [["reconstruction_iuo", ">=", 0.9]]})
     # The true picture itself scores 1, and a square's quarter turn counts as the same picture.
     truth = worlds.get("sprites").renderer()
     cols = list(test.manifest["truth_columns"])
@@ -147,7 +170,28 @@ def test_sprites_evaluation_scores_iou_over_symmetric_equivalents(tmp_path):
     upright = style.copy()
     upright[:, truth.style_fields.index("orientation_offset")] = 0
     pictures = truth.render(ellipse, upright)
-    from causalvae.metrics import iou
-
     assert (iou(truth.render(half, upright), pictures) < 0.99).all()
     np.testing.assert_allclose(truth.best_iou(half, upright, pictures), 1.0)
+
+
+def test_sprites_with_a_hidden_shape_reports_its_classifier(tmp_path):
+    """``--hide shape``: the report scores q(shape | x) against the recorded truth, and the
+    counterfactuals on the labelled factors."""
+    data = generate("sprites", tmp_path / "sprites", 200, seed=5, hide=["shape"])
+    # cf_weight 0: the counterfactual term's reader needs every image parent labelled
+    # (train.train_reader fails on a hidden one).
+    run = fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=3, batch_size=32, width=8, depth=3, hidden=32, z_dim=4, threads=1, cf_weight=0.0), progress=False)
+    vae = load(run)
+    assert vae.classified == ["shape"] and "shape" not in vae.label_columns
+    oracle, _ = train_oracle("sprites", steps=2, batch_size=8, held_out=16)
+    test = load_dataset(data, split="test", truth=True, verify=False)
+    settings = EvalSettings(n_generate=24, iw_k=2, iw_images=4, cf_images=8, axiom_images=4, interventions=[{"scale": "1.0"}])
+    report = evaluate(vae, oracle, test, settings)
+    images, _ = test.batch(np.arange(len(test)))
+    truth = test.truth_values[test.indices, list(test.manifest["truth_columns"]).index("shape")]
+    expected = float((vae.classify(images)["shape"].argmax(-1).numpy() == truth).mean())
+    assert report["classifiers"] == {"shape": {"hidden": True, "accuracy": pytest.approx(expected), "pictures": len(test)}}
+    assert list(report["counterfactuals"][0]["variables"]) == ["scale", "orientation", "posX", "posY"]
+    table = {g["goal"]: g["value"] for g in goals(report)}
+    assert table["hidden factor: classifier accuracy on test pictures, worst"] == pytest.approx(expected)
+    assert "| shape | no (hidden) |" in markdown(report)

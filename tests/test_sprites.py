@@ -385,6 +385,18 @@ def test_symmetry_sets(shape):
     assert len(d.equivalent([0, 2, 0, 7, 10, 10], k=30)) > 1
 
 
+def test_the_evaluations_symmetry_sets_are_the_grids():
+    """The evaluation's fast symmetry sets (only the orientations around each symmetric turn
+    are drawn) are :func:`dsprites.equivalent`'s, on the corners and a seeded sample."""
+    from causalvae.worlds.sprites.world import symmetric_equivalents
+
+    rng = np.random.default_rng(11)
+    cases = [[0, sh, sc, o, x, y] for sh in range(3) for sc in (0, 5) for o in (0, 39) for x, y in ((0, 0), (31, 31))]
+    cases += [[0, *rng.integers(0, [3, 6, 40, 32, 32]).tolist()] for _ in range(40)]
+    for c in cases:
+        np.testing.assert_array_equal(symmetric_equivalents(np.array(c)), d.equivalent(c), err_msg=str(c))
+
+
 def test_nothing_but_orientation_comes_within_k():
     """No change of shape, scale or position (with any orientation) comes within k pixels,
     around a seeded sample of images (the corners, the centre and random ones): every image

@@ -4,8 +4,11 @@ Definitions follow ``docs/evaluation.md`` (and the field's axiomatic scores of M
 al. 2023). Sections:
 
 - **likelihood**: test ELBO and an importance-weighted bound (k samples), nats per picture;
-- **reconstruction**: pixel MAE (0-255), IoU for binary worlds, the oracle's accuracy on
-  reconstructions;
+- **reconstruction**: pixel MAE (0-255), IoU for binary worlds (and, when the world
+  renders and the dataset records its truth, the best IoU over the input's symmetric
+  equivalents), the oracle's accuracy on reconstructions;
+- **classifiers**: for a model with classifiers q(y | x) (a hidden image parent has one), each
+  one's accuracy against the recorded truth of the test pictures;
 - **generation**: for each reference query, pictures generated under it, read by the oracle;
   per target variable the total variation from the exact distribution, beside the same
   distance for as many true renders read by the same oracle (the noise floor), and how often
@@ -16,6 +19,9 @@ al. 2023). Sections:
   counterfactual labels with the picture's recorded style; agreement with the recorded-noise
   true counterfactual beside an exact sampler's rate and the Bayes-optimal ceiling;
 - **axioms**: composition after 1 and 10 null interventions, reversibility after 1 and 3 cycles.
+
+A world may sum the counterfactuals up per factor (:attr:`World.factor_summary`) and name
+its own goals (:attr:`World.goals`, written into the report as ``"targets"``).
 
 :func:`evaluate` returns the report as a dict (each score computed by a pure function of
 :mod:`causalvae.metrics`); :func:`causalvae.report.write_report` writes JSON, Markdown and
@@ -148,6 +154,8 @@ def evaluate(
         truth_noise = {v: test.truth_noise[rows, truth_cols.index(v)] for v in truth_cols}
         truth_style = test.truth_style[rows]
     report: dict = {"world": world.name, "dataset": str(test.root), "test_pictures": n_test, "settings": asdict(settings), "left_out": left_out}
+    if world.goals is not None:
+        report["targets"] = [list(g) for g in world.goals]
 
     # ---------------------------------------------------------------- likelihood
     say("likelihood")
@@ -189,6 +197,22 @@ def evaluate(
         "oracle_accuracy": {c: float(a) for c, a in zip(cols, masked_accuracy(read, lab))},
         "oracle_accuracy_on_test_pictures": {c: float(a) for c, a in zip(cols, masked_accuracy(read_labels(oracle, images, cols), lab))},
     }
+    n_cf = n_test if settings.cf_images is None else min(settings.cf_images, n_test)
+    if binary and truth is not None and recorded:
+        # The input is the true render of its recorded values and style: the best IoU over
+        # its symmetric equivalents (a square turned a quarter turn is the same picture).
+        true_values = {v: test.truth_values[rows[:n_cf], truth_cols.index(v)].astype(np.int64) for v in truth_cols}
+        report["reconstruction"]["iou_to_true_render"] = float(truth.best_iou(true_values, truth_style[:n_cf], recon[:n_cf].numpy()).mean())
+        report["reconstruction"]["iou_to_true_render_pictures"] = int(n_cf)
+    if vae.classified:
+        if recorded:
+            guessed = torch.cat([torch.stack([q.argmax(-1) for q in vae.classify(images[sl]).values()], 1) for sl in _batches(n_test, settings.batch)]).numpy()
+            report["classifiers"] = {
+                p: {"hidden": p not in cols, "accuracy": float((guessed[:, j] == test.truth_values[rows, truth_cols.index(p)]).mean()), "pictures": int(n_test)}
+                for j, p in enumerate(vae.classified)
+            }
+        else:
+            left_out.append({"section": "classifiers: accuracy of q(y | x) on test pictures", "why": f"{test.root}: the dataset records no truth values"})
 
     # ---------------------------------------------------------------- generation
     rng = np.random.default_rng(settings.seed)
@@ -226,7 +250,6 @@ def evaluate(
     interventions = settings.interventions
     if interventions is None:
         interventions = [{v: val} for v in graph.names for val in graph[v].values] + [dict(d) for d in world.joint_interventions]
-    n_cf = n_test if settings.cf_images is None else min(settings.cf_images, n_test)
     model_graph = vae.current_graph()  # the model's own tables act, as in queries.counterfactual
     cf_rows = []
     for do in interventions:
@@ -276,6 +299,8 @@ def evaluate(
             "variables": per_var,
         })
     report["counterfactuals"] = cf_rows
+    if world.factor_summary:
+        report["counterfactual_factors"] = factor_summary(cf_rows)
 
     # ---------------------------------------------------------------- axioms
     say("axioms")
@@ -289,6 +314,30 @@ def evaluate(
             after[m] = to_255(x, binary)
     report["axioms"] = {**composition(to_255(x0, binary), after), **_reversibility(vae, x0, l0, settings.seed, binary)}
     return report
+
+
+def factor_summary(rows: list[dict]) -> dict[str, dict]:
+    """The counterfactual rows of single-variable interventions summed up per factor: for
+    each factor intervened on, the mean over its values of the effectiveness (every label
+    read as used), of the share of pictures showing the factor's new value (``own``: when
+    the factor is labelled) and of the IoU to the true render (binary worlds)."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        if len(r["do"]) != 1:
+            continue
+        (f,) = r["do"]
+        out.setdefault(f, []).append(r)
+    summary = {}
+    for f, rs in out.items():
+        own = [r["variables"][f]["effectiveness"] for r in rs if f in r["variables"]]
+        ious = [r["iou_to_true_render"] for r in rs if r.get("iou_to_true_render") is not None]
+        summary[f] = {
+            "interventions": len(rs),
+            "effectiveness": float(np.mean([r["effectiveness"] for r in rs])),
+            "effectiveness_own": float(np.mean(own)) if own else None,
+            "iou_to_true_render": float(np.mean(ious)) if ious else None,
+        }
+    return summary
 
 
 def evaluate_run(run: Run, oracle: Oracle, settings: EvalSettings = EvalSettings(), progress: Callable[[str], None] | None = None) -> dict:

@@ -11,7 +11,8 @@ A world is everything the rest of the library needs to know about where pictures
   datasets. A world without one (a user's imported dataset) is still a world: it can be
   trained, shown, sampled, counterfactualised and evaluated on every score that needs no
   renderer;
-- the **reference queries** and **joint interventions** its evaluation report scores;
+- the **reference queries** and **joint interventions** its evaluation report scores, and
+  the report's **goals** (its own targets, or the project's defaults);
 - how to **caption** a picture, and how to draw a labelled **sheet** of a dataset.
 
 Worlds register themselves; :func:`get` returns one by name and :func:`for_dataset` the
@@ -117,6 +118,12 @@ class World:
     reference_queries: tuple[ReferenceQuery, ...] = (("P(.)", {}, {}),)
     #: Interventions on several variables scored beside every single-variable one.
     joint_interventions: tuple[dict[str, str], ...] = ()
+    #: The evaluation report's targets: ``(figure, "<=" or ">=", target)`` rows naming figures
+    #: of :mod:`causalvae.report` (None: its ``DEFAULT_GOALS``, the image mechanism's).
+    goals: tuple[tuple[str, str, float], ...] | None = None
+    #: Whether the report also sums its counterfactuals up per intervened factor (for worlds
+    #: whose factors have many values, each intervention being one of them).
+    factor_summary: bool = False
 
     @property
     def renders(self) -> bool:
