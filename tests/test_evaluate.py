@@ -194,4 +194,8 @@ def test_sprites_with_a_hidden_shape_reports_its_classifier(tmp_path):
     assert list(report["counterfactuals"][0]["variables"]) == ["scale", "orientation", "posX", "posY"]
     table = {g["goal"]: g["value"] for g in goals(report)}
     assert table["hidden factor: classifier accuracy on test pictures, worst"] == pytest.approx(expected)
-    assert "| shape | no (hidden) |" in markdown(report)
+    text = markdown(report)
+    assert "| shape | no (hidden) |" in text
+    # Reversibility intervenes on an image parent and back: left out, and said so.
+    assert "axioms: reversibility" in [item["section"] for item in report["left_out"]]
+    assert "| reversibility, 3 cycles | - |" in text

@@ -313,6 +313,8 @@ def evaluate(
         if m in (1, 10):
             after[m] = to_255(x, binary)
     report["axioms"] = {**composition(to_255(x0, binary), after), **_reversibility(vae, x0, l0, settings.seed, binary)}
+    if report["axioms"]["reversibility_1"] != report["axioms"]["reversibility_1"]:
+        left_out.append({"section": "axioms: reversibility", "why": "it intervenes on an image parent and back, and some image parent is unlabelled"})
     return report
 
 

@@ -114,8 +114,8 @@ def markdown(report: dict) -> str:
     lines += ["", "## Axioms", "", "| score | pixel MAE |", "|---|---:|",
               f"| composition, 1 null intervention | {A['composition_1']:.2f} |",
               f"| composition, 10 null interventions | {A['composition_10']:.2f} |",
-              f"| reversibility ({A['reversibility_target']} and back), 1 cycle | {A['reversibility_1']:.2f} |",
-              f"| reversibility, 3 cycles | {A['reversibility_3']:.2f} |",
+              f"| reversibility ({A['reversibility_target']} and back), 1 cycle | {_f(A['reversibility_1'], '.2f')} |",
+              f"| reversibility, 3 cycles | {_f(A['reversibility_3'], '.2f')} |",
               "", "## Goals", "", goals_markdown(report).rstrip(),
               "", "## Summary", "", "| figure | value |", "|---|---:|"]
     for k, v in s.items():
