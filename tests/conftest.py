@@ -67,3 +67,19 @@ def viewer_run(tmp_path_factory):
     oracle, acc = train_oracle("scenes", steps=4, batch_size=8, held_out=16, seed=1)
     save_oracle(oracle, root / "oracle", acc, {"steps": 4})
     return data, run, root / "oracle"
+
+
+@pytest.fixture(scope="session")
+def sprites_viewer_run(tmp_path_factory):
+    """The same for the sprites world (binary one-channel 64 x 64 pictures):
+    ``(dataset, run, oracle)`` directories."""
+    from causalvae.generate import generate
+    from causalvae.oracle import save_oracle, train_oracle
+    from causalvae.train import TrainConfig, fit
+
+    root = tmp_path_factory.mktemp("sprites-viewer")
+    data = generate("sprites", root / "sprites", 300, seed=8)
+    run = fit(TrainConfig(data=str(data), out=str(root / "run"), max_steps=4, batch_size=32, width=8, depth=3, hidden=32, z_dim=4, threads=1), progress=False)
+    oracle, acc = train_oracle("sprites", steps=4, batch_size=8, held_out=16, seed=1)
+    save_oracle(oracle, root / "oracle", acc, {"steps": 4})
+    return data, run, root / "oracle"
