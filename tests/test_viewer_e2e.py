@@ -7,6 +7,8 @@ Playwright never downloads a browser here: the executable is CHROMIUM_PATH (defa
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import re
 import socket
@@ -16,7 +18,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 pytest.importorskip("playwright", reason="the browser test needs the playwright package (pip install -e '.[test]')")
 
@@ -32,9 +36,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(viewer_run, tmp_path_factory):
-    """`causalvae serve RUN --oracle ORACLE --port P` in a subprocess; its base URL."""
+def serve(viewer_run, tmp_path_factory):
+    """`causalvae serve RUN --oracle ORACLE --port P` in a subprocess; yields its base URL."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CAUSALVAE_REQUIRE_BROWSER"):  # set by .ci/run: CI must not skip this
             pytest.fail(f"no Chromium at {CHROMIUM}, and CAUSALVAE_REQUIRE_BROWSER is set")
@@ -65,8 +68,19 @@ def server(viewer_run, tmp_path_factory):
         proc.wait()
 
 
-@pytest.fixture
-def page(server, tmp_path):
+@pytest.fixture(scope="module")
+def server(viewer_run, tmp_path_factory):
+    yield from serve(viewer_run, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def sprites_server(sprites_viewer_run, tmp_path_factory):
+    yield from serve(sprites_viewer_run, tmp_path_factory)
+
+
+def browse(server, tmp_path):
+    """The viewer's page at ``server`` in headless Chromium, ready; no page error and no
+    request outside the viewer."""
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=ARGS, viewport={"width": 1400, "height": 1000}
@@ -77,12 +91,28 @@ def page(server, tmp_path):
         page.on("request", lambda r: None if r.url.startswith((server, "data:")) else elsewhere.append(r.url))
         page.set_default_timeout(20_000)
         expect.set_options(timeout=20_000)  # assertions too: a loaded 2-core CI machine is slow
-        page.goto(server)
+        page.goto(server, timeout=90_000)  # a cold Chromium on a loaded machine starts slowly
         expect(page.locator("body")).to_have_attribute("data-ready", "true")
         yield page
         context.close()
         assert not errors, errors
         assert not elsewhere, f"the page fetched from outside the viewer: {elsewhere}"
+
+
+@pytest.fixture
+def page(server, tmp_path):
+    yield from browse(server, tmp_path)
+
+
+@pytest.fixture
+def sprites_page(sprites_server, tmp_path):
+    yield from browse(sprites_server, tmp_path)
+
+
+def _png(src: str) -> np.ndarray:
+    """The pixels of a ``data:image/png;base64,...`` picture."""
+    with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as im:
+        return np.asarray(im)
 
 
 def test_sample_with_evidence(page):
@@ -168,3 +198,45 @@ def test_query_and_a_bad_query(page):
     expect(page.locator("#query-error")).to_be_visible()
     expect(page.locator("#query-error")).to_contain_text("expected ')' to close P(...)")
     expect(page.locator("#query-result table")).to_have_count(0)
+
+
+# ---------------------------------------------------------------------------- the sprites world
+
+
+def test_sprites_sample_given_a_shape(sprites_page):
+    page = sprites_page
+    assert page.locator("#graph g.node[role=button]").count() == 6  # five factors and the image
+    page.locator('#graph g.node[data-name="shape"]').click()
+    page.select_option("#value-shape", "heart")
+    page.fill("#sample-n", "8")
+    page.click("#sample-run")
+    grid = page.locator("#sample-grid img")
+    expect(grid).to_have_count(8)
+    for caption in page.locator("#sample-grid figcaption").all_inner_texts():
+        assert caption.startswith("heart ")
+    # Binary one-channel 64 x 64 pictures: black and white only.
+    pixels = _png(grid.first.get_attribute("src"))
+    assert pixels.shape[:2] == (64, 64) and set(np.unique(pixels).tolist()) <= {0, 255}
+    expect(page.locator("#sample-table")).to_contain_text("0.4000")  # P(scale=1.0 | shape=heart), exactly
+
+
+def test_sprites_counterfactual_of_a_gallery_picture(sprites_page):
+    page = sprites_page
+    page.click("#tab-counterfactual")
+    thumb = page.locator("#gallery-0")
+    expect(thumb).to_be_visible()
+    factual = re.search(r"scale=([0-9.]+)", thumb.get_attribute("title")).group(1)
+    thumb.click()
+    expect(page.locator("#cf-caption")).to_have_text("counterfactual: no intervention")
+    picture = page.locator("#cf-counterfactual").get_attribute("src")
+    other = "1.0" if factual != "1.0" else "0.5"
+    page.select_option("#mode-scale", "do")
+    page.select_option("#value-scale", other)
+    expect(page.locator("#cf-caption")).to_have_text(f"counterfactual: do(scale={other})")
+    expect(page.locator("#cf-counterfactual")).not_to_have_attribute("src", picture)
+    row = page.locator("#cf-table tbody tr").filter(has=page.locator("th", has_text=re.compile("^scale$")))
+    expect(row.locator("td").nth(0)).to_have_text(factual)
+    expect(row.locator("td").nth(1)).to_have_text(other)
+    for k in ("factual", "reconstruction", "counterfactual"):
+        pixels = _png(page.locator(f"#cf-{k}").get_attribute("src"))
+        assert pixels.shape[:2] == (64, 64) and set(np.unique(pixels).tolist()) <= {0, 255}
