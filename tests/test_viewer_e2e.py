@@ -205,7 +205,7 @@ def test_query_and_a_bad_query(page):
 
 def test_sprites_sample_given_a_shape(sprites_page):
     page = sprites_page
-    assert page.locator("#graph g.node[role=button]").count() == 6  # five factors and the image
+    assert page.locator("#graph g.node[role=button]").count() == 5  # one per factor (the image is no control)
     page.locator('#graph g.node[data-name="shape"]').click()
     page.select_option("#value-shape", "heart")
     page.fill("#sample-n", "8")
