@@ -185,8 +185,11 @@ def test_sprites_with_a_hidden_shape_reports_its_classifier(tmp_path):
     assert vae.classified == ["shape"] and "shape" not in vae.label_columns
     oracle, _ = train_oracle("sprites", steps=2, batch_size=8, held_out=16)
     test = load_dataset(data, split="test", truth=True, verify=False)
-    settings = EvalSettings(n_generate=24, iw_k=2, iw_images=4, cf_images=8, axiom_images=4, interventions=[{"scale": "1.0"}])
+    settings = EvalSettings(n_generate=24, iw_k=2, iw_images=4, cf_images=8, axiom_images=4, interventions=[{"scale": "1.0"}, {"shape": "heart"}])
     report = evaluate(vae, oracle, test, settings)
+    # The oracle reads the hidden shape too: whether do(shape=heart) shows a heart is scored.
+    heart = report["counterfactuals"][1]["hidden_read_as_used"]["shape"]
+    assert 0.0 <= heart <= 1.0 and report["counterfactual_factors"]["shape"]["effectiveness_own"] == heart
     images, _ = test.batch(np.arange(len(test)))
     truth = test.truth_values[test.indices, list(test.manifest["truth_columns"]).index("shape")]
     expected = float((vae.classify(images)["shape"].argmax(-1).numpy() == truth).mean())

@@ -251,10 +251,12 @@ def evaluate(
     if interventions is None:
         interventions = [{v: val} for v in graph.names for val in graph[v].values] + [dict(d) for d in world.joint_interventions]
     model_graph = vae.current_graph()  # the model's own tables act, as in queries.counterfactual
+    # Hidden factors the oracle can read: whether a counterfactual shows their new value too.
+    unlabelled = [v for v in graph.names if v not in cols and v in oracle.config.columns]
     cf_rows = []
     for do in interventions:
         say(f"counterfactual do({', '.join(f'{k}={v}' for k, v in do.items())})")
-        used, readc, exact_rows, pix, pix_noise = [], [], [], [], []
+        used, readc, exact_rows, pix, pix_noise, hidden_same = [], [], [], [], [], []
         for sl in _batches(n_cf, settings.batch):
             # One abduction, the picture's pixel noise included; the counterfactual is drawn
             # as the decoder's mean and with that noise carried over, and both are scored.
@@ -265,6 +267,8 @@ def evaluate(
             cf_images = noise_images if settings.abduct_noise else mean_images
             used.append(np.stack([values[c] for c in cols], 1))
             readc.append(read_labels(oracle, cf_images, cols))
+            if unlabelled:
+                hidden_same.append(read_labels(oracle, cf_images, unlabelled) == np.stack([values[v] for v in unlabelled], 1))
             exact_rows.extend(counterfactual_distributions(graph, cols, lab[sl], {k: graph[k].index(v) for k, v in do.items()}))
             if truth is None or not recorded:
                 pass
@@ -297,6 +301,7 @@ def evaluate(
             "pixel_mae_to_true_render" if not binary else "iou_to_true_render": float(pix.mean()) if pix is not None else None,
             **({"pixel_mae_to_true_render_noise_abducted": float(pix_noise.mean())} if pix_noise is not None else {}),
             "variables": per_var,
+            **({"hidden_read_as_used": dict(zip(unlabelled, np.concatenate(hidden_same).mean(0).tolist()))} if unlabelled else {}),
         })
     report["counterfactuals"] = cf_rows
     if world.factor_summary:
@@ -322,7 +327,8 @@ def factor_summary(rows: list[dict]) -> dict[str, dict]:
     """The counterfactual rows of single-variable interventions summed up per factor: for
     each factor intervened on, the mean over its values of the effectiveness (every label
     read as used), of the share of pictures showing the factor's new value (``own``: when
-    the factor is labelled) and of the IoU to the true render (binary worlds)."""
+    the factor is labelled, or hidden but read by the oracle) and of the IoU to the true
+    render (binary worlds)."""
     out: dict[str, dict] = {}
     for r in rows:
         if len(r["do"]) != 1:
@@ -331,7 +337,8 @@ def factor_summary(rows: list[dict]) -> dict[str, dict]:
         out.setdefault(f, []).append(r)
     summary = {}
     for f, rs in out.items():
-        own = [r["variables"][f]["effectiveness"] for r in rs if f in r["variables"]]
+        own = [r["variables"][f]["effectiveness"] if f in r["variables"] else r.get("hidden_read_as_used", {}).get(f) for r in rs]
+        own = [x for x in own if x is not None]
         ious = [r["iou_to_true_render"] for r in rs if r.get("iou_to_true_render") is not None]
         summary[f] = {
             "interventions": len(rs),
