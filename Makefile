@@ -91,7 +91,7 @@ evaluate-long: $(STAMP)
 
 # The sprites recipe (issue 17): 100,000 causal sprites, at most 15 minutes of training on 2
 # CPU cores; its figures in docs/img/sprites_*.png and its record in docs/runs/sprites/.
-SPRITES_FLAGS := --epochs 1
+SPRITES_FLAGS := --epochs 1 --z-dim 8 --beta 2 --cf-weight 10 --decoder film
 recipe-sprites: $(STAMP)
 	$(CLI) generate sprites --n 100000 --seed 0 --out data/sprites --force
 	$(CLI) train --data data/sprites --out runs/sprites $(SPRITES_FLAGS) --val-per-epoch 2 --val-limit 1000 --force
