@@ -106,7 +106,7 @@ SPRITES_REPORT := docs/reports/sprites
 evaluate-sprites: $(STAMP)
 	test -f runs/sprites/config.json || $(MAKE) recipe-sprites
 	mkdir -p $(SPRITES_REPORT)
-	test -f oracles/sprites/config.json || COLUMNS=100 $(CLI) oracle train --world sprites --out oracles/sprites > $(SPRITES_REPORT)/oracle.txt
+	test -f oracles/sprites/config.json || COLUMNS=100 $(CLI) oracle train --world sprites --steps 2000 --out oracles/sprites > $(SPRITES_REPORT)/oracle.txt
 	$(CLI) evaluate runs/sprites --oracle oracles/sprites --out reports/sprites --force
 	cp reports/sprites/report.md reports/sprites/report.json reports/sprites/goals.md $(SPRITES_REPORT)/
 	sed -i 's|$(CURDIR)/||g' $(SPRITES_REPORT)/report.md $(SPRITES_REPORT)/report.json
@@ -116,7 +116,7 @@ evaluate-sprites: $(STAMP)
 # (docs/course.py writes the pictures and the numbers, then fills docs/course.md.in).
 course: $(STAMP)
 	test -f runs/sprites/config.json || $(MAKE) recipe-sprites
-	test -f oracles/sprites/config.json || $(CLI) oracle train --world sprites --out oracles/sprites
+	test -f oracles/sprites/config.json || $(CLI) oracle train --world sprites --steps 2000 --out oracles/sprites
 	$(PY) docs/course.py --run runs/sprites --oracle oracles/sprites
 
 # The image mechanism's ablation (docs/training.md): every setting of bench/ablation.py trained
