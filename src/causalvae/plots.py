@@ -49,18 +49,21 @@ def reconstruction_sheet(vae: CausalVAE, ds: Dataset, positions: Sequence[int], 
     mean), captioned with its labels. ``binary`` (default: the model's likelihood says)
     shows 0/1 pictures as 0/255."""
     images, labels = ds.batch(np.asarray(positions))
-    recon = reconstruct(vae, images, labels).cpu()
+    cont = ds.continuous_batch(np.asarray(positions)) if vae.continuous_columns else None
+    recon = reconstruct(vae, images, labels, cont).cpu()
     binary = vae.config.likelihood == "bernoulli" if binary is None else binary
     tiles, captions = [], []
     for i in range(len(positions)):
         for img, what in ((images[i], "input"), (recon[i], "reconstruction")):
             tiles.append(rgb(display(img, binary, channels_first=True)))
-            captions.append(what if what == "reconstruction" else _caption(ds, labels[i]))
+            captions.append(what if what == "reconstruction" else _caption(ds, labels[i], None if cont is None else cont[i]))
     return contact_sheet(np.stack(tiles), captions, columns=columns, scale=scale)
 
 
-def _caption(ds: Dataset, labels: torch.Tensor) -> str:
+def _caption(ds: Dataset, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> str:
     vals = []
     for c, v in zip(ds.label_columns, labels.tolist()):
         vals.append("?" if v < 0 else str(ds.graph[c].values[int(v)]))
+    if continuous is not None:
+        vals += ["?" if math.isnan(x) else f"{x:.3g}" for x in continuous.tolist()]
     return " ".join(vals)
