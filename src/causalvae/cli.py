@@ -89,16 +89,35 @@ def query_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of importance sampling (graphs with continuous variables)."),
     max_table_mb: Optional[float] = typer.Option(None, "--max-table-mb", help="Refuse a query whose largest table exceeds this many MB (default: a quarter of the available memory)."),
     max_operations: float = typer.Option(2e9, "--max-operations", help="Refuse a query that needs more multiply-adds than this."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the target's distribution to this PNG (graphs with continuous variables): its density, with a standard-error band when sampled."),
 ) -> None:
     """Answer a conditional, interventional or counterfactual query (exactly, or with its error)."""
     from causalvae.exact import Budget
     from causalvae.querylang import CausationQuery, evaluate
 
     g = _load(graph)
+    if plot is not None and plot.suffix.lower() != ".png":
+        _fail(CausalVAEError(f"{plot}: the plot is written as .png"))
+    if plot is not None and not g.mixed:
+        _fail(CausalVAEError("--plot draws the distributions of graphs with continuous variables; this graph is discrete"))
     if g.mixed:
         from causalvae.mixed import evaluate as evaluate_mixed
 
         answer = evaluate_mixed(g, text, samples=samples, seed=seed)
+        if plot is not None:
+            import io
+
+            from causalvae.io import atomic_write_bytes
+            from causalvae.plots import query_figure
+
+            fig = query_figure(g, text, samples=samples, seed=seed)
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png")
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+            atomic_write_bytes(plot, buf.getvalue())
+            err.print(escape(f"wrote {plot}"), highlight=False)
     else:
         answer = evaluate(g, text, Budget.of(max_table_mb, max_operations))
     if as_json:
