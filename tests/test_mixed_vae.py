@@ -89,6 +89,10 @@ def test_training_on_continuous_parents_improves_the_elbo(bars_run):
     assert vae.config.parent_dims == (2, 1, 1)
 
 
+def mean_of(vae, name):
+    return vae.parent_stats[name][0]
+
+
 def test_standardisation_is_the_training_splits_and_round_trips(bars_data, bars_run):
     ds = load(bars_data, split="train")
     vae = load_model(bars_run)
@@ -102,10 +106,6 @@ def test_standardisation_is_the_training_splits_and_round_trips(bars_data, bars_
     code = vae.parents_onehot({"side": torch.tensor([1]), "length": torch.tensor([mean_of(vae, "length")]), "shade": torch.tensor([0.5])})
     assert code[0, :3].tolist() == [0.0, 1.0, 0.0]
     assert float(code[0, 3]) == pytest.approx((0.5 - vae.parent_stats["shade"][0]) / vae.parent_stats["shade"][1], rel=1e-5)
-
-
-def mean_of(vae, name):
-    return vae.parent_stats[name][0]
 
 
 def test_old_configs_without_parent_stats_still_load():
@@ -136,7 +136,6 @@ def test_counterfactual_of_fully_observed_continuous_parents(bars_data, bars_run
     vae = load_model(bars_run)
     ds = load(bars_data, split="test")
     images, labels, cont = _batch(ds)
-    g = vae.graph
     a = queries.counterfactual(vae, images, labels, {"length": 10.0}, continuous=cont, seed=0)
     b = queries.counterfactual(vae, images, labels, {"length": 10.0}, continuous=cont, seed=1)
     # deterministic: no hidden variable, every continuous U abducted exactly
@@ -157,7 +156,6 @@ def test_counterfactual_of_fully_observed_continuous_parents(bars_data, bars_run
     np.testing.assert_array_equal(null.values["side"], labels[:, 0].numpy())
     np.testing.assert_allclose(null.values["length"], cont[:, 0].double().numpy(), rtol=1e-12)
     np.testing.assert_allclose(null.values["shade"], cont[:, 1].double().numpy(), rtol=1e-9)
-    del g
 
 
 def special_logit(p):
@@ -176,13 +174,10 @@ def test_reconstruct_and_sample_on_a_mixed_model(bars_data, bars_run):
     s2 = queries.sample(vae, 8, do={"length": 12.0}, seed=0)
     assert torch.equal(s1.images, s2.images)
     assert (s1.values["length"] == 12.0).all()
-    # shade under do(length=12): its mechanism applied to fresh noise
-    g = vae.graph
     given = queries.sample(vae, 4, evidence={"shade": 0.7}, seed=0)
     assert (given.values["shade"] == 0.7).all()
     with pytest.raises(CausalVAEError, match="outside the support"):
         queries.sample(vae, 2, do={"length": 20.0}, seed=0)
-    del g
 
 
 def test_sampling_given_continuous_evidence_matches_the_mixed_engine():
