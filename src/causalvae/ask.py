@@ -49,12 +49,13 @@ class CounterfactualResult:
     interventions: dict[str, int]
 
 
-def counterfactual(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, do: Mapping[str, str | int], *, seed: int | None = 0, **options: Any) -> CounterfactualResult:
+def counterfactual(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, do: Mapping[str, str | int | float], *, continuous: torch.Tensor | None = None, seed: int | None = 0, **options: Any) -> CounterfactualResult:
     """Abduct, act, predict (:func:`causalvae.queries.counterfactual`, which gets
-    ``options``), then predict the null intervention from the same abduction."""
+    ``options``), then predict the null intervention from the same abduction. A mixed model
+    takes its ``continuous`` labels too (continuous interventions are numbers)."""
     graph = vae.current_graph()
     interventions = queries.act(graph, dict(do))
-    cf = queries.counterfactual(vae, images, labels, interventions, seed=seed, **options)
+    cf = queries.counterfactual(vae, images, labels, interventions, continuous=continuous, seed=seed, **options)
     recon, _ = queries.predict(vae, cf.abduction, {}, seed=seed)
     binary = vae.config.likelihood == "bernoulli"
     maps = [difference_map(c, r, binary) for c, r in zip(cf.images, recon)]
@@ -76,6 +77,8 @@ class SampleSummary:
     read: np.ndarray | None  # (n, K) the oracle's reading of the label columns, or None
     read_frequencies: dict[str, np.ndarray]  # label columns: share of pictures read as each value
     read_back: float | None  # share of pictures whose every label the oracle reads as drawn
+    #: Mixed models: each unset continuous variable's (expected value, its error, mean of the draws).
+    continuous: dict[str, tuple[float, float, float]] | None = None
 
 
 def read_labels(oracle, images: torch.Tensor, columns: Sequence[str]) -> np.ndarray:
@@ -104,6 +107,8 @@ def summarize_sample(
     graph = vae.current_graph()
     cols = list(vae.label_columns)
     drawn = queries.sample(vae, n, evidence, do, seed=seed, **options)
+    if graph.mixed:
+        return _summarize_mixed(graph, drawn, evidence, do, n)
     unset = [v for v in graph.topological_order if v not in evidence and v not in do]
     exact = {v: query(graph, [v], evidence, do).table for v in unset}
     freq = {v: np.bincount(drawn.values[v], minlength=graph.card(v)) / n for v in unset}
@@ -114,3 +119,24 @@ def summarize_sample(
         given = np.stack([drawn.values[c] for c in cols], 1)
         read_back = float((read == given).all(axis=1).mean())
     return SampleSummary(drawn, unset, exact, freq, read, read_freq, read_back)
+
+
+def _summarize_mixed(graph, drawn: queries.Generated, evidence: Mapping, do: Mapping, n: int) -> SampleSummary:
+    """:func:`summarize_sample` on a mixed graph: each unset variable's answer by
+    :func:`causalvae.mixed.evaluate` (P of a discrete one; E of a continuous one, with its
+    error) beside the draws (no oracle: it reads discrete labels only)."""
+    from causalvae.mixed import evaluate, query_text
+
+    conds = [f"{k}={query_text(v)}" for k, v in evidence.items()]
+    conds += [f"do({k}={query_text(v)})" for k, v in do.items()]
+    tail = f" | {', '.join(conds)}" if conds else ""
+    unset = [v for v in graph.topological_order if v not in evidence and v not in do]
+    exact, freq, moments = {}, {}, {}
+    for v in unset:
+        if v in graph.continuous:
+            a = evaluate(graph, f"E({v}{tail})")
+            moments[v] = (a.value, a.error, float(np.mean(drawn.values[v])))
+        else:
+            exact[v] = np.array([e.value for e in evaluate(graph, f"P({v}{tail})").estimates])
+            freq[v] = np.bincount(drawn.values[v], minlength=graph.card(v)) / n
+    return SampleSummary(drawn, unset, exact, freq, None, {}, None, moments)

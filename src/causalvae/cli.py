@@ -89,16 +89,35 @@ def query_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of importance sampling (graphs with continuous variables)."),
     max_table_mb: Optional[float] = typer.Option(None, "--max-table-mb", help="Refuse a query whose largest table exceeds this many MB (default: a quarter of the available memory)."),
     max_operations: float = typer.Option(2e9, "--max-operations", help="Refuse a query that needs more multiply-adds than this."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the target's distribution to this PNG (graphs with continuous variables): its density, with a standard-error band when sampled."),
 ) -> None:
     """Answer a conditional, interventional or counterfactual query (exactly, or with its error)."""
     from causalvae.exact import Budget
     from causalvae.querylang import CausationQuery, evaluate
 
     g = _load(graph)
+    if plot is not None and plot.suffix.lower() != ".png":
+        _fail(CausalVAEError(f"{plot}: the plot is written as .png"))
+    if plot is not None and not g.mixed:
+        _fail(CausalVAEError("--plot draws the distributions of graphs with continuous variables; this graph is discrete"))
     if g.mixed:
         from causalvae.mixed import evaluate as evaluate_mixed
 
         answer = evaluate_mixed(g, text, samples=samples, seed=seed)
+        if plot is not None:
+            import io
+
+            from causalvae.io import atomic_write_bytes
+            from causalvae.plots import query_figure
+
+            fig = query_figure(g, text, samples=samples, seed=seed)
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png")
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+            atomic_write_bytes(plot, buf.getvalue())
+            err.print(escape(f"wrote {plot}"), highlight=False)
     else:
         answer = evaluate(g, text, Budget.of(max_table_mb, max_operations))
     if as_json:
@@ -565,6 +584,14 @@ def _assignments(text: Optional[str], graph: Graph, what: str) -> dict:
 
     if not text:
         return {}
+    if graph.mixed:  # continuous variables take numbers: "thickness=3.1"
+        from causalvae.mixed import parse_assignments as parse_mixed
+
+        try:
+            return parse_mixed(text, graph)
+        except CausalVAEError as exc:
+            _fail(CausalVAEError(f"{what}: {exc}"))
+            raise
     try:
         evidence, _ = parse_assignments(text, graph)
     except CausalVAEError as exc:
@@ -574,7 +601,7 @@ def _assignments(text: Optional[str], graph: Graph, what: str) -> dict:
 
 
 def _caption_values(graph: Graph, names, values: dict, i: int) -> str:
-    return " ".join(str(graph[n].values[int(values[n][i])]) for n in names)
+    return " ".join(f"{float(values[n][i]):.3g}" if n in graph.continuous else str(graph[n].values[int(values[n][i])]) for n in names)
 
 
 def _distribution_table(title: str, headers: list[str], rows: list[tuple[str, str, list]]) -> Table:
@@ -637,6 +664,18 @@ def sample_cmd(
     _write_png(contact_sheet(rgb(tiles), captions, columns=columns, scale=2), out_path)
     read = summary.read
     headers = ["exact", f"drawn ({n})"] + ([f"read off the pictures ({n})"] if read is not None else [])
+    if summary.continuous is not None:  # a mixed model: every unset variable, by the mixed engine
+        rows = [(c, v, [summary.exact[c][k], summary.frequencies[c][k]]) for c in summary.exact for k, v in enumerate(graph[c].values)]
+        if rows:
+            out.print(_distribution_table("the discrete variables not set, given the evidence and interventions", headers, rows))
+        table = Table(title="the continuous variables not set", title_justify="left")
+        for col in ("variable", "expected value", "its error", f"mean drawn ({n})"):
+            table.add_column(col, justify="left" if col == "variable" else "right")
+        for c, (e, err, m) in summary.continuous.items():
+            table.add_row(escape(c), f"{e:.4g}", f"{err:.1g}", f"{m:.4g}")
+        out.print(table)
+        out.print(f"wrote {out_path}", highlight=False)
+        return
     rows = []
     for c in vae.label_columns:
         if c not in summary.exact:
@@ -695,13 +734,18 @@ def counterfactual_cmd(
         if not 0 <= index < len(ds):
             _fail(CausalVAEError(f"--index {index} is out of range: the test split has {len(ds)} pictures"))
         images, lab = ds.batch([index])
+        cont = ds.continuous_batch([index]) if vae.continuous_columns else None
     else:
         if not labels:
             _fail(CausalVAEError("--image needs --labels"))
         images = read_png_file(image, vae.config.channels, vae.config.image_size, binary)
         given = _assignments(labels, graph, "--labels")
         lab = torch.tensor([[graph.value_index(c, given[c]) if c in given else -1 for c in vae.label_columns]])
-    res = counterfactual(vae, images, lab, interventions, seed=seed, abduct_noise=abduct_noise)
+        missing = [c for c in vae.continuous_columns if c not in given]
+        if missing:
+            _fail(CausalVAEError(f"--labels: give the continuous labels too ({', '.join(missing)}), e.g. \"{missing[0]}=1.5\""))
+        cont = torch.tensor([[float(given[c]) for c in vae.continuous_columns]]) if vae.continuous_columns else None
+    res = counterfactual(vae, images, lab, interventions, continuous=cont, seed=seed, abduct_noise=abduct_noise)
     pics = [display(p[0], binary, channels_first=True) for p in (res.factual, res.reconstruction, res.counterfactual)]
     top = float(res.difference_max[0])
     fact = _caption_values(graph, vae.image_parents, res.abduction.values, 0)
@@ -722,6 +766,8 @@ def counterfactual_cmd(
     _write_png(contact_sheet(tiles, caps, columns=len(caps), scale=3), out_path)
     rows = [(c, v, [res.exact[0][c][k], float(res.values[c][0] == k)]) for c in vae.label_columns for k, v in enumerate(graph[c].values)]
     out.print(_distribution_table("counterfactual labels: exact distribution given the factual labels, and the values used", ["exact", "used"], rows))
+    for c in vae.continuous_columns:
+        out.print(escape(f"{c}: factual {float(res.abduction.values[c][0]):.4g}, counterfactual {float(res.values[c][0]):.4g} (U abducted: {float(res.abduction.noise[c][0]):.4g})"), highlight=False)
     out.print(f"wrote {out_path}", highlight=False)
 
 

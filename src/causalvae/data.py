@@ -405,6 +405,16 @@ class Dataset(_torch_dataset_base()):
         images = np.asarray(self.images[rows[order]])[inverse].transpose(0, 3, 1, 2)
         return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(self.labels[rows].astype(np.int64))
 
+    def continuous_batch(self, positions: Sequence[int] | np.ndarray):
+        """The continuous labels of several items (positions in this split): float32
+        ``(B, Kc)`` of :attr:`continuous_columns` (NaN = missing); ``(B, 0)`` when there are none."""
+        import torch
+
+        pos = np.asarray(positions, dtype=np.int64)
+        if pos.size and (pos.min() < 0 or pos.max() >= len(self)):
+            raise IndexError(f"positions out of range for a dataset of {len(self)}")
+        return torch.from_numpy(np.array(self.continuous_labels[self.indices[pos]], dtype=np.float32))
+
 
 def load(path: str | os.PathLike, split: str | None = None, truth: bool = False, verify: bool = True) -> Dataset:
     """Open a dataset directory (see :class:`Dataset`)."""

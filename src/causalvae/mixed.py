@@ -214,6 +214,27 @@ class _MixedParser(_Parser):
         return super().probability()
 
 
+def parse_assignments(text: str, graph: Graph) -> dict[str, Any]:
+    """``"kind=a, length=3.1"`` as ``--given``/``--do`` take it on a mixed graph: ``{name:
+    value}``, a number for a continuous variable (checked finite), a value name otherwise."""
+    p = _MixedParser(text, graph)
+    if p.tok.kind == "end":
+        return {}
+    evidence, do = p.conds()
+    if p.tok.kind != "end":
+        raise p.error(f"unexpected '{p.tok.text}'")
+    if do or any(term.world for term, _ in evidence):
+        raise QuerySyntaxError("give plain assignments here (no do(...) or [...] worlds)", text, 0)
+    return {t.var: v for t, v in evidence}
+
+
+def query_text(value: Any) -> str:
+    """A value as the query language writes it: a number without an exponent, or a quoted name."""
+    if isinstance(value, (float, np.floating)):
+        return np.format_float_positional(float(value), trim="-")
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def parse(text: str, graph: Graph | None = None):
     """Parse any query (discrete or continuous); with ``graph``, check every name and value."""
     if not isinstance(text, str) or not text.strip():

@@ -51,15 +51,44 @@ from pyro.infer import TraceEnum_ELBO
 from pyro.ops.indexing import Vindex
 from torch import nn
 
+from causalvae import continuous as C
 from causalvae.errors import CausalVAEError, unknown
+from causalvae.flows import ConditionalAffine, SoftmaxTable, mechanism_distribution, standardise
 from causalvae.graph import Graph
 from causalvae.nets import Classifier, NetConfig, make_nets, pixel_distribution, prepare
 
 
 def learnable_tables(graph: Graph) -> list[str]:
-    """Variables whose family (the variable and all its parents) is labelled: their tables
-    can be learned from a dataset; the others involve a hidden variable and cannot."""
-    return [n for n in graph.names if graph[n].observed and all(graph[p].observed for p in graph.parents(n))]
+    """Variables whose family (the variable and all its parents) is labelled and whose law
+    can be learned from a dataset: discrete tables, and continuous linear mechanisms (as
+    conditional affine flows, :mod:`causalvae.flows`). Families with a hidden variable cannot
+    be learned; roots' named distributions and softmax tables stay as specified."""
+    def learnable(n):
+        var = graph[n]
+        if C.is_continuous(var):
+            return isinstance(var.law, C.Linear)
+        return not C.is_softmax(var)
+
+    return [n for n in graph.names if graph[n].observed and all(graph[p].observed for p in graph.parents(n)) and learnable(n)]
+
+
+def check_mixed(graph: Graph) -> None:
+    """Refuse what the causal VAE cannot do with continuous variables: a hidden continuous
+    variable cannot be enumerated (and a hidden continuous parent of the image would need an
+    amortised regression the model does not have), so every continuous variable must be
+    labelled."""
+    for name in graph.continuous:
+        if graph[name].observed:
+            continue
+        if graph.image is not None and name in graph.image.parents:
+            raise CausalVAEError(
+                f"the image's parent '{name}' is continuous and hidden: the causal VAE cannot infer a hidden "
+                f"continuous parent of the image (label it, or make it discrete)"
+            )
+        raise CausalVAEError(
+            f"'{name}' is continuous and hidden: the causal VAE needs every continuous variable labelled "
+            f"(a hidden one cannot be summed out exactly)"
+        )
 
 
 def default_classified(graph: Graph) -> list[str]:
@@ -90,8 +119,15 @@ class CausalVAE(nn.Module):
     """Model and guide of the causal VAE for ``graph`` (which must have an image node).
 
     ``labels`` given to :meth:`model` and :meth:`guide` are int64 ``(B, K)`` value indices of
-    ``self.label_columns`` (the graph's observed variables, in declared order), -1 = missing.
-    Images are uint8 ``(B, C, H, W)``.
+    ``self.label_columns`` (the graph's observed discrete variables, in declared order), -1 =
+    missing. On a graph with continuous variables, ``continuous`` is float ``(B, Kc)``, the
+    values of ``self.continuous_columns`` (the observed continuous variables), none missing:
+    the layout of a dataset's ``labels.npy`` and ``labels_continuous.npy``. Images are uint8
+    ``(B, C, H, W)``.
+
+    A continuous parent of the image enters the encoder and decoder as one standardised
+    number (``config.parent_stats``), beside the discrete parents' one-hot codes; its label
+    is scored by its mechanism's exact density (:mod:`causalvae.flows`).
 
     ``learn_cpts``: True for every :func:`learnable_tables`, or a list of names.
     ``classified``: image parents given a classifier q(y | x) (default: the hidden ones; add
@@ -120,11 +156,22 @@ class CausalVAE(nn.Module):
         #: Weight of z's KL term in the training loss (a beta-VAE, Higgins et al. 2017); the
         #: ELBO reported beside the loss is always the true one (beta = 1).
         self.beta = float(beta)
-        self.label_columns = list(graph.observed)
+        check_mixed(graph)
+        self.continuous_columns = [c for c in graph.observed if c in graph.continuous]
+        self.label_columns = [c for c in graph.observed if c not in graph.continuous]
         self.image_parents = list(graph.image.parents)
-        dims = tuple(graph.card(p) for p in self.image_parents)
+        cont = [p in graph.continuous for p in self.image_parents]
+        dims = tuple(1 if c else graph.card(p) for p, c in zip(self.image_parents, cont))
         if tuple(config.parent_dims) != dims:
-            raise CausalVAEError(f"config.parent_dims {tuple(config.parent_dims)} do not match the image parents' cardinalities {dims}")
+            raise CausalVAEError(f"config.parent_dims {tuple(config.parent_dims)} do not match the image parents' cardinalities {dims} (a continuous parent counts 1)")
+        stats = config.parent_stats or (None,) * len(dims)
+        if [s is not None for s in stats] != cont:
+            raise CausalVAEError(
+                f"config.parent_stats must give (mean, sd) for exactly the continuous image parents "
+                f"({', '.join(p for p, c in zip(self.image_parents, cont) if c) or 'none'})"
+            )
+        #: (mean, sd) of each continuous image parent: its standardisation for the networks.
+        self.parent_stats = {p: s for p, s in zip(self.image_parents, stats) if s is not None}
         self.encoder, self.decoder = make_nets(config)
         #: Context for the networks' forward passes, e.g. bf16 autocast; the distributions,
         #: enumeration and ELBO always run in float32 outside it.
@@ -141,7 +188,19 @@ class CausalVAE(nn.Module):
                 )
         self.learned = [n for n in graph.names if n in learned]
         self._cpt_index = {name: i for i, name in enumerate(graph.names)}
+        #: The torch mechanisms of continuous variables (conditional affine flows of linear
+        #: ones; learned ones are parameters) and the softmax tables of discrete variables with
+        #: continuous parents. Roots need no module (:func:`causalvae.flows.root_distribution`).
+        self.mechanisms = nn.ModuleDict()
         for i, name in enumerate(graph.names):
+            var = graph[name]
+            if C.is_continuous(var):
+                if isinstance(var.law, C.Linear):
+                    self.mechanisms[name] = ConditionalAffine(var.law, learn=name in self.learned)
+                continue
+            if C.is_softmax(var):
+                self.mechanisms[name] = SoftmaxTable(var.cpt)
+                continue
             table = torch.tensor(graph.cpt(name), dtype=torch.float32)
             if name in self.learned:
                 # Structural zeros of the specification stay zero (their logit is masked).
@@ -154,6 +213,8 @@ class CausalVAE(nn.Module):
         for name in classified:
             if name not in self.image_parents:
                 raise unknown("image parent", name, self.image_parents, where="to classify")
+            if name in graph.continuous:
+                raise CausalVAEError(f"the image parent '{name}' is continuous: only discrete parents can be classified (every continuous label must be given)")
         for name in default_classified(graph):
             if name not in classified:
                 raise CausalVAEError(f"the hidden image parent '{name}' needs a classifier")
@@ -171,32 +232,72 @@ class CausalVAE(nn.Module):
         return getattr(self, f"cpt_{i}")
 
     def current_graph(self) -> Graph:
-        """The graph with the learned tables in place of the specified ones."""
+        """The graph with the learned tables (and learned continuous mechanisms) in place of
+        the specified ones."""
         if not self.learned:
             return self.graph
-        return self.graph.with_cpts({n: self.cpt(n).detach().double().cpu().numpy() for n in self.learned})
+        tables = [n for n in self.learned if n not in self.graph.continuous]
+        graph = self.graph.with_cpts({n: self.cpt(n).detach().double().cpu().numpy() for n in tables}) if tables else self.graph
+        flows = [n for n in self.learned if n in self.graph.continuous]
+        if not flows:
+            return graph
+        new = []
+        for n in graph.names:
+            v = graph[n]
+            if n in flows:
+                v = C.Continuous(n, v.parents, self.mechanisms[n].law(), None, v.observed, v.description)
+            new.append(v)
+        return Graph(new, graph.image, graph.name, graph.description)
 
     # ------------------------------------------------------------------ helpers
 
     def parents_onehot(self, values: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Concatenated one-hot codes of the image's parents, broadcast to a common shape."""
+        """The image's parents as the networks see them, broadcast to a common shape and
+        concatenated: a discrete parent's one-hot code, a continuous one's standardised value."""
         vals = torch.broadcast_tensors(*[values[p] for p in self.image_parents])
-        return torch.cat([F.one_hot(v, self.graph.card(p)).float() for v, p in zip(vals, self.image_parents)], dim=-1)
+        parts = []
+        for v, p in zip(vals, self.image_parents):
+            if p in self.parent_stats:
+                parts.append(standardise(v, self.parent_stats[p])[..., None])
+            else:
+                parts.append(F.one_hot(v, self.graph.card(p)).float())
+        return torch.cat(parts, dim=-1)
 
-    def _label_values(self, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {c: labels[:, j] for j, c in enumerate(self.label_columns)}
+    def _label_values(self, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        cols = {c: labels[:, j] for j, c in enumerate(self.label_columns)}
+        if self.continuous_columns:
+            cols.update({c: continuous[:, j].to(torch.float32) for j, c in enumerate(self.continuous_columns)})
+        return cols
 
-    def _check(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+    def _check(self, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> None:
         c, s = self.config.channels, self.config.image_size
         if images.dim() != 4 or tuple(images.shape[1:]) != (c, s, s):
             raise CausalVAEError(f"images must have shape (B, {c}, {s}, {s}), got {tuple(images.shape)}")
         if labels.shape != (images.shape[0], len(self.label_columns)):
             raise CausalVAEError(f"labels must have shape ({images.shape[0]}, {len(self.label_columns)}), got {tuple(labels.shape)}")
+        if not self.continuous_columns:
+            if continuous is not None and continuous.numel():
+                raise CausalVAEError("continuous labels were given, but the model's graph has no continuous variable")
+            return
+        kc = len(self.continuous_columns)
+        if continuous is None:
+            raise CausalVAEError(f"the model needs the continuous labels ({', '.join(self.continuous_columns)}) beside the discrete ones")
+        if continuous.shape != (images.shape[0], kc):
+            raise CausalVAEError(f"continuous labels must have shape ({images.shape[0]}, {kc}), got {tuple(continuous.shape)}")
+        bad = ~torch.isfinite(continuous)
+        if bool(bad.any()):
+            r, j = (int(i) for i in bad.nonzero()[0])
+            raise CausalVAEError(
+                f"the continuous label '{self.continuous_columns[j]}' is missing in row {r}: the causal VAE needs every "
+                f"continuous label (a missing continuous value cannot be summed out exactly)"
+            )
 
     def _unlabelled_parents(self, cols: dict[str, torch.Tensor]) -> list[str]:
         """Image parents that the guide must infer for this batch (some row lacks a label)."""
         out = []
         for p in self.image_parents:
+            if p in self.parent_stats:
+                continue  # continuous: always labelled (checked)
             if p not in cols or bool((cols[p] < 0).any()):
                 if p not in self.classified:
                     raise CausalVAEError(
@@ -224,7 +325,15 @@ class CausalVAE(nn.Module):
         values: dict[str, torch.Tensor] = {}
         for name in self.graph.topological_order:
             parents = self.graph.parents(name)
-            probs = Vindex(self.cpt(name))[tuple(values[p] for p in parents)] if parents else self.cpt(name)
+            var = self.graph[name]
+            if C.is_continuous(var):
+                # A labelled continuous variable (check_mixed): its exact log p(y | parents).
+                values[name] = pyro.sample(name, mechanism_distribution(var.law, values, self.mechanisms[name] if name in self.mechanisms else None), obs=cols[name])
+                continue
+            if C.is_softmax(var):
+                probs = self.mechanisms[name].probs(values)
+            else:
+                probs = Vindex(self.cpt(name))[tuple(values[p] for p in parents)] if parents else self.cpt(name)
             d = dist.Categorical(probs=probs)
             enum = {} if name in inferred else {"enumerate": "parallel"}
             if name not in cols:
@@ -242,9 +351,9 @@ class CausalVAE(nn.Module):
             values[name] = pyro.sample(f"{name}_unobserved", dist.Categorical(probs=rest), infer=enum)
         return values
 
-    def model(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        self._check(images, labels)
-        cols = self._label_values(labels)
+    def model(self, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> None:
+        self._check(images, labels, continuous)
+        cols = self._label_values(labels, continuous)
         inferred = self._unlabelled_parents(cols)
         batch = images.shape[0]
         with pyro.plate("data", batch, dim=-1):
@@ -260,9 +369,9 @@ class CausalVAE(nn.Module):
             self._stash["log_px"] = px.log_prob(images).detach()
             pyro.sample("x", px, obs=images)
 
-    def guide(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        self._check(images, labels)
-        cols = self._label_values(labels)
+    def guide(self, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> None:
+        self._check(images, labels, continuous)
+        cols = self._label_values(labels, continuous)
         inferred = self._unlabelled_parents(cols)
         x = prepare(images, self.config.likelihood)
         weights = []
@@ -296,9 +405,9 @@ class CausalVAE(nn.Module):
         x = prepare(images, self.config.likelihood)
         return self.encoder(x, self.parents_onehot(values))
 
-    def labels_model(self, labels: torch.Tensor) -> None:
+    def labels_model(self, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> None:
         """The graph alone, scoring the labels: its enumerated likelihood is log p(labels)."""
-        cols = self._label_values(labels)
+        cols = self._label_values(labels, continuous)
         with pyro.plate("data", labels.shape[0], dim=-1):
             self._graph_values(cols, ())
 
@@ -322,10 +431,17 @@ class CausalVAE(nn.Module):
             return self.elbo().differentiable_loss(model, guide, *args)
         return torch.tensor(self.elbo().loss(model, guide, *args), dtype=torch.float32)
 
-    def log_p_labels(self, labels: torch.Tensor) -> float:
-        """Exact log p(labels) summed over the rows (hidden and missing values summed out)."""
+    def log_p_labels(self, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> float:
+        """Exact log p(labels) summed over the rows (hidden and missing values summed out;
+        continuous labels count by their density)."""
         with torch.no_grad():
-            return -float(self._neg_elbo(self.labels_model, _no_guide, labels))
+            return -float(self._neg_elbo(self.labels_model, _no_guide, *_args(labels, continuous)))
+
+    def label_loss(self, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> torch.Tensor:
+        """-log p(labels) summed over the rows, differentiable: the part of the ELBO through
+        which the learned tables and continuous mechanisms fit the labels (their maximum
+        likelihood)."""
+        return self.elbo().differentiable_loss(self.labels_model, _no_guide, *_args(labels, continuous))
 
     def _log_p_complete_labels(self, labels: torch.Tensor) -> float | None:
         """log p(labels) summed over the rows by a lookup in the exact joint table of the
@@ -333,7 +449,7 @@ class CausalVAE(nn.Module):
         case of a training step: it saves an enumerated Pyro run per step). ``None`` when a
         label is missing, a table is learned or the joint has over 2**22 values: then
         :meth:`log_p_labels` does the work."""
-        if self.learned or bool((labels < 0).any()):
+        if self.learned or self.graph.mixed or bool((labels < 0).any()):
             return None
         if int(np.prod([self.graph.card(c) for c in self.label_columns], dtype=np.float64)) > 2**22:
             return None  # too many joint values to tabulate: let the enumeration do it
@@ -348,16 +464,16 @@ class CausalVAE(nn.Module):
         idx = labels.detach().cpu()
         return float(table[tuple(idx[:, j] for j in range(idx.shape[1]))].sum())
 
-    def objective(self, images: torch.Tensor, labels: torch.Tensor) -> Objective:
+    def objective(self, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> Objective:
         """The training loss and the per-image ELBO, reconstruction and KL of a batch.
 
         Rows whose image parents are all labelled and rows that need the classifier are
         scored in two Pyro calls, so that only the latter enumerate.
         """
-        self._check(images, labels)
+        self._check(images, labels, continuous)
         labels = labels.to(torch.int64)
         n = images.shape[0]
-        cols = self._label_values(labels)
+        cols = self._label_values(labels, continuous)
         unlabelled = torch.zeros(n, dtype=torch.bool, device=labels.device)
         for p in self.classified:
             unlabelled |= cols[p] < 0 if p in cols else torch.ones_like(unlabelled)
@@ -366,7 +482,7 @@ class CausalVAE(nn.Module):
             if not bool(rows.any()):
                 continue
             img, lab = images[rows], labels[rows]
-            neg = neg + self._neg_elbo(self.model, self.guide, img, lab)
+            neg = neg + self._neg_elbo(self.model, self.guide, img, *_args(lab, None if continuous is None else continuous[rows]))
             recon, kl_z = recon + self._expected("log_px"), kl_z + self._expected("kl_z")
             self._stash.pop("q_weight", None)
         classify = images.new_zeros((), dtype=torch.float32)
@@ -380,7 +496,7 @@ class CausalVAE(nn.Module):
                     classify = classify + F.cross_entropy(logits, cols[p][m], reduction="sum")
         log_labels = self._log_p_complete_labels(labels)
         if log_labels is None:
-            log_labels = self.log_p_labels(labels)
+            log_labels = self.log_p_labels(labels, continuous)
         # The loss weighs z's KL by beta; the reported ELBO is the true one.
         elbo_joint = -neg.item() - (1.0 - self.beta) * kl_z
         elbo_cond = (elbo_joint - log_labels) / n
@@ -403,27 +519,34 @@ class CausalVAE(nn.Module):
             w = w * q.detach()
         return float((w * term).sum())
 
-    def loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> torch.Tensor:
         """The training loss per image (differentiable when gradients are enabled)."""
-        return self.objective(images, labels).loss
+        return self.objective(images, labels, continuous).loss
 
-    def hidden_posterior(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def hidden_posterior(self, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The model's posterior marginals of every model-enumerated variable, per image.
 
         Returns ``{name: (B, card)}`` for hidden variables and for observed ones with a
         missing label in some row (rows where it is labelled give its label's point mass).
         """
         labels = labels.to(torch.int64)
-        marginals = self.elbo().compute_marginals(self.model, self.guide, images, labels)
+        marginals = self.elbo().compute_marginals(self.model, self.guide, images, *_args(labels, continuous))
         out = {}
-        cols = self._label_values(labels)
+        cols = self._label_values(labels, continuous)
         for name in self.graph.names:
+            if name in self.graph.continuous:
+                continue
             key = name if name not in cols else f"{name}_unobserved"
             if key in marginals:
                 m = marginals[key]
                 probs = m.probs if hasattr(m, "probs") else m.logits.softmax(-1)
                 out[name] = probs.reshape(-1, self.graph.card(name))
         return out
+
+
+def _args(labels: torch.Tensor, continuous: torch.Tensor | None) -> tuple:
+    """The label arguments of the Pyro programs: the continuous ones only when there are some."""
+    return (labels,) if continuous is None else (labels, continuous)
 
 
 def _no_guide(*args) -> None:

@@ -72,7 +72,7 @@ MIN_LOG_SCALE = -7.0
 
 #: The values that fields added after the first release take when a saved config lacks them:
 #: the behaviour of the models that were saved without them.
-LEGACY: dict[str, Any] = {"decoder": "concat", "residual": False}
+LEGACY: dict[str, Any] = {"decoder": "concat", "residual": False, "parent_stats": ()}
 
 #: When to run the convolutions on channels_last tensors: "inference" (the default: without
 #: gradients only), True (always) or False (never). On the reference CPU channels_last gives a
@@ -113,7 +113,8 @@ class NetConfig:
     ``width`` is the channel count of the first conv stage; each of the ``depth`` stride-2
     stages doubles it, up to ``8 * width``. ``image_size`` must be divisible by ``2**depth``
     (64, 96 and 128 all are for the default depth 4). ``parent_dims`` lists the number of
-    values of each parent of the image; their one-hot codes are concatenated in that order.
+    values of each parent of the image; their one-hot codes are concatenated in that order
+    (a continuous parent, see ``parent_stats``, takes one slot: its standardised value).
     """
 
     image_size: int
@@ -134,6 +135,11 @@ class NetConfig:
     decoder: str = "film"
     #: A residual block (two 3x3 convolutions, FiLM-modulated) after each decoder upsampling.
     residual: bool = False
+    #: One entry per parent: ``None`` for a discrete one (its one-hot code), or ``(mean, sd)``
+    #: of a continuous one, which enters as the single number ``(value - mean) / sd`` (its
+    #: ``parent_dims`` entry is 1); mean and sd are the training split's. Empty: every parent
+    #: is discrete (the models saved before continuous parents existed).
+    parent_stats: tuple[tuple[float, float] | None, ...] = ()
 
     def __post_init__(self):
         def positive(name):
@@ -170,6 +176,19 @@ class NetConfig:
         if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
             raise CausalVAEError(f"NetConfig.parent_dims must hold positive integers, got {list(dims)}")
         object.__setattr__(self, "parent_dims", dims)  # JSON gives a list; keep it hashable
+        stats = self.parent_stats
+        if isinstance(stats, (str, bytes)) or not hasattr(stats, "__iter__"):
+            raise CausalVAEError(f"NetConfig.parent_stats must be a list, got {stats!r}")
+        stats = tuple(None if s is None else tuple(s) for s in stats)
+        if stats and len(stats) != len(dims):
+            raise CausalVAEError(f"NetConfig.parent_stats has {len(stats)} entries for {len(dims)} parents")
+        for s, d in zip(stats, dims):
+            if s is None:
+                continue
+            ok = len(s) == 2 and all(not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x) for x in s)
+            if not ok or s[1] <= 0 or d != 1:
+                raise CausalVAEError(f"NetConfig.parent_stats entries of continuous parents must be [mean, sd > 0] with parent_dims 1, got {list(s)} (dims {d})")
+        object.__setattr__(self, "parent_stats", tuple(None if s is None else (float(s[0]), float(s[1])) for s in stats))
 
     @property
     def parent_size(self) -> int:
@@ -189,6 +208,10 @@ class NetConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["parent_dims"] = list(self.parent_dims)
+        if self.parent_stats:  # written only when a parent is continuous: older files stay as they were
+            d["parent_stats"] = [None if s is None else list(s) for s in self.parent_stats]
+        else:
+            del d["parent_stats"]
         return d
 
     @classmethod

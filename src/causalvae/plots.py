@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from causalvae.data import Dataset
+from causalvae.errors import CausalVAEError
 from causalvae.model import CausalVAE
 from causalvae.pictures import contact_sheet, display, rgb
 from causalvae.queries import reconstruct
@@ -49,18 +50,93 @@ def reconstruction_sheet(vae: CausalVAE, ds: Dataset, positions: Sequence[int], 
     mean), captioned with its labels. ``binary`` (default: the model's likelihood says)
     shows 0/1 pictures as 0/255."""
     images, labels = ds.batch(np.asarray(positions))
-    recon = reconstruct(vae, images, labels).cpu()
+    cont = ds.continuous_batch(np.asarray(positions)) if vae.continuous_columns else None
+    recon = reconstruct(vae, images, labels, cont).cpu()
     binary = vae.config.likelihood == "bernoulli" if binary is None else binary
     tiles, captions = [], []
     for i in range(len(positions)):
         for img, what in ((images[i], "input"), (recon[i], "reconstruction")):
             tiles.append(rgb(display(img, binary, channels_first=True)))
-            captions.append(what if what == "reconstruction" else _caption(ds, labels[i]))
+            captions.append(what if what == "reconstruction" else _caption(ds, labels[i], None if cont is None else cont[i]))
     return contact_sheet(np.stack(tiles), captions, columns=columns, scale=scale)
 
 
-def _caption(ds: Dataset, labels: torch.Tensor) -> str:
+def _caption(ds: Dataset, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> str:
     vals = []
     for c, v in zip(ds.label_columns, labels.tolist()):
         vals.append("?" if v < 0 else str(ds.graph[c].values[int(v)]))
+    if continuous is not None:
+        vals += ["?" if math.isnan(x) else f"{x:.3g}" for x in continuous.tolist()]
     return " ".join(vals)
+
+
+def query_figure(graph, text: str, *, samples: int, seed: int, points: int = 121):
+    """The distribution a query on a mixed graph is about, as a figure: a continuous
+    target's density p(y | conditions) on a grid between its 0.1% and 99.9% quantiles, each
+    point answered by :func:`causalvae.mixed.evaluate` (a closed form, quadrature, or
+    importance sampling with a shaded band of +-2 standard errors); a discrete target's
+    probabilities as bars with their error bars. The query's own conditions are kept; the
+    measure asked (E, Q, P(y > c), ...) is marked on the curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from causalvae import continuous as C
+    from causalvae.mixed import MixedQuery, evaluate, parse, query_text
+
+    q = parse(text, graph)
+    if not hasattr(q, "evidence") or not hasattr(q, "do"):
+        raise CausalVAEError("--plot draws the distribution of a query's target (P, E, Q or p)")
+    targets = [q.target] if isinstance(q, MixedQuery) else list(getattr(q, "targets", []))
+    if len(targets) != 1:
+        raise CausalVAEError("--plot draws one target's distribution")
+    target = targets[0]
+
+    def term(t):
+        return t.var if not t.world else f"{t.var}[" + ", ".join(f"{k}={query_text(v)}" for k, v in t.world) + "]"
+
+    conds = [f"{term(t)}={query_text(v)}" for t, v in q.evidence] + [f"do({k}={query_text(v)})" for k, v in q.do]
+    tail = f" | {', '.join(conds)}" if conds else ""
+    answer = evaluate(graph, text, samples=samples, seed=seed)
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
+    if not C.is_continuous(graph[target.var]):
+        labels = [e.label for e in answer.estimates]
+        values = np.array([e.value for e in answer.estimates])
+        errors = np.array([e.error for e in answer.estimates])
+        ax.bar(labels, values, yerr=2 * errors if errors.any() else None, color="#4c72b0", capsize=3)
+        ax.set_ylabel("probability")
+    else:
+        lo = evaluate(graph, f"Q({term(target)}, 0.001{tail})", samples=samples, seed=seed).value
+        hi = evaluate(graph, f"Q({term(target)}, 0.999{tail})", samples=samples, seed=seed).value
+        grid = np.linspace(lo, hi, points)
+        dens = [evaluate(graph, f"p({term(target)}={query_text(float(t))}{tail})", samples=samples, seed=seed) for t in grid]
+        y = np.array([d.value for d in dens])
+        err = np.array([d.error for d in dens])
+        ax.plot(grid, y, color="#4c72b0", label="density")
+        if dens[0].error_kind == "standard error":
+            ax.fill_between(grid, np.maximum(y - 2 * err, 0), y + 2 * err, color="#4c72b0", alpha=0.25, label="+-2 standard errors")
+        ax.set_ylabel("density")
+        mark = _mark(q, answer)
+        if mark is not None:
+            ax.axvline(mark[0], color="#c44e52", ls="--", lw=1, label=mark[1])
+        ax.legend(loc="best", fontsize=8)
+    ax.set_xlabel(term(target))
+    ax.set_title(f"{text}\n{answer.method}", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _mark(q, answer):
+    """Where the asked measure sits on the target's axis, and its legend text."""
+    m = getattr(q, "measure", None)
+    if m == "E":
+        return answer.value, f"E = {answer.value:.4g}"
+    if m == "Q":
+        return answer.value, f"Q({q.level:g}) = {answer.value:.4g}"
+    if m == "p":
+        return q.at, f"p({q.at:g}) = {answer.value:.4g}"
+    if m == "P" and q.op is not None:
+        return q.threshold, f"P({q.op} {q.threshold:g}) = {answer.value:.4g}"
+    return None

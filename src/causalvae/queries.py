@@ -6,6 +6,17 @@ again; it is the first half of every counterfactual.
     >>> from causalvae import load                         # doctest: +SKIP
     >>> vae = load("runs/scenes")                          # doctest: +SKIP
     >>> recon = reconstruct(vae, images, labels)           # doctest: +SKIP
+
+A model whose graph has continuous variables (a *mixed* model) takes their labels as a float
+``(B, Kc)`` tensor ``continuous`` beside the discrete ``labels`` (see
+:class:`~causalvae.model.CausalVAE`), and every value dictionary holds floats for them.
+Its queries: :func:`sample` draws the graph's values ancestrally under ``do`` (exact), and
+given evidence by likelihood weighting and resampling (approximate; see
+:func:`sample_values_mixed`); :func:`abduct` recovers each continuous U exactly by inverting
+its mechanism (:func:`causalvae.continuous.abduct`), enumerates the unknown discrete values
+against the exact joint density, and :func:`predict` propagates the U's under ``do``
+(:func:`causalvae.continuous.propagate`), so a descendant of an intervened variable is
+recomputed by its mechanism.
 """
 
 from __future__ import annotations
@@ -16,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from causalvae.errors import CausalVAEError
+from causalvae import continuous as C
+from causalvae.errors import CausalVAEError, ZeroProbabilityError
 from causalvae.model import CausalVAE
 from causalvae.nets import pixel_distribution
 
@@ -43,21 +55,27 @@ def reconstruct(
     vae: CausalVAE,
     images: torch.Tensor,
     labels: torch.Tensor,
+    continuous: torch.Tensor | None = None,
     *,
     sample: bool = False,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Encode ``images`` (uint8 (B, C, H, W)) with their ``labels`` ((B, K) value indices of
-    ``vae.label_columns``) and decode them: z is the encoder's mean, or a draw from q(z | x,
-    parents) with ``sample=True``. An image parent whose label is missing (-1) is read off the
-    image by its classifier (the most probable value). Returns uint8 images.
+    ``vae.label_columns``; and, for a mixed model, ``continuous`` (B, Kc) values of
+    ``vae.continuous_columns``) and decode them: z is the encoder's mean, or a draw from
+    q(z | x, parents) with ``sample=True``. An image parent whose label is missing (-1) is
+    read off the image by its classifier (the most probable value). Returns uint8 images.
     """
-    vae._check(images, labels)
+    vae._check(images, labels, continuous)
     device = next(vae.parameters()).device
     images, labels = images.to(device), labels.to(device=device, dtype=torch.int64)
     values = {}
+    for j, c in enumerate(vae.continuous_columns):
+        values[c] = continuous[:, j].to(device=device, dtype=torch.float32)
     guessed = vae.classify(images) if vae.classified else {}
     for p in vae.image_parents:
+        if p in values:
+            continue
         col = labels[:, vae.label_columns.index(p)] if p in vae.label_columns else torch.full_like(labels[:, 0], -1)
         if bool((col < 0).any()):
             if p not in guessed:
@@ -74,8 +92,31 @@ def reconstruct(
 
 
 def _value_indices(graph, assignments) -> dict[str, int]:
-    """``{name: value}`` (names or indices) -> ``{name: index}``, checked."""
-    return {name: graph[name].index(value) for name, value in dict(assignments or {}).items()}
+    """``{name: value}`` (names or indices) -> ``{name: index}``, checked; on a mixed graph a
+    continuous variable's value is a finite number (inside its support)."""
+    out = {}
+    for name, value in dict(assignments or {}).items():
+        var = graph[name]
+        if C.is_continuous(var):
+            try:
+                x = float(value)
+            except (TypeError, ValueError):
+                raise CausalVAEError(f"the value of the continuous '{name}' must be a number, got {value!r}") from None
+            lo, hi = var.support
+            if not (np.isfinite(x) and lo <= x <= hi):
+                raise CausalVAEError(f"{name}={value} is outside the support of '{name}' {var.describe()[11:]}")
+            out[name] = x
+        else:
+            out[name] = var.index(value)
+    return out
+
+
+def _tensors(vae: CausalVAE, values: dict[str, np.ndarray], device) -> dict[str, torch.Tensor]:
+    """The image parents' values as tensors: int64 indices, float32 for continuous ones."""
+    return {
+        p: torch.as_tensor(np.asarray(values[p]), device=device).to(torch.float32 if p in vae.parent_stats else torch.int64)
+        for p in vae.image_parents
+    }
 
 
 @dataclass
@@ -83,7 +124,7 @@ class Generated:
     """Pictures and the graph values they were drawn from (value indices per variable)."""
 
     images: torch.Tensor  # uint8 (n, C, H, W)
-    values: dict[str, np.ndarray]  # every graph variable, (n,)
+    values: dict[str, np.ndarray]  # every graph variable, (n,): value indices, floats for continuous ones
     z: torch.Tensor  # (n, z_dim)
 
 
@@ -92,12 +133,62 @@ def sample_values(graph, n: int, evidence=None, do=None, *, rng: np.random.Gener
     table of the (mutilated) graph given the evidence, from the exact engine."""
     from causalvae.exact import query
 
+    if graph.mixed:
+        return sample_values_mixed(graph, n, evidence, do, rng=rng)
     names = list(graph.topological_order)
     joint = query(graph, names, evidence=_value_indices(graph, evidence), do=_value_indices(graph, do)).table
     flat = joint.ravel() / joint.sum()
     picks = rng.choice(flat.size, size=n, p=flat)
     idx = np.unravel_index(picks, joint.shape)
     return {name: idx[i].astype(np.int64) for i, name in enumerate(names)}
+
+
+#: Particles per requested draw of :func:`sample_values_mixed` given evidence (at least
+#: :data:`MIN_PARTICLES`).
+PARTICLES_PER_DRAW = 50
+MIN_PARTICLES = 10_000
+
+
+def sample_values_mixed(graph, n: int, evidence=None, do=None, *, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``n`` joint draws of every variable of a mixed graph from P(V | do(do), evidence).
+
+    Without evidence: ancestral sampling of the mutilated graph (the noise convention of
+    :mod:`causalvae.continuous`), exact. With evidence: likelihood weighting and resampling
+    (sampling-importance-resampling): ``max(50 n, 10,000)`` particles are drawn with the
+    evidence pinned, each weighed by the evidence's likelihood given its parents (a density
+    for a continuous variable, a probability for a discrete one), and ``n`` are resampled in
+    proportion to their weights: approximate, its error shrinking with the particle count.
+    """
+    evidence, do = _value_indices(graph, evidence), _value_indices(graph, do)
+    both = sorted(set(evidence) & set(do))
+    if both:
+        raise CausalVAEError(f"'{both[0]}' is both given and intervened on")
+    m = n if not evidence else max(PARTICLES_PER_DRAW * n, MIN_PARTICLES)
+    noise = C.draw_noise(graph, m, rng)
+    values: dict[str, np.ndarray] = {}
+    logw = np.zeros(m)
+    for name in graph.topological_order:
+        var = graph[name]
+        if name in do:
+            values[name] = C.intervention_column(var, do[name], m)
+        elif name in evidence:
+            x = C.intervention_column(var, evidence[name], m)
+            if C.is_continuous(var):
+                logw += C.log_density(var, x, values)
+            else:
+                probs = np.broadcast_to(C.probs_of(var, values), (m, var.card))
+                with np.errstate(divide="ignore"):
+                    logw += np.log(probs[np.arange(m), x])
+            values[name] = x
+        else:
+            values[name] = C.value_of(var, values, noise[name])
+    if evidence:
+        if not np.isfinite(logw).any():
+            raise ZeroProbabilityError(f"the evidence {evidence} has probability zero under the graph (no particle fits it)")
+        w = np.exp(logw - logw.max())
+        picks = rng.choice(m, size=n, p=w / w.sum())
+        values = {k: v[picks] for k, v in values.items()}
+    return values
 
 
 @torch.no_grad()
@@ -125,8 +216,7 @@ def sample(
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     device = next(vae.parameters()).device
     z = torch.randn(n, vae.config.z_dim, generator=gen).to(device)
-    parents = {p: torch.from_numpy(values[p]).to(device) for p in vae.image_parents}
-    params = vae.decoder(z, vae.parents_onehot(parents))
+    params = vae.decoder(z, vae.parents_onehot(_tensors(vae, values, device)))
     return Generated(to_pixels(vae, params, sample=sample_pixels, generator=gen).cpu(), values, z.cpu())
 
 
@@ -189,17 +279,23 @@ def apply_pixel_noise(vae: CausalVAE, params: torch.Tensor, noise: torch.Tensor)
 
 
 @torch.no_grad()
-def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, *, seed: int | None = None, pixel_noise: bool = False) -> Abduction:
+def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None, *, seed: int | None = None, pixel_noise: bool = False) -> Abduction:
     """Step 1: infer the unit. Hidden values are drawn from the exact posterior given the
     labels, each U uniformly in the cdf cell its value occupies (the posterior of U given the
     family's values), and z is the encoder's mean of q(z | x, image's parents). With
     ``pixel_noise`` the picture's own pixel noise is abducted too (:func:`abduct_pixel_noise`), so that
-    a counterfactual can keep the detail the decoder does not draw."""
+    a counterfactual can keep the detail the decoder does not draw.
+
+    A mixed model takes the ``continuous`` labels too: every continuous U is then exact
+    (the mechanism inverted, :func:`causalvae.continuous.abduct_one`)."""
     from causalvae.exact import posterior
     from causalvae.noise import cdf
 
-    vae._check(images, labels)
+    vae._check(images, labels, continuous)
     rng = np.random.default_rng(seed)
+    if vae.graph.mixed:
+        values, noise = _abduct_mixed(vae, images, labels, continuous, rng)
+        return _finish_abduction(vae, images, values, noise, labels.cpu().numpy().astype(np.int64), rng, pixel_noise)
     graph = vae.current_graph()
     lab = labels.cpu().numpy().astype(np.int64)
     cols = vae.label_columns
@@ -247,8 +343,13 @@ def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, *, seed: 
         if (hi <= lo).any():
             raise CausalVAEError(f"'{name}' = {graph[name].values[int(v[np.flatnonzero(hi <= lo)[0]])]} is impossible given its parents in row {int(np.flatnonzero(hi <= lo)[0])}")
         noise[name] = lo + (hi - lo) * rng.random(n)
+    return _finish_abduction(vae, images, values, noise, lab, rng, pixel_noise)
+
+
+def _finish_abduction(vae: CausalVAE, images, values, noise, lab, rng, pixel_noise: bool) -> Abduction:
+    """z (the encoder's mean given the image's parents) and, optionally, the pixel noise."""
     device = next(vae.parameters()).device
-    parents = {p: torch.from_numpy(values[p]).to(device) for p in vae.image_parents}
+    parents = _tensors(vae, values, device)
     loc, _ = vae.encode(images.to(device), parents)
     pixels = None
     if pixel_noise:
@@ -257,8 +358,91 @@ def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, *, seed: 
     return Abduction(values, noise, loc, lab, pixels)
 
 
-def act(graph, do) -> dict[str, int]:
-    """Step 2: the interventions, as value indices (checked against the graph)."""
+#: The most joint values of unknown discrete variables :func:`_abduct_mixed` enumerates.
+MAX_ENUMERATED = 2**16
+
+
+def _abduct_mixed(vae: CausalVAE, images, labels, continuous, rng) -> tuple[dict, dict]:
+    """Values and U's of a mixed model's units. Every continuous variable is labelled
+    (the model refuses hidden ones), so the unknown discrete values (hidden, or missing in a
+    row) have an exact posterior: their joint values are enumerated and weighed by the
+    product of every variable's probability or density given its parents (and, for a
+    classified image parent, by q(y | x)); one is drawn per row. Then each discrete U is
+    drawn uniformly in its cdf cell and each continuous U is the mechanism inverted."""
+    import itertools
+
+    from causalvae.noise import cdf
+
+    graph = vae.current_graph()
+    lab = labels.cpu().numpy().astype(np.int64)
+    n = len(lab)
+    values: dict[str, np.ndarray] = {c: lab[:, j].copy() for j, c in enumerate(vae.label_columns)}
+    for j, c in enumerate(vae.continuous_columns):
+        values[c] = continuous[:, j].cpu().numpy().astype(np.float64)
+    for c in vae.continuous_columns:
+        lo, hi = graph[c].support
+        bad = ~((values[c] > lo) & (values[c] < hi)) if isinstance(graph[c].law, C.Linear) else ~((values[c] >= lo) & (values[c] <= hi))
+        if bad.any():
+            raise CausalVAEError(f"row {int(np.flatnonzero(bad)[0])}: {c}={values[c][bad][0]:g} is outside its support {graph[c].describe()[11:]}")
+    unknown = [v for v in graph.names if v not in values or (values[v] < 0).any()]
+    if unknown:
+        configs = list(itertools.product(*[range(graph.card(v)) for v in unknown]))
+        if len(configs) > MAX_ENUMERATED:
+            raise CausalVAEError(f"abducting {len(configs)} joint values of {', '.join(unknown)} is more than {MAX_ENUMERATED}")
+        q = vae.classify(images) if any(v in vae.classified for v in unknown) else {}
+        logp = np.zeros((n, len(configs)))
+        for k, config in enumerate(configs):
+            vals = dict(values)
+            for v, i in zip(unknown, config):
+                vals[v] = np.where(vals[v] >= 0, vals[v], i) if v in values else np.full(n, i, dtype=np.int64)
+                if v in values:  # rows with this label keep only the configurations that agree
+                    logp[:, k] += np.where((values[v] < 0) | (values[v] == i), 0.0, -np.inf)
+                if v in q:
+                    with np.errstate(divide="ignore"):
+                        logp[:, k] += np.where(values.get(v, np.full(n, -1)) >= 0, 0.0, np.log(q[v][:, i].cpu().numpy().astype(np.float64)))
+            logp[:, k] += _log_joint(graph, vals)
+        finite = np.isfinite(logp).any(axis=1)
+        if not finite.all():
+            raise ZeroProbabilityError(f"the labels of row {int(np.flatnonzero(~finite)[0])} are impossible under the graph")
+        w = np.exp(logp - logp.max(axis=1, keepdims=True))
+        w /= w.sum(axis=1, keepdims=True)
+        picks = np.array([rng.choice(len(configs), p=row) for row in w])
+        chosen = np.asarray(configs, dtype=np.int64)[picks]
+        for a, v in enumerate(unknown):
+            values[v] = np.where(values[v] >= 0, values[v], chosen[:, a]) if v in values else chosen[:, a]
+    noise: dict[str, np.ndarray] = {}
+    for name in graph.topological_order:
+        var = graph[name]
+        if C.is_continuous(var):
+            noise[name] = C.abduct_one(var, values[name], values)
+            continue
+        rows = np.broadcast_to(cdf(C.probs_of(var, values)), (n, var.card))
+        v = values[name]
+        hi = rows[np.arange(n), v]
+        lo = np.where(v > 0, rows[np.arange(n), np.maximum(v - 1, 0)], 0.0)
+        noise[name] = lo + (hi - lo) * rng.random(n)
+    return values, noise
+
+
+def _log_joint(graph, values: dict[str, np.ndarray]) -> np.ndarray:
+    """log p(every variable) of each unit: the sum of each variable's log probability
+    (discrete) or log density (continuous) given its parents."""
+    total = 0.0
+    for name in graph.topological_order:
+        var = graph[name]
+        if C.is_continuous(var):
+            total = total + C.log_density(var, values[name], values)
+        else:
+            p = C.probs_of(var, values)
+            p = np.broadcast_to(p, (len(values[name]), var.card))
+            with np.errstate(divide="ignore"):
+                total = total + np.log(p[np.arange(len(p)), values[name]])
+    return total
+
+
+def act(graph, do) -> dict[str, int | float]:
+    """Step 2: the interventions, as value indices, and numbers for continuous variables
+    (checked against the graph)."""
     return _value_indices(graph, do)
 
 
@@ -271,17 +455,17 @@ def predict(vae: CausalVAE, unit: Abduction, do: dict[str, int], *, sample_pixel
     the null intervention then gives back the factual picture itself)."""
     from causalvae.noise import propagate
 
-    values = propagate(vae.current_graph(), unit.noise, do)
+    graph = vae.current_graph()
+    values = C.propagate(graph, unit.noise, do) if graph.mixed else propagate(graph, unit.noise, do)
     device = unit.z.device
-    parents = {p: torch.from_numpy(values[p]).to(device) for p in vae.image_parents}
-    params = vae.decoder(unit.z, vae.parents_onehot(parents))
+    params = vae.decoder(unit.z, vae.parents_onehot(_tensors(vae, values, device)))
     if unit.pixels is not None and not sample_pixels:
         return apply_pixel_noise(vae, params, unit.pixels).cpu(), values
     gen = torch.Generator().manual_seed(0 if seed is None else seed)
     return to_pixels(vae, params, sample=sample_pixels, generator=gen).cpu(), values
 
 
-def counterfactual(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, do, *, seed: int | None = None, abduct_noise: bool = False) -> Counterfactual:
+def counterfactual(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, do, *, continuous: torch.Tensor | None = None, seed: int | None = None, abduct_noise: bool = False) -> Counterfactual:
     """"This very picture, had ``do`` been so": abduct, act, predict. The encoder and the
     decoder always run, the null intervention included (it reconstructs the picture).
 
@@ -291,9 +475,13 @@ def counterfactual(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, d
     then returns the factual picture exactly."""
     graph = vae.current_graph()
     interventions = act(graph, do)
-    unit = abduct(vae, images, labels, seed=seed, pixel_noise=abduct_noise)
+    unit = abduct(vae, images, labels, continuous, seed=seed, pixel_noise=abduct_noise)
     cf_images, values = predict(vae, unit, interventions, seed=seed)
-    exact = counterfactual_distributions(graph, vae.label_columns, unit.labels, interventions)
+    if graph.mixed:
+        cont = continuous.cpu().numpy().astype(np.float64)
+        exact = counterfactual_distributions_mixed(graph, vae.label_columns, vae.continuous_columns, unit.labels, cont, interventions)
+    else:
+        exact = counterfactual_distributions(graph, vae.label_columns, unit.labels, interventions)
     return Counterfactual(cf_images, values, exact, unit)
 
 
@@ -339,5 +527,29 @@ def counterfactual_distributions(graph, columns, rows: np.ndarray, do: dict[str,
             else:  # the factual world: the labels themselves, or their posterior when missing
                 evidence = {c: int(v) for c, v in zip(columns, row) if v >= 0}
                 cache[key] = {c: np.eye(graph.card(c))[int(v)] if v >= 0 else query(graph, [c], evidence).table for c, v in zip(columns, row)}
+        out.append(cache[key])
+    return out
+
+
+def counterfactual_distributions_mixed(graph, columns, continuous_columns, rows: np.ndarray, values: np.ndarray, do: dict) -> list[dict[str, np.ndarray]]:
+    """The mixed graph's counterfactual distribution of each discrete label column in the
+    world ``do(do)`` given each factual row (discrete labels, -1 missing, and continuous
+    values): ``[{column: probabilities}]``, each by :func:`causalvae.mixed.evaluate` (its
+    exact or numerical method; continuous columns are in the counterfactual ``values``)."""
+    from causalvae.mixed import evaluate, query_text
+
+    world = ", ".join(f"{k}={query_text(graph[k].values[v] if not C.is_continuous(graph[k]) else v)}" for k, v in sorted(do.items()))
+    out, cache = [], {}
+    for row, cont in zip(np.asarray(rows), np.asarray(values)):
+        key = (tuple(row.tolist()), tuple(cont.tolist()))
+        if key not in cache:
+            given = [f"{c}={query_text(graph[c].values[int(v)])}" for c, v in zip(columns, row) if v >= 0]
+            given += [f"{c}={query_text(float(x))}" for c, x in zip(continuous_columns, cont)]
+            answers = {}
+            for j, c in enumerate(columns):
+                target = f"{c}[{world}]" if world else c
+                a = evaluate(graph, f"P({target} | {', '.join(given)})" if given else f"P({target})")
+                answers[c] = np.array([e.value for e in a.estimates])
+            cache[key] = answers
         out.append(cache[key])
     return out

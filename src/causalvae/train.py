@@ -55,7 +55,8 @@ from causalvae.data import Dataset, load as load_dataset, sha256
 from causalvae.errors import CausalVAEError, unknown
 from causalvae.graph import Graph
 from causalvae.io import atomic_write_text
-from causalvae.model import CausalVAE
+from causalvae.flows import column_stats
+from causalvae.model import CausalVAE, check_mixed
 from causalvae.nets import DECODERS, Classifier, NetConfig, decoded_mean, prepare
 
 METRIC_COLUMNS = ["epoch", "step", "wall_s", "train_elbo", "train_recon", "train_kl", "val_elbo", "val_recon", "val_kl"]
@@ -185,7 +186,8 @@ class ShardSampler(torch.utils.data.Sampler):
 
 class _Batched(torch.utils.data.Dataset):
     """A dataset split read a whole batch at a time (``__getitems__``); ``hide`` (N, K) marks
-    labels withheld from training (read as missing)."""
+    labels withheld from training (read as missing). A batch is ``(images, labels)``, and
+    ``(images, labels, continuous labels)`` when the dataset has continuous columns."""
 
     def __init__(self, ds: Dataset, hide: np.ndarray | None = None):
         self.ds, self.hide = ds, hide
@@ -197,6 +199,8 @@ class _Batched(torch.utils.data.Dataset):
         images, labels = self.ds.batch(positions)
         if self.hide is not None:
             labels[torch.from_numpy(self.hide[np.asarray(positions)])] = -1
+        if self.ds.continuous_columns:
+            return images, labels, self.ds.continuous_batch(positions)
         return images, labels
 
 
@@ -255,16 +259,16 @@ class LitCausalVAE(L.LightningModule):
         return nullcontext()
 
     def training_step(self, batch, batch_idx):
-        images, labels = batch
+        images, labels, *continuous = batch
         self.vae.autocast = self._precision
-        obj = self.vae.objective(images, labels)
+        obj = self.vae.objective(images, labels, *continuous)
         self.train_sums.add(obj)
         self.log("elbo", obj.elbo, prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
         if self.reader is None or not self.cfg.cf_weight:
             return obj.loss
         self.reader.to(images.device)
         with self._precision():
-            cf = counterfactual_term(self.vae, self.reader, images, labels)
+            cf = counterfactual_term(self.vae, self.reader, images, labels, *continuous)
         self.log("cf", cf.item(), prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
         return obj.loss + self.cfg.cf_weight * cf
 
@@ -275,14 +279,17 @@ class LitCausalVAE(L.LightningModule):
         was_training = self.vae.training
         self.vae.eval()
         self.vae.autocast = self._precision
-        for images, labels in loader:
-            sums.add(self.vae.objective(images.to(self.device), labels.to(self.device)))
+        for images, labels, *continuous in loader:
+            sums.add(self.vae.objective(images.to(self.device), labels.to(self.device), *(c.to(self.device) for c in continuous)))
         self.vae.train(was_training)
         return sums.t
 
     def configure_optimizers(self):
-        cpts = [p for n, p in self.vae.named_parameters() if n.startswith("cpt_logit_")]
-        nets = [p for n, p in self.vae.named_parameters() if not n.startswith("cpt_logit_")]
+        # The graph's learned laws (tables' logits, continuous mechanisms' flows) take the
+        # tables' learning rate; the networks theirs.
+        law = ("cpt_logit_", "mechanisms.")
+        cpts = [p for n, p in self.vae.named_parameters() if n.startswith(law)]
+        nets = [p for n, p in self.vae.named_parameters() if not n.startswith(law)]
         groups = [{"params": nets, "lr": self.cfg.lr, "base_lr": self.cfg.lr}]
         if cpts:
             groups.append({"params": cpts, "lr": self.cfg.cpt_lr, "base_lr": self.cfg.cpt_lr})
@@ -301,8 +308,9 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
     the evaluation oracle, which must not take part in training.) Returns it and its accuracy
     (all parents right) on up to 1,000 validation pictures of ``ds``'s dataset."""
     cols = list(ds.label_columns)
-    idx = [cols.index(p) for p in vae.image_parents]
-    dims = [vae.graph.card(p) for p in vae.image_parents]
+    parents = discrete_image_parents(vae)
+    idx = [cols.index(p) for p in parents]
+    dims = [vae.graph.card(p) for p in parents]
     with torch.random.fork_rng(devices=[]):  # the training stream of z stays untouched
         torch.manual_seed(seed + 15485863)
         reader = Classifier(vae.config, sum(dims))
@@ -343,7 +351,13 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
 CF_ROWS = 32
 
 
-def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def discrete_image_parents(vae: CausalVAE) -> list[str]:
+    """The image's discrete parents: those the reader reads and the counterfactual term
+    intervenes on (continuous parents keep each picture's own value)."""
+    return [p for p in vae.image_parents if p not in vae.parent_stats]
+
+
+def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> torch.Tensor:
     """The counterfactual training term, in nats per picture: decode under other parents and
     ask the frozen reader to read those parents back (its cross-entropy, summed over parents).
 
@@ -353,24 +367,30 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
     gradient teaches the encoder to leave the parents out of z), the other half draw z from
     the prior (generation). Rows with a missing parent label take no part, and at most
     :data:`CF_ROWS` rows do.
+
+    Only the discrete image parents are intervened on and read back; continuous parents
+    keep each picture's own value (the reader has no regression head): with no discrete
+    image parent the term is zero.
     """
     cols = vae.label_columns
     labels = labels.to(torch.int64)
-    if any(p not in cols for p in vae.image_parents):
+    parents = discrete_image_parents(vae)
+    if not parents or any(p not in cols for p in parents):
         return images.new_zeros((), dtype=torch.float32)
-    y = torch.stack([labels[:, cols.index(p)] for p in vae.image_parents], 1)
+    y = torch.stack([labels[:, cols.index(p)] for p in parents], 1)
     keep = (y >= 0).all(1)
     if int(keep.sum()) < 2:
         return images.new_zeros((), dtype=torch.float32)
     images, y = images[keep][:CF_ROWS], y[keep][:CF_ROWS]
+    kept = {p: continuous[keep][:CF_ROWS, vae.continuous_columns.index(p)] for p in vae.parent_stats}
     n = len(y)
-    own = {p: y[:, k] for k, p in enumerate(vae.image_parents)}
+    own = {**{p: y[:, k] for k, p in enumerate(parents)}, **kept}
     z_post, _ = vae.encode(images, own)
     z = torch.cat([z_post[: n // 2], torch.randn_like(z_post[n // 2 :])])
     other = y[torch.randperm(n, device=y.device)]
-    do = {p: other[:, k] for k, p in enumerate(vae.image_parents)}
+    do = {**{p: other[:, k] for k, p in enumerate(parents)}, **kept}
     x = decoded_mean(vae.decoder(z, vae.parents_onehot(do)), vae.config.likelihood)
-    logits = reader(x).split([vae.graph.card(p) for p in vae.image_parents], dim=-1)
+    logits = reader(x).split([vae.graph.card(p) for p in parents], dim=-1)
     return sum(F.cross_entropy(lg.float(), other[:, k]) for k, lg in enumerate(logits))
 
 
@@ -556,9 +576,11 @@ def model_graph(cfg: TrainConfig, ds: Dataset) -> Graph:
     if cfg.graph is None:
         return ds.graph
     graph = Graph.load(cfg.graph)
-    if list(graph.observed) != list(ds.label_columns):
-        raise CausalVAEError(f"{cfg.graph}: its labelled variables {list(graph.observed)} differ from the dataset's {list(ds.label_columns)}")
-    for name in graph.observed:
+    discrete = [c for c in graph.observed if c not in graph.continuous]
+    continuous = [c for c in graph.observed if c in graph.continuous]
+    if discrete != list(ds.label_columns) or continuous != list(ds.continuous_columns):
+        raise CausalVAEError(f"{cfg.graph}: its labelled variables {list(graph.observed)} differ from the dataset's {list(ds.label_columns) + list(ds.continuous_columns)}")
+    for name in discrete:
         if tuple(graph[name].values) != tuple(ds.graph[name].values):
             raise CausalVAEError(f"{cfg.graph}: the values of '{name}' differ from the dataset's {list(ds.graph[name].values)}")
     if graph.image is None or ds.graph.image is None or tuple(graph.image.parents) != tuple(ds.graph.image.parents):
@@ -576,8 +598,23 @@ def build_model(cfg: TrainConfig, ds: Dataset, hide: np.ndarray | None = None) -
     if h != w:
         raise CausalVAEError(f"{ds.root}: images are {h}x{w}; the networks need square images")
     binary = int(m["channels"]) == 1 and int(np.asarray(ds.images[: min(len(ds.images), 256)]).max()) <= 1
+    check_mixed(graph)
+    for j, c in enumerate(ds.continuous_columns):
+        gaps = np.isnan(ds.continuous_labels[ds.indices, j])
+        if gaps.any():
+            raise CausalVAEError(
+                f"{ds.root}: the continuous label '{c}' is missing in {int(gaps.sum())} training rows; the causal VAE "
+                f"needs every continuous label (a missing continuous value cannot be summed out exactly)"
+            )
+    # A continuous parent enters the networks standardised by the training split's mean and sd.
+    stats = tuple(
+        column_stats(ds.continuous_labels[ds.indices, ds.continuous_columns.index(p)]) if p in graph.continuous else None
+        for p in graph.image.parents
+    )
     net = NetConfig(
-        image_size=int(h), channels=int(m["channels"]), parent_dims=tuple(graph.card(p) for p in graph.image.parents),
+        image_size=int(h), channels=int(m["channels"]),
+        parent_dims=tuple(1 if p in graph.continuous else graph.card(p) for p in graph.image.parents),
+        parent_stats=stats if any(s is not None for s in stats) else (),
         z_dim=cfg.z_dim, width=cfg.width, depth=cfg.depth, hidden=cfg.hidden, likelihood="bernoulli" if binary else "dlogistic",
         max_log_scale=None if binary else cfg.max_log_scale, decoder=cfg.decoder, residual=cfg.residual,
     )
@@ -585,6 +622,8 @@ def build_model(cfg: TrainConfig, ds: Dataset, hide: np.ndarray | None = None) -
     classified = set(cfg.classify)
     labels = ds.labels[ds.indices] if hide is None else np.where(hide, -1, ds.labels[ds.indices])
     for p in graph.image.parents:
+        if p in graph.continuous:
+            continue
         if not graph[p].observed or (labels[:, cols.index(p)] < 0).any():
             classified.add(p)
     return CausalVAE(graph, net, learn_cpts=cfg.learn_cpts, classified=sorted(classified, key=graph.image.parents.index), alpha=cfg.alpha, beta=cfg.beta)
@@ -663,7 +702,7 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
     per_rank = (len(ds) - len(ds) % world) // world if world > 1 else len(ds)
     epoch_steps = math.ceil(per_rank / cfg.batch_size)
     total = cfg.max_steps or cfg.epochs * epoch_steps
-    if cfg.cf_weight:
+    if cfg.cf_weight and discrete_image_parents(vae):
         steps = min(cfg.reader_steps, total)
         if say is not None and rank_env == 0:
             say(f"training the counterfactual term's reader ({steps} steps)")
