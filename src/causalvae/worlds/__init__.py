@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from causalvae.data import Dataset
 
 #: The built-in worlds' packages, imported on first use so that each registers itself.
-BUILTIN_PACKAGES = ("causalvae.worlds.scenes", "causalvae.worlds.sprites")
+BUILTIN_PACKAGES = ("causalvae.worlds.scenes", "causalvae.worlds.sprites", "causalvae.worlds.morpho")
 
 #: A reference query of the evaluation report: (its label, evidence, interventions).
 ReferenceQuery = tuple[str, dict[str, str], dict[str, str]]
