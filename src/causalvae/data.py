@@ -9,8 +9,18 @@ A dataset is a directory (documented in ``docs/dataset-format.md``)::
     labels_continuous.npy  float32 (N, Kc): observed continuous labels, NaN = missing (when any)
     split.npy           int8 (N,): 0 train, 1 val, 2 test
     truth_values.npy    int16 (N, V): every variable, hidden ones too     (when the world knows)
+    truth_continuous.npy  float64 (N, Vc): every continuous variable's value (when there are any)
     truth_noise.npy     float64 (N, V): every U of the noise convention    (when the world knows)
     truth_style.npy     float64 (N, S): the exogenous style of each image  (when the world knows)
+
+The truth of a graph with continuous variables: ``truth_columns`` (every variable, declared
+order) index ``truth_values.npy`` and ``truth_noise.npy`` as for a discrete graph; a
+continuous variable has no value index, so its column of ``truth_values.npy`` holds -1 and
+its value is in ``truth_continuous.npy`` (float64, columns ``truth_continuous_columns``, the
+continuous variables in declared order). Its U is the continuous convention's
+(:mod:`causalvae.continuous`: N(0, 1) for a linear mechanism, Uniform(0, 1) for a root), so
+``propagate(graph, noise)`` replays every recorded value exactly.
+:meth:`Dataset.truth_table` returns every variable's truth as one mapping.
 
 Writing is atomic: files are built in a hidden staging directory beside the target and
 renamed into place at the end, so an interrupted run leaves nothing under the target name.
@@ -54,6 +64,7 @@ ARRAYS = {
     "labels_continuous.npy": (np.float32, 2),
     "split.npy": (np.int8, 1),
     "truth_values.npy": (np.int16, 2),
+    "truth_continuous.npy": (np.float64, 2),
     "truth_noise.npy": (np.float64, 2),
     "truth_style.npy": (np.float64, 2),
 }
@@ -144,24 +155,29 @@ class DatasetBuilder:
         style_fields: Sequence[str] = (),
         meta: Mapping[str, Any] | None = None,
         continuous_labels: np.ndarray | None = None,
+        truth_continuous: np.ndarray | None = None,
     ) -> Path:
         """Write labels, truth, splits, checksums and the manifest; then rename into place.
 
         ``labels`` holds the discrete observed variables (value indices); ``continuous_labels``
-        the continuous observed ones (float, NaN = missing), in declared order. A full disk
+        the continuous observed ones (float, NaN = missing), in declared order. The truth of a
+        graph with continuous variables: ``truth_values`` (N, V) holds -1 in each continuous
+        variable's column and ``truth_continuous`` (N, Vc) their values. A full disk
         raises :class:`DatasetError` naming the folder and the bytes needed (the staging
         directory is removed on leaving the ``with`` block)."""
         try:
             return self._finish(graph=graph, world=world, labels=labels, label_columns=label_columns, seed=seed, split=split,
                                 truth_values=truth_values, truth_noise=truth_noise, truth_style=truth_style,
-                                style_fields=style_fields, meta=meta, continuous_labels=continuous_labels)
+                                style_fields=style_fields, meta=meta, continuous_labels=continuous_labels,
+                                truth_continuous=truth_continuous)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 self.abort()
                 raise DatasetError(no_space_message(self.out.parent, self.nbytes)) from None
             raise
 
-    def _finish(self, *, graph, world, labels, label_columns, seed, split, truth_values, truth_noise, truth_style, style_fields, meta, continuous_labels) -> Path:
+    def _finish(self, *, graph, world, labels, label_columns, seed, split, truth_values, truth_noise, truth_style, style_fields, meta, continuous_labels,
+                truth_continuous) -> Path:
         from causalvae.version import __version__
 
         n = self.n
@@ -180,18 +196,21 @@ class DatasetBuilder:
             raise CausalVAEError("continuous labels were given, but the graph has no observed continuous variable")
         if continuous_columns:
             arrays["labels_continuous.npy"] = _continuous_labels(graph, continuous_columns, continuous_labels, n)
-        if truth_values is not None and graph.mixed:
-            raise CausalVAEError("recording the truth of a graph with continuous variables is not supported yet")
         if split.shape != (n,) or not np.isin(split, (0, 1, 2)).all():
             raise CausalVAEError("split must hold 0 (train), 1 (val) or 2 (test) for every image")
         truth_columns: list[str] = []
+        truth_continuous_columns = list(graph.continuous)
+        if truth_continuous is not None and (truth_values is None or not truth_continuous_columns):
+            raise CausalVAEError("continuous truth was given without truth values, or for a graph with no continuous variable")
         if truth_values is not None:
             truth_columns = list(graph.names)
             tv = np.asarray(truth_values)
             if tv.shape != (n, len(truth_columns)):
                 raise CausalVAEError(f"truth values have shape {tv.shape}, expected {(n, len(truth_columns))}")
-            _check_indices(graph, truth_columns, tv, "truth values", allow_missing=False)
+            _check_truth(graph, truth_columns, tv)
             arrays["truth_values.npy"] = tv.astype(np.int16)
+            if truth_continuous_columns:
+                arrays["truth_continuous.npy"] = _truth_continuous(graph, truth_continuous_columns, truth_continuous, n)
         if truth_noise is not None:
             arrays["truth_noise.npy"] = np.asarray(truth_noise, dtype=np.float64).reshape(n, len(graph.names))
         if truth_style is not None:
@@ -215,6 +234,7 @@ class DatasetBuilder:
             "label_columns": label_columns,
             "label_values": {c: list(graph[c].values) for c in label_columns},
             "truth_columns": truth_columns,
+            **({"truth_continuous_columns": truth_continuous_columns} if "truth_continuous.npy" in arrays else {}),
             "style_fields": list(style_fields) if truth_style is not None else [],
             "splits": {k: int((arrays["split.npy"] == v).sum()) for k, v in SPLITS.items()},
             "missing_labels": int((arrays["labels.npy"] == MISSING).sum()),
@@ -244,6 +264,33 @@ def _continuous_labels(graph: Graph, columns: Sequence[str], values: np.ndarray 
             r = int(np.flatnonzero(bad)[0])
             raise CausalVAEError(f"continuous labels: row {r}, column '{c}' holds {col[r]:g}, outside its support {graph[c].describe()[11:]}")
     return arr.astype(np.float32)
+
+
+def _truth_continuous(graph: Graph, columns: Sequence[str], values: np.ndarray | None, n: int) -> np.ndarray:
+    """The continuous variables' true values as float64, each finite and inside its support."""
+    if values is None:
+        raise CausalVAEError(f"the truth of a graph with continuous variables needs their values ({', '.join(columns)}): pass truth_continuous")
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.shape != (n, len(columns)):
+        raise CausalVAEError(f"continuous truth has shape {arr.shape}, expected {(n, len(columns))} ({', '.join(columns)})")
+    for j, c in enumerate(columns):
+        col = arr[:, j]
+        lo, hi = graph[c].support
+        bad = ~np.isfinite(col) | (col < lo) | (col > hi)
+        if bad.any():
+            r = int(np.flatnonzero(bad)[0])
+            raise CausalVAEError(f"continuous truth: row {r}, column '{c}' holds {col[r]:g}, not a finite number in its support {graph[c].describe()[11:]}")
+    return arr
+
+
+def _check_truth(graph: Graph, columns: Sequence[str], tv: np.ndarray, what: str = "truth values") -> None:
+    """Discrete columns hold value indices; a continuous variable's column holds -1."""
+    discrete = [j for j, c in enumerate(columns) if c not in graph.continuous]
+    _check_indices(graph, [columns[j] for j in discrete], tv[:, discrete], what, allow_missing=False)
+    for j, c in enumerate(columns):
+        if c in graph.continuous and (tv[:, j] != MISSING).any():
+            r = int(np.flatnonzero(tv[:, j] != MISSING)[0])
+            raise CausalVAEError(f"{what}: row {r}, column '{c}' holds {int(tv[r, j])}; a continuous variable's column holds -1 (its value is in the continuous truth)")
 
 
 def _check_indices(graph: Graph, columns: Sequence[str], arr: np.ndarray, what: str, allow_missing: bool = True) -> None:
@@ -350,9 +397,15 @@ class Dataset(_torch_dataset_base()):
             v = len(m["truth_columns"])
             self.truth_values = np.asarray(_open_array(self.root, "truth_values.npy", (n, v), m))
             try:
-                _check_indices(self.graph, list(m["truth_columns"]), self.truth_values, "truth_values.npy", allow_missing=False)
+                _check_truth(self.graph, list(m["truth_columns"]), self.truth_values, "truth_values.npy")
             except (CausalVAEError, KeyError, TypeError) as exc:
                 raise DatasetError(f"{self.root}: {exc} (a damaged dataset)") from None
+            #: The continuous variables' true values (float64) and their columns.
+            self.truth_continuous_columns = list(m.get("truth_continuous_columns", []))
+            if list(self.graph.continuous) != self.truth_continuous_columns:
+                raise DatasetError(f"{self.root}: the manifest's truth_continuous_columns do not list the continuous variables of its graph.yaml (a damaged dataset)")
+            shape = (n, len(self.truth_continuous_columns))
+            self.truth_continuous = np.asarray(_open_array(self.root, "truth_continuous.npy", shape, m)) if shape[1] else np.zeros(shape)
             self.truth_noise = np.asarray(_open_array(self.root, "truth_noise.npy", (n, v), m))
             s = len(m.get("style_fields", []))
             self.truth_style = np.asarray(_open_array(self.root, "truth_style.npy", (n, s), m)) if s else np.zeros((n, 0))
@@ -386,8 +439,23 @@ class Dataset(_torch_dataset_base()):
             "values": torch.from_numpy(self.truth_values[k].astype(np.int64)),
             "noise": torch.from_numpy(self.truth_noise[k].copy()),
             "style": torch.from_numpy(self.truth_style[k].copy()),
+            "continuous": torch.from_numpy(self.truth_continuous[k].copy()),
         }
         return image, labels, truth
+
+    def truth_table(self, positions: Sequence[int] | np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The recorded truth of pictures (positions in this split; default: all of it) as
+        ``(values, noise)``: every variable's value (int64 value indices, float64 for a
+        continuous variable) and its U, keyed by name, ready for
+        :func:`causalvae.noise.propagate` (a counterfactual of the same units: same noise, a ``do``)."""
+        if not self.truth:
+            raise DatasetError(f"{self.root}: opened without truth (load it with truth=True)")
+        rows = self.indices if positions is None else self.indices[np.asarray(positions, dtype=np.int64)]
+        cols = list(self.manifest["truth_columns"])
+        values = {c: self.truth_values[rows, j].astype(np.int64) for j, c in enumerate(cols) if c not in self.truth_continuous_columns}
+        values.update({c: self.truth_continuous[rows, j].astype(np.float64) for j, c in enumerate(self.truth_continuous_columns)})
+        noise = {c: self.truth_noise[rows, j].astype(np.float64) for j, c in enumerate(cols)}
+        return {c: values[c] for c in cols}, noise
 
 
     def batch(self, positions: Sequence[int] | np.ndarray):

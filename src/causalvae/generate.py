@@ -7,7 +7,10 @@ observed labels, every variable (hidden ones too), every U and the style values.
 seed gives the same bytes.
 
 Random streams are independent children of one ``SeedSequence(seed)``: 0 for the graph's
-noise, 1 for the style, 2 for the label mask of ``label_fraction``, 3 for the splits.
+noise, 1 for the style, 2 for the label mask of ``label_fraction``, 3 for the splits. A
+world may draw each unit's style knowing its values and split (``Plan.style_for``: the
+morpho world's source digits are partitioned between the splits). Continuous variables are
+recorded in ``labels_continuous.npy`` and ``truth_continuous.npy`` (:mod:`causalvae.data`).
 
     >>> generate("scenes", "data/scenes", 20000, seed=0)            # doctest: +SKIP
     >>> generate("sprites", "data/sprites", 20000, hide=["posY"])   # doctest: +SKIP
@@ -64,12 +67,16 @@ def generate(
     graph, renderer = plan.graph, plan.renderer
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)]
     units = sample(graph, n, streams[0])
-    style = (plan.sample_style or renderer.sample_style)(n, streams[1])
-    label_columns = list(graph.observed)
-    labels = np.stack([units.values[c] for c in label_columns], axis=1).astype(np.int16).reshape(n, len(label_columns))
-    if label_fraction < 1.0:
-        labels[streams[2].random(labels.shape) >= label_fraction] = MISSING
     split = assign_splits(n, streams[3])
+    style = plan.style_for(units.values, split, streams[1]) if plan.style_for else (plan.sample_style or renderer.sample_style)(n, streams[1])
+    label_columns = [c for c in graph.observed if c not in graph.continuous]
+    continuous_columns = [c for c in graph.observed if c in graph.continuous]
+    labels = _columns(units.values, label_columns, n).astype(np.int16)
+    numbers = _columns(units.values, continuous_columns, n)
+    if label_fraction < 1.0:  # one mask over every observed column, in declared order
+        keep = streams[2].random((n, len(label_columns) + len(continuous_columns))) < label_fraction
+        labels[~keep[:, : len(label_columns)]] = MISSING
+        numbers[~keep[:, len(label_columns) :]] = np.nan
     r = renderer.resolution
     with DatasetBuilder(out, n, r, r, renderer.channels, force=force) as builder:
         (plan.fill or _fill(renderer))(builder.images, units.values, style, progress)
@@ -82,8 +89,10 @@ def generate(
             label_columns=label_columns,
             seed=seed,
             split=split,
-            truth_values=np.stack([units.values[v] for v in graph.names], axis=1),
-            truth_noise=np.stack([units.noise[v] for v in graph.names], axis=1),
+            continuous_labels=numbers if continuous_columns else None,
+            truth_values=_columns({**units.values, **{v: np.full(n, MISSING) for v in graph.continuous}}, graph.names, n),
+            truth_continuous=_columns(units.values, graph.continuous, n) if graph.continuous else None,
+            truth_noise=_columns(units.noise, graph.names, n),
             truth_style=style,
             style_fields=renderer.style_fields,
             meta={
@@ -92,6 +101,11 @@ def generate(
                 "image_parents": list(graph.image.parents) if graph.image else [],
             },
         )
+
+
+def _columns(values, names, n: int) -> np.ndarray:
+    """The named columns side by side, ``(n, len(names))`` (``(n, 0)`` for none)."""
+    return np.stack([values[c] for c in names], axis=1) if names else np.zeros((n, 0))
 
 
 def _fill(renderer: worlds.Renderer):

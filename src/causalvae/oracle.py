@@ -8,6 +8,15 @@ training set, and checked on a held-out set of renders from another seed.
 
     causalvae oracle train --world scenes --out oracles/scenes
 
+A world with continuous labelled variables (the morpho world's thickness and intensity)
+gets a regression head per continuous variable beside the classifier heads, trained on
+standardised targets (mean squared error) and scored by the mean absolute error in the
+variable's own units. Its fresh renders draw each continuous variable uniformly between the
+0.5% and 99.5% quantiles of its marginal in the graph, independently of the others (so that
+the oracle cannot read one through another); a world whose renderer draws style per split
+(``style_for``: the morpho world's source digits) trains on the training split's styles and
+is scored on the test split's. The discrete path is unchanged.
+
 It is saved like a model (``oracle.safetensors`` + ``config.json``; loading runs no code).
 """
 
@@ -42,22 +51,46 @@ class OracleError(CausalVAEError):
 # ------------------------------------------------------------------------------ fresh renders
 
 
-def renderer(world: str | worlds.World, resolution: int = 64) -> tuple[Graph, Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]]]:
+def renderer(world: str | worlds.World, resolution: int | None = 64) -> tuple[Graph, Callable[..., tuple[np.ndarray, ...]]]:
     """The world's graph and a function drawing ``n`` fresh labelled pictures:
-    ``(images uint8 (n, C, H, W), labels int64 (n, K))`` for the graph's labelled variables,
-    labels uniform and independent (every combination is seen, none favoured), style
-    drawn from the world's style distribution."""
+    ``(images uint8 (n, C, H, W), labels int64 (n, K))`` for the graph's labelled discrete
+    variables, labels uniform and independent (every combination is seen, none favoured),
+    style drawn from the world's style distribution. A world with labelled continuous
+    variables adds ``numbers`` float64 ``(n, Kc)``, each uniform in :func:`continuous_ranges`;
+    ``draw(n, rng, held_out=True)`` draws the held-out split's styles when the renderer has
+    ``style_for``."""
     w = worlds.get(world)
     truth = w.renderer(resolution)
     graph = w.graph()
-    cols = list(graph.observed)
+    cols = [c for c in graph.observed if c not in graph.continuous]
+    ranges = continuous_ranges(graph)
 
-    def draw(n: int, rng: np.random.Generator):
+    def draw(n: int, rng: np.random.Generator, held_out: bool = False):
         values = {c: rng.integers(0, graph.card(c), n) for c in cols}
-        images = truth.render(values, truth.sample_style(n, rng))
-        return images, np.stack([values[c] for c in cols], 1).astype(np.int64)
+        values.update({c: rng.uniform(lo, hi, n) for c, (lo, hi) in ranges.items()})
+        if hasattr(truth, "style_for"):
+            style = truth.style_for(values, np.full(n, 2 if held_out else 0, dtype=np.int8), rng)
+        else:
+            style = truth.sample_style(n, rng)
+        images = truth.render(values, style)
+        labels = np.stack([values[c] for c in cols], 1).astype(np.int64).reshape(n, len(cols))
+        if not ranges:
+            return images, labels
+        return images, labels, np.stack([values[c] for c in ranges], 1)
 
     return graph, draw
+
+
+def continuous_ranges(graph: Graph, seed: int = 0, n: int = 20_000) -> dict[str, tuple[float, float]]:
+    """Each labelled continuous variable's range of fresh renders: the 0.5% and 99.5%
+    quantiles of its marginal in the graph (from ``n`` ancestral samples at ``seed``)."""
+    cont = [c for c in graph.observed if c in graph.continuous]
+    if not cont:
+        return {}
+    from causalvae.noise import sample
+
+    units = sample(graph, n, seed)
+    return {c: (float(np.quantile(units.values[c], 0.005)), float(np.quantile(units.values[c], 0.995))) for c in cont}
 
 
 # ------------------------------------------------------------------------------ the network
@@ -72,20 +105,32 @@ class OracleConfig:
     cards: tuple[int, ...]
     width: int = 32
     binary: bool = False  # pictures stored 0/1
+    #: Continuous columns read by regression, and each one's (mean, sd) of standardisation.
+    continuous: tuple[str, ...] = ()
+    scales: tuple[tuple[float, float], ...] = ()
 
     def to_dict(self) -> dict:
-        return {"world": self.world, "resolution": self.resolution, "channels": self.channels,
-                "columns": list(self.columns), "cards": list(self.cards), "width": self.width, "binary": self.binary}
+        d = {"world": self.world, "resolution": self.resolution, "channels": self.channels,
+             "columns": list(self.columns), "cards": list(self.cards), "width": self.width, "binary": self.binary}
+        if self.continuous:
+            d.update(continuous=list(self.continuous), scales=[list(m) for m in self.scales])
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> OracleConfig:
         # Oracles saved before "binary" was recorded were of a registered world.
         binary = bool(d["binary"]) if "binary" in d else worlds.get(d["world"]).binary
-        return cls(d["world"], int(d["resolution"]), int(d["channels"]), tuple(d["columns"]), tuple(int(c) for c in d["cards"]), int(d["width"]), binary)
+        continuous = tuple(d.get("continuous", ()))
+        scales = tuple((float(m), float(s)) for m, s in d.get("scales", ()))
+        if len(scales) != len(continuous) or any(not s > 0 for _, s in scales):
+            raise CausalVAEError("an oracle config needs one (mean, sd > 0) scale per continuous column")
+        return cls(d["world"], int(d["resolution"]), int(d["channels"]), tuple(d["columns"]), tuple(int(c) for c in d["cards"]), int(d["width"]), binary,
+                   continuous, scales)
 
 
 class Oracle(nn.Module):
-    """One conv trunk, one linear head per labelled variable."""
+    """One conv trunk, one linear head per labelled discrete variable (and one linear
+    regressor over the continuous ones, when there are any)."""
 
     def __init__(self, config: OracleConfig):
         super().__init__()
@@ -97,16 +142,33 @@ class Oracle(nn.Module):
             layers += [nn.Conv2d(a, b, 4, stride=2, padding=1), nn.GroupNorm(8, b), nn.SiLU()]
         self.trunk = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4), nn.Flatten(1), nn.Linear(16 * chans[-1], 256), nn.SiLU())
         self.heads = nn.ModuleList(nn.Linear(256, k) for k in config.cards)
+        if config.continuous:
+            self.regressor = nn.Linear(256, len(config.continuous))
 
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """uint8 (B, C, H, W) pictures -> a list of (B, card) logits, one per column."""
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, C, H, W) pictures -> the trunk's (B, 256) features."""
         c = self.config
         if images.dim() != 4 or tuple(images.shape[1:]) != (c.channels, c.resolution, c.resolution):
             raise CausalVAEError(f"the oracle reads pictures of shape (B, {c.channels}, {c.resolution}, {c.resolution}), got {tuple(images.shape)}")
         x = images.float()
         x = x * 2.0 - 1.0 if c.binary else x / 127.5 - 1.0  # binary or 8-bit pixels
-        h = self.trunk(x.contiguous(memory_format=torch.channels_last))
+        return self.trunk(x.contiguous(memory_format=torch.channels_last))
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """uint8 (B, C, H, W) pictures -> a list of (B, card) logits, one per discrete column."""
+        h = self.features(images)
         return [head(h) for head in self.heads]
+
+    @torch.no_grad()
+    def regress(self, images: torch.Tensor, batch: int = 512) -> np.ndarray:
+        """The continuous columns read off the pictures, in their own units: float64 (B, Kc)."""
+        if not self.config.continuous:
+            raise CausalVAEError("this oracle reads no continuous variable")
+        self.eval()
+        device = next(self.parameters()).device
+        z = torch.cat([self.regressor(self.features(images[i : i + batch].to(device))).cpu() for i in range(0, len(images), batch)])
+        mean, sd = (torch.tensor(v, dtype=torch.float64) for v in zip(*self.config.scales))
+        return (z.double() * sd + mean).numpy()
 
     @torch.no_grad()
     def probs(self, images: torch.Tensor, batch: int = 512) -> dict[str, torch.Tensor]:
@@ -128,9 +190,15 @@ class Oracle(nn.Module):
 # ------------------------------------------------------------------------------ training
 
 
-def accuracy(oracle: Oracle, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def accuracy(oracle: Oracle, images: np.ndarray, labels: np.ndarray, numbers: np.ndarray | None = None) -> dict[str, float]:
+    """Each discrete column's accuracy and (given ``numbers``) each continuous column's mean
+    absolute error in its own units."""
     pred = oracle.read(torch.from_numpy(images))
-    return {c: float((pred[:, k] == labels[:, k]).mean()) for k, c in enumerate(oracle.config.columns)}
+    out = {c: float((pred[:, k] == labels[:, k]).mean()) for k, c in enumerate(oracle.config.columns)}
+    if numbers is not None and oracle.config.continuous:
+        read = oracle.regress(torch.from_numpy(images))
+        out.update({c: float(np.abs(read[:, k] - numbers[:, k]).mean()) for k, c in enumerate(oracle.config.continuous)})
+    return out
 
 
 def train_oracle(
@@ -140,19 +208,27 @@ def train_oracle(
     batch_size: int = 64,
     lr: float = 2e-3,
     seed: int = 0,
-    resolution: int = 64,
+    resolution: int | None = None,
     held_out: int = 4000,
     progress: Callable[[int, float], None] | None = None,
 ) -> tuple[Oracle, dict[str, float]]:
     """Train on fresh renders (seed stream 0) and measure on ``held_out`` renders from a
-    different stream (seed stream 1). Returns the oracle and its held-out accuracy per column."""
+    different stream (seed stream 1; the held-out split's styles when the world draws style
+    per split). Returns the oracle and its held-out score per column: the accuracy of a
+    discrete column, the mean absolute error of a continuous one. ``resolution=None``: the
+    world's own."""
     w = worlds.get(world)
+    resolution = w.resolution if resolution is None else resolution
     graph, draw = renderer(w, resolution)
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
-    test_images, test_labels = draw(held_out, streams[1])
-    cfg = OracleConfig(w.name, resolution, int(test_images.shape[1]), tuple(graph.observed), tuple(graph.card(c) for c in graph.observed), binary=w.binary)
+    test = draw(held_out, streams[1], held_out=True)
+    cols = [c for c in graph.observed if c not in graph.continuous]
+    ranges = continuous_ranges(graph)
+    scales = tuple(((lo + hi) / 2, (hi - lo) / math.sqrt(12)) for lo, hi in ranges.values())  # a uniform's mean and sd
+    cfg = OracleConfig(w.name, resolution, int(test[0].shape[1]), tuple(cols), tuple(graph.card(c) for c in cols), binary=w.binary,
+                       continuous=tuple(ranges), scales=scales)
     oracle = _fit(cfg, lambda: draw(batch_size, streams[0]), steps=steps, lr=lr, seed=seed, progress=progress)
-    return oracle, accuracy(oracle, test_images, test_labels)
+    return oracle, accuracy(oracle, *test)
 
 
 def train_oracle_on_dataset(
@@ -191,8 +267,10 @@ def train_oracle_on_dataset(
     return oracle, acc
 
 
-def _fit(cfg: OracleConfig, draw: Callable[[], tuple[np.ndarray, np.ndarray]], *, steps: int, lr: float, seed: int, progress) -> Oracle:
-    """Adam on a cosine schedule over ``steps`` batches from ``draw()`` (labels -1: missing)."""
+def _fit(cfg: OracleConfig, draw: Callable[[], tuple[np.ndarray, ...]], *, steps: int, lr: float, seed: int, progress) -> Oracle:
+    """Adam on a cosine schedule over ``steps`` batches from ``draw()`` (labels -1: missing):
+    cross-entropy of each discrete column, plus (a batch with continuous ``numbers``) the mean
+    squared error of the standardised continuous columns."""
     torch.manual_seed(seed)
     oracle = Oracle(cfg)
     opt = torch.optim.Adam(oracle.parameters(), lr=lr)
@@ -200,10 +278,14 @@ def _fit(cfg: OracleConfig, draw: Callable[[], tuple[np.ndarray, np.ndarray]], *
     for step in range(1, steps + 1):
         for g in opt.param_groups:
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
-        images, labels = draw()
-        logits = oracle(torch.from_numpy(images))
+        images, labels, *numbers = draw()
+        h = oracle.features(torch.from_numpy(images))
+        logits = [head(h) for head in oracle.heads]
         target = torch.from_numpy(labels)
         loss = sum(F.cross_entropy(lg, target[:, k], ignore_index=-1) for k, lg in enumerate(logits) if bool((target[:, k] >= 0).any()))
+        if numbers and cfg.continuous:
+            mean, sd = (torch.tensor(v, dtype=torch.float32) for v in zip(*cfg.scales))
+            loss = loss + F.mse_loss(oracle.regressor(h), (torch.from_numpy(numbers[0]).float() - mean) / sd)
         opt.zero_grad()
         if isinstance(loss, torch.Tensor):
             loss.backward()

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from causalvae.data import Dataset
 
 #: The built-in worlds' packages, imported on first use so that each registers itself.
-BUILTIN_PACKAGES = ("causalvae.worlds.scenes", "causalvae.worlds.sprites")
+BUILTIN_PACKAGES = ("causalvae.worlds.scenes", "causalvae.worlds.sprites", "causalvae.worlds.morpho")
 
 #: A reference query of the evaluation report: (its label, evidence, interventions).
 ReferenceQuery = tuple[str, dict[str, str], dict[str, str]]
@@ -91,6 +91,9 @@ class Plan:
     ``sample_style(n, rng)`` draws the recorded style; ``fill(images, values, style, progress)``
     writes uint8 ``(N, H, W, C)`` pictures into ``images`` (default: render in chunks);
     ``extra_files(values, style)`` returns further ``{name.npy: array}`` files for the dataset.
+    A world whose style depends on the units sets ``style_for(values, split, rng)``: each
+    unit's style given its values and its split (int8: 0 train, 1 val, 2 test), in place of
+    ``sample_style``.
     """
 
     graph: Graph
@@ -99,6 +102,7 @@ class Plan:
     sample_style: Callable[[int, np.random.Generator], np.ndarray] | None = None
     fill: Callable[..., None] | None = None
     extra_files: Callable[[Mapping[str, np.ndarray], np.ndarray], dict[str, np.ndarray]] | None = None
+    style_for: Callable[[Mapping[str, np.ndarray], np.ndarray, np.random.Generator], np.ndarray] | None = None
 
 
 class World:

