@@ -702,7 +702,14 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
     per_rank = (len(ds) - len(ds) % world) // world if world > 1 else len(ds)
     epoch_steps = math.ceil(per_rank / cfg.batch_size)
     total = cfg.max_steps or cfg.epochs * epoch_steps
-    if cfg.cf_weight and discrete_image_parents(vae):
+    unlabelled = [p for p in discrete_image_parents(vae) if p not in vae.label_columns]
+    if cfg.cf_weight and unlabelled and rank_env == 0:
+        # The reader learns from labels, and the term decodes under other pictures' labelled
+        # parents: with a hidden image parent it is off (it would be zero at every step).
+        atomic_write_text(run / "reader.json", json.dumps({"steps": 0, "off": f"hidden image parents: {', '.join(unlabelled)}"}) + "\n")
+        if say is not None:
+            say(f"the counterfactual term is off: the image's parent(s) {', '.join(unlabelled)} are hidden")
+    if cfg.cf_weight and discrete_image_parents(vae) and not unlabelled:
         steps = min(cfg.reader_steps, total)
         if say is not None and rank_env == 0:
             say(f"training the counterfactual term's reader ({steps} steps)")
