@@ -43,7 +43,13 @@ ROW_SUM_TOLERANCE = 1e-6
 #: inner hyphens (``0-3_days``). Anything else (``12+``, ``<5``, spaces) is quoted.
 BARE_NAME = re.compile(r"[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*")
 
-BUILTIN_GRAPHS = {"scenes": "scenes.yaml", "survey": "survey.bif", "sprites": "sprites.yaml", "morpho": "morpho.yaml"}
+
+
+def builtin_graphs() -> dict[str, str]:
+    """The built-in graphs, name -> file name: every ``.yaml`` and ``.bif`` file shipped in the
+    package's ``worlds`` folder (``scenes`` is ``worlds/scenes.yaml``)."""
+    files = sorted(f.name for f in resources.files("causalvae").joinpath("worlds").iterdir())
+    return {name.rsplit(".", 1)[0]: name for name in files if name.endswith((".yaml", ".bif"))}
 
 
 class _Loader(yaml.SafeLoader):
@@ -584,8 +590,9 @@ class Graph:
     def load(cls, spec: str | os.PathLike) -> Graph:
         """Load a built-in graph by name (``scenes``, ``sprites``, ``survey``, ``morpho``) or a ``.yaml``/``.bif`` file."""
         key = str(spec)
-        if key in BUILTIN_GRAPHS:
-            res = resources.files("causalvae.worlds").joinpath(BUILTIN_GRAPHS[key])
+        builtin = builtin_graphs()
+        if key in builtin:
+            res = resources.files("causalvae").joinpath("worlds", builtin[key])
             text = res.read_text(encoding="utf-8")
             if res.name.endswith(".bif"):
                 from causalvae.bif import read_bif
@@ -601,7 +608,7 @@ class Graph:
         if lower.endswith((".yaml", ".yml")):
             return cls.from_yaml(path)
         if not path.exists():
-            raise unknown("graph", key, list(BUILTIN_GRAPHS) + ["FILE.yaml", "FILE.bif"])
+            raise unknown("graph", key, list(builtin) + ["FILE.yaml", "FILE.bif"])
         raise GraphError(f"{key}: unknown graph file type; use .yaml, .yml, .bif or .bif.gz")
 
     def to_bif(self, path: str | os.PathLike | None = None) -> str:
