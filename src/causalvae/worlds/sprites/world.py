@@ -24,7 +24,7 @@ import numpy as np
 
 from causalvae.errors import CausalVAEError
 from causalvae.graph import Graph, Variable
-from causalvae.worlds import Plan, Renderer, World, register
+from causalvae.worlds import Option, Plan, Renderer, World, register
 
 #: The style fields and picture size (equal to ``dsprites.STYLE_FIELDS`` and ``dsprites.RESOLUTION``,
 #: which a test checks).
@@ -112,6 +112,8 @@ def symmetric_equivalents(classes: np.ndarray) -> np.ndarray:
 
 
 class SpritesWorld(World):
+    """dSprites with causes: shape, scale, orientation and position drawn from a causal graph."""
+
     name = "sprites"
     style_fields = STYLE_FIELDS
     binary = True
@@ -135,6 +137,10 @@ class SpritesWorld(World):
         ("composition_ratio", "<=", 1.5),
     )
     factor_summary = True
+    options = (
+        Option("source", "source", "Take the images from a grid directory (generate dsprites) or the official .npz archive instead of rendering them."),
+        Option("hide", "hide", "Withhold this factor's labels (repeatable); it stays a hidden parent of the image.", repeat=True),
+    )
 
     def graph(self) -> Graph:
         return Graph.load(self.name)
