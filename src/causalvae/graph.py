@@ -176,7 +176,7 @@ def _first_duplicate(items: Iterable[str]) -> str | None:
     return None
 
 
-def _shape_cpt(var: Variable, parent_vars: Sequence[Variable]) -> np.ndarray:
+def shape_cpt(var: Variable, parent_vars: Sequence[Variable]) -> np.ndarray:
     """Turn the user's CPT (any accepted form) into a validated float64 array."""
     pcards = tuple(p.card for p in parent_vars)
     shape = (*pcards, var.card)
@@ -331,7 +331,7 @@ class Graph:
 
                 shaped[v.name] = continuous.finish(v, parent_vars)
                 continue
-            table = _shape_cpt(v, parent_vars)
+            table = shape_cpt(v, parent_vars)
             shaped[v.name] = Variable(
                 v.name, v.values, v.parents, table, v.observed, v.description, normalize=False
             )
@@ -569,7 +569,7 @@ class Graph:
     def from_yaml(cls, source: str | os.PathLike, *, text: str | None = None) -> Graph:
         """Load a YAML graph from a path (or from ``text``, with ``source`` naming it)."""
         if text is None:
-            text = _read_text(source)
+            text = read_graph_text(source)
         if len(text) > MAX_GRAPH_BYTES:
             raise GraphError(f"{source}: larger than {MAX_GRAPH_BYTES // 2**20} MB of text; not a graph file this program reads")
         try:
@@ -693,7 +693,7 @@ def _check_depth(root, source) -> None:
             raise GraphError(f"{source}: more than {MAX_YAML_NODES:,} YAML nodes once its aliases are expanded")
 
 
-def _read_text(path: str | os.PathLike) -> str:
+def read_graph_text(path: str | os.PathLike) -> str:
     """A graph file's text: a regular file, gunzipped for ``.gz``, at most MAX_GRAPH_BYTES."""
     p = Path(path)
     if not p.exists():
