@@ -319,7 +319,7 @@ def _generate_command(world):
 
         options = {o.keyword: o.value(given[o.name.replace("-", "_")]) for o in world.options}
         _clean_stale(out_path)
-        bar, update = _progress(n, f"generating {world.name}")
+        bar, update = _progress(n, f"rendering {world.name}")
         with bar:
             path = generate(
                 world, out_path, n, seed=seed, resolution=resolution,
