@@ -17,10 +17,11 @@ A world is everything the rest of the library needs to know about where pictures
   the report's **goals** (its own targets, or the project's defaults);
 - how to **caption** a picture, and how to draw a labelled **sheet** of a dataset.
 
-Worlds register themselves; :func:`get` returns one by name and :func:`for_dataset` the
-world of a dataset (its registered world, or an :class:`~causalvae.worlds.imported.ImportedWorld`
-built from the dataset itself). Adding a world is one package under ``worlds/`` that
-subclasses :class:`World` and calls :func:`register`::
+Worlds register themselves (every package under ``worlds/`` is imported on first use);
+:func:`get` returns one by name and :func:`for_dataset` the world of a dataset (its
+registered world, or an :class:`~causalvae.worlds.imported.ImportedWorld` built from the
+dataset itself). Adding a world is one package under ``worlds/`` that subclasses
+:class:`World` and calls :func:`register`::
 
     class Dots(World):
         name = "dots"
@@ -32,6 +33,7 @@ subclasses :class:`World` and calls :func:`register`::
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -46,8 +48,6 @@ if TYPE_CHECKING:
 
     from causalvae.data import Dataset
 
-#: The built-in worlds' packages, imported on first use so that each registers itself.
-BUILTIN_PACKAGES = ("causalvae.worlds.scenes", "causalvae.worlds.sprites", "causalvae.worlds.morpho")
 
 #: A reference query of the evaluation report: (its label, evidence, interventions).
 ReferenceQuery = tuple[str, dict[str, str], dict[str, str]]
@@ -220,8 +220,10 @@ def unregister(name: str) -> None:
 
 
 def _load_builtins() -> None:
-    for package in BUILTIN_PACKAGES:
-        importlib.import_module(package)
+    """Import every package under ``worlds/`` (on first use), so that each registers its world."""
+    for info in pkgutil.iter_modules(__path__):
+        if info.ispkg:
+            importlib.import_module(f"{__name__}.{info.name}")
 
 
 def names() -> list[str]:
