@@ -47,7 +47,7 @@ def _token_pattern(numeric: bool) -> re.Pattern:
     """The tokens of the language; ``numeric`` adds comparisons and signed numbers
     (``-1.5``, ``2e-3``), which queries on graphs with continuous variables use."""
     comparison = "| (?P<cmp>>=|<=|[<>])" if numeric else ""
-    number = "-?[0-9][A-Za-z0-9_.]*(?:[eE][-+]?[0-9]+)?|" if numeric else ""
+    number = "-?[0-9][0-9.]*[eE][-+]?[0-9]+(?![A-Za-z0-9_.])|-?[0-9][A-Za-z0-9_.]*(?:[eE][-+]?[0-9]+)?|" if numeric else ""
     return re.compile(
         rf"""
     (?P<ws>\s+)
