@@ -339,25 +339,6 @@ def _generate_command(world):
     return typer.main.get_command(single)
 
 
-@generate_app.command("morpho")
-def generate_morpho_cmd(
-    out_path: Path = typer.Option(..., "--out", "-o", help="The dataset directory to write."),
-    n: int = typer.Option(20000, "--n", help="Number of digits."),
-    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed: the same seed gives the same bytes."),
-    label_fraction: float = typer.Option(1.0, "--label-fraction", help="Keep each observed label with this probability."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing dataset directory."),
-) -> None:
-    """Sample N digits from the morpho graph, redraw real MNIST digits at their thickness and
-    intensity, and write a dataset (test pictures redraw source digits no training picture uses)."""
-    from causalvae.generate import generate
-
-    _clean_stale(out_path)
-    bar, update = _progress(n, "drawing digits")
-    with bar:
-        path = generate("morpho", out_path, n, seed=seed, label_fraction=label_fraction, force=force, progress=update)
-    out.print(f"wrote {n} digits to {path}", highlight=False)
-
-
 @data_app.command("import")
 def data_import(
     images: Path = typer.Option(..., "--images", help="A folder of same-sized PNGs."),
