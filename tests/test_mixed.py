@@ -101,6 +101,15 @@ def test_linear_gaussian_do_and_counterfactuals(chain):
         evaluate(chain, "E(x | do(y=2), y=3)")
 
 
+def test_a_number_with_a_negative_exponent_is_one_number(morpho):
+    """``25e-1`` is 2.5 and ``-1.5e-3`` is -0.0015 (they used to split into '25e' and '-1')."""
+    from causalvae.querylang import tokenize
+
+    assert [t.text for t in tokenize("P(x > -1.5e-3 | y=3-4)", numeric=True)][3:9] == [">", "-1.5e-3", "|", "y", "=", "3"]
+    assert evaluate(morpho, "E(intensity | do(thickness=25e-1))").value == evaluate(morpho, "E(intensity | do(thickness=2.5))").value
+    assert evaluate(morpho, "P(intensity > 2e-3)").value == evaluate(morpho, "P(intensity > 0.002)").value
+
+
 def test_morpho_interventional_and_counterfactual_answers_by_hand(morpho):
     # do(thickness=3): intensity = 64 + 191 sigmoid(1 + 0.5 U)
     c = special.logit((200 - 64) / 191)

@@ -20,6 +20,7 @@ from causalvae.generate import generate
 from causalvae.graph import Graph
 from causalvae.noise import propagate, sample
 from causalvae.worlds.sprites import dsprites as d
+from causalvae.worlds.sprites import factors, render
 from causalvae.worlds.sprites.dsprites import GridError
 
 runner = CliRunner()
@@ -34,7 +35,7 @@ SMALL = {"shape": [0, 1, 2], "scale": [0, 5], "orientation": [0, 9, 39], "posX":
 
 def _official_classes(sel):
     """The official class vectors of every row of a reduced grid, in its order."""
-    sel = d._selection(sel)
+    sel = factors.select_classes(sel)
     reduced = d.all_classes(tuple(len(s) for s in sel))
     return np.stack([sel[k][reduced[:, k]] for k in range(6)], axis=1)
 
@@ -147,7 +148,7 @@ def test_no_pixel_leaves_the_frame():
     for shape in range(3):
         for scale in range(6):
             for o in range(0, 39, 3):
-                vx, vy = d._outline(shape, pv["scale"][scale], pv["orientation"][o])
+                vx, vy = render._outline(shape, pv["scale"][scale], pv["orientation"][o])
                 assert max(np.abs(vx).max(), np.abs(vy).max()) < 15.5, (shape, scale, o)
             corners = d.position_block(shape, scale, 7, [0, 31], [0, 31])
             for a, i in enumerate([0, 31]):

@@ -86,11 +86,51 @@ def test_a_world_registers_and_lists(dots):
         worlds.get("dot")
 
 
+class StillDotsWorld(DotsWorld):
+    """Dots that can be drawn without jitter: a world with a generator option of its own."""
+
+    name = "stilldots"
+    options = (worlds.Option("still", "still", "Draw every square without jitter.", flag=True),)
+
+    def plan(self, resolution: int | None = None, *, still: bool = False) -> worlds.Plan:
+        plan = super().plan(resolution)
+        if still:
+            plan.sample_style = lambda n, rng: np.zeros((n, 1))
+        return plan
+
+
+def test_generate_takes_each_worlds_own_options(tmp_path):
+    """``generate WORLD`` has the options every world has and the world's own, which reach its
+    plan; an option of another world, or an unknown world, is refused in one error."""
+    from causalvae.data import load
+
+    worlds.register(StillDotsWorld())
+    try:
+        cli = CliRunner()
+        res = cli.invoke(app, ["generate", "stilldots", "--n", "30", "--out", str(tmp_path / "still"), "--still"])
+        assert res.exit_code == 0, res.output
+        assert (load(tmp_path / "still", truth=True).truth_style == 0).all()
+        res = cli.invoke(app, ["generate", "stilldots", "--n", "30", "--out", str(tmp_path / "moving")])
+        assert res.exit_code == 0, res.output
+        assert set(load(tmp_path / "moving", truth=True).truth_style[:, 0]) == {0.0, 1.0}
+        res = cli.invoke(app, ["generate", "stilldots", "--n", "30", "--out", str(tmp_path / "x"), "--hide", "place"])
+        assert res.exit_code == 2 and "No such option: --hide" in res.output and not (tmp_path / "x").exists()
+        res = cli.invoke(app, ["generate", "scenes", "--n", "3", "--out", str(tmp_path / "y"), "--still"])
+        assert res.exit_code == 2 and "No such option: --still" in res.output
+        res = cli.invoke(app, ["generate", "stildots", "--n", "3", "--out", str(tmp_path / "z")])
+        assert res.exit_code == 2 and "unknown world 'stildots' (did you mean 'stilldots'?)" in res.output
+        assert "--still" in cli.invoke(app, ["generate", "stilldots", "--help"]).output
+    finally:
+        worlds.unregister("stilldots")
+
+
 def test_a_third_world_runs_generate_train_sample_counterfactual_evaluate(dots, tmp_path):
     from causalvae.data import load
-    from causalvae.generate import generate
 
-    data = generate("dots", tmp_path / "dots", 240, seed=3)
+    cli = CliRunner()
+    data = tmp_path / "dots"
+    res = cli.invoke(app, ["generate", "dots", "--n", "240", "--seed", "3", "--out", str(data)])
+    assert res.exit_code == 0, res.output
     ds = load(data, truth=True)
     assert ds.manifest["world"] == "dots" and ds.manifest["style_fields"] == ["jitter"]
     assert ds.label_columns == ["place", "shade"]  # the hidden cause is not a label
@@ -101,7 +141,6 @@ def test_a_third_world_runs_generate_train_sample_counterfactual_evaluate(dots, 
     # The graph's law: P(place = right) = 0.5 * 0.3 + 0.5 * 0.8 = 0.55 (240 draws: 4 standard errors).
     assert abs(values["place"].mean() - 0.55) < 4 * np.sqrt(0.55 * 0.45 / 240)
 
-    cli = CliRunner()
     run = tmp_path / "run"
     res = cli.invoke(app, ["train", "--data", str(data), "--out", str(run), *TINY])
     assert res.exit_code == 0, res.output

@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from causalvae.errors import GraphError, unknown
-from causalvae.graph import ROW_SUM_TOLERANCE, Graph, Variable, _read_text, _shape_cpt
+from causalvae.graph import ROW_SUM_TOLERANCE, Graph, Variable, read_graph_text, shape_cpt
 
 __all__ = ["read_bif", "write_bif"]
 
@@ -93,7 +93,7 @@ def read_bif(
     if text is None:
         if path is None:
             raise TypeError("read_bif needs a path or text=")
-        text = _read_text(path)
+        text = read_graph_text(path)
     source = str(path) if path is not None else "<text>"
     scan = _Scanner(text, source)
     network, declarations, blocks = _parse(scan)
@@ -463,7 +463,7 @@ def _build_variables(
             raise scan.error(str(exc), decl.pos) from None
     for name, var in variables.items():
         try:
-            _shape_cpt(var, [variables[p] for p in var.parents])
+            shape_cpt(var, [variables[p] for p in var.parents])
         except GraphError as exc:
             raise scan.error(str(exc), blocks[name].pos) from None
     return list(variables.values())

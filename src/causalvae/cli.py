@@ -42,7 +42,22 @@ class _Commands(TyperGroup):
 app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="Causal generative models of images.")
 graph_app = typer.Typer(no_args_is_help=True, help="Inspect, draw and convert causal graphs.")
 app.add_typer(graph_app, name="graph")
-generate_app = typer.Typer(no_args_is_help=True, help="Generate a world's dataset.")
+class _Worlds(TyperGroup):
+    """``generate``: a command for every registered world (``generate WORLD``), built from the
+    world's own options, beside the commands registered here (``generate dsprites``)."""
+
+    def list_commands(self, ctx):
+        from causalvae import worlds
+
+        return sorted({*super().list_commands(ctx), *worlds.names()})
+
+    def get_command(self, ctx, name):
+        from causalvae import worlds
+
+        return super().get_command(ctx, name) or _generate_command(worlds.get(name))
+
+
+generate_app = typer.Typer(cls=_Worlds, no_args_is_help=True, help="Generate a world's dataset: causalvae generate WORLD --n N --out DIR (see causalvae generate WORLD --help).")
 app.add_typer(generate_app, name="generate")
 data_app = typer.Typer(no_args_is_help=True, help="Import and inspect datasets.")
 app.add_typer(data_app, name="data")
@@ -269,54 +284,6 @@ def _progress(total: int, what: str):
     return bar, lambda done: bar.update(task, completed=done)
 
 
-@generate_app.command("scenes")
-def generate_scenes_cmd(
-    out_path: Path = typer.Option(..., "--out", "-o", help="The dataset directory to write."),
-    n: int = typer.Option(20000, "--n", help="Number of scenes."),
-    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed: the same seed gives the same bytes."),
-    resolution: int = typer.Option(64, "--resolution", help="Image size: 64, 96 or 128."),
-    no_style: bool = typer.Option(False, "--no-style", help="No exogenous style (one picture per label combination)."),
-    label_fraction: float = typer.Option(1.0, "--label-fraction", help="Keep each observed label with this probability."),
-    style_range: list[str] = typer.Option(
-        [], "--style-range", help="Override a style range, e.g. --style-range scale=0.8:1.2 (offset_x, offset_y, scale, background)."
-    ),
-    force: bool = typer.Option(False, "--force", help="Replace an existing dataset directory."),
-) -> None:
-    """Sample N duels from the scene graph, render them and write a dataset."""
-    from causalvae.generate import generate
-    from causalvae.worlds.scenes import StyleRanges
-
-    try:
-        overrides = {}
-        for item in style_range:
-            key, sep, span = item.partition("=")
-            low, colon, high = span.partition(":")
-            if not sep or not colon:
-                raise CausalVAEError(f"--style-range {item!r}: write NAME=LOW:HIGH, e.g. scale=0.8:1.2")
-            try:
-                overrides[key.strip()] = (float(low), float(high))
-            except ValueError:
-                raise CausalVAEError(f"--style-range {item!r}: LOW and HIGH must be numbers") from None
-        fields = set(StyleRanges.__dataclass_fields__)
-        for key in overrides:
-            if key not in fields:
-                from causalvae.errors import unknown
-
-                raise unknown("style range", key, sorted(fields))
-        ranges = StyleRanges(**overrides)
-    except (CausalVAEError, TypeError) as exc:
-        _fail(exc)
-        return
-    _clean_stale(out_path)
-    bar, update = _progress(n, "rendering scenes")
-    with bar:
-        path = generate(
-            "scenes", out_path, n, seed=seed, resolution=resolution, style=not no_style,
-            label_fraction=label_fraction, ranges=ranges, force=force, progress=update,
-        )
-    out.print(f"wrote {n} scenes to {path}", highlight=False)
-
-
 @generate_app.command("dsprites")
 def generate_dsprites_cmd(
     out_path: Path = typer.Option(..., "--out", "-o", help="The grid directory to write (about 3.1 GB)."),
@@ -331,46 +298,45 @@ def generate_dsprites_cmd(
     out.print(f"wrote {N_IMAGES:,} images to {path}", highlight=False)
 
 
-@generate_app.command("sprites")
-def generate_sprites_cmd(
+def _generate_shared(
     out_path: Path = typer.Option(..., "--out", "-o", help="The dataset directory to write."),
-    n: int = typer.Option(20000, "--n", help="Number of sprites."),
+    n: int = typer.Option(20000, "--n", help="Number of pictures."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed: the same seed gives the same bytes."),
-    source: Optional[Path] = typer.Option(None, "--source", help="Take the images from a grid directory (generate dsprites) or the official .npz archive instead of rendering them."),
-    hide: list[str] = typer.Option([], "--hide", help="Withhold this factor's labels (repeatable); it stays a hidden parent of the image."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", help="Picture size (default: the world's own; the scenes world draws 64, 96 or 128)."),
     label_fraction: float = typer.Option(1.0, "--label-fraction", help="Keep each observed label with this probability."),
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset directory."),
 ) -> None:
-    """Sample N sprites from the sprites graph (dSprites with causes) and write a dataset."""
-    from causalvae.generate import generate
-
-    _clean_stale(out_path)
-    bar, update = _progress(n, "drawing sprites")
-    with bar:
-        path = generate(
-            "sprites", out_path, n, seed=seed, source=source, hide=hide,
-            label_fraction=label_fraction, force=force, progress=update,
-        )
-    out.print(f"wrote {n} sprites to {path}", highlight=False)
+    """The options of ``generate WORLD`` that every world has (the signature is what counts)."""
 
 
-@generate_app.command("morpho")
-def generate_morpho_cmd(
-    out_path: Path = typer.Option(..., "--out", "-o", help="The dataset directory to write."),
-    n: int = typer.Option(20000, "--n", help="Number of digits."),
-    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed: the same seed gives the same bytes."),
-    label_fraction: float = typer.Option(1.0, "--label-fraction", help="Keep each observed label with this probability."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing dataset directory."),
-) -> None:
-    """Sample N digits from the morpho graph, redraw real MNIST digits at their thickness and
-    intensity, and write a dataset (test pictures redraw source digits no training picture uses)."""
-    from causalvae.generate import generate
+def _generate_command(world):
+    """The command ``generate WORLD``: the options every world has, then the world's own
+    (:attr:`~causalvae.worlds.World.options`), which reach :meth:`~causalvae.worlds.World.plan`."""
+    import inspect
 
-    _clean_stale(out_path)
-    bar, update = _progress(n, "drawing digits")
-    with bar:
-        path = generate("morpho", out_path, n, seed=seed, label_fraction=label_fraction, force=force, progress=update)
-    out.print(f"wrote {n} digits to {path}", highlight=False)
+    def generate_world(out_path: Path, n: int, seed: int, resolution: Optional[int], label_fraction: float, force: bool, **given) -> None:
+        from causalvae.generate import generate
+
+        options = {o.keyword: o.value(given[o.name.replace("-", "_")]) for o in world.options}
+        _clean_stale(out_path)
+        bar, update = _progress(n, f"rendering {world.name}")
+        with bar:
+            path = generate(
+                world, out_path, n, seed=seed, resolution=resolution,
+                label_fraction=label_fraction, force=force, progress=update, **options,
+            )
+        out.print(f"wrote {n} pictures of the {world.name} world to {path}", highlight=False)
+
+    own = []
+    for o in world.options:
+        default, kind = (False, bool) if o.flag else ([], list[str]) if o.repeat else (None, Optional[str])
+        option = typer.Option(default, f"--{o.name}", help=o.help)
+        own.append(inspect.Parameter(o.name.replace("-", "_"), inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
+    generate_world.__signature__ = inspect.Signature([*inspect.signature(_generate_shared).parameters.values(), *own])
+    about = (type(world).__doc__ or "").strip()  # the world's own docstring, not the protocol's
+    single = typer.Typer(add_completion=False)
+    single.command(world.name, help=f"Sample N pictures of the {world.name} world and write a dataset. {about}".strip())(generate_world)
+    return typer.main.get_command(single)
 
 
 @data_app.command("import")

@@ -40,7 +40,9 @@ import numpy as np
 from scipy import special
 
 from causalvae.errors import CausalVAEError, GraphError, unknown
+from causalvae import noise
 from causalvae.graph import Graph, Variable, check_name
+from causalvae.noise import Sample, propagate, sample  # the convention's one loop serves mixed graphs too
 
 LINKS = ("identity", "exp", "softplus", "sigmoid")
 FAMILIES = {
@@ -573,17 +575,6 @@ def from_spec(rv: Mapping, label: str) -> Any:
 # ---------------------------------------------------------------------------- the noise convention
 
 
-@dataclass(frozen=True)
-class Sample:
-    """Ancestral samples of a mixed graph: values (int64 indices or float64) and every U."""
-
-    values: dict[str, np.ndarray]
-    noise: dict[str, np.ndarray]
-
-    def __len__(self) -> int:
-        return len(next(iter(self.noise.values())))
-
-
 def normal_noise(graph: Graph) -> tuple[str, ...]:
     """The variables whose U is N(0, 1) (linear mechanisms); every other U is Uniform(0, 1)."""
     return tuple(n for n in graph.names if is_continuous(graph[n]) and isinstance(graph[n].law, Linear))
@@ -611,8 +602,6 @@ def draw_noise(graph: Graph, n: int, seed: int | np.random.Generator | None = No
 
 def value_of(var: Any, values: Mapping[str, np.ndarray], u: np.ndarray) -> np.ndarray:
     """One variable's value for each unit from its parents' values and its U."""
-    from causalvae.noise import cdf, value_from_noise
-
     if is_continuous(var):
         law = var.law
         if isinstance(law, Root):
@@ -620,9 +609,9 @@ def value_of(var: Any, values: Mapping[str, np.ndarray], u: np.ndarray) -> np.nd
         loc, s = law.loc_scale(values)
         return law.link(loc + s * u)
     if isinstance(var.cpt, Softmax):
-        return value_from_noise(cdf(var.cpt.probs(values)), u)
-    rows = cdf(var.cpt)[tuple(np.asarray(values[p], dtype=np.int64) for p in var.parents)] if var.parents else cdf(var.cpt)
-    return value_from_noise(rows, u)
+        return noise.value_from_noise(noise.cdf(var.cpt.probs(values)), u)
+    rows = noise.cdf(var.cpt)[tuple(np.asarray(values[p], dtype=np.int64) for p in var.parents)] if var.parents else noise.cdf(var.cpt)
+    return noise.value_from_noise(rows, u)
 
 
 def probs_of(var: Variable, values: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -664,29 +653,9 @@ def abduct_one(var: Continuous, x: np.ndarray, values: Mapping[str, np.ndarray])
     return (law.link.inverse(x) - loc) / s
 
 
-def propagate(graph: Graph, noise: Mapping[str, np.ndarray], do: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
-    """Every variable from its parents and its U, in topological order (``do`` overrides).
-
-    A continuous intervention is a number (or one per unit); a discrete one a value name or
-    index (or one index per unit).
-    """
-    do = dict(do or {})
-    n = len(next(iter(noise.values()))) if noise else 0
-    values: dict[str, np.ndarray] = {}
-    for name in graph.topological_order:
-        var = graph[name]
-        if name in do:
-            values[name] = intervention_column(var, do[name], n)
-            continue
-        if name not in noise:
-            raise KeyError(f"no noise given for variable '{name}'")
-        values[name] = value_of(var, values, noise[name])
-    for name in do:
-        graph[name]
-    return values
-
-
 def intervention_column(var: Any, value: Any, n: int) -> np.ndarray:
+    """The values of ``do(var=value)`` for ``n`` units: a number (or one per unit) for a
+    continuous variable, as :func:`causalvae.noise.intervention_column` for a discrete one."""
     if is_continuous(var):
         col = np.broadcast_to(np.asarray(value, dtype=np.float64), (n,)).copy()
         lo, hi = var.support
@@ -695,18 +664,7 @@ def intervention_column(var: Any, value: Any, n: int) -> np.ndarray:
         if np.any((col < lo) | (col > hi)):
             raise CausalVAEError(f"do({var.name}={float(col[(col < lo) | (col > hi)][0]):g}) is outside its support {var.describe()[11:]}")
         return col
-    if isinstance(value, np.ndarray):
-        v = value.astype(np.int64)
-        if v.shape != (n,) or (v < 0).any() or (v >= var.card).any():
-            raise CausalVAEError(f"do({var.name}) per unit needs {n} value indices in 0..{var.card - 1}")
-        return v
-    return np.full(n, var.index(value), dtype=np.int64)
-
-
-def sample(graph: Graph, n: int, seed: int | np.random.Generator | None = None, do: Mapping[str, Any] | None = None) -> Sample:
-    """Ancestral sampling of ``n`` units, recording every U (same seed, same units under any do)."""
-    noise = draw_noise(graph, n, seed)
-    return Sample(propagate(graph, noise, do), noise)
+    return noise.intervention_column(var, value, n)
 
 
 def abduct(graph: Graph, values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -26,7 +26,7 @@ import re
 import unicodedata
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,13 @@ ROW_SUM_TOLERANCE = 1e-6
 #: inner hyphens (``0-3_days``). Anything else (``12+``, ``<5``, spaces) is quoted.
 BARE_NAME = re.compile(r"[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*")
 
-BUILTIN_GRAPHS = {"scenes": "scenes.yaml", "survey": "survey.bif", "sprites": "sprites.yaml", "morpho": "morpho.yaml"}
+
+
+def builtin_graphs() -> dict[str, str]:
+    """The built-in graphs, name -> file name: every ``.yaml`` and ``.bif`` file shipped in the
+    package's ``worlds`` folder (``scenes`` is ``worlds/scenes.yaml``)."""
+    files = sorted(f.name for f in resources.files("causalvae").joinpath("worlds").iterdir())
+    return {name.rsplit(".", 1)[0]: name for name in files if name.endswith((".yaml", ".bif"))}
 
 
 class _Loader(yaml.SafeLoader):
@@ -170,7 +176,7 @@ def _first_duplicate(items: Iterable[str]) -> str | None:
     return None
 
 
-def _shape_cpt(var: Variable, parent_vars: Sequence[Variable]) -> np.ndarray:
+def shape_cpt(var: Variable, parent_vars: Sequence[Variable]) -> np.ndarray:
     """Turn the user's CPT (any accepted form) into a validated float64 array."""
     pcards = tuple(p.card for p in parent_vars)
     shape = (*pcards, var.card)
@@ -325,7 +331,7 @@ class Graph:
 
                 shaped[v.name] = continuous.finish(v, parent_vars)
                 continue
-            table = _shape_cpt(v, parent_vars)
+            table = shape_cpt(v, parent_vars)
             shaped[v.name] = Variable(
                 v.name, v.values, v.parents, table, v.observed, v.description, normalize=False
             )
@@ -563,7 +569,7 @@ class Graph:
     def from_yaml(cls, source: str | os.PathLike, *, text: str | None = None) -> Graph:
         """Load a YAML graph from a path (or from ``text``, with ``source`` naming it)."""
         if text is None:
-            text = _read_text(source)
+            text = read_graph_text(source)
         if len(text) > MAX_GRAPH_BYTES:
             raise GraphError(f"{source}: larger than {MAX_GRAPH_BYTES // 2**20} MB of text; not a graph file this program reads")
         try:
@@ -584,8 +590,9 @@ class Graph:
     def load(cls, spec: str | os.PathLike) -> Graph:
         """Load a built-in graph by name (``scenes``, ``sprites``, ``survey``, ``morpho``) or a ``.yaml``/``.bif`` file."""
         key = str(spec)
-        if key in BUILTIN_GRAPHS:
-            res = resources.files("causalvae.worlds").joinpath(BUILTIN_GRAPHS[key])
+        builtin = builtin_graphs()
+        if key in builtin:
+            res = resources.files("causalvae").joinpath("worlds", builtin[key])
             text = res.read_text(encoding="utf-8")
             if res.name.endswith(".bif"):
                 from causalvae.bif import read_bif
@@ -601,7 +608,7 @@ class Graph:
         if lower.endswith((".yaml", ".yml")):
             return cls.from_yaml(path)
         if not path.exists():
-            raise unknown("graph", key, list(BUILTIN_GRAPHS) + ["FILE.yaml", "FILE.bif"])
+            raise unknown("graph", key, list(builtin) + ["FILE.yaml", "FILE.bif"])
         raise GraphError(f"{key}: unknown graph file type; use .yaml, .yml, .bif or .bif.gz")
 
     def to_bif(self, path: str | os.PathLike | None = None) -> str:
@@ -686,7 +693,7 @@ def _check_depth(root, source) -> None:
             raise GraphError(f"{source}: more than {MAX_YAML_NODES:,} YAML nodes once its aliases are expanded")
 
 
-def _read_text(path: str | os.PathLike) -> str:
+def read_graph_text(path: str | os.PathLike) -> str:
     """A graph file's text: a regular file, gunzipped for ``.gz``, at most MAX_GRAPH_BYTES."""
     p = Path(path)
     if not p.exists():

@@ -44,7 +44,6 @@ exact, so the numerical error comes from the other unknowns only.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -54,10 +53,10 @@ import numpy as np
 from scipy import special
 
 from causalvae import continuous as C
-from causalvae.errors import CausalVAEError, QuerySyntaxError, UnknownNameError, ZeroProbabilityError, suggest
+from causalvae.errors import CausalVAEError, QuerySyntaxError, ZeroProbabilityError, suggest
 from causalvae.exact import Term
 from causalvae.graph import Graph
-from causalvae.querylang import CausationQuery, ProbabilityQuery, Token, _Parser
+from causalvae.querylang import CausationQuery, Parser, ProbabilityQuery, Token
 
 #: Samples of importance sampling and its seed, unless the caller says otherwise.
 DEFAULT_SAMPLES = 100_000
@@ -70,40 +69,7 @@ MAX_POINTS = 2_000_000
 #: Nodes of the inner rule for the mean of a link of a Gaussian (sigmoid, softplus).
 INNER_NODES = 96
 
-_TOKEN = re.compile(
-    r"""
-    (?P<ws>\s+)
-  | (?P<arrow>->)
-  | (?P<cmp>>=|<=|[<>])
-  | (?P<sym>[()\[\],=|])
-  | (?P<quoted>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
-  | (?P<bare>-?[0-9][A-Za-z0-9_.]*(?:[eE][-+]?[0-9]+)?|[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*)
-    """,
-    re.VERBOSE,
-)
 HEADS = ("P", "PN", "PS", "PNS", "E", "Q", "p")
-
-
-def tokenize(text: str) -> list[Token]:
-    """The query tokens, with comparisons (``> < >= <=``) and signed numbers."""
-    tokens: list[Token] = []
-    pos = 0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if m is None:
-            ch = text[pos]
-            hint = " (quote names with symbols, e.g. \"12+\")" if ch not in "\"'" else " (unterminated quote)"
-            raise QuerySyntaxError(f"unexpected character {ch!r}{hint}", text, pos)
-        kind = m.lastgroup
-        if kind == "quoted":
-            tokens.append(Token("name", re.sub(r"\\(.)", r"\1", m.group()[1:-1]), pos, quoted=True))
-        elif kind == "bare":
-            tokens.append(Token("name", m.group(), pos))
-        elif kind in ("sym", "arrow", "cmp"):
-            tokens.append(Token("sym", m.group(), pos))
-        pos = m.end()
-    tokens.append(Token("end", "", len(text)))
-    return tokens
 
 
 @dataclass(frozen=True)
@@ -125,12 +91,8 @@ class MixedQuery:
     do: tuple[tuple[str, Any], ...] = ()
 
 
-class _MixedParser(_Parser):
-    def __init__(self, text: str, graph: Graph | None):
-        self.text = text
-        self.graph = graph
-        self.tokens = tokenize(text)
-        self.i = 0
+class _MixedParser(Parser):
+    numeric = True
 
     def is_continuous(self, var: str) -> bool:
         return self.graph is not None and C.is_continuous(self.graph[var])

@@ -269,7 +269,8 @@ class CausalVAE(nn.Module):
             cols.update({c: continuous[:, j].to(torch.float32) for j, c in enumerate(self.continuous_columns)})
         return cols
 
-    def _check(self, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> None:
+    def check_batch(self, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> None:
+        """Refuse images that are not (B, C, S, S) for this model, or labels not (B, columns)."""
         c, s = self.config.channels, self.config.image_size
         if images.dim() != 4 or tuple(images.shape[1:]) != (c, s, s):
             raise CausalVAEError(f"images must have shape (B, {c}, {s}, {s}), got {tuple(images.shape)}")
@@ -352,7 +353,7 @@ class CausalVAE(nn.Module):
         return values
 
     def model(self, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> None:
-        self._check(images, labels, continuous)
+        self.check_batch(images, labels, continuous)
         cols = self._label_values(labels, continuous)
         inferred = self._unlabelled_parents(cols)
         batch = images.shape[0]
@@ -370,7 +371,7 @@ class CausalVAE(nn.Module):
             pyro.sample("x", px, obs=images)
 
     def guide(self, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> None:
-        self._check(images, labels, continuous)
+        self.check_batch(images, labels, continuous)
         cols = self._label_values(labels, continuous)
         inferred = self._unlabelled_parents(cols)
         x = prepare(images, self.config.likelihood)
@@ -470,7 +471,7 @@ class CausalVAE(nn.Module):
         Rows whose image parents are all labelled and rows that need the classifier are
         scored in two Pyro calls, so that only the latter enumerate.
         """
-        self._check(images, labels, continuous)
+        self.check_batch(images, labels, continuous)
         labels = labels.to(torch.int64)
         n = images.shape[0]
         cols = self._label_values(labels, continuous)

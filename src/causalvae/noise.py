@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from causalvae.errors import CausalVAEError
 from causalvae.graph import Graph
 
 
@@ -123,33 +124,46 @@ def propagate(
     """Compute every variable from its parents and its U, in topological order.
 
     With ``do``, the intervened variables take their values and their U is ignored: applied to
-    recorded noise this gives each unit's true counterfactual world.
+    recorded noise this gives each unit's true counterfactual world. A value is a name or an
+    index, or one index per unit (an array); on a mixed graph a continuous variable's is a
+    number (or one per unit), and its mechanism computes it (:func:`causalvae.continuous.value_of`).
     """
-    if graph.mixed:
-        from causalvae import continuous
-
-        return continuous.propagate(graph, noise, do)
     do = dict(do or {})
     for name in do:
         graph[name]
-    values: dict[str, np.ndarray] = {}
+    value_of, intervened = _value_of, intervention_column
+    if graph.mixed:
+        from causalvae import continuous
+
+        value_of, intervened = continuous.value_of, continuous.intervention_column
     n = len(next(iter(noise.values()))) if noise else 0
+    values: dict[str, np.ndarray] = {}
     for name in graph.topological_order:
         var = graph[name]
         if name in do:
-            if isinstance(do[name], np.ndarray):  # one value index per unit
-                v = do[name].astype(np.int64)
-                if v.shape != (n,) or (v < 0).any() or (v >= var.card).any():
-                    raise ValueError(f"do({name}) per unit needs {n} value indices in 0..{var.card - 1}")
-                values[name] = v
-            else:
-                values[name] = np.full(n, var.index(do[name]), dtype=np.int64)
+            values[name] = intervened(var, do[name], n)
             continue
         if name not in noise:
             raise KeyError(f"no noise given for variable '{name}'")
-        rows = cdf(var.cpt)[tuple(values[p] for p in var.parents)] if var.parents else cdf(var.cpt)
-        values[name] = value_from_noise(rows, noise[name])
+        values[name] = value_of(var, values, noise[name])
     return values
+
+
+def _value_of(var, values: Mapping[str, np.ndarray], u: np.ndarray) -> np.ndarray:
+    """A discrete variable's value index for each unit from its parents' values and its U."""
+    rows = cdf(var.cpt)[tuple(values[p] for p in var.parents)] if var.parents else cdf(var.cpt)
+    return value_from_noise(rows, u)
+
+
+def intervention_column(var, value: str | int | np.ndarray, n: int) -> np.ndarray:
+    """The value indices of ``do(var=value)`` for ``n`` units: a value name or index, or one
+    index per unit."""
+    if isinstance(value, np.ndarray):
+        v = value.astype(np.int64)
+        if v.shape != (n,) or (v < 0).any() or (v >= var.card).any():
+            raise CausalVAEError(f"do({var.name}) per unit needs {n} value indices in 0..{var.card - 1}")
+        return v
+    return np.full(n, var.index(value), dtype=np.int64)
 
 
 def sample(

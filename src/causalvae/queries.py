@@ -66,7 +66,7 @@ def reconstruct(
     q(z | x, parents) with ``sample=True``. An image parent whose label is missing (-1) is
     read off the image by its classifier (the most probable value). Returns uint8 images.
     """
-    vae._check(images, labels, continuous)
+    vae.check_batch(images, labels, continuous)
     device = next(vae.parameters()).device
     images, labels = images.to(device), labels.to(device=device, dtype=torch.int64)
     values = {}
@@ -291,7 +291,7 @@ def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, continuou
     from causalvae.exact import posterior
     from causalvae.noise import cdf
 
-    vae._check(images, labels, continuous)
+    vae.check_batch(images, labels, continuous)
     rng = np.random.default_rng(seed)
     if vae.graph.mixed:
         values, noise = _abduct_mixed(vae, images, labels, continuous, rng)

@@ -41,16 +41,27 @@ from causalvae.errors import QuerySyntaxError, UnknownNameError, suggest
 from causalvae.exact import DEFAULT_BUDGET, Budget, Causation, Distribution, Term, causation, query
 from causalvae.graph import Graph, quote_name
 
-_TOKEN = re.compile(
-    r"""
+
+
+def _token_pattern(numeric: bool) -> re.Pattern:
+    """The tokens of the language; ``numeric`` adds comparisons and signed numbers
+    (``-1.5``, ``2e-3``), which queries on graphs with continuous variables use."""
+    comparison = "| (?P<cmp>>=|<=|[<>])" if numeric else ""
+    number = "-?[0-9][0-9.]*[eE][-+]?[0-9]+(?![A-Za-z0-9_.])|-?[0-9][A-Za-z0-9_.]*(?:[eE][-+]?[0-9]+)?|" if numeric else ""
+    return re.compile(
+        rf"""
     (?P<ws>\s+)
   | (?P<arrow>->)
+  {comparison}
   | (?P<sym>[()\[\],=|])
   | (?P<quoted>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
-  | (?P<bare>[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*)
+  | (?P<bare>{number}[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*)
     """,
-    re.VERBOSE,
-)
+        re.VERBOSE,
+    )
+
+
+_TOKENS = {False: _token_pattern(False), True: _token_pattern(True)}
 
 MEASURES = ("P", "PN", "PS", "PNS")
 
@@ -63,12 +74,15 @@ class Token:
     quoted: bool = False
 
 
-def tokenize(text: str) -> list[Token]:
-    """Split a query into tokens; an unexpected character raises with a caret under it."""
+def tokenize(text: str, numeric: bool = False) -> list[Token]:
+    """Split a query into tokens; an unexpected character raises with a caret under it.
+    ``numeric`` (graphs with continuous variables) also reads comparisons (``> < >= <=``,
+    as ``sym`` tokens) and signed numbers."""
+    pattern = _TOKENS[numeric]
     tokens: list[Token] = []
     pos = 0
     while pos < len(text):
-        m = _TOKEN.match(text, pos)
+        m = pattern.match(text, pos)
         if m is None:
             ch = text[pos]
             hint = " (quote names with symbols, e.g. \"12+\")" if ch not in "\"'" else " (unterminated quote)"
@@ -81,6 +95,8 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token("name", m.group(), pos))
         elif kind in ("sym", "arrow"):
             tokens.append(Token(kind, m.group(), pos))
+        elif kind == "cmp":
+            tokens.append(Token("sym", m.group(), pos))
         pos = m.end()
     tokens.append(Token("end", "", len(text)))
     return tokens
@@ -115,11 +131,16 @@ class CausationQuery:
 Query = Union[ProbabilityQuery, CausationQuery]
 
 
-class _Parser:
+class Parser:
+    """A recursive-descent parser of one query (``numeric``: the tokens of graphs with
+    continuous variables; :mod:`causalvae.mixed` extends it)."""
+
+    numeric = False
+
     def __init__(self, text: str, graph: Graph | None):
         self.text = text
         self.graph = graph
-        self.tokens = tokenize(text)
+        self.tokens = tokenize(text, self.numeric)
         self.i = 0
 
     # -- token helpers
@@ -276,7 +297,7 @@ def parse(text: str, graph: Graph | None = None) -> Query:
         from causalvae import mixed
 
         return mixed.parse(text, graph)
-    return _Parser(text, graph).parse()
+    return Parser(text, graph).parse()
 
 
 def parse_assignments(text: str, graph: Graph | None = None, *, allow_do: bool = False) -> tuple[dict[str, str], dict[str, str]]:
@@ -284,7 +305,7 @@ def parse_assignments(text: str, graph: Graph | None = None, *, allow_do: bool =
 
     Returns ``(evidence, do)`` as plain dicts of variable to value name.
     """
-    p = _Parser(text, graph)
+    p = Parser(text, graph)
     if p.tok.kind == "end":
         return {}, {}
     evidence, do = p.conds()

@@ -11,14 +11,17 @@ A world is everything the rest of the library needs to know about where pictures
   datasets. A world without one (a user's imported dataset) is still a world: it can be
   trained, shown, sampled, counterfactualised and evaluated on every score that needs no
   renderer;
+- its generator **options** (:attr:`World.options`), which ``causalvae generate WORLD``
+  takes on the command line and :meth:`World.plan` receives;
 - the **reference queries** and **joint interventions** its evaluation report scores, and
   the report's **goals** (its own targets, or the project's defaults);
 - how to **caption** a picture, and how to draw a labelled **sheet** of a dataset.
 
-Worlds register themselves; :func:`get` returns one by name and :func:`for_dataset` the
-world of a dataset (its registered world, or an :class:`~causalvae.worlds.imported.ImportedWorld`
-built from the dataset itself). Adding a world is one package under ``worlds/`` that
-subclasses :class:`World` and calls :func:`register`::
+Worlds register themselves (every package under ``worlds/`` is imported on first use);
+:func:`get` returns one by name and :func:`for_dataset` the world of a dataset (its
+registered world, or an :class:`~causalvae.worlds.imported.ImportedWorld` built from the
+dataset itself). Adding a world is one package under ``worlds/`` that subclasses
+:class:`World` and calls :func:`register`::
 
     class Dots(World):
         name = "dots"
@@ -30,6 +33,7 @@ subclasses :class:`World` and calls :func:`register`::
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,8 +48,6 @@ if TYPE_CHECKING:
 
     from causalvae.data import Dataset
 
-#: The built-in worlds' packages, imported on first use so that each registers itself.
-BUILTIN_PACKAGES = ("causalvae.worlds.scenes", "causalvae.worlds.sprites", "causalvae.worlds.morpho")
 
 #: A reference query of the evaluation report: (its label, evidence, interventions).
 ReferenceQuery = tuple[str, dict[str, str], dict[str, str]]
@@ -105,6 +107,28 @@ class Plan:
     style_for: Callable[[Mapping[str, np.ndarray], np.ndarray, np.random.Generator], np.ndarray] | None = None
 
 
+@dataclass(frozen=True)
+class Option:
+    """One of a world's generator options, as ``causalvae generate WORLD`` takes it:
+    ``--NAME VALUE``, or ``--NAME`` alone when ``flag``; given any number of times when
+    ``repeat``. :meth:`World.plan` receives ``keyword=parse(given)``, where ``given`` is the
+    text (None when absent), the list of texts (``repeat``) or True/False (``flag``)::
+
+        Option("hide", "hide", "Withhold this factor's labels (repeatable).", repeat=True)
+    """
+
+    name: str
+    keyword: str
+    help: str
+    flag: bool = False
+    repeat: bool = False
+    parse: Callable[[Any], Any] | None = None
+
+    def value(self, given: Any) -> Any:
+        """The keyword argument of :meth:`World.plan` for what the command line gave."""
+        return given if self.parse is None else self.parse(given)
+
+
 class World:
     """The protocol every world follows (subclass it and override what differs)."""
 
@@ -128,6 +152,8 @@ class World:
     #: Whether the report also sums its counterfactuals up per intervened factor (for worlds
     #: whose factors have many values, each intervention being one of them).
     factor_summary: bool = False
+    #: Its generator options beyond those every world has (see :meth:`plan`).
+    options: tuple[Option, ...] = ()
 
     @property
     def renders(self) -> bool:
@@ -194,8 +220,10 @@ def unregister(name: str) -> None:
 
 
 def _load_builtins() -> None:
-    for package in BUILTIN_PACKAGES:
-        importlib.import_module(package)
+    """Import every package under ``worlds/`` (on first use), so that each registers its world."""
+    for info in pkgutil.iter_modules(__path__):
+        if info.ispkg:
+            importlib.import_module(f"{__name__}.{info.name}")
 
 
 def names() -> list[str]:

@@ -97,6 +97,8 @@ class MorphoRenderer(Renderer):
 
 
 class MorphoWorld(World):
+    """Real MNIST digits redrawn at the thickness and intensity the morpho graph draws."""
+
     name = "morpho"
     style_fields = STYLE_FIELDS
     binary = False

@@ -4,18 +4,20 @@ Its graph is the built-in ``scenes`` graph; its style the seven fields of
 :data:`~causalvae.worlds.scenes.render.STYLE_FIELDS` (each character's offset and size, the
 background's time of day), drawn uniformly in :class:`StyleRanges`; its pictures RGB.
 Datasets are written by :func:`causalvae.generate.generate` with the options ``style``
-(False: every scene with the neutral style) and ``ranges`` (a :class:`StyleRanges`).
+(False: every scene with the neutral style) and ``ranges`` (a :class:`StyleRanges`); on the
+command line ``--no-style`` and ``--style-range NAME=LOW:HIGH`` (:func:`parse_style_ranges`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from causalvae.errors import CausalVAEError, unknown
 from causalvae.graph import Graph
-from causalvae.worlds import Plan, Renderer, World, register
+from causalvae.worlds import Option, Plan, Renderer, World, register
 from causalvae.worlds.scenes.render import LABELS, STYLE_FIELDS, SceneRenderer, StyleRanges
 
 if TYPE_CHECKING:
@@ -54,7 +56,32 @@ class ScenesRenderer(Renderer):
         return self.scene.render(values, {f: style[:, k] for k, f in enumerate(STYLE_FIELDS)})
 
 
+def parse_style_ranges(items: Sequence[str]) -> StyleRanges:
+    """:class:`StyleRanges` with the ranges given as ``NAME=LOW:HIGH`` texts overridden.
+
+        >>> parse_style_ranges(["scale=0.9:1.1"]).scale
+        (0.9, 1.1)
+    """
+    overrides = {}
+    for item in items:
+        key, sep, span = item.partition("=")
+        low, colon, high = span.partition(":")
+        if not sep or not colon:
+            raise CausalVAEError(f"--style-range {item!r}: write NAME=LOW:HIGH, e.g. scale=0.8:1.2")
+        try:
+            overrides[key.strip()] = (float(low), float(high))
+        except ValueError:
+            raise CausalVAEError(f"--style-range {item!r}: LOW and HIGH must be numbers") from None
+    names = sorted(StyleRanges.__dataclass_fields__)
+    for key in overrides:
+        if key not in names:
+            raise unknown("style range", key, names)
+    return StyleRanges(**overrides)
+
+
 class ScenesWorld(World):
+    """Two game characters in a duel: who they are, what they do, how it ends."""
+
     name = "scenes"
     style_fields = STYLE_FIELDS
     binary = False
@@ -70,6 +97,13 @@ class ScenesWorld(World):
         {"actor_attack": "High", "reactor_defense": "Low"},
         {"actor": "Golem", "action": "Attack"},
         {"reactor": "Satyr", "reactor_type": "type3", "reaction": "Dying"},
+    )
+    options = (
+        Option("no-style", "style", "No exogenous style (one picture per label combination).", flag=True, parse=lambda given: not given),
+        Option(
+            "style-range", "ranges", "Override a style range, e.g. --style-range scale=0.8:1.2 (offset_x, offset_y, scale, background).",
+            repeat=True, parse=parse_style_ranges,
+        ),
     )
 
     def graph(self) -> Graph:

@@ -1,17 +1,13 @@
 """The sprites world behind the :class:`~causalvae.worlds.World` protocol.
 
 Factors are drawn from the built-in ``sprites`` graph; the style is the grid class inside
-each bin of orientation, posX and posY (:data:`~causalvae.worlds.sprites.dsprites.STYLE_FIELDS`),
+each bin of orientation, posX and posY (:data:`~causalvae.worlds.sprites.factors.STYLE_FIELDS`),
 uniform; each picture is the dSprites grid image of those classes, binary (0/1), one channel,
 64 x 64. Datasets are written by :func:`causalvae.generate.generate` with the options
 ``source`` (take the images from a grid directory or the official archive instead of
 rendering them) and ``hide`` (factors whose labels are withheld: they stay hidden parents
 of the image). Besides the shared truth files a sprites dataset holds ``truth_grid.npy``:
 each image's official factor classes ``(N, 6)`` int64.
-
-The dSprites module is imported when first needed, so that importing the package (which
-registers the world) does not import it: ``python -m causalvae.worlds.sprites.dsprites``
-then runs it cleanly.
 """
 
 from __future__ import annotations
@@ -24,18 +20,10 @@ import numpy as np
 
 from causalvae.errors import CausalVAEError
 from causalvae.graph import Graph, Variable
-from causalvae.worlds import Plan, Renderer, World, register
-
-#: The style fields and picture size (equal to ``dsprites.STYLE_FIELDS`` and ``dsprites.RESOLUTION``,
-#: which a test checks).
-STYLE_FIELDS = ("orientation_offset", "posX_offset", "posY_offset")
-RESOLUTION = 64
-
-
-def _grid():
-    from causalvae.worlds.sprites import dsprites
-
-    return dsprites
+from causalvae.worlds import Option, Plan, Renderer, World, register
+from causalvae.worlds.sprites.archive import read_images
+from causalvae.worlds.sprites.factors import GRAPH_BINS, RESOLUTION, SHAPES, STYLE_FIELDS, graph_classes, latents_to_index, possible_values
+from causalvae.worlds.sprites.render import SYMMETRY_PERIOD, images, symmetry_k
 
 
 class SpritesRenderer(Renderer):
@@ -46,53 +34,50 @@ class SpritesRenderer(Renderer):
     resolution = RESOLUTION
 
     def sample_style(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        bins = _grid().GRAPH_BINS
-        return np.stack([rng.integers(0, bins[f.removesuffix("_offset")], n) for f in STYLE_FIELDS], 1).astype(np.float64)
+        return np.stack([rng.integers(0, GRAPH_BINS[f.removesuffix("_offset")], n) for f in STYLE_FIELDS], 1).astype(np.float64)
 
     def classes(self, values: Mapping[str, np.ndarray], style: np.ndarray) -> np.ndarray:
         """The official class vectors ``(N, 6)`` of ``values`` with ``style``."""
         style = self.check_style(style)
-        return _grid().graph_classes(values, {f: style[:, k].astype(np.int64) for k, f in enumerate(STYLE_FIELDS)})
+        return graph_classes(values, {f: style[:, k].astype(np.int64) for k, f in enumerate(STYLE_FIELDS)})
 
     def render(self, values: Mapping[str, np.ndarray], style: np.ndarray) -> np.ndarray:
-        return _grid().images(self.classes(values, style))[:, None].astype(np.uint8)
+        return images(self.classes(values, style))[:, None].astype(np.uint8)
 
     def best_iou(self, values: Mapping[str, np.ndarray], style: np.ndarray, pictures: np.ndarray) -> np.ndarray:
         """The best IoU over every symmetric equivalent of the true render (a square turned a
-        quarter turn is the same picture), as ``dsprites.equivalent`` lists them."""
+        quarter turn is the same picture), as :func:`~causalvae.worlds.sprites.render.equivalent` lists them."""
         from causalvae.metrics import iou
 
-        grid = _grid()
         classes = self.classes(values, style)
         out = np.empty(len(classes))
         for i, c in enumerate(classes):
-            options = grid.images(symmetric_equivalents(c))[:, None]
+            options = images(symmetric_equivalents(c))[:, None]
             out[i] = iou(options, np.repeat(pictures[i : i + 1], len(options), axis=0)).max()
         return out
 
 
 def symmetric_equivalents(classes: np.ndarray) -> np.ndarray:
-    """``dsprites.equivalent(classes)`` (the class vectors whose image is within the shape's
-    tolerance of this one) without drawing all 40 orientations: the close ones lie around
-    the grid orientations nearest to each exact symmetric turn (0 = 39 too), so each run is
-    walked outwards from there until an orientation differs by more than the tolerance. A
-    test checks the two agree."""
-    grid = _grid()
+    """:func:`~causalvae.worlds.sprites.render.equivalent` of ``classes`` (the class vectors
+    whose image is within the shape's tolerance of this one) without drawing all 40
+    orientations: the close ones lie around the grid orientations nearest to each exact
+    symmetric turn (0 = 39 too), so each run is walked outwards from there until an
+    orientation differs by more than the tolerance. A test checks the two agree."""
     c = np.asarray(classes, dtype=np.int64)
     shape, scale, o = int(c[1]), int(c[2]), int(c[3])
-    k = grid.symmetry_k(shape, scale)
-    own = grid.images(c[None, :])[0].astype(np.int32)
+    k = symmetry_k(shape, scale)
+    own = images(c[None, :])[0].astype(np.int32)
     differ: dict[int, int] = {}
 
     def close(n: int) -> bool:
         if n not in differ:
             other = c.copy()
             other[3] = n
-            differ[n] = int(np.abs(grid.images(other[None, :])[0].astype(np.int32) - own).sum())
+            differ[n] = int(np.abs(images(other[None, :])[0].astype(np.int32) - own).sum())
         return differ[n] <= k
 
-    angles = grid.possible_values()["orientation"]
-    period = grid.SYMMETRY_PERIOD[grid.SHAPES[shape]]
+    angles = possible_values()["orientation"]
+    period = SYMMETRY_PERIOD[SHAPES[shape]]
     found = set()
     for m in range(int(round(2 * np.pi / period))):
         dist = np.abs((angles - angles[o] - m * period + np.pi) % (2 * np.pi) - np.pi)
@@ -112,6 +97,8 @@ def symmetric_equivalents(classes: np.ndarray) -> np.ndarray:
 
 
 class SpritesWorld(World):
+    """dSprites with causes: shape, scale, orientation and position drawn from a causal graph."""
+
     name = "sprites"
     style_fields = STYLE_FIELDS
     binary = True
@@ -135,6 +122,10 @@ class SpritesWorld(World):
         ("composition_ratio", "<=", 1.5),
     )
     factor_summary = True
+    options = (
+        Option("source", "source", "Take the images from a grid directory (generate dsprites) or the official .npz archive instead of rendering them."),
+        Option("hide", "hide", "Withhold this factor's labels (repeatable); it stays a hidden parent of the image.", repeat=True),
+    )
 
     def graph(self) -> Graph:
         return Graph.load(self.name)
@@ -157,7 +148,6 @@ class SpritesWorld(World):
         if source is not None and not Path(source).exists():
             raise CausalVAEError(f"{source}: no such grid directory or archive (causalvae never downloads dSprites)")
         renderer = self.renderer(resolution)
-        grid = _grid()
 
         def fill(out: np.ndarray, values: Mapping[str, np.ndarray], style: np.ndarray, progress) -> None:
             from causalvae.generate import CHUNK
@@ -166,11 +156,11 @@ class SpritesWorld(World):
             if source is None:
                 for start in range(0, len(out), CHUNK):
                     stop = min(len(out), start + CHUNK)
-                    out[start:stop, :, :, 0] = grid.images(classes[start:stop])
+                    out[start:stop, :, :, 0] = images(classes[start:stop])
                     if progress is not None:
                         progress(stop)
             else:
-                grid.read_images(source, grid.latents_to_index(classes), out=out[:, :, :, 0])
+                read_images(source, latents_to_index(classes), out=out[:, :, :, 0])
                 if progress is not None:
                     progress(len(out))
 
@@ -182,7 +172,7 @@ class SpritesWorld(World):
             meta={
                 "hidden": hidden,
                 "image_values": "binary: 0 background, 1 sprite",
-                "grid_bins": dict(grid.GRAPH_BINS),
+                "grid_bins": dict(GRAPH_BINS),
                 "grid_source": "rendered by causalvae" if source is None else str(source),
             },
         )
