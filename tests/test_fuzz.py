@@ -1,9 +1,14 @@
 """Property tests (hypothesis): the query parser, the graph readers and the viewer's JSON
 bodies answer every input with a result or the project's own error, never another exception.
-Small example counts here; more examples with HYPOTHESIS_EXAMPLES=N."""
+
+Each property is a fuzz target: a strategy and a check, named in :data:`TARGETS` (and
+:func:`viewer_targets` for the viewer's bodies). The tests run each with a small example
+count (``HYPOTHESIS_EXAMPLES=N`` for more); ``make fuzz`` (bench/fuzz.py) runs the same
+targets with 10^5 examples each and records the counts."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -59,9 +64,8 @@ def _same(a, b) -> bool:
     return {k: v for k, v in vars(a).items() if k != "text"} == {k: v for k, v in vars(b).items() if k != "text"}
 
 
-@SETTINGS
-@given(queries())
-def test_parse_print_parse_is_the_identity(q):
+def check_parse_print_parse(q) -> None:
+    """Printing a query and parsing it back gives the same query, and prints the same."""
     text = format_query(q)
     again = parse(text, AWKWARD)
     assert _same(again, q), text
@@ -72,9 +76,11 @@ SCENES = Graph.load("scenes")
 TOKENS = ["P", "PN", "PNS", "(", ")", "[", "]", ",", "=", "|", "->", "do", "vs", " ", '"', "'", "\\", "action", "reaction", "Dying", "Walk", "actor", "Golem", "x", "é", "\u202e", "\0"]
 
 
-@SETTINGS
-@given(st.one_of(st.lists(st.sampled_from(TOKENS), max_size=20).map("".join), st.text(max_size=40)))
-def test_any_string_parses_or_raises_the_projects_error(text):
+ANY_STRING = st.one_of(st.lists(st.sampled_from(TOKENS), max_size=20).map("".join), st.text(max_size=40))
+
+
+def check_any_string(text: str) -> None:
+    """Any string parses as a query on the scene graph or raises the project's error."""
     try:
         parse(text, SCENES)
     except CausalVAEError:
@@ -117,22 +123,35 @@ def mutations(text: str):
     return st.lists(edit, min_size=1, max_size=4).map(apply)
 
 
-@SETTINGS
-@given(mutations(VALID_YAML))
-def test_mutated_yaml_is_a_graph_or_the_projects_error(text):
+def check_yaml(text: str) -> None:
+    """A graph file's text is a graph or the project's error."""
     try:
         Graph.from_yaml("g.yaml", text=text)
     except CausalVAEError:
         pass
 
 
-@SETTINGS
-@given(mutations(VALID_BIF))
-def test_mutated_bif_is_a_graph_or_the_projects_error(text):
+def check_bif(text: str) -> None:
+    """A BIF file's text is a graph or the project's error."""
     try:
         read_bif(text=text, name="n")
     except CausalVAEError:
         pass
+
+
+#: The fuzz targets that need nothing but the library: name -> (strategy, check).
+TARGETS = {
+    "querylang.parse_print_parse": (queries(), check_parse_print_parse),
+    "querylang.any_string": (ANY_STRING, check_any_string),
+    "yaml.mutations": (mutations(VALID_YAML), check_yaml),
+    "bif.mutations": (mutations(VALID_BIF), check_bif),
+}
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_fuzz_target(name):
+    strategy, check = TARGETS[name]
+    SETTINGS(given(strategy)(check))()
 
 
 JSON_VALUES = st.recursive(
@@ -140,6 +159,28 @@ JSON_VALUES = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(["evidence", "do", "n", "seed", "query", "index", "image", "labels", "reaction", "x"]), children, max_size=4),
     max_leaves=8,
 )
+
+
+VIEWER_PATHS = ["/api/query", "/api/sample", "/api/counterfactual"]
+
+
+def viewer_targets(client) -> dict:
+    """The viewer's fuzz targets for a TestClient of its app: per JSON endpoint, any JSON
+    body gets an answer below 500 (or a 503, busy), with a ``detail`` unless it is a 200."""
+
+    def target(path):
+        def check(body) -> None:
+            try:
+                payload = json.dumps(body, allow_nan=True)
+            except ValueError:
+                return
+            r = client.post(path, content=payload, headers={"content-type": "application/json"})
+            assert r.status_code < 500 or r.status_code == 503, (payload, r.status_code, r.text)
+            assert "detail" in r.json() or r.status_code == 200
+
+        return JSON_VALUES, check
+
+    return {f"viewer.{path.rsplit('/', 1)[1]}": target(path) for path in VIEWER_PATHS}
 
 
 @pytest.fixture(scope="module")
@@ -152,19 +193,8 @@ def client(viewer_run):
     return TestClient(create_app(run, warm=False), raise_server_exceptions=False)
 
 
-@pytest.mark.parametrize("path", ["/api/query", "/api/sample", "/api/counterfactual"])
+@pytest.mark.parametrize("path", VIEWER_PATHS)
 def test_viewer_json_bodies_never_get_a_500(client, path):
-    @settings(max_examples=max(10, EXAMPLES // 3), deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-    @given(JSON_VALUES)
-    def check(body):
-        import json
-
-        try:
-            payload = json.dumps(body, allow_nan=True)
-        except ValueError:
-            return
-        r = client.post(path, content=payload, headers={"content-type": "application/json"})
-        assert r.status_code < 500 or r.status_code == 503, (payload, r.status_code, r.text)
-        assert "detail" in r.json() or r.status_code == 200
-
-    check()
+    strategy, check = viewer_targets(client)[f"viewer.{path.rsplit('/', 1)[1]}"]
+    few = settings(max_examples=max(10, EXAMPLES // 3), deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    few(given(strategy)(check))()
