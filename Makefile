@@ -185,6 +185,19 @@ bench-quick: $(STAMP)
 	$(PY) bench/bench_memory.py --scenes 50000 --steps 20 --out bench/results/quick/memory.json; \
 	$(PY) bench/report.py exact render grid speed queries memory --dir bench/results/quick --suffix quick --since 1200 --command "make bench-quick" --wall $$(( $$(date +%s) - start ))
 
+# Fuzz every hypothesis target of the suite (tests/test_fuzz.py: the query parser, the YAML and
+# BIF readers, the viewer's JSON bodies) with 10^5 examples each: bench/results/fuzz.json and
+# fuzz.md (counts, failures, times). Each target needs 5 to 25 CPU-minutes (see fuzz.md).
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(PY) bench/fuzz.py --examples 100000 --out bench/results/fuzz.json
+
+# The viewer under load (bench/bench_viewer_load.py): 20 clients for 60 s on loopback over a tiny
+# model (RUN=path for another run, only read): latency, errors, the server's memory.
+.PHONY: bench-viewer
+bench-viewer: $(STAMP)
+	$(PY) bench/bench_viewer_load.py $(if $(RUN),--run $(RUN)) --out bench/results/viewer_load.json
+
 # Regenerate every figure and output shown in README.md and docs/ (after `make bench`).
 docs: $(STAMP)
 	$(CLI) graph draw scenes --out docs/img/scenes_dag.png
