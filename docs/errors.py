@@ -157,6 +157,7 @@ CATALOGUE = [
             "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
             + "".join(f"{c}: &{c} [" + ", ".join([f"*{p}"] * 10) + "]\n" for p, c in zip("abcdefgh", "bcdefghi")))),
         ("a YAML alias inside itself: `a: &a [*a]`", yaml_text("a: &a [*a]\n")),
+        ("a YAML key given twice (a table row written twice)", yaml_text(ONE.format(name="x", cpt="[0.5, 0.5]\n    cpt: [0.9, 0.1]"))),
         ("a variable name holding a right-to-left override (U+202E)", yaml_text(ONE.format(name='"x\\u202ey"', cpt="[0.5, 0.5]"))),
         ("an all-zero row marked `normalize: true`", yaml_text(ONE.format(name="x", cpt="[0, 0]\n    normalize: true"))),
         ("a `.bif.gz` that expands to 80 MB", gzip_bomb),

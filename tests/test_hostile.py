@@ -18,7 +18,7 @@ import pytest
 from causalvae.bif import read_bif
 from causalvae.data import DatasetError, load
 from causalvae.errors import CausalVAEError, GraphError, ZeroProbabilityError
-from causalvae.exact import _unit, causation, query
+from causalvae.exact import Budget, _unit, causation, query
 from causalvae.graph import Graph, Variable
 from causalvae.querylang import parse
 
@@ -218,3 +218,114 @@ def test_a_png_claiming_millions_of_pixels_is_refused_before_decoding(tmp_path, 
     with pytest.raises(CausalVAEError, match=r"a.png \(.*labels.csv line 2\) claims 13400x13400 pixels \(179,560,000\); the limit is 16,777,216: not decoded"):
         import_folder(tmp_path / "img", tmp_path / "labels.csv", scenes, tmp_path / "out")
     assert time.monotonic() - start < 5 and not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------- what held (issue 18, item 4)
+
+
+@pytest.mark.parametrize("cpt", ["[.nan, 1]", "[.inf, 0]", "[1e999, 0]"])
+def test_non_finite_yaml_tables_are_refused(cpt):
+    with pytest.raises(GraphError, match="CPT of 'x' has a non-finite entry"):
+        yaml_graph(ONE.format(name="x", cpt=cpt))
+
+
+def test_non_finite_bif_tables_are_refused():
+    text = "network n {}\nvariable a { type discrete [ 2 ] { x, y }; }\nprobability ( a ) { table %s; }\n"
+    with pytest.raises(GraphError, match="line 3: expected a number in the table of 'a', got 'nan'"):
+        read_bif(text=text % "nan, 1", name="n")
+    with pytest.raises(GraphError, match="line 3: CPT of 'a' has a non-finite entry"):
+        read_bif(text=text % "1e999, 0", name="n")
+
+
+def test_a_yaml_key_given_twice_is_refused_not_overwritten():
+    rows = "name: g\nvariables:\n  - name: a\n    values: [x, y]\n    cpt: [0.3, 0.7]\n  - name: b\n    values: [u, v]\n    parents: [a]\n    cpt:\n"
+    with pytest.raises(GraphError, match=r"^g.yaml: not valid YAML: the key 'x' is given twice \(lines 10 and 11\)$"):
+        yaml_graph(rows + "      x: [0.1, 0.9]\n      x: [0.6, 0.4]\n      y: [0.5, 0.5]\n")
+    with pytest.raises(GraphError, match=r"the key 'cpt' is given twice \(lines 5 and 6\)"):
+        yaml_graph(ONE.format(name="x", cpt="[0.5, 0.5]\n    cpt: [0.9, 0.1]"))
+    with pytest.raises(GraphError, match=r"the key 'x' is given twice"):
+        yaml_graph(rows.replace("    cpt:\n", "    cpt: {x: [0.1, 0.9], x: [0.6, 0.4], y: [0.5, 0.5]}\n"))
+    g = yaml_graph(rows + "      x: [0.1, 0.9]\n      y: [0.5, 0.5]\n")
+    assert g["b"].cpt.tolist() == [[0.1, 0.9], [0.5, 0.5]]
+
+
+def test_bit_flipped_bnlearn_files_are_a_graph_or_the_projects_error(tmp_path):
+    from conftest import bnlearn_path
+
+    raw = bnlearn_path("alarm").read_bytes()
+    text = gzip.decompress(raw)
+    rng = np.random.default_rng(18)
+    for k in range(20):
+        flipped = bytearray(raw)
+        pos = int(rng.integers(20, len(raw) - 8))  # past the gzip header: the deflate stream and its CRC
+        flipped[pos] ^= 1 << int(rng.integers(8))
+        path = tmp_path / f"alarm{k}.bif.gz"
+        path.write_bytes(bytes(flipped))
+        with pytest.raises(GraphError, match=rf"alarm{k}.bif.gz: corrupt gzip file \((CRC check failed|Error -3 while decompressing)"):
+            Graph.load(path)
+    read = 0
+    for k in range(20):
+        flipped = bytearray(text)
+        flipped[int(rng.integers(len(text)))] ^= 1 << int(rng.integers(8))
+        try:
+            g = read_bif(text=bytes(flipped).decode("utf-8", errors="replace"), name="alarm")
+        except GraphError as exc:
+            assert "line" in str(exc) or "cycle" in str(exc) or "character" in str(exc), str(exc)
+        else:
+            read += 1
+            assert len(g.names) == 37
+    assert read < 20  # most flips land in a number or a name and are noticed
+
+
+@pytest.mark.slow  # reading diabetes takes seconds
+def test_diabetes_many_target_joint_is_refused_with_its_size():
+    from conftest import bnlearn_path
+
+    g = read_bif(bnlearn_path("diabetes"))
+    start = time.monotonic()
+    with pytest.raises(CausalVAEError, match=r"this query would build a table of [\d,]+ MB over .*\(limit 1,024 MB\); ask for fewer targets"):
+        query(g, g.topological_order[-12:], budget=Budget.of(max_table_mb=1024))
+    assert time.monotonic() - start < 30  # refused from the plan, not by running out of memory
+
+
+
+# ----------------------------------------------------------------------------- the viewer's limits
+
+
+@pytest.fixture(scope="module")
+def viewer(viewer_run):
+    from fastapi.testclient import TestClient
+
+    from causalvae.viewer import create_app
+
+    return TestClient(create_app(viewer_run[1], warm=False), raise_server_exceptions=False)
+
+
+@pytest.mark.parametrize("path", ["/api/query", "/api/sample", "/api/counterfactual"])
+def test_a_body_over_the_limit_is_a_413_on_every_endpoint(viewer, path):
+    from causalvae.viewer.app import MAX_BODY_BYTES
+
+    body = json.dumps({"query": "x" * (MAX_BODY_BYTES + 1)})
+    r = viewer.post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert r.json()["detail"] == f"the request is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,} bytes (pictures: 2,097,152 bytes)"
+
+
+def test_n_above_the_documented_maximum_is_a_422(viewer):
+    from causalvae.viewer.app import MAX_PICTURES
+
+    assert MAX_PICTURES == 64  # docs/viewer.md: "n" (1-64)
+    r = viewer.post("/api/sample", json={"n": MAX_PICTURES + 1})
+    assert r.status_code == 422 and r.json()["detail"] == "n: Input should be less than or equal to 64"
+    r = viewer.get("/api/gallery", params={"n": MAX_PICTURES + 1})
+    assert r.status_code == 422 and r.json()["detail"] == "query.n: Input should be less than or equal to 64"
+
+
+@pytest.mark.parametrize("path", [
+    "/static/%2e%2e/app.py", "/static/..%2fapp.py", "/static/%2e%2e/%2e%2e/version.py", "/static/..%2f..%2fversion.py",
+    "/static/%2e%2e%2f%2e%2e%2f%2e%2e%2fpyproject.toml", "/static//etc/passwd", "/static/%2fetc%2fpasswd",
+])
+def test_no_path_traversal_under_static(viewer, path):
+    r = viewer.get(path)
+    assert r.status_code == 404, (path, r.status_code)
+    assert "import" not in r.text and "root:" not in r.text

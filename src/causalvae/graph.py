@@ -53,7 +53,21 @@ def builtin_graphs() -> dict[str, str]:
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false are booleans, so ``values: [no, yes]`` stays text."""
+    """YAML 1.2 booleans: only true/false are booleans, so ``values: [no, yes]`` stays text;
+    and a key given twice in one mapping is an error (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [k for k, _ in node.value] if isinstance(node, yaml.MappingNode) else []
+        if not any(k.tag == "tag:yaml.org,2002:merge" for k in keys):
+            first = {}
+            for k in keys:
+                if not isinstance(k, yaml.ScalarNode):
+                    continue
+                if k.value in first:
+                    line = k.start_mark.line + 1
+                    raise yaml.constructor.ConstructorError(None, None, f"the key '{k.value}' is given twice (lines {first[k.value] + 1} and {line})")
+                first[k.value] = k.start_mark.line
+        return super().construct_mapping(node, deep)
 
 
 _Loader.yaml_implicit_resolvers = {
