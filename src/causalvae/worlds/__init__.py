@@ -191,6 +191,7 @@ class World:
 
         n = len(ds.images)
         count = min(limit, n)
+        scale = max(scale, -(-96 // ds.images.shape[1]))  # tiles of 96 px at least: room for a caption line
         images = display(np.stack([ds.images[k] for k in range(count)]), self.binary)
         captions = [self.dataset_caption(ds, k) for k in range(count)]
         return titled(contact_sheet(images, captions, columns, scale), f"{ds.root.name}: first {count} of {n}")
