@@ -516,9 +516,10 @@ def _row(scan: _Scanner, given: tuple[list[float], int], child: _Declaration, la
     return np.asarray(numbers, dtype=np.float64)
 
 
-#: The most entries a table read from BIF may have (2**25 float64: 256 MB); the largest
-#: table of the bnlearn networks has far fewer.
-MAX_TABLE_ENTRIES = 2**25
+#: The most entries a table read from BIF may have (2**22 float64: 32 MB); the largest
+#: table of the bnlearn networks (mildew's) has 280,000. At 2**25 a `default` row over 24
+#: binary parents was accepted and took minutes to read.
+MAX_TABLE_ENTRIES = 2**22
 
 
 def _rows_table(
