@@ -2,9 +2,10 @@
 
 A :class:`Contender` owns a model and its optimiser and knows how to take one optimiser step
 on a batch of stored scenes (uint8 pictures and label indices, as a dataset hands them out)
-and how to draw pictures for given labels. ``ours`` is the library's default scene model
-(``TrainConfig`` defaults: the causal VAE, its Pyro ELBO and Adam); the two baselines are in
-``baselines.py``. Labels reach the baselines one-hot and concatenated; the causal VAE takes
+and how to draw pictures for given labels. ``ours`` is the library's default scene model,
+trained as ``make recipe`` trains it (``TrainConfig`` defaults: the FiLM decoder, the capped
+pixel scale, z 8, beta 2, the Pyro ELBO plus the counterfactual term read by a frozen reader,
+and Adam); the two baselines are in ``baselines.py``. Labels reach the baselines one-hot and concatenated; the causal VAE takes
 them as the image's parents in the graph (for the scene world: the same six variables).
 """
 
@@ -24,7 +25,8 @@ from causalvae.model import CausalVAE
 from causalvae.nets import NetConfig
 from causalvae.noise import sample as ancestral
 from causalvae.queries import to_pixels
-from causalvae.train import TrainConfig
+from causalvae.nets import Classifier
+from causalvae.train import TrainConfig, counterfactual_term, discrete_image_parents, train_reader
 from causalvae.worlds.scenes import SceneRenderer
 
 NAMES = ("ours", "tutorial_conv", "course_mlp")
@@ -43,6 +45,16 @@ def scene_batch(n: int, seed: int, size: int = 64) -> tuple[Graph, torch.Tensor,
     return g, pictures, torch.from_numpy(np.stack([s.values[c] for c in cols], 1).astype(np.int64))
 
 
+def recipe_model(graph: Graph, size: int = 64, max_log_scale: float | None = None) -> tuple[CausalVAE, TrainConfig]:
+    """The default scene model as ``causalvae train`` builds it from ``TrainConfig``'s defaults
+    (``max_log_scale`` overrides the cap), and those defaults."""
+    d = TrainConfig(data="", out="")
+    cfg = NetConfig(image_size=size, channels=3, parent_dims=tuple(graph.card(p) for p in graph.image.parents),
+                    z_dim=d.z_dim, width=d.width, depth=d.depth, hidden=d.hidden,
+                    max_log_scale=d.max_log_scale if max_log_scale is None else max_log_scale, decoder=d.decoder, residual=d.residual)
+    return CausalVAE(graph, cfg, beta=d.beta), d
+
+
 def onehot(graph: Graph, labels: torch.Tensor) -> torch.Tensor:
     """int64 (B, K) label indices of the observed variables -> float (B, sum of cards)."""
     return torch.cat([F.one_hot(labels[:, j], graph.card(c)).float() for j, c in enumerate(graph.observed)], -1)
@@ -54,13 +66,16 @@ class Contender:
     def __init__(self, name: str, graph: Graph, seed: int = 0, size: int = 64, max_log_scale: float | None = None):
         self.name, self.graph = name, graph
         torch.manual_seed(seed)
+        self.reader = None
         if name == "ours":
-            d = TrainConfig(data="", out="")
             pyro.settings.set(module_local_params=True)
-            cfg = NetConfig(image_size=size, channels=3, parent_dims=tuple(graph.card(p) for p in graph.image.parents),
-                            z_dim=d.z_dim, width=d.width, depth=d.depth, hidden=d.hidden, max_log_scale=max_log_scale)
-            self.model = CausalVAE(graph, cfg)
-            self.batch_size, self.lr, self.z_dim = d.batch_size, d.lr, d.z_dim
+            self.model, d = recipe_model(graph, size, max_log_scale)
+            self.batch_size, self.lr, self.z_dim, self.cf_weight, self.reader_steps = d.batch_size, d.lr, d.z_dim, d.cf_weight, d.reader_steps
+            if self.cf_weight:
+                # Until :meth:`warm_up` trains it, the reader is an untrained frozen classifier:
+                # the same cost per step, for the benchmarks that time steps only.
+                self.reader = Classifier(self.model.config, sum(graph.card(p) for p in discrete_image_parents(self.model))).eval()
+                self.reader.requires_grad_(False)
         else:
             n_labels = sum(graph.card(c) for c in graph.observed)
             cls = BASELINES[name]
@@ -69,13 +84,23 @@ class Contender:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
         self.bf16 = False
 
+    def warm_up(self, data, seed: int = 0) -> None:
+        """What training does before its first step: for ours, the counterfactual term's reader
+        trained on ``data`` (a training split) as ``causalvae train`` trains it."""
+        if self.reader is not None:
+            self.reader, _ = train_reader(self.model, data, None, self.reader_steps, seed)
+
     def _autocast(self):
         return torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else nullcontext()
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.name == "ours":
             self.model.autocast = self._autocast
-            return self.model.objective(images, labels).loss
+            loss = self.model.objective(images, labels).loss
+            if self.reader is not None:
+                with self._autocast():
+                    loss = loss + self.cf_weight * counterfactual_term(self.model, self.reader, images, labels)
+            return loss
         with self._autocast():
             return self.model.loss(images.float() / 255.0, onehot(self.graph, labels))
 

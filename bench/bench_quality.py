@@ -78,6 +78,9 @@ def race(contender: Contender, data, oracle, eval_labels: torch.Tensor, *, minut
     steps = images = 0
     order, at = rng.permutation(len(data)), 0
     next_check, reached = every, None
+    watch.start()
+    contender.warm_up(data, seed)  # on the clock: the recipe's reader is part of its training
+    watch.stop()
     while True:
         watch.start()
         while watch.now() < next_check and watch.now() < minutes * 60:

@@ -13,7 +13,12 @@ shrunk example, and the run goes on to the next target; the exit status is 1 whe
 target failed.
 
     python bench/fuzz.py                                  # all targets, 10^5 examples each
+    python bench/fuzz.py --jobs 2                         # the same, two targets at a time
     python bench/fuzz.py --examples 2000 --only yaml      # a quick look at one target
+
+With ``--jobs N`` the targets run in N worker processes (one torch thread each), the slowest
+first (the viewer's); each target's counts and CPU time are its own process's. A running
+target prints a line every minute.
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ class TimeUp(BaseException):
     once (it shrinks only Exceptions), so the run stops with its count so far."""
 
 
-def fuzz(strategy, check, examples: int, seed: int, max_seconds: float | None = None) -> dict:
+def fuzz(strategy, check, examples: int, seed: int, max_seconds: float | None = None, name: str = "", every: float = 60.0) -> dict:
     """Run ``check`` on ``examples`` examples of ``strategy`` (one hypothesis run, seeded):
     the count actually run, the wall and CPU seconds, and the failure (hypothesis's shrunk
     example) if one was found. Past ``max_seconds`` the run stops at its next example."""
@@ -71,11 +76,16 @@ def fuzz(strategy, check, examples: int, seed: int, max_seconds: float | None = 
     from hypothesis import seed as fixed_seed
 
     ran, start, cpu = 0, time.perf_counter(), time.process_time()
+    said = start
 
     def counted(value):
-        nonlocal ran
-        if max_seconds is not None and time.perf_counter() - start > max_seconds:
+        nonlocal ran, said
+        now = time.perf_counter()
+        if max_seconds is not None and now - start > max_seconds:
             raise TimeUp
+        if now - said >= every:
+            said = now
+            print(f"  {name}: {ran:,} of {examples:,} examples, {now - start:,.0f} s", flush=True)
         ran += 1
         check(value)
 
@@ -90,6 +100,22 @@ def fuzz(strategy, check, examples: int, seed: int, max_seconds: float | None = 
         failure = "".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:]
     return {"ran": ran, "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
             "stopped_at_max_seconds": stopped, "failure": failure}
+
+
+def run_target(name: str, examples: int, seed: int, max_seconds: float | None, threads: int | None = None) -> dict:
+    """One target in this process (a worker of ``--jobs``): its own temporary folder, and for
+    the viewer's targets its own tiny run."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        strategy, check = suite_targets(Path(tmp))[name]()
+        print(f"{name}: {examples:,} examples ...", flush=True)
+        r = fuzz(strategy, check, examples, seed, max_seconds, name=name)
+    r["failures"] = 0 if r["failure"] is None else 1
+    print(f"  {name}: {r['ran']:,} run, {r['failures']} failures, {r['seconds']:,.0f} s ({r['cpu_seconds']:,.0f} s CPU)", flush=True)
+    return r
 
 
 def markdown(data: dict) -> str:
@@ -120,27 +146,34 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=None, help="stop a target after this many seconds (default: none)")
     parser.add_argument("--only", action="append", default=[], help="run the targets whose name contains this (repeatable)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "fuzz.json"), help="the result file (and .md beside it)")
+    parser.add_argument("--jobs", type=int, default=1, help="targets run at once, in worker processes (default 1: in this process)")
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
 
     import hypothesis
 
     with tempfile.TemporaryDirectory() as tmp:
         wanted = lambda name: not args.only or any(w in name for w in args.only)  # noqa: E731
-        targets = {n: make for n, make in suite_targets(Path(tmp)).items() if wanted(n)}
-        results, figures = {}, []
-        for name, make in targets.items():
-            print(f"{name}: {args.examples:,} examples ...", flush=True)
-            strategy, check = make()
-            r = fuzz(strategy, check, args.examples, args.seed, args.max_seconds)
-            r["failures"] = 0 if r["failure"] is None else 1
-            results[name] = r
-            print(f"  {r['ran']:,} run, {r['failures']} failures, {r['seconds']:,.0f} s ({r['cpu_seconds']:,.0f} s CPU)", flush=True)
-            figures += [
-                Figure(f"{name}.examples", r["ran"], "examples", f"{name}: examples the check ran", target=(">=", args.examples)),
-                Figure(f"{name}.failures", r["failures"], "failures", f"{name}: failing examples found (hypothesis stops at the first)", target=("<=", 0)),
-                Figure(f"{name}.seconds", r["seconds"], "s", f"{name}: wall time"),
-                Figure(f"{name}.cpu_ms_per_example", 1000 * r["cpu_seconds"] / max(r["ran"], 1), "ms", f"{name}: CPU time per example"),
-            ]
+        names = [n for n in suite_targets(Path(tmp)) if wanted(n)]
+    if args.jobs == 1:
+        results = {n: run_target(n, args.examples, args.seed, args.max_seconds) for n in names}
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        slowest_first = sorted(names, key=lambda n: not n.startswith("viewer."))
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {n: pool.submit(run_target, n, args.examples, args.seed, args.max_seconds, 1) for n in slowest_first}
+            results = {n: futures[n].result() for n in names}
+    figures = []
+    for name, r in results.items():
+        figures += [
+            Figure(f"{name}.examples", r["ran"], "examples", f"{name}: examples the check ran", target=(">=", args.examples)),
+            Figure(f"{name}.failures", r["failures"], "failures", f"{name}: failing examples found (hypothesis stops at the first)", target=("<=", 0)),
+            Figure(f"{name}.seconds", r["seconds"], "s", f"{name}: wall time"),
+            Figure(f"{name}.cpu_ms_per_example", 1000 * r["cpu_seconds"] / max(r["ran"], 1), "ms", f"{name}: CPU time per example"),
+        ]
     notes = [
         "Each target is a strategy and a check of tests/test_fuzz.py (the suite runs the same ones with ~60 examples).",
         "Examples run counts the calls of the check; hypothesis may run fewer than asked when a strategy's space is exhausted, "
@@ -150,9 +183,9 @@ def main() -> None:
         "phases generate and shrink. With --max-seconds a target stops at its first example past the limit.",
         "CPU seconds are the process's (all threads; the viewer's server threads too): the rate they give does not "
         "depend on what else the machine runs, unlike the wall time.",
-    ]
+    ] + ([f"--jobs {args.jobs}: targets ran {args.jobs} at a time in worker processes with one torch thread each."] if args.jobs > 1 else [])
     print_table(figures)
-    settings = {"examples": args.examples, "seed": args.seed, "max_seconds": args.max_seconds, "hypothesis": hypothesis.__version__, "deadline": None, "database": None, "phases": ["generate", "shrink"]}
+    settings = {"examples": args.examples, "jobs": args.jobs, "seed": args.seed, "max_seconds": args.max_seconds, "hypothesis": hypothesis.__version__, "deadline": None, "database": None, "phases": ["generate", "shrink"]}
     data = write_results(args.out, "fuzz", figures, notes, settings=settings,
                          targets={n: {k: r[k] for k in ("ran", "failures", "seconds", "cpu_seconds", "stopped_at_max_seconds", "failure")} for n, r in results.items()})
     atomic_write_text(Path(args.out).with_suffix(".md"), markdown(data))

@@ -91,3 +91,31 @@ def test_the_cli_refuses_in_one_line():
     r = run("P(reaction[action=Walk], reaction[action=Taunt] | action=Attack)", "--max-table-mb", "0.00001")
     assert r.returncode == 2 and "this query would build" in r.stderr and "--max-table-mb" in r.stderr
     assert run("P(action)", "--max-table-mb", "1").returncode == 0
+
+
+def test_a_long_query_says_now_and_then_that_it_is_still_working(monkeypatch):
+    """The CLI's heartbeat around an exact query: a line every few seconds while it runs (a
+    query within the budget may take tens of seconds on a big network), none once it is done."""
+    from typer.testing import CliRunner
+
+    from causalvae import cli, querylang
+
+    said = []
+    with cli._still_working("the query", every=0.05, say=said.append):
+        time.sleep(0.32)
+    assert 3 <= len(said) <= 7 and all(s.startswith("still working on the query (") for s in said)
+    before = len(said)
+    time.sleep(0.15)
+    assert len(said) == before  # silent once the work is done
+
+    real = querylang.evaluate
+
+    def slow(*args, **kwargs):
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(querylang, "evaluate", slow)
+    monkeypatch.setattr(cli, "HEARTBEAT_S", 0.1)
+    r = CliRunner().invoke(cli.app, ["query", "P(action | reaction=Dying)"])
+    assert r.exit_code == 0, r.output
+    assert "still working on the query" in r.output and "Attack" in r.output

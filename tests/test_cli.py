@@ -109,3 +109,17 @@ def test_off_a_terminal_long_commands_print_a_line_now_and_then(viewer_run, tmp_
     assert res.exit_code == 0, res.output
     assert "training the counterfactual term's reader (1 steps)" in res.output
     assert "step 2/2 (100%)" in res.output
+
+
+def test_summary_adds_the_readers_training_to_the_time(viewer_run):
+    """The counterfactual term's reader trains before the steps metrics.csv times: reader.json
+    records its seconds and `summary` adds them, so that a recipe's training time is whole."""
+    _, run, _ = viewer_run
+    record = json.loads((run / "reader.json").read_text())
+    assert record["steps"] == 4 and 0 < record["seconds"] < 60
+    r = CliRunner().invoke(app, ["summary", str(run)])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    wall = float((run / "metrics.csv").read_text().strip().splitlines()[-1].split(",")[2])
+    assert "counterfactual term's reader: 4 steps" in text
+    assert f"before the steps above; training in all {(record['seconds'] + wall) / 60:.1f} min" in text

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -65,6 +68,32 @@ oracle_app = typer.Typer(no_args_is_help=True, help="Attribute readers that read
 app.add_typer(oracle_app, name="oracle")
 
 GRAPH_HELP = "A built-in graph (scenes, sprites, survey, morpho) or a FILE.yaml / FILE.bif."
+
+
+#: Seconds between two "still working" lines of a long exact query (:func:`_still_working`).
+HEARTBEAT_S = 5.0
+
+
+@contextmanager
+def _still_working(what: str, every: float | None = None, say: Callable[[str], None] | None = None):
+    """While the block runs, say every ``every`` seconds (after the first ``every``) that
+    ``what`` is still being worked on, so that a long exact query never looks like a hang."""
+    every = HEARTBEAT_S if every is None else every
+    say = say or (lambda text: err.print(escape(text), highlight=False))
+    done = threading.Event()
+    start = time.monotonic()
+
+    def beat():
+        while not done.wait(every):
+            say(f"still working on {what} ({time.monotonic() - start:.0f} s; Ctrl-C stops it)")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _fail(exc: Exception) -> None:
@@ -134,7 +163,8 @@ def query_cmd(
             atomic_write_bytes(plot, buf.getvalue())
             err.print(escape(f"wrote {plot}"), highlight=False)
     else:
-        answer = evaluate(g, text, Budget.of(max_table_mb, max_operations))
+        with _still_working("the query"):
+            answer = evaluate(g, text, Budget.of(max_table_mb, max_operations))
     if as_json:
         payload = {"graph": g.name, **answer.to_json()}
         sys.stdout.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
@@ -562,6 +592,22 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
         table.add_row(*cells)
     out.print(table)
     out.print("ELBO, recon and KL in nats per image; the ELBO bounds log p(x | labels).", highlight=False)
+    reader = _reader_record(run)
+    if reader and reader.get("steps"):
+        line = f"counterfactual term's reader: {reader['steps']} steps, validation accuracy (all parents) {reader['val_accuracy_all_parents']:.1%}"
+        if isinstance(reader.get("seconds"), (int, float)):
+            line += (f", {reader['seconds'] / 60:.1f} min before the steps above; training in all "
+                     f"{(reader['seconds'] + rows[-1]['wall_s']) / 60:.1f} min")
+        out.print(line, highlight=False)
+
+
+def _reader_record(run: Path) -> dict | None:
+    """The run's reader.json (the counterfactual term's reader), or None when absent or unreadable."""
+    try:
+        data = json.loads((Path(run) / "reader.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _assignments(text: Optional[str], graph: Graph, what: str) -> dict:

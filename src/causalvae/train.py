@@ -713,10 +713,13 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
         steps = min(cfg.reader_steps, total)
         if say is not None and rank_env == 0:
             say(f"training the counterfactual term's reader ({steps} steps)")
+        t_reader = time.perf_counter()
         reader, reader_accuracy = train_reader(vae, ds, hide, steps, cfg.seed)
         module.__dict__["reader"] = reader
         if rank_env == 0:
-            atomic_write_text(run / "reader.json", json.dumps({"steps": steps, "val_accuracy_all_parents": reader_accuracy}) + "\n")
+            # Its seconds are training time too (metrics.csv's clock starts after it).
+            atomic_write_text(run / "reader.json", json.dumps({"steps": steps, "val_accuracy_all_parents": reader_accuracy,
+                                                               "seconds": round(time.perf_counter() - t_reader, 1)}) + "\n")
 
     done, wall0, rows, sums, start = 0, 0.0, [], None, (0, 0)
     opt_state = None
