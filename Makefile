@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(PY) -m pip --quiet --disable-pip-version-check --no-input
 OUT    := out
 # The default recipe's training settings (the training defaults, written out): docs/training.md.
-RECIPE_FLAGS := --epochs 5 --z-dim 8 --max-log-scale -3 --beta 2 --cf-weight 1000 --decoder film
+RECIPE_FLAGS := --epochs 4 --z-dim 8 --max-log-scale -3 --beta 2 --cf-weight 1000 --decoder film
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: install test demo recipe recipe-long recipe-sprites evaluate-long ablation evaluate evaluate-sprites course tutorial bench bench-quick docs clean
@@ -55,7 +55,7 @@ demo: $(STAMP)
 	@echo "and the evaluation report (report/report.md)."
 	@echo "Ask it more in the browser: $(CLI) serve $(OUT)/run --oracle $(OUT)/oracle"
 
-# The default recipe of the scene world (docs/training.md): 20,000 scenes, 1,250 steps (at most
+# The default recipe of the scene world (docs/training.md): 20,000 scenes, 1,000 steps (at most
 # 15 minutes of training on 2 CPU cores); then its figures and record in docs/.
 recipe: $(STAMP)
 	$(CLI) generate scenes --n 20000 --seed 0 --out data/scenes --force
@@ -69,7 +69,7 @@ recipe: $(STAMP)
 # The long recipe of the scene world (docs/training.md): 60,000 scenes, 5,000 steps with the
 # recipe's settings (at most 60 minutes of training on 2 CPU cores; on a GPU, run it with
 # ACCEL="--accelerator auto"). Its report: `make evaluate-long` (docs/reports/scenes-long/).
-LONG_FLAGS := $(filter-out --epochs 5,$(RECIPE_FLAGS)) --max-steps 5000
+LONG_FLAGS := $(filter-out --epochs 4,$(RECIPE_FLAGS)) --max-steps 5000
 ACCEL ?=
 recipe-long: $(STAMP)
 	test -f data/scenes-long/manifest.json || $(CLI) generate scenes --n 60000 --seed 1 --out data/scenes-long
@@ -186,11 +186,12 @@ bench-quick: $(STAMP)
 	$(PY) bench/report.py exact render grid speed queries memory --dir bench/results/quick --suffix quick --since 1200 --command "make bench-quick" --wall $$(( $$(date +%s) - start ))
 
 # Fuzz every hypothesis target of the suite (tests/test_fuzz.py: the query parser, the YAML and
-# BIF readers, the viewer's JSON bodies) with 10^5 examples each: bench/results/fuzz.json and
-# fuzz.md (counts, failures, times). Each target needs 5 to 25 CPU-minutes (see fuzz.md).
+# BIF readers, the viewer's JSON bodies) with 10^5 examples each, two targets at a time:
+# bench/results/fuzz.json and fuzz.md (counts, failures, times). Each target needs 5 to 25
+# CPU-minutes (see fuzz.md): about 50 minutes on 2 cores.
 .PHONY: fuzz
 fuzz: $(STAMP)
-	$(PY) bench/fuzz.py --examples 100000 --out bench/results/fuzz.json
+	$(PY) bench/fuzz.py --examples 100000 --jobs 2 --out bench/results/fuzz.json
 
 # The viewer under load (bench/bench_viewer_load.py): 20 clients for 60 s on loopback over a tiny
 # model (RUN=path for another run, only read): latency, errors, the server's memory.
