@@ -85,3 +85,37 @@ def test_axioms_on_perfect_and_degenerate_pictures():
     black, white = np.zeros_like(x), np.full_like(x, 255)
     assert composition(black, {1: white})["composition_1"] == 255.0
     assert reversibility(black, {3: white})["reversibility_3"] == 255.0
+
+
+def test_wasserstein_1_on_known_samples():
+    from causalvae.metrics import wasserstein_1
+
+    a = np.array([0.0, 1.0, 3.0])
+    assert wasserstein_1(a, a) == 0.0
+    assert wasserstein_1(a, a + 2.5) == pytest.approx(2.5)  # a shift moves every unit of mass by 2.5
+    # {0, 1} to {0, 3}: half the mass moves from 1 to 3
+    assert wasserstein_1(np.array([0.0, 1.0]), np.array([0.0, 3.0])) == pytest.approx(1.0)
+    # unequal sizes: {0} to {0, 0, 0, 6}: a quarter of the mass moves 6
+    assert wasserstein_1(np.array([0.0]), np.array([0.0, 0.0, 0.0, 6.0])) == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="finite"):
+        wasserstein_1(np.array([0.0, np.nan]), a)
+
+
+def test_frechet_distance_on_known_feature_sets():
+    from causalvae.metrics import frechet_distance
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 5)) @ rng.normal(size=(5, 5))
+    assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-8)
+    # the same set shifted: only the means differ, by |c|^2
+    c = np.array([1.0, -2.0, 0.5, 0.0, 3.0])
+    assert frechet_distance(x, x + c) == pytest.approx((c**2).sum(), rel=1e-9)
+    # scaled by 2: Tr(S + 4S - 2 * 2S) = Tr(S), the means of x and 2x differ by mean(x)
+    s = np.cov(x, rowvar=False)
+    assert frechet_distance(x, 2 * x) == pytest.approx(np.trace(s) + (x.mean(0) ** 2).sum(), rel=1e-9)
+    # one-dimensional features: (mu_a - mu_b)^2 + (sd_a - sd_b)^2
+    a, b = rng.normal(0, 1, (400, 1)), rng.normal(3, 2, (400, 1))
+    expected = (a.mean() - b.mean()) ** 2 + (a.std(ddof=1) - b.std(ddof=1)) ** 2
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(ValueError, match=r"\(N, D\) and \(M, D\)"):
+        frechet_distance(x, x[:, :3])

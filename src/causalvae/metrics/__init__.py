@@ -10,16 +10,21 @@
 - :mod:`~causalvae.metrics.likelihood`: the importance-weighted bound from log-weights,
   bits per dimension.
 - :mod:`~causalvae.metrics.axioms`: composition and reversibility of counterfactuals.
+- :mod:`~causalvae.metrics.transport`: the Wasserstein-1 distance between two samples of a
+  continuous variable.
+- :mod:`~causalvae.metrics.frechet`: the Fréchet distance between two sets of feature vectors.
 """
 
 from causalvae.metrics.agreement import agreement_with_truth
 from causalvae.metrics.axioms import composition, reversibility
 from causalvae.metrics.distributions import pooled_tv, total_variation
 from causalvae.metrics.effectiveness import effectiveness, masked_accuracy
+from causalvae.metrics.frechet import frechet_distance
 from causalvae.metrics.likelihood import bits_per_dim, iw_bound
 from causalvae.metrics.pixels import iou, pixel_mae
+from causalvae.metrics.transport import wasserstein_1
 
 __all__ = [
-    "agreement_with_truth", "bits_per_dim", "composition", "effectiveness", "iou", "iw_bound", "masked_accuracy",
-    "pixel_mae", "pooled_tv", "reversibility", "total_variation",
+    "agreement_with_truth", "bits_per_dim", "composition", "effectiveness", "frechet_distance", "iou", "iw_bound", "masked_accuracy",
+    "pixel_mae", "pooled_tv", "reversibility", "total_variation", "wasserstein_1",
 ]
