@@ -84,7 +84,12 @@ def test_evaluation_report_end_to_end(tiny_run, tmp_path):
     assert set(s) >= {"generation_tv_model", "counterfactual_truth_ceiling"}
     write_report(report, tmp_path / "rep")
     assert json.loads((tmp_path / "rep" / "report.json").read_text())["world"] == "scenes"
-    assert "## Counterfactuals" in (tmp_path / "rep" / "report.md").read_text()
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Counterfactuals" in text
+    # No continuous image parent: none of their sections (tests/test_morpho_evaluate.py has them).
+    assert "realism" not in report and "oracle_mae" not in report["reconstruction"]
+    assert all("continuous_targets" not in g for g in gen) and all("continuous" not in r for r in cf)
+    assert "## Realism" not in text and "### Continuous" not in text and "W1" not in text
     assert (tmp_path / "rep" / "generation_tv.png").stat().st_size > 1000
     with pytest.raises(CausalVAEError, match="truth=True"):
         evaluate(vae, oracle, load_dataset(data, split="test", verify=False), settings)

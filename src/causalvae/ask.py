@@ -90,6 +90,16 @@ def read_labels(oracle, images: torch.Tensor, columns: Sequence[str]) -> np.ndar
     return oracle.read(images)[:, [have.index(c) for c in columns]]
 
 
+def read_numbers(oracle, images: torch.Tensor, columns: Sequence[str]) -> np.ndarray:
+    """The oracle's reading of continuous ``columns`` off ``images``, in their own units:
+    float64 ``(n, len(columns))``."""
+    have = list(oracle.config.continuous)
+    missing = [c for c in columns if c not in have]
+    if missing:
+        raise CausalVAEError(f"the oracle reads no continuous {', '.join(missing)} (it reads {', '.join(have) or 'none'})")
+    return oracle.regress(images)[:, [have.index(c) for c in columns]]
+
+
 def summarize_sample(
     vae: CausalVAE,
     n: int,

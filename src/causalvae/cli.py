@@ -824,6 +824,8 @@ def oracle_train_cmd(
     batch_size: int = typer.Option(64, "--batch-size", help="Renders per step."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the renders and the initialisation."),
     resolution: Optional[int] = typer.Option(None, "--resolution", help="Picture size (default: the world's; the scene world: 64, 96 or 128).", show_default=False),
+    pool: Optional[int] = typer.Option(None, "--pool", min=0, help="--world: train on batches from a pool of this many renders, partly refreshed now and then (0: fresh renders at every step; default: the world's, 0 but for the morpho world).", show_default=False),
+    held_out: int = typer.Option(4000, "--held-out", min=1, help="--world: fresh renders of held-out styles that score the oracle."),
     force: bool = typer.Option(False, "--force", help="Replace an earlier oracle in --out (never another kind of directory)."),
 ) -> None:
     """Train a world's attribute reader and report its held-out accuracy: on freshly rendered
@@ -842,15 +844,22 @@ def oracle_train_cmd(
     t0 = time.perf_counter()
     with bar:
         if world is not None:
-            oracle, acc = train_oracle(world, steps=steps, batch_size=batch_size, seed=seed, resolution=resolution, progress=lambda step, loss: update(step))
+            oracle, acc = train_oracle(world, steps=steps, batch_size=batch_size, seed=seed, resolution=resolution, held_out=held_out, pool=pool,
+                                       progress=lambda step, loss: update(step))
         else:
             oracle, acc = train_oracle_on_dataset(data, steps=steps, batch_size=batch_size, seed=seed, progress=lambda step, loss: update(step))
     wall = time.perf_counter() - t0
     training = {"steps": steps, "batch_size": batch_size, "seed": seed, "wall_s": round(wall, 1)}
     if data is not None:
         training["data"] = str(data)
+    else:
+        from causalvae import worlds
+
+        used = worlds.get(world).oracle_pool if pool is None else pool
+        if used:  # a render pool: its size, and the held-out renders' count
+            training.update(pool=used, held_out=held_out)
     save_oracle(oracle, out_path, acc, training, force=force)
-    title = "held-out accuracy (4,000 fresh renders)" if world is not None else f"held-out accuracy (the val split of {data})"
+    title = f"held-out accuracy ({held_out:,} fresh renders)" if world is not None else f"held-out accuracy (the val split of {data})"
     table = Table(title=title, show_header=True, header_style="bold", title_justify="left")
     table.add_column("variable")
     table.add_column("accuracy", justify="right")

@@ -20,6 +20,25 @@ al. 2023). Sections:
   true counterfactual beside an exact sampler's rate and the Bayes-optimal ceiling;
 - **axioms**: composition after 1 and 10 null interventions, reversibility after 1 and 3 cycles.
 
+A model whose picture has **continuous parents** (the morpho world's thickness and
+intensity) is scored on them too, by the oracle's regression heads, in their own units:
+
+- **reconstruction**: the oracle's mean absolute error on reconstructions (and on the test
+  pictures themselves);
+- **generation**: per continuous target, the Wasserstein-1 distance between the oracle's
+  reading of the generated pictures and the exact distribution (:data:`REFERENCE_DRAWS`
+  draws from the graph), beside the same distance for true renders of as many draws;
+- **realism**: the Fréchet distance between the oracle's features of pictures generated
+  without evidence or intervention and of real test pictures ("FD in the oracle's feature
+  space"; not FID, which needs an Inception network), beside its floor: the same distance
+  between two halves of the real test pictures;
+- **counterfactuals**: interventions on continuous variables at :data:`CONTINUOUS_VALUES`
+  values spread over the variable's marginal in the graph (its quantiles, from draws at the
+  report's seed); per continuous
+  column, the oracle's mean absolute error against the value the counterfactual should show
+  (the intervened value, or the value its mechanism gives) and how far its reading moved
+  from the factual picture's (minimality).
+
 A world may sum the counterfactuals up per factor (:attr:`World.factor_summary`) and name
 its own goals (:attr:`World.goals`, written into the report as ``"targets"``).
 
@@ -37,21 +56,28 @@ import numpy as np
 import torch
 
 from causalvae import worlds
-from causalvae.ask import read_labels
+from causalvae.ask import read_labels, read_numbers
 from causalvae.data import Dataset
 from causalvae.errors import CausalVAEError
 from causalvae.exact import query
 from causalvae.metrics import (
-    agreement_with_truth, bits_per_dim, composition, effectiveness, iou, iw_bound, masked_accuracy, pixel_mae, pooled_tv,
-    reversibility, total_variation,
+    agreement_with_truth, bits_per_dim, composition, effectiveness, frechet_distance, iou, iw_bound, masked_accuracy, pixel_mae,
+    pooled_tv, reversibility, total_variation, wasserstein_1,
 )
 from causalvae.metrics.distributions import empirical
 from causalvae.model import CausalVAE
 from causalvae.noise import propagate
 from causalvae.oracle import Oracle
 from causalvae.pictures import to_255
-from causalvae.queries import abduct, act, counterfactual, counterfactual_distributions, predict, reconstruct, sample, sample_values
+from causalvae.queries import (
+    abduct, act, counterfactual, counterfactual_distributions, counterfactual_distributions_mixed, predict, reconstruct, sample, sample_values,
+)
 from causalvae.run import Run
+
+#: Draws from the graph that stand for the exact distribution of a continuous target.
+REFERENCE_DRAWS = 20_000
+#: Values at which each continuous variable is intervened on, spread over its marginal.
+CONTINUOUS_VALUES = 4
 
 @dataclass
 class EvalSettings:
@@ -84,14 +110,19 @@ def _batches(n: int, size: int):
 
 
 @torch.no_grad()
-def log_weights(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, k: int, generator: torch.Generator) -> np.ndarray:
+def log_weights(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, k: int, generator: torch.Generator,
+                continuous: torch.Tensor | None = None) -> np.ndarray:
     """``(k, N)`` importance log-weights ``log p(x | parents, z) + log p(z) - log q(z | x, parents)``
     of k draws of z from the encoder, for the importance-weighted bound on log p(x | labels)
-    (:func:`causalvae.metrics.iw_bound`). The picture's parents must be labelled."""
+    (:func:`causalvae.metrics.iw_bound`). The picture's parents must be labelled (a mixed
+    model's continuous ones in ``continuous``, as :class:`~causalvae.model.CausalVAE` takes them)."""
     from causalvae.nets import pixel_distribution
 
     values = {p: labels[:, vae.label_columns.index(p)] if p in vae.label_columns else torch.full((len(labels),), -1) for p in vae.image_parents}
-    if any(bool((v < 0).any()) for v in values.values()):
+    for j, c in enumerate(vae.continuous_columns):
+        if c in values:
+            values[c] = continuous[:, j].to(torch.float32)
+    if any(bool((v < 0).any()) for p, v in values.items() if p not in vae.continuous_columns):
         raise CausalVAEError("the importance-weighted bound needs every image parent labelled")
     loc, scale = vae.encode(images, values)
     onehot = vae.parents_onehot(values)
@@ -123,13 +154,15 @@ def evaluate(
     """
     say = progress or (lambda msg: None)
     world = worlds.for_dataset(test) if world is None else worlds.get(world)
-    if not set(vae.label_columns) <= set(oracle.config.columns):
-        raise CausalVAEError(f"the oracle reads {list(oracle.config.columns)}, the model's labels are {list(vae.label_columns)}")
+    cols = list(vae.label_columns)
+    ccols = list(vae.continuous_columns)  # continuous labels, read by the oracle's regressor
+    if not set(cols) <= set(oracle.config.columns) or not set(ccols) <= set(oracle.config.continuous):
+        raise CausalVAEError(f"the oracle reads {list(oracle.config.columns) + list(oracle.config.continuous)}, the model's labels are {cols + ccols}")
     # The truth is the world's: the dataset's own graph (its tables and what it labels), never
     # the model's (which may have learned tables or be a hypothesis given with --graph).
     graph = test.graph
-    if list(graph.observed) != list(vae.label_columns):
-        raise CausalVAEError(f"the model's labels {list(vae.label_columns)} are not the dataset's {list(graph.observed)}")
+    if [c for c in graph.observed if c not in graph.continuous] != cols or [c for c in graph.observed if c in graph.continuous] != ccols:
+        raise CausalVAEError(f"the model's labels {cols + ccols} are not the dataset's {list(graph.observed)}")
     if not test.truth and test.manifest.get("truth_columns"):
         raise CausalVAEError(f"{test.root}: the dataset records its truth; open the test split with truth=True")
     truth = world.renderer(vae.config.image_size) if world.renders else None
@@ -143,11 +176,15 @@ def evaluate(
         left_out.append({"section": "counterfactuals: pixel distance to the true render", "why": f"{test.root}: the dataset records no style"})
     if not recorded:
         left_out.append({"section": "counterfactuals: agreement with the recorded-noise true counterfactual", "why": f"{test.root}: the dataset records no noise (no truth)"})
-    cols = list(vae.label_columns)
     binary = vae.config.likelihood == "bernoulli"
     gen = torch.Generator().manual_seed(settings.seed)
     n_test = len(test)
     images, labels = test.batch(np.arange(n_test))
+    numbers = test.continuous_batch(np.arange(n_test)) if ccols else None
+
+    def cont(sl):  # the continuous labels of some test pictures (None: a discrete model)
+        return numbers[sl] if numbers is not None else None
+
     rows = test.indices
     if recorded:
         truth_cols = list(test.manifest["truth_columns"])
@@ -161,21 +198,21 @@ def evaluate(
     say("likelihood")
     elbos, n_el = 0.0, 0
     for sl in _batches(n_test, settings.batch):
-        obj = vae.objective(images[sl], labels[sl])
+        obj = vae.objective(images[sl], labels[sl], cont(sl))
         elbos += obj.elbo * obj.n
         n_el += obj.n
     # The bound needs the picture's parents: the first test pictures whose image parents are all labelled.
     parent_cols = [vae.label_columns.index(p) for p in vae.image_parents if p in vae.label_columns]
-    complete = len(parent_cols) == len(vae.image_parents)
+    complete = all(p in vae.label_columns or p in ccols for p in vae.image_parents)
     usable = np.flatnonzero((labels[:, parent_cols] >= 0).all(dim=1).numpy()) if complete else np.zeros(0, np.int64)
     iw_rows = usable[: settings.iw_images]
     n_iw = len(iw_rows)
     if settings.iw_images and not n_iw:
         report["left_out"].append({"section": "likelihood: importance-weighted bound", "why": "no test picture has every image parent labelled"})
-    iw_x, iw_l = images[iw_rows], labels[iw_rows]
-    iw = np.concatenate([iw_bound(log_weights(vae, iw_x[sl], iw_l[sl], settings.iw_k, gen)) for sl in _batches(n_iw, 64)]) if n_iw else np.zeros(0)
+    iw_x, iw_l, iw_c = images[iw_rows], labels[iw_rows], cont(iw_rows)
+    iw = np.concatenate([iw_bound(log_weights(vae, iw_x[sl], iw_l[sl], settings.iw_k, gen, None if iw_c is None else iw_c[sl])) for sl in _batches(n_iw, 64)]) if n_iw else np.zeros(0)
     # The ELBO of the same pictures, for a like-for-like comparison with the tighter bound.
-    elbo_iw = sum(vae.objective(iw_x[sl], iw_l[sl]).elbo * (sl.stop - sl.start) for sl in _batches(n_iw, settings.batch)) / max(n_iw, 1)
+    elbo_iw = sum(vae.objective(iw_x[sl], iw_l[sl], None if iw_c is None else iw_c[sl]).elbo * (sl.stop - sl.start) for sl in _batches(n_iw, settings.batch)) / max(n_iw, 1)
     dims = vae.config.channels * vae.config.image_size**2
     report["likelihood"] = {
         "elbo": elbos / n_el,
@@ -188,7 +225,7 @@ def evaluate(
 
     # ---------------------------------------------------------------- reconstruction
     say("reconstruction")
-    recon = torch.cat([reconstruct(vae, images[sl], labels[sl]) for sl in _batches(n_test, settings.batch)])
+    recon = torch.cat([reconstruct(vae, images[sl], labels[sl], cont(sl)) for sl in _batches(n_test, settings.batch)])
     read = read_labels(oracle, recon, cols)
     lab = labels.numpy()
     report["reconstruction"] = {
@@ -197,6 +234,10 @@ def evaluate(
         "oracle_accuracy": {c: float(a) for c, a in zip(cols, masked_accuracy(read, lab))},
         "oracle_accuracy_on_test_pictures": {c: float(a) for c, a in zip(cols, masked_accuracy(read_labels(oracle, images, cols), lab))},
     }
+    if ccols:
+        truth_numbers = numbers.numpy().astype(np.float64)
+        report["reconstruction"]["oracle_mae"] = dict(zip(ccols, np.abs(read_numbers(oracle, recon, ccols) - truth_numbers).mean(0).tolist()))
+        report["reconstruction"]["oracle_mae_on_test_pictures"] = dict(zip(ccols, np.abs(read_numbers(oracle, images, ccols) - truth_numbers).mean(0).tolist()))
     n_cf = n_test if settings.cf_images is None else min(settings.cf_images, n_test)
     if binary and truth is not None and recorded:
         # The input is the true render of its recorded values and style: the best IoU over
@@ -217,25 +258,32 @@ def evaluate(
     # ---------------------------------------------------------------- generation
     rng = np.random.default_rng(settings.seed)
     gens = []
+    unconditional = []  # pictures generated without evidence or intervention (realism)
     for name, evidence, do in world.reference_queries:
         say(f"generation {name}")
         n = settings.n_generate
-        given, read_model, read_true = [], [], []
+        given, read_model, read_true, numbers_model, numbers_true = [], [], [], [], []
         for sl in _batches(n, settings.batch * 4):
             g = sample(vae, sl.stop - sl.start, evidence, do, seed=int(rng.integers(2**62)))
             given.append(np.stack([g.values[c] for c in cols], 1))
             read_model.append(read_labels(oracle, g.images, cols))
+            if ccols:
+                numbers_model.append(read_numbers(oracle, g.images, ccols))
+                if not evidence and not do:
+                    unconditional.append(g.images)
             if truth is not None:
                 values = sample_values(graph, sl.stop - sl.start, evidence, do, rng=rng)
-                true_images = truth.render(values, truth.sample_style(sl.stop - sl.start, rng))
-                read_true.append(read_labels(oracle, torch.from_numpy(true_images), cols))
+                true_images = torch.from_numpy(truth.render(values, truth.sample_style(sl.stop - sl.start, rng)))
+                read_true.append(read_labels(oracle, true_images, cols))
+                if ccols:
+                    numbers_true.append(read_numbers(oracle, true_images, ccols))
         given, read_model = np.concatenate(given), np.concatenate(read_model)
         read_true = np.concatenate(read_true) if read_true else None
         targets = {}
         for k, c in enumerate(cols):
             if c in evidence or c in do:
                 continue
-            exact = query(graph, [c], evidence, do).table
+            exact = _exact_table(graph, c, evidence, do)
             targets[c] = {
                 "exact": exact.tolist(),
                 "tv_model": total_variation(empirical(read_model[:, k], graph.card(c)), exact),
@@ -244,24 +292,37 @@ def evaluate(
         gens.append({"query": name, "evidence": evidence, "do": do, "n": n, "targets": targets,
                      "readback": effectiveness(read_model, given)["all"],
                      "readback_true_renders": None})
+        if ccols:
+            gens[-1]["continuous_targets"] = _continuous_targets(
+                graph, ccols, evidence, do, np.concatenate(numbers_model), np.concatenate(numbers_true) if numbers_true else None,
+                np.random.default_rng([settings.seed, len(gens)]))
     report["generation"] = gens
+    if ccols:
+        if unconditional and n_test >= 4:
+            report["realism"] = realism(oracle, torch.cat(unconditional), images, settings.seed)
+        else:
+            left_out.append({"section": "realism: FD in the oracle's feature space",
+                             "why": "no reference query generates without evidence or intervention" if not unconditional else "fewer than 4 test pictures"})
 
     # ---------------------------------------------------------------- counterfactuals
     interventions = settings.interventions
     if interventions is None:
-        interventions = [{v: val} for v in graph.names for val in graph[v].values] + [dict(d) for d in world.joint_interventions]
+        interventions = [{v: val} for v in graph.names for val in _intervention_values(graph, v, settings.seed)] + [dict(d) for d in world.joint_interventions]
     model_graph = vae.current_graph()  # the model's own tables act, as in queries.counterfactual
     # Hidden factors the oracle can read: whether a counterfactual shows their new value too.
     unlabelled = [v for v in graph.names if v not in cols and v in oracle.config.columns]
+    # The oracle's reading of the factual pictures' continuous parents: how far a
+    # counterfactual's reading moved from it (minimality, for those not intervened on).
+    factual_numbers = read_numbers(oracle, images[:n_cf], ccols) if ccols else None
     cf_rows = []
     for do in interventions:
         say(f"counterfactual do({', '.join(f'{k}={v}' for k, v in do.items())})")
-        used, readc, exact_rows, pix, pix_noise, hidden_same = [], [], [], [], [], []
+        used, readc, exact_rows, pix, pix_noise, hidden_same, used_numbers, read_cf_numbers = [], [], [], [], [], [], [], []
         for sl in _batches(n_cf, settings.batch):
             # One abduction, the picture's pixel noise included; the counterfactual is drawn
             # as the decoder's mean and with that noise carried over, and both are scored.
             interventions_idx = act(model_graph, do)
-            unit = abduct(vae, images[sl], labels[sl], seed=int(rng.integers(2**62)), pixel_noise=True)
+            unit = abduct(vae, images[sl], labels[sl], cont(sl), seed=int(rng.integers(2**62)), pixel_noise=True)
             mean_images, values = predict(vae, replace(unit, pixels=None), interventions_idx)
             noise_images, _ = predict(vae, unit, interventions_idx)
             cf_images = noise_images if settings.abduct_noise else mean_images
@@ -269,7 +330,12 @@ def evaluate(
             readc.append(read_labels(oracle, cf_images, cols))
             if unlabelled:
                 hidden_same.append(read_labels(oracle, cf_images, unlabelled) == np.stack([values[v] for v in unlabelled], 1))
-            exact_rows.extend(counterfactual_distributions(graph, cols, lab[sl], {k: graph[k].index(v) for k, v in do.items()}))
+            if ccols:
+                used_numbers.append(np.stack([values[c] for c in ccols], 1))
+                read_cf_numbers.append(read_numbers(oracle, cf_images, ccols))
+                exact_rows.extend(counterfactual_distributions_mixed(graph, cols, ccols, lab[sl], numbers[sl].numpy().astype(np.float64), act(graph, do)))
+            else:
+                exact_rows.extend(counterfactual_distributions(graph, cols, lab[sl], act(graph, do)))
             if truth is None or not recorded:
                 pass
             elif binary:  # IoU against the true render, the best over its symmetric equivalents
@@ -281,7 +347,7 @@ def evaluate(
         used, readc = np.concatenate(used), np.concatenate(readc)
         pix = np.concatenate(pix) if pix else None
         pix_noise = np.concatenate(pix_noise) if pix_noise else None
-        true_cf = propagate(graph, {v: truth_noise[v][:n_cf] for v in graph.names}, {k: graph[k].index(v) for k, v in do.items()}) if recorded else None
+        true_cf = propagate(graph, {v: truth_noise[v][:n_cf] for v in graph.names}, act(graph, do)) if recorded else None
         groups = lab[:n_cf]
         per_var = {}
         eff = effectiveness(readc, used)
@@ -303,6 +369,12 @@ def evaluate(
             "variables": per_var,
             **({"hidden_read_as_used": dict(zip(unlabelled, np.concatenate(hidden_same).mean(0).tolist()))} if unlabelled else {}),
         })
+        if ccols:
+            read_cf_numbers, used_numbers = np.concatenate(read_cf_numbers), np.concatenate(used_numbers)
+            cf_rows[-1]["continuous"] = {c: {
+                "mae_read": float(np.abs(read_cf_numbers[:, k] - used_numbers[:, k]).mean()),
+                "moved": float(np.abs(read_cf_numbers[:, k] - factual_numbers[:, k]).mean()),
+            } for k, c in enumerate(ccols)}
     report["counterfactuals"] = cf_rows
     if world.factor_summary:
         report["counterfactual_factors"] = factor_summary(cf_rows)
@@ -310,14 +382,14 @@ def evaluate(
     # ---------------------------------------------------------------- axioms
     say("axioms")
     n_ax = min(settings.axiom_images, n_test)
-    x0, l0 = images[:n_ax], labels[:n_ax]
+    x0, l0, c0 = images[:n_ax], labels[:n_ax], cont(slice(0, n_ax))
     x = x0
     after = {}
     for m in range(1, 11):
-        x = counterfactual(vae, x, l0, {}, seed=settings.seed + m).images
+        x = counterfactual(vae, x, l0, {}, continuous=c0, seed=settings.seed + m).images
         if m in (1, 10):
             after[m] = to_255(x, binary)
-    report["axioms"] = {**composition(to_255(x0, binary), after), **_reversibility(vae, x0, l0, settings.seed, binary)}
+    report["axioms"] = {**composition(to_255(x0, binary), after), **_reversibility(vae, x0, l0, settings.seed, binary, c0)}
     if report["axioms"]["reversibility_1"] != report["axioms"]["reversibility_1"]:
         left_out.append({"section": "axioms: reversibility", "why": "it intervenes on an image parent and back, and some image parent is unlabelled"})
     return report
@@ -363,27 +435,115 @@ def evaluate_run(run: Run, oracle: Oracle, settings: EvalSettings = EvalSettings
     return evaluate(run.model, oracle, test, settings, progress)
 
 
-def _reversibility(vae: CausalVAE, x0: torch.Tensor, l0: torch.Tensor, seed: int, binary: bool) -> dict[str, float]:
-    """Intervene each picture's first image parent to its next value, then every image
-    parent back to its original value; mean |x - x_back| after 1 and 3 such cycles."""
+def _reversibility(vae: CausalVAE, x0: torch.Tensor, l0: torch.Tensor, seed: int, binary: bool, c0: torch.Tensor | None = None) -> dict[str, float]:
+    """Intervene each picture's first discrete image parent to its next value (a model whose
+    image parents are all continuous: the first one to a value drawn from its marginal),
+    then every image parent back to its original value; mean |x - x_back| after 1 and 3
+    such cycles. ``c0``: a mixed model's continuous labels."""
     graph = vae.current_graph()
-    labelled = [p for p in vae.image_parents if p in vae.label_columns and bool((l0[:, vae.label_columns.index(p)] >= 0).all())]
+    ccols = list(vae.continuous_columns)
+    labelled = [p for p in vae.image_parents if p in ccols or (p in vae.label_columns and bool((l0[:, vae.label_columns.index(p)] >= 0).all()))]
     if len(labelled) < len(vae.image_parents):
         return {"reversibility_1": float("nan"), "reversibility_3": float("nan"), "reversibility_target": "(skipped: an image parent is unlabelled)"}
-    target = labelled[0]
-    k = vae.label_columns.index(target)
-    original = l0[:, k].numpy().astype(np.int64)
-    other = (original + 1) % graph.card(target)
-    back = {p: l0[:, vae.label_columns.index(p)].numpy().astype(np.int64) for p in vae.image_parents}
-    x, lab = x0, l0
+    discrete = [p for p in labelled if p not in ccols]
+    target = discrete[0] if discrete else labelled[0]
+    if target in ccols:
+        from causalvae.noise import sample as sample_units
+
+        other = sample_units(graph, len(x0), seed).values[target]
+    else:
+        other = (l0[:, vae.label_columns.index(target)].numpy().astype(np.int64) + 1) % graph.card(target)
+    back = {p: c0[:, ccols.index(p)].numpy().astype(np.float64) if p in ccols else l0[:, vae.label_columns.index(p)].numpy().astype(np.int64)
+            for p in vae.image_parents}
+
+    def labels_of(values):
+        lab = torch.from_numpy(np.stack([values[c] for c in vae.label_columns], 1)) if vae.label_columns else torch.zeros((len(x0), 0), dtype=torch.int64)
+        return lab, torch.from_numpy(np.stack([values[c] for c in ccols], 1)).float() if ccols else None
+
+    x, lab, num = x0, l0, c0
     after = {}
     for cycle in range(1, 4):
-        unit = abduct(vae, x, lab, seed=seed + cycle)
+        unit = abduct(vae, x, lab, num, seed=seed + cycle)
         x1, v1 = predict(vae, unit, {target: other})
-        lab1 = torch.from_numpy(np.stack([v1[c] for c in vae.label_columns], 1))
-        unit = abduct(vae, x1, lab1, seed=seed + 100 + cycle)
+        unit = abduct(vae, x1, *labels_of(v1), seed=seed + 100 + cycle)
         x, v2 = predict(vae, unit, back)
-        lab = torch.from_numpy(np.stack([v2[c] for c in vae.label_columns], 1))
+        lab, num = labels_of(v2)
         if cycle in (1, 3):
             after[cycle] = to_255(x, binary)
     return {**reversibility(to_255(x0, binary), after), "reversibility_target": target}
+
+
+def _intervention_values(graph, name: str, seed: int) -> list:
+    """The values at which the report intervenes on ``name``: each value of a discrete
+    variable; for a continuous one, :data:`CONTINUOUS_VALUES` spread over its marginal in
+    the graph: the quantiles at levels (i + 1/2) / CONTINUOUS_VALUES of
+    :data:`REFERENCE_DRAWS` ancestral draws at ``seed``, rounded to 2 decimals."""
+    if name not in graph.continuous:
+        return list(graph[name].values)
+    from causalvae.noise import sample as sample_units
+
+    drawn = sample_units(graph, REFERENCE_DRAWS, seed).values[name]
+    levels = (np.arange(CONTINUOUS_VALUES) + 0.5) / CONTINUOUS_VALUES
+    return [round(float(x), 2) for x in np.quantile(drawn, levels)]
+
+
+def _exact_table(graph, name: str, evidence: dict, do: dict) -> np.ndarray:
+    """P(name | evidence, do(do)) of a discrete variable: the exact engine's table, or on a
+    mixed graph :func:`causalvae.mixed.evaluate`'s answer (exact or numerical, per its method)."""
+    if not graph.mixed:
+        return query(graph, [name], evidence, do).table
+    from causalvae.mixed import evaluate as answer, query_text
+
+    def text(k, v):  # a continuous variable's value is a number, a discrete one's a name
+        return query_text(float(v) if k in graph.continuous else v)
+
+    conds = [f"{k}={text(k, v)}" for k, v in evidence.items()] + [f"do({k}={text(k, v)})" for k, v in do.items()]
+    return np.array([e.value for e in answer(graph, f"P({name} | {', '.join(conds)})" if conds else f"P({name})").estimates])
+
+
+def _continuous_targets(graph, columns: list[str], evidence: dict, do: dict, read_model: np.ndarray, read_true: np.ndarray | None,
+                        rng: np.random.Generator) -> dict[str, dict]:
+    """Per continuous column not set by the query: the Wasserstein-1 distance between the
+    oracle's reading of generated pictures (``read_model``, (n, K)) and the exact
+    distribution (:data:`REFERENCE_DRAWS` draws from the graph under the query), beside the
+    same distance for true renders (``read_true``: the noise floor), and the means."""
+    reference = sample_values(graph, REFERENCE_DRAWS, evidence, do, rng=rng)
+    out = {}
+    for k, c in enumerate(columns):
+        if c in evidence or c in do:
+            continue
+        out[c] = {
+            "mean_exact": float(reference[c].mean()),
+            "mean_model": float(read_model[:, k].mean()),
+            "mean_true_renders": float(read_true[:, k].mean()) if read_true is not None else None,
+            "w1_model": wasserstein_1(read_model[:, k], reference[c]),
+            "w1_true_renders": wasserstein_1(read_true[:, k], reference[c]) if read_true is not None else None,
+        }
+    return out
+
+
+@torch.no_grad()
+def _features(oracle: Oracle, images: torch.Tensor, batch: int = 512) -> np.ndarray:
+    oracle.eval()
+    device = next(oracle.parameters()).device
+    return torch.cat([oracle.features(images[i : i + batch].to(device)).cpu() for i in range(0, len(images), batch)]).double().numpy()
+
+
+def realism(oracle: Oracle, generated: torch.Tensor, real: torch.Tensor, seed: int) -> dict:
+    """"FD in the oracle's feature space" (:func:`causalvae.metrics.frechet_distance` of the
+    oracle's trunk features; not FID): the real pictures are split at random (``seed``) into
+    halves A and B; the distance of m generated pictures to A beside the distance of m
+    pictures of B to A (its floor: real against real at the same sizes), m the smaller of
+    the half and the generated count."""
+    order = np.random.default_rng([seed, 2]).permutation(len(real))
+    half = len(real) // 2
+    m = min(half, len(generated))
+    if m < 2:
+        raise CausalVAEError(f"the Fréchet distance needs at least 2 pictures a side, got {m}")
+    a = _features(oracle, real[order[:half]])
+    return {
+        "fd_model": frechet_distance(_features(oracle, generated[:m]), a),
+        "fd_real_halves": frechet_distance(_features(oracle, real[order[half : half + m]]), a),
+        "pictures": int(m),
+        "reference_pictures": int(half),
+    }

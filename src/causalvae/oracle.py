@@ -17,6 +17,13 @@ the oracle cannot read one through another); a world whose renderer draws style 
 (``style_for``: the morpho world's source digits) trains on the training split's styles and
 is scored on the test split's. The discrete path is unchanged.
 
+A world whose pictures are slow to render (the morpho world: about 35 ms of CPU a digit, many
+times a training step's share of a picture) trains from a **pool** of renders instead
+(:attr:`causalvae.worlds.World.oracle_pool`, or ``--pool``): the pool is rendered once at the
+training seed, batches are drawn from it at random, and every :data:`REFRESH_EVERY` steps a
+share :data:`REFRESH_SHARE` of it is rendered afresh, so that rendering costs a bounded part
+of the training time.
+
 It is saved like a model (``oracle.safetensors`` + ``config.json``; loading runs no code).
 """
 
@@ -91,6 +98,38 @@ def continuous_ranges(graph: Graph, seed: int = 0, n: int = 20_000) -> dict[str,
 
     units = sample(graph, n, seed)
     return {c: (float(np.quantile(units.values[c], 0.005)), float(np.quantile(units.values[c], 0.995))) for c in cont}
+
+
+def pooled(draw: Callable[..., tuple[np.ndarray, ...]], size: int, batch_size: int, rng: np.random.Generator,
+           refresh_every: int | None = None, refresh_share: float | None = None) -> Callable[[], tuple[np.ndarray, ...]]:
+    """A source of training batches drawn at random from a pool of ``size`` renders
+    (``draw(size, rng)`` once); every ``refresh_every`` batches (default
+    :data:`REFRESH_EVERY`), a share ``refresh_share`` (default :data:`REFRESH_SHARE`) of the
+    pool, at random places, is replaced by new renders."""
+    every = REFRESH_EVERY if refresh_every is None else refresh_every
+    share = REFRESH_SHARE if refresh_share is None else refresh_share
+    if size < 1 or every < 1 or not 0.0 <= share <= 1.0:
+        raise CausalVAEError(f"a render pool needs size >= 1, refresh_every >= 1 and a share in [0, 1], got {size}, {every}, {share}")
+    pool = [np.array(a) for a in draw(size, rng)]
+    calls = 0
+
+    def batch() -> tuple[np.ndarray, ...]:
+        nonlocal calls
+        calls += 1
+        fresh = int(round(share * size))
+        if calls % every == 0 and fresh:
+            places = rng.choice(size, fresh, replace=False)
+            for a, new in zip(pool, draw(fresh, rng)):
+                a[places] = new
+        pick = rng.integers(0, size, batch_size)
+        return tuple(a[pick] for a in pool)
+
+    return batch
+
+
+#: Training steps between two refreshes of a render pool, and the share of it refreshed.
+REFRESH_EVERY = 100
+REFRESH_SHARE = 0.02
 
 
 # ------------------------------------------------------------------------------ the network
@@ -210,13 +249,16 @@ def train_oracle(
     seed: int = 0,
     resolution: int | None = None,
     held_out: int = 4000,
+    pool: int | None = None,
     progress: Callable[[int, float], None] | None = None,
 ) -> tuple[Oracle, dict[str, float]]:
     """Train on fresh renders (seed stream 0) and measure on ``held_out`` renders from a
     different stream (seed stream 1; the held-out split's styles when the world draws style
     per split). Returns the oracle and its held-out score per column: the accuracy of a
     discrete column, the mean absolute error of a continuous one. ``resolution=None``: the
-    world's own."""
+    world's own. ``pool``: train on batches from a pool of that many renders (:func:`pooled`)
+    instead of fresh renders at every step; None: the world's
+    :attr:`~causalvae.worlds.World.oracle_pool` (0: fresh renders)."""
     w = worlds.get(world)
     resolution = w.resolution if resolution is None else resolution
     graph, draw = renderer(w, resolution)
@@ -227,7 +269,11 @@ def train_oracle(
     scales = tuple(((lo + hi) / 2, (hi - lo) / math.sqrt(12)) for lo, hi in ranges.values())  # a uniform's mean and sd
     cfg = OracleConfig(w.name, resolution, int(test[0].shape[1]), tuple(cols), tuple(graph.card(c) for c in cols), binary=w.binary,
                        continuous=tuple(ranges), scales=scales)
-    oracle = _fit(cfg, lambda: draw(batch_size, streams[0]), steps=steps, lr=lr, seed=seed, progress=progress)
+    pool = w.oracle_pool if pool is None else pool
+    if not (isinstance(pool, int) and pool >= 0):
+        raise CausalVAEError(f"the render pool is a number of pictures >= 0 (0: fresh renders at every step), got {pool!r}")
+    batches = pooled(draw, pool, batch_size, streams[0]) if pool else lambda: draw(batch_size, streams[0])
+    oracle = _fit(cfg, batches, steps=steps, lr=lr, seed=seed, progress=progress)
     return oracle, accuracy(oracle, *test)
 
 

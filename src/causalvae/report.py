@@ -3,7 +3,9 @@
 :func:`causalvae.evaluate.evaluate` returns the report as a dict; this module writes it:
 ``report.json``, ``report.md`` (every section, and which were left out and why),
 ``goals.md`` (the project's named targets beside the measured values) and
-``generation_tv.png``.
+``generation_tv.png``. The sections on continuous image parents (Wasserstein-1 distances of
+generation, "FD in the oracle's feature space", the oracle's errors on counterfactuals) are
+shown only for a model that has them.
 """
 
 from __future__ import annotations
@@ -46,7 +48,32 @@ def summary_rows(report: dict) -> dict:
         "counterfactual_truth_exact_sampler": _mean(v["truth_exact_sampler"] for v in obs),
         "counterfactual_truth_ceiling": _mean(v["truth_ceiling"] for v in obs),
     }
+    for c in _continuous_columns(report):
+        rows[f"generation_w1_model_{c}"] = _mean(g["continuous_targets"][c]["w1_model"] for g in gen if c in g["continuous_targets"])
+        rows[f"generation_w1_true_renders_{c}"] = _mean(g["continuous_targets"][c]["w1_true_renders"] for g in gen if c in g["continuous_targets"])
+        rows[f"counterfactual_intervened_mae_{c}"] = _intervened_mae(report, c)
+    if report.get("realism"):
+        rows["realism_fd_model"] = report["realism"]["fd_model"]
+        rows["realism_fd_real_halves"] = report["realism"]["fd_real_halves"]
     return {k: v for k, v in rows.items() if v is not None}
+
+
+def _continuous_columns(report: dict) -> list[str]:
+    """The continuous image parents the report scores (none for a discrete model)."""
+    first = report["counterfactuals"][0] if report["counterfactuals"] else {}
+    return list(first.get("continuous", {}))
+
+
+def _intervened_mae(report: dict, column: str) -> float | None:
+    """The oracle's mean absolute error on ``column`` against its intervened value, mean
+    over the single-variable interventions on it (None: none was scored)."""
+    return _mean(r["continuous"][column]["mae_read"] for r in report["counterfactuals"] if list(r["do"]) == [column])
+
+
+def _intervened_accuracy(report: dict, column: str) -> float | None:
+    """The share of counterfactuals whose discrete ``column`` is read as its intervened value,
+    mean over the single-variable interventions on it (None: none was scored)."""
+    return _mean(r["variables"][column]["effectiveness"] for r in report["counterfactuals"] if list(r["do"]) == [column])
 
 
 def _f(value, spec: str, scale: float = 1.0, unit: str = "") -> str:
@@ -84,6 +111,8 @@ def markdown(report: dict) -> str:
         lines.append(f"| reconstruction IoU to the input, the best over its symmetric equivalents (first {R['iou_to_true_render_pictures']} pictures) | {R['iou_to_true_render']:.3f} |")
     for c, a in R["oracle_accuracy"].items():
         lines.append(f"| oracle accuracy on reconstructions: {c} | {_f(a, '.1f', 100, '%')} (on the test pictures themselves: {_f(R['oracle_accuracy_on_test_pictures'][c], '.1f', 100, '%')}) |")
+    for c, e in R.get("oracle_mae", {}).items():
+        lines.append(f"| oracle mean absolute error on reconstructions: {c} | {e:.3g} (on the test pictures themselves: {R['oracle_mae_on_test_pictures'][c]:.3g}) |")
     if report.get("classifiers"):
         lines += ["", "## Classifiers", "", "Each classified image parent's q(y | x), its most probable value against the recorded truth of the test pictures.", "",
                   "| variable | labelled | accuracy |", "|---|---|---:|"]
@@ -95,6 +124,22 @@ def markdown(report: dict) -> str:
     for g in report["generation"]:
         for i, (c, t) in enumerate(g["targets"].items()):
             lines.append(f"| {_md(g['query'])} | {g['n']} | {c} | {t['tv_model']:.3f} | {_f(t['tv_true_renders'], '.3f')} | {100 * g['readback']:.1f}% |" if i == 0 else f"| | | {c} | {t['tv_model']:.3f} | {_f(t['tv_true_renders'], '.3f')} | |")
+    if any(g.get("continuous_targets") for g in report["generation"]):
+        lines += ["", "### Continuous variables", "",
+                  "The oracle's reading of each continuous variable off the generated pictures against its exact distribution under the query (draws from the graph): "
+                  "the Wasserstein-1 distance in the variable's own units, beside the same distance for true renders (the noise floor), and the means.", "",
+                  "| query | variable | W1 model | W1 true renders | mean model | mean true renders | mean exact |", "|---|---|---:|---:|---:|---:|---:|"]
+        for g in report["generation"]:
+            for c, t in g.get("continuous_targets", {}).items():
+                lines.append(f"| {_md(g['query'])} | {c} | {t['w1_model']:.3g} | {_f(t['w1_true_renders'], '.3g')} | {t['mean_model']:.4g} | {_f(t['mean_true_renders'], '.4g')} | {t['mean_exact']:.4g} |")
+    if report.get("realism"):
+        F = report["realism"]
+        lines += ["", "## Realism", "",
+                  "FD in the oracle's feature space: the Fréchet distance between the oracle's trunk features of pictures generated without evidence or intervention and of real test pictures "
+                  "(not FID: no Inception network here), beside the same distance between two halves of the real test pictures (its floor at these sample sizes).", "",
+                  "| figure | value |", "|---|---:|",
+                  f"| FD in the oracle's feature space, {F['pictures']} generated vs {F['reference_pictures']} real test pictures | {F['fd_model']:.3g} |",
+                  f"| the same, {F['pictures']} real vs {F['reference_pictures']} other real test pictures (floor) | {F['fd_real_halves']:.3g} |"]
     pix = _pix_key(report)
     lines += ["", "## Counterfactuals", "",
               "Per intervention, over the test pictures. TV: pooled per factual-label pattern, oracle-read counterfactual labels (and the values the model used) against the exact twin network, mean over the variables not intervened on. "
@@ -105,6 +150,18 @@ def markdown(report: dict) -> str:
         m = lambda key: _mean(v[key] for v in vs) if vs else float("nan")
         do = ", ".join(f"{k}={v}" for k, v in r["do"].items())
         lines.append(f"| {do} | {100 * r['effectiveness']:.1f}% | {_f(r[pix], '.2f')} | {_f(m('tv_read'), '.3f')} | {_f(m('tv_used'), '.3f')} | {_f(m('truth_agreement'), '.1f', 100, '%')} | {_f(m('truth_exact_sampler'), '.1f', 100, '%')} | {_f(m('truth_ceiling'), '.1f', 100, '%')} |")
+    ccols = _continuous_columns(report)
+    if ccols:
+        lines += ["", "### Continuous parents", "",
+                  "Per intervention, the oracle's reading of each continuous parent off the counterfactual pictures: its mean absolute error against the value the counterfactual should show "
+                  "(the intervened value, or what its mechanism gives from the unit's noise), and how far it moved from the oracle's reading of the factual picture (minimality, for a parent "
+                  "the intervention leaves alone). Effectiveness above: every discrete label read as used.", "",
+                  "| do | " + " | ".join(f"{c} MAE | {c} moved" for c in ccols) + f" | {'pixel MAE' if pix.startswith('pixel') else 'IoU'} to true render |",
+                  "|---|" + "---:|---:|" * len(ccols) + "---:|"]
+        for r in report["counterfactuals"]:
+            do = ", ".join(f"{k}={v}" for k, v in r["do"].items())
+            cells = " | ".join(f"{r['continuous'][c]['mae_read']:.3g} | {r['continuous'][c]['moved']:.3g}" for c in ccols)
+            lines.append(f"| {do} | {cells} | {_f(r[pix], '.2f')} |")
     if report.get("counterfactual_factors"):
         lines += ["", "### Per factor", "",
                   "Single-variable interventions on each factor, mean over its values: effectiveness (every label read as used), the share of pictures showing the factor's new value, the IoU to the true render.", "",
@@ -143,7 +200,15 @@ def _figures(report: dict) -> dict[str, tuple[str, float | None]]:
     reversible = isinstance(A.get("reversibility_1"), float) and A["reversibility_1"] == A["reversibility_1"]
     symmetric = R.get("iou_to_true_render")
     classifiers = [c["accuracy"] for c in report.get("classifiers", {}).values()]
+    continuous = {}
+    ccols = _continuous_columns(report)
+    if ccols:  # a model with continuous image parents: each intervened variable's own score
+        for c in ccols:
+            continuous[f"counterfactual_intervened_mae_{c}"] = (f"counterfactual {c}: oracle-read mean absolute error to the intervened value", _intervened_mae(report, c))
+        for c in cfs[0]["variables"]:
+            continuous[f"counterfactual_intervened_accuracy_{c}"] = (f"counterfactual {c}: read as the intervened value, under do({c})", _intervened_accuracy(report, c))
     return {
+        **continuous,
         "reconstruction_oracle_accuracy_worst": ("oracle accuracy on reconstructions, worst variable", min(R["oracle_accuracy"].values())),
         "reconstruction_pixel_mae": ("reconstruction pixel MAE (0-255)", R["pixel_mae"] if pix_key is not None else None),
         "reconstruction_iou": ("reconstruction IoU to the input, mean" + (" (symmetry-aware)" if symmetric is not None else ""), symmetric if symmetric is not None else R.get("iou")),

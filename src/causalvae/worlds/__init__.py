@@ -154,6 +154,9 @@ class World:
     factor_summary: bool = False
     #: Its generator options beyond those every world has (see :meth:`plan`).
     options: tuple[Option, ...] = ()
+    #: Renders in the oracle's training pool (:func:`causalvae.oracle.train_oracle`); 0:
+    #: the oracle trains on fresh renders at every step (worlds that render fast).
+    oracle_pool: int = 0
 
     @property
     def renders(self) -> bool:

@@ -104,6 +104,21 @@ class MorphoWorld(World):
     binary = False
     channels = 1
     resolution = RESOLUTION
+    #: DeepSCM's demonstration: conditioning on a bright stroke makes a thick one likely,
+    #: intervening on the ink leaves the thickness alone.
+    reference_queries = (
+        ("P(.)", {}, {}),
+        ("P(. | intensity=200)", {"intensity": "200"}, {}),
+        ("P(. | do(intensity=200))", {}, {"intensity": "200"}),
+    )
+    #: Issue 16's targets for a model of this world (the renderer's own is in docs/morpho.md).
+    goals = (
+        ("counterfactual_intervened_mae_thickness", "<=", 0.2),
+        ("counterfactual_intervened_mae_intensity", "<=", 6.0),
+        ("counterfactual_intervened_accuracy_digit", ">=", 0.98),
+        ("counterfactual_pixel_mae_ratio", "<=", 1.25),
+        ("composition_ratio", "<=", 1.5),
+    )
 
     def graph(self) -> Graph:
         return Graph.load(self.name)
