@@ -143,7 +143,7 @@ def test_the_oracle_reads_continuous_variables_and_saves_them(tmp_path):
     images, labels, numbers = draw(6, np.random.default_rng(0), held_out=True)
     assert images.shape == (6, 1, 32, 32) and labels.shape == (6, 1) and numbers.shape == (6, 2)
     assert (numbers[:, 0] >= lo).all() and (numbers[:, 0] <= hi).all()
-    oracle, scores = train_oracle("morpho", steps=3, batch_size=8, held_out=16, seed=1)
+    oracle, scores = train_oracle("morpho", steps=3, batch_size=8, held_out=16, pool=0, seed=1)  # fresh renders: 24 of them, not the world's pool of 4,000
     assert oracle.config.columns == ("digit",) and oracle.config.continuous == ("thickness", "intensity")
     assert 0 <= scores["digit"] <= 1 and scores["thickness"] >= 0 and scores["intensity"] >= 0
     read = oracle.regress(torch.from_numpy(images))
