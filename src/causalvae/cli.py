@@ -824,6 +824,7 @@ def oracle_train_cmd(
     batch_size: int = typer.Option(64, "--batch-size", help="Renders per step."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the renders and the initialisation."),
     resolution: Optional[int] = typer.Option(None, "--resolution", help="Picture size (default: the world's; the scene world: 64, 96 or 128).", show_default=False),
+    set_targets: bool = typer.Option(False, "--set-targets/--exact-targets", help="Train a variable the pictures leave ambiguous (the sprites' orientation) on its set of accepted readings, or on the exact value."),
     force: bool = typer.Option(False, "--force", help="Replace an earlier oracle in --out (never another kind of directory)."),
 ) -> None:
     """Train a world's attribute reader and report its held-out accuracy: on freshly rendered
@@ -837,16 +838,20 @@ def oracle_train_cmd(
         _fail(CausalVAEError("--steps and --batch-size must be positive"))
     if (world is None) == (data is None):
         _fail(CausalVAEError("give --world (train on fresh renders) or --data (train on a dataset's labelled pictures)"))
+    if set_targets and world is None:
+        _fail(CausalVAEError("--set-targets needs --world: a dataset's labels name one value each"))
     check_output_dir(out_path, "oracle", force=force)
     bar, update = _progress(steps, f"training the {world or data.name} oracle")
     t0 = time.perf_counter()
     with bar:
         if world is not None:
-            oracle, acc = train_oracle(world, steps=steps, batch_size=batch_size, seed=seed, resolution=resolution, progress=lambda step, loss: update(step))
+            oracle, acc = train_oracle(world, steps=steps, batch_size=batch_size, seed=seed, resolution=resolution, set_targets=set_targets, progress=lambda step, loss: update(step))
         else:
             oracle, acc = train_oracle_on_dataset(data, steps=steps, batch_size=batch_size, seed=seed, progress=lambda step, loss: update(step))
     wall = time.perf_counter() - t0
     training = {"steps": steps, "batch_size": batch_size, "seed": seed, "wall_s": round(wall, 1)}
+    if set_targets:
+        training["targets"] = "sets of accepted readings"
     if data is not None:
         training["data"] = str(data)
     save_oracle(oracle, out_path, acc, training, force=force)
