@@ -826,6 +826,7 @@ def oracle_train_cmd(
     resolution: Optional[int] = typer.Option(None, "--resolution", help="Picture size (default: the world's; the scene world: 64, 96 or 128).", show_default=False),
     pool: Optional[int] = typer.Option(None, "--pool", min=0, help="--world: train on batches from a pool of this many renders, partly refreshed now and then (0: fresh renders at every step; default: the world's, 0 but for the morpho world).", show_default=False),
     held_out: int = typer.Option(4000, "--held-out", min=1, help="--world: fresh renders of held-out styles that score the oracle."),
+    set_targets: bool = typer.Option(False, "--set-targets/--exact-targets", help="Train a variable the pictures leave ambiguous (the sprites' orientation) on its set of accepted readings, or on the exact value."),
     force: bool = typer.Option(False, "--force", help="Replace an earlier oracle in --out (never another kind of directory)."),
 ) -> None:
     """Train a world's attribute reader and report its held-out accuracy: on freshly rendered
@@ -839,17 +840,21 @@ def oracle_train_cmd(
         _fail(CausalVAEError("--steps and --batch-size must be positive"))
     if (world is None) == (data is None):
         _fail(CausalVAEError("give --world (train on fresh renders) or --data (train on a dataset's labelled pictures)"))
+    if set_targets and world is None:
+        _fail(CausalVAEError("--set-targets needs --world: a dataset's labels name one value each"))
     check_output_dir(out_path, "oracle", force=force)
     bar, update = _progress(steps, f"training the {world or data.name} oracle")
     t0 = time.perf_counter()
     with bar:
         if world is not None:
             oracle, acc = train_oracle(world, steps=steps, batch_size=batch_size, seed=seed, resolution=resolution, held_out=held_out, pool=pool,
-                                       progress=lambda step, loss: update(step))
+                                       set_targets=set_targets, progress=lambda step, loss: update(step))
         else:
             oracle, acc = train_oracle_on_dataset(data, steps=steps, batch_size=batch_size, seed=seed, progress=lambda step, loss: update(step))
     wall = time.perf_counter() - t0
     training = {"steps": steps, "batch_size": batch_size, "seed": seed, "wall_s": round(wall, 1)}
+    if set_targets:
+        training["targets"] = "sets of accepted readings"
     if data is not None:
         training["data"] = str(data)
     else:

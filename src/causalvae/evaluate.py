@@ -39,6 +39,11 @@ intensity) is scored on them too, by the oracle's regression heads, in their own
   (the intervened value, or the value its mechanism gives) and how far its reading moved
   from the factual picture's (minimality).
 
+Every reading is scored as the world's :meth:`~causalvae.worlds.World.accepted` says: the
+true value, or for a variable a picture leaves ambiguous (:attr:`World.ambiguous`: the
+sprites' orientation, defined only modulo the shape's symmetry) any value the picture cannot
+be told from. The exact-value figures of those variables are kept beside, as ``*_raw``.
+
 A world may sum the counterfactuals up per factor (:attr:`World.factor_summary`) and name
 its own goals (:attr:`World.goals`, written into the report as ``"targets"``).
 
@@ -62,7 +67,7 @@ from causalvae.errors import CausalVAEError
 from causalvae.exact import query
 from causalvae.metrics import (
     agreement_with_truth, bits_per_dim, composition, effectiveness, frechet_distance, iou, iw_bound, masked_accuracy, pixel_mae,
-    pooled_tv, reversibility, total_variation, wasserstein_1,
+    pooled_tv, read_right, reversibility, total_variation, wasserstein_1,
 )
 from causalvae.metrics.distributions import empirical
 from causalvae.model import CausalVAE
@@ -107,6 +112,17 @@ class EvalSettings:
 def _batches(n: int, size: int):
     for i in range(0, n, size):
         yield slice(i, min(n, i + size))
+
+
+def _accepted(world: worlds.World, graph, columns: list[str], values: dict[str, np.ndarray], style: np.ndarray | None) -> dict[int, np.ndarray]:
+    """For each of ``columns`` the world reads ambiguously, by its index: the readings a
+    perfect reader may give for the pictures of ``values`` and ``style`` (None: unknown),
+    :meth:`~causalvae.worlds.World.accepted`. Empty for a world without ambiguity."""
+    return {k: world.accepted(c, graph.card(c), values, style) for k, c in enumerate(columns) if c in world.ambiguous}
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
 
 
 @torch.no_grad()
@@ -190,7 +206,10 @@ def evaluate(
         truth_cols = list(test.manifest["truth_columns"])
         truth_noise = {v: test.truth_noise[rows, truth_cols.index(v)] for v in truth_cols}
         truth_style = test.truth_style[rows]
+        truth_all = {v: test.truth_values[rows, truth_cols.index(v)].astype(np.int64) for v in truth_cols}
     report: dict = {"world": world.name, "dataset": str(test.root), "test_pictures": n_test, "settings": asdict(settings), "left_out": left_out}
+    if any(c in world.ambiguous for c in cols):
+        report["scored_modulo"] = {c: world.ambiguous[c] for c in cols if c in world.ambiguous}
     if world.goals is not None:
         report["targets"] = [list(g) for g in world.goals]
 
@@ -227,17 +246,23 @@ def evaluate(
     say("reconstruction")
     recon = torch.cat([reconstruct(vae, images[sl], labels[sl], cont(sl)) for sl in _batches(n_test, settings.batch)])
     read = read_labels(oracle, recon, cols)
+    read_test = read_labels(oracle, images, cols)
     lab = labels.numpy()
+    # A reconstruction should show its input: read as the input's true values are (symmetries: given the recorded truth).
+    seen = _accepted(world, graph, cols, truth_all, truth_style) if recorded else {}
     report["reconstruction"] = {
         "pixel_mae": float(pixel_mae(to_255(images, binary), to_255(recon, binary)).mean()),
         "iou": float(iou(images.numpy(), recon.numpy()).mean()) if binary else None,
-        "oracle_accuracy": {c: float(a) for c, a in zip(cols, masked_accuracy(read, lab))},
-        "oracle_accuracy_on_test_pictures": {c: float(a) for c, a in zip(cols, masked_accuracy(read_labels(oracle, images, cols), lab))},
+        "oracle_accuracy": {c: float(a) for c, a in zip(cols, masked_accuracy(read, lab, seen))},
+        "oracle_accuracy_on_test_pictures": {c: float(a) for c, a in zip(cols, masked_accuracy(read_test, lab, seen))},
     }
     if ccols:
         truth_numbers = numbers.numpy().astype(np.float64)
         report["reconstruction"]["oracle_mae"] = dict(zip(ccols, np.abs(read_numbers(oracle, recon, ccols) - truth_numbers).mean(0).tolist()))
         report["reconstruction"]["oracle_mae_on_test_pictures"] = dict(zip(ccols, np.abs(read_numbers(oracle, images, ccols) - truth_numbers).mean(0).tolist()))
+    if seen:
+        report["reconstruction"]["oracle_accuracy_raw"] = {c: float(a) for c, a in zip(cols, masked_accuracy(read, lab))}
+        report["reconstruction"]["oracle_accuracy_on_test_pictures_raw"] = {c: float(a) for c, a in zip(cols, masked_accuracy(read_test, lab))}
     n_cf = n_test if settings.cf_images is None else min(settings.cf_images, n_test)
     if binary and truth is not None and recorded:
         # The input is the true render of its recorded values and style: the best IoU over
@@ -248,8 +273,9 @@ def evaluate(
     if vae.classified:
         if recorded:
             guessed = torch.cat([torch.stack([q.argmax(-1) for q in vae.classify(images[sl]).values()], 1) for sl in _batches(n_test, settings.batch)]).numpy()
+            right = read_right(guessed, np.stack([truth_all[p] for p in vae.classified], 1), _accepted(world, graph, list(vae.classified), truth_all, truth_style))
             report["classifiers"] = {
-                p: {"hidden": p not in cols, "accuracy": float((guessed[:, j] == test.truth_values[rows, truth_cols.index(p)]).mean()), "pictures": int(n_test)}
+                p: {"hidden": p not in cols, "accuracy": float(right[:, j].mean()), "pictures": int(n_test)}
                 for j, p in enumerate(vae.classified)
             }
         else:
@@ -262,10 +288,11 @@ def evaluate(
     for name, evidence, do in world.reference_queries:
         say(f"generation {name}")
         n = settings.n_generate
-        given, read_model, read_true, numbers_model, numbers_true = [], [], [], [], []
+        given, read_model, read_true, numbers_model, numbers_true, drawn = [], [], [], [], [], []
         for sl in _batches(n, settings.batch * 4):
             g = sample(vae, sl.stop - sl.start, evidence, do, seed=int(rng.integers(2**62)))
             given.append(np.stack([g.values[c] for c in cols], 1))
+            drawn.append(g.values)
             read_model.append(read_labels(oracle, g.images, cols))
             if ccols:
                 numbers_model.append(read_numbers(oracle, g.images, ccols))
@@ -289,8 +316,11 @@ def evaluate(
                 "tv_model": total_variation(empirical(read_model[:, k], graph.card(c)), exact),
                 "tv_true_renders": total_variation(empirical(read_true[:, k], graph.card(c)), exact) if read_true is not None else None,
             }
+        # The style of a generated picture is the model's choice: unknown (World.accepted's looser test).
+        shown = _accepted(world, graph, cols, _concat(drawn), None)
         gens.append({"query": name, "evidence": evidence, "do": do, "n": n, "targets": targets,
-                     "readback": effectiveness(read_model, given)["all"],
+                     "readback": effectiveness(read_model, given, shown)["all"],
+                     **({"readback_raw": effectiveness(read_model, given)["all"]} if shown else {}),
                      "readback_true_renders": None})
         if ccols:
             gens[-1]["continuous_targets"] = _continuous_targets(
@@ -317,7 +347,7 @@ def evaluate(
     cf_rows = []
     for do in interventions:
         say(f"counterfactual do({', '.join(f'{k}={v}' for k, v in do.items())})")
-        used, readc, exact_rows, pix, pix_noise, hidden_same, used_numbers, read_cf_numbers = [], [], [], [], [], [], [], []
+        used, readc, exact_rows, pix, pix_noise, hidden_same, used_numbers, read_cf_numbers, drawn = [], [], [], [], [], [], [], [], []
         for sl in _batches(n_cf, settings.batch):
             # One abduction, the picture's pixel noise included; the counterfactual is drawn
             # as the decoder's mean and with that noise carried over, and both are scored.
@@ -327,9 +357,11 @@ def evaluate(
             noise_images, _ = predict(vae, unit, interventions_idx)
             cf_images = noise_images if settings.abduct_noise else mean_images
             used.append(np.stack([values[c] for c in cols], 1))
+            drawn.append(values)
             readc.append(read_labels(oracle, cf_images, cols))
             if unlabelled:
-                hidden_same.append(read_labels(oracle, cf_images, unlabelled) == np.stack([values[v] for v in unlabelled], 1))
+                hidden_same.append(read_right(read_labels(oracle, cf_images, unlabelled), np.stack([values[v] for v in unlabelled], 1),
+                                              _accepted(world, graph, unlabelled, values, truth_style[sl] if recorded else None)))
             if ccols:
                 used_numbers.append(np.stack([values[c] for c in ccols], 1))
                 read_cf_numbers.append(read_numbers(oracle, cf_images, ccols))
@@ -350,20 +382,36 @@ def evaluate(
         true_cf = propagate(graph, {v: truth_noise[v][:n_cf] for v in graph.names}, act(graph, do)) if recorded else None
         groups = lab[:n_cf]
         per_var = {}
-        eff = effectiveness(readc, used)
+        # The counterfactual keeps the factual picture's style: its readings are judged with it.
+        style_cf = truth_style[:n_cf] if recorded else None
+        shown = _accepted(world, graph, cols, _concat(drawn), style_cf)
+        eff, eff_raw = effectiveness(readc, used, shown), effectiveness(readc, used)
         for k, c in enumerate(cols):
             ex = np.stack([e[c] for e in exact_rows])
-            agr = agreement_with_truth(readc[:, k], true_cf[c], ex) if true_cf is not None else {"agreement": None, "exact_sampler": None, "ceiling": None}
+            raw = {"effectiveness_raw": eff_raw["columns"][k]} if k in shown else {}
+            if true_cf is None:
+                agr = {"agreement": None, "exact_sampler": None, "ceiling": None}
+            else:
+                agr = agreement_with_truth(readc[:, k], true_cf[c], ex)
+                if k in shown:
+                    raw.update({f"truth_{key}_raw": val for key, val in agr.items()})
+                    # Reading v agrees with a true value u when the true counterfactual's picture, with u, accepts v.
+                    card = graph.card(c)
+                    each_u = {**{v: np.repeat(x, card) for v, x in true_cf.items()}, c: np.tile(np.arange(card), n_cf)}
+                    sym = world.accepted(c, card, each_u, np.repeat(style_cf, card, axis=0)).reshape(n_cf, card, card)
+                    agr = agreement_with_truth(readc[:, k], true_cf[c], ex, sym)
             per_var[c] = {
                 "tv_read": pooled_tv(groups, readc[:, k], ex, graph.card(c))["tv"],
                 "tv_used": pooled_tv(groups, used[:, k], ex, graph.card(c))["tv"],
                 "effectiveness": eff["columns"][k],
                 **{f"truth_{key}": val for key, val in agr.items()},
+                **raw,
             }
         cf_rows.append({
             "do": do,
             "pictures": int(n_cf),
             "effectiveness": eff["all"],
+            **({"effectiveness_raw": eff_raw["all"]} if shown else {}),
             "pixel_mae_to_true_render" if not binary else "iou_to_true_render": float(pix.mean()) if pix is not None else None,
             **({"pixel_mae_to_true_render_noise_abducted": float(pix_noise.mean())} if pix_noise is not None else {}),
             "variables": per_var,

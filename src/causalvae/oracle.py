@@ -24,6 +24,13 @@ training seed, batches are drawn from it at random, and every :data:`REFRESH_EVE
 share :data:`REFRESH_SHARE` of it is rendered afresh, so that rendering costs a bounded part
 of the training time.
 
+Where a picture leaves a variable ambiguous (:attr:`causalvae.worlds.World.ambiguous`: a
+square's orientation is only defined modulo a quarter turn), the held-out accuracy is given
+twice: the exact value's, and the accepted readings' (``"orientation (modulo symmetry)"``,
+:meth:`~causalvae.worlds.World.accepted`). With ``set_targets`` such a column is trained on
+its set of accepted readings, loss ``-log sum_{v accepted} p(v)``: the oracle is not
+penalised for an answer the picture cannot tell from the true one.
+
 It is saved like a model (``oracle.safetensors`` + ``config.json``; loading runs no code).
 """
 
@@ -66,6 +73,18 @@ def renderer(world: str | worlds.World, resolution: int | None = 64) -> tuple[Gr
     variables adds ``numbers`` float64 ``(n, Kc)``, each uniform in :func:`continuous_ranges`;
     ``draw(n, rng, held_out=True)`` draws the held-out split's styles when the renderer has
     ``style_for``."""
+    graph, draw_units = _renders(world, resolution)
+
+    def draw(n: int, rng: np.random.Generator, held_out: bool = False):
+        images, labels, numbers, _, _ = draw_units(n, rng, held_out)
+        return (images, labels) if numbers is None else (images, labels, numbers)
+
+    return graph, draw
+
+
+def _renders(world: str | worlds.World, resolution: int | None) -> tuple[Graph, Callable[..., tuple]]:
+    """:func:`renderer`'s graph and draw, whose draw returns ``(images, labels, numbers or
+    None, values, style)``: also the values and style each picture was drawn with."""
     w = worlds.get(world)
     truth = w.renderer(resolution)
     graph = w.graph()
@@ -81,9 +100,7 @@ def renderer(world: str | worlds.World, resolution: int | None = 64) -> tuple[Gr
             style = truth.sample_style(n, rng)
         images = truth.render(values, style)
         labels = np.stack([values[c] for c in cols], 1).astype(np.int64).reshape(n, len(cols))
-        if not ranges:
-            return images, labels
-        return images, labels, np.stack([values[c] for c in ranges], 1)
+        return images, labels, np.stack([values[c] for c in ranges], 1) if ranges else None, values, style
 
     return graph, draw
 
@@ -229,11 +246,17 @@ class Oracle(nn.Module):
 # ------------------------------------------------------------------------------ training
 
 
-def accuracy(oracle: Oracle, images: np.ndarray, labels: np.ndarray, numbers: np.ndarray | None = None) -> dict[str, float]:
+def accuracy(oracle: Oracle, images: np.ndarray, labels: np.ndarray, numbers: np.ndarray | None = None,
+             accepted: dict[str, np.ndarray] | None = None) -> dict[str, float]:
     """Each discrete column's accuracy and (given ``numbers``) each continuous column's mean
-    absolute error in its own units."""
+    absolute error in its own units. For each column of ``accepted`` (bool ``(N, card)``,
+    the readings a perfect reader may give: :meth:`~causalvae.worlds.World.accepted`) also
+    ``"COLUMN (modulo symmetry)"``, the share read as one of them."""
     pred = oracle.read(torch.from_numpy(images))
     out = {c: float((pred[:, k] == labels[:, k]).mean()) for k, c in enumerate(oracle.config.columns)}
+    for k, c in enumerate(oracle.config.columns):
+        if c in (accepted or {}):
+            out[f"{c} (modulo symmetry)"] = float(accepted[c][np.arange(len(pred)), pred[:, k]].mean())
     if numbers is not None and oracle.config.continuous:
         read = oracle.regress(torch.from_numpy(images))
         out.update({c: float(np.abs(read[:, k] - numbers[:, k]).mean()) for k, c in enumerate(oracle.config.continuous)})
@@ -250,31 +273,48 @@ def train_oracle(
     resolution: int | None = None,
     held_out: int = 4000,
     pool: int | None = None,
+    set_targets: bool = False,
     progress: Callable[[int, float], None] | None = None,
 ) -> tuple[Oracle, dict[str, float]]:
     """Train on fresh renders (seed stream 0) and measure on ``held_out`` renders from a
     different stream (seed stream 1; the held-out split's styles when the world draws style
     per split). Returns the oracle and its held-out score per column: the accuracy of a
-    discrete column, the mean absolute error of a continuous one. ``resolution=None``: the
-    world's own. ``pool``: train on batches from a pool of that many renders (:func:`pooled`)
-    instead of fresh renders at every step; None: the world's
+    discrete column, the mean absolute error of a continuous one, and for a column the
+    world reads ambiguously its accuracy modulo symmetry too. ``set_targets``: train those
+    columns on their sets of accepted readings. ``resolution=None``: the world's own.
+    ``pool``: train on batches from a pool of that many renders (:func:`pooled`) instead of
+    fresh renders at every step; None: the world's
     :attr:`~causalvae.worlds.World.oracle_pool` (0: fresh renders)."""
     w = worlds.get(world)
     resolution = w.resolution if resolution is None else resolution
-    graph, draw = renderer(w, resolution)
+    graph, draw = _renders(w, resolution)
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
-    test = draw(held_out, streams[1], held_out=True)
+    images, labels, numbers, values, style = draw(held_out, streams[1], held_out=True)
     cols = [c for c in graph.observed if c not in graph.continuous]
+    ambiguous = [c for c in cols if c in w.ambiguous]
     ranges = continuous_ranges(graph)
     scales = tuple(((lo + hi) / 2, (hi - lo) / math.sqrt(12)) for lo, hi in ranges.values())  # a uniform's mean and sd
-    cfg = OracleConfig(w.name, resolution, int(test[0].shape[1]), tuple(cols), tuple(graph.card(c) for c in cols), binary=w.binary,
+    cfg = OracleConfig(w.name, resolution, int(images.shape[1]), tuple(cols), tuple(graph.card(c) for c in cols), binary=w.binary,
                        continuous=tuple(ranges), scales=scales)
     pool = w.oracle_pool if pool is None else pool
     if not (isinstance(pool, int) and pool >= 0):
         raise CausalVAEError(f"the render pool is a number of pictures >= 0 (0: fresh renders at every step), got {pool!r}")
-    batches = pooled(draw, pool, batch_size, streams[0]) if pool else lambda: draw(batch_size, streams[0])
-    oracle = _fit(cfg, batches, steps=steps, lr=lr, seed=seed, progress=progress)
-    return oracle, accuracy(oracle, *test)
+    targets = [(k, c) for k, c in enumerate(cols) if c in ambiguous] if set_targets else []
+
+    def arrays(n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        # Pictures, labels, numbers ((n, 0) without continuous columns) and each set-valued
+        # column's accepted readings: arrays only, so that a pool can hold them.
+        x, y, num, v, st = draw(n, rng)
+        return (x, y, np.zeros((n, 0)) if num is None else num, *(w.accepted(c, graph.card(c), v, st) for _, c in targets))
+
+    source = pooled(arrays, pool, batch_size, streams[0]) if pool else lambda: arrays(batch_size, streams[0])
+
+    def batch():
+        x, y, num, *sets = source()
+        return x, y, (num if num.shape[1] else None), {k: a for (k, _), a in zip(targets, sets)}
+
+    oracle = _fit(cfg, batch, steps=steps, lr=lr, seed=seed, progress=progress)
+    return oracle, accuracy(oracle, images, labels, numbers, {c: w.accepted(c, graph.card(c), values, style) for c in ambiguous})
 
 
 def train_oracle_on_dataset(
@@ -304,7 +344,7 @@ def train_oracle_on_dataset(
 
     def draw():
         images, labels = train.batch(rng.integers(0, len(train), batch_size))
-        return images.numpy(), labels.numpy().astype(np.int64)
+        return images.numpy(), labels.numpy().astype(np.int64), None, {}
 
     oracle = _fit(cfg, draw, steps=steps, lr=lr, seed=seed, progress=progress)
     images, labels = val.batch(np.arange(len(val)))
@@ -313,9 +353,11 @@ def train_oracle_on_dataset(
     return oracle, acc
 
 
-def _fit(cfg: OracleConfig, draw: Callable[[], tuple[np.ndarray, ...]], *, steps: int, lr: float, seed: int, progress) -> Oracle:
-    """Adam on a cosine schedule over ``steps`` batches from ``draw()`` (labels -1: missing):
-    cross-entropy of each discrete column, plus (a batch with continuous ``numbers``) the mean
+def _fit(cfg: OracleConfig, draw: Callable[[], tuple], *, steps: int, lr: float, seed: int, progress) -> Oracle:
+    """Adam on a cosine schedule over ``steps`` batches from ``draw()``: ``(images, labels
+    (-1: missing), numbers or None, sets)``. The loss is the cross-entropy of each discrete
+    column, or for a column ``k`` of ``sets`` (bool ``(B, card)``, the readings accepted for
+    each picture) ``-log sum_{v accepted} p(v)``; plus, given continuous ``numbers``, the mean
     squared error of the standardised continuous columns."""
     torch.manual_seed(seed)
     oracle = Oracle(cfg)
@@ -324,14 +366,15 @@ def _fit(cfg: OracleConfig, draw: Callable[[], tuple[np.ndarray, ...]], *, steps
     for step in range(1, steps + 1):
         for g in opt.param_groups:
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
-        images, labels, *numbers = draw()
+        images, labels, numbers, sets = draw()
         h = oracle.features(torch.from_numpy(images))
         logits = [head(h) for head in oracle.heads]
         target = torch.from_numpy(labels)
-        loss = sum(F.cross_entropy(lg, target[:, k], ignore_index=-1) for k, lg in enumerate(logits) if bool((target[:, k] >= 0).any()))
-        if numbers and cfg.continuous:
+        loss = sum(_set_loss(lg, torch.from_numpy(sets[k])) if k in sets else F.cross_entropy(lg, target[:, k], ignore_index=-1)
+                   for k, lg in enumerate(logits) if bool((target[:, k] >= 0).any()))
+        if numbers is not None and cfg.continuous:
             mean, sd = (torch.tensor(v, dtype=torch.float32) for v in zip(*cfg.scales))
-            loss = loss + F.mse_loss(oracle.regressor(h), (torch.from_numpy(numbers[0]).float() - mean) / sd)
+            loss = loss + F.mse_loss(oracle.regressor(h), (torch.from_numpy(numbers).float() - mean) / sd)
         opt.zero_grad()
         if isinstance(loss, torch.Tensor):
             loss.backward()
@@ -340,6 +383,14 @@ def _fit(cfg: OracleConfig, draw: Callable[[], tuple[np.ndarray, ...]], *, steps
             progress(step, loss.item() if isinstance(loss, torch.Tensor) else float("nan"))
     oracle.eval()
     return oracle
+
+
+def _set_loss(logits: torch.Tensor, accepted: torch.Tensor) -> torch.Tensor:
+    """``-log sum_{v accepted} p(v)``, the mean over the rows that accept something (a
+    one-hot row gives the cross-entropy)."""
+    keep = accepted.any(-1)
+    inside = logits.masked_fill(~accepted, float("-inf")).logsumexp(-1)
+    return (logits.logsumexp(-1) - inside)[keep].mean()
 
 
 # ------------------------------------------------------------------------------ files

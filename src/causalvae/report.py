@@ -92,6 +92,10 @@ def markdown(report: dict) -> str:
         f"Test split of `{report['dataset']}`: {report['test_pictures']} pictures. Nats per picture; pixel errors on the 0-255 scale.",
         "",
     ]
+    if report.get("scored_modulo"):
+        lines += ["Readings of these variables are scored modulo the picture's symmetry (a reading is right when no picture could tell it from the true value; report.json keeps the exact-value figures beside, as `*_raw`):", ""]
+        lines += [f"- {c}: {how}" for c, how in report["scored_modulo"].items()]
+        lines.append("")
     if report.get("left_out"):
         lines += ["Left out of this report (shown as -):", ""]
         lines += [f"- {item['section']}: {item['why']}" for item in report["left_out"]]
@@ -109,8 +113,10 @@ def markdown(report: dict) -> str:
         lines.append(f"| reconstruction IoU | {R['iou']:.3f} |")
     if R.get("iou_to_true_render") is not None:
         lines.append(f"| reconstruction IoU to the input, the best over its symmetric equivalents (first {R['iou_to_true_render_pictures']} pictures) | {R['iou_to_true_render']:.3f} |")
+    raw = R.get("oracle_accuracy_raw", {})
     for c, a in R["oracle_accuracy"].items():
-        lines.append(f"| oracle accuracy on reconstructions: {c} | {_f(a, '.1f', 100, '%')} (on the test pictures themselves: {_f(R['oracle_accuracy_on_test_pictures'][c], '.1f', 100, '%')}) |")
+        exact = f"; the exact value: {_f(raw[c], '.1f', 100, '%')} and {_f(R['oracle_accuracy_on_test_pictures_raw'][c], '.1f', 100, '%')}" if c in report.get("scored_modulo", {}) and c in raw else ""
+        lines.append(f"| oracle accuracy on reconstructions: {c} | {_f(a, '.1f', 100, '%')} (on the test pictures themselves: {_f(R['oracle_accuracy_on_test_pictures'][c], '.1f', 100, '%')}{exact}) |")
     for c, e in R.get("oracle_mae", {}).items():
         lines.append(f"| oracle mean absolute error on reconstructions: {c} | {e:.3g} (on the test pictures themselves: {R['oracle_mae_on_test_pictures'][c]:.3g}) |")
     if report.get("classifiers"):

@@ -6,7 +6,8 @@
 - :mod:`~causalvae.metrics.agreement`: agreement with a recorded true counterfactual beside
   its Bayes-optimal ceiling.
 - :mod:`~causalvae.metrics.effectiveness`: effectiveness and read-back (labels read off
-  pictures against the values drawn), accuracy over labelled rows.
+  pictures against the values drawn), accuracy over labelled rows; each counts a reading
+  right when it is among the picture's accepted readings (a world's symmetries).
 - :mod:`~causalvae.metrics.likelihood`: the importance-weighted bound from log-weights,
   bits per dimension.
 - :mod:`~causalvae.metrics.axioms`: composition and reversibility of counterfactuals.
@@ -18,7 +19,7 @@
 from causalvae.metrics.agreement import agreement_with_truth
 from causalvae.metrics.axioms import composition, reversibility
 from causalvae.metrics.distributions import pooled_tv, total_variation
-from causalvae.metrics.effectiveness import effectiveness, masked_accuracy
+from causalvae.metrics.effectiveness import effectiveness, masked_accuracy, read_right
 from causalvae.metrics.frechet import frechet_distance
 from causalvae.metrics.likelihood import bits_per_dim, iw_bound
 from causalvae.metrics.pixels import iou, pixel_mae
@@ -26,5 +27,5 @@ from causalvae.metrics.transport import wasserstein_1
 
 __all__ = [
     "agreement_with_truth", "bits_per_dim", "composition", "effectiveness", "frechet_distance", "iou", "iw_bound", "masked_accuracy",
-    "pixel_mae", "pooled_tv", "reversibility", "total_variation", "wasserstein_1",
+    "pixel_mae", "pooled_tv", "read_right", "reversibility", "total_variation", "wasserstein_1",
 ]

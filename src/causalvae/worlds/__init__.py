@@ -11,6 +11,9 @@ A world is everything the rest of the library needs to know about where pictures
   datasets. A world without one (a user's imported dataset) is still a world: it can be
   trained, shown, sampled, counterfactualised and evaluated on every score that needs no
   renderer;
+- which readings of a picture count as right (:meth:`World.accepted`): the true value, or
+  for an **ambiguous** variable every value the picture cannot be told from (a square's
+  orientation is only defined modulo a quarter turn);
 - its generator **options** (:attr:`World.options`), which ``causalvae generate WORLD``
   takes on the command line and :meth:`World.plan` receives;
 - the **reference queries** and **joint interventions** its evaluation report scores, and
@@ -157,6 +160,10 @@ class World:
     #: Renders in the oracle's training pool (:func:`causalvae.oracle.train_oracle`); 0:
     #: the oracle trains on fresh renders at every step (worlds that render fast).
     oracle_pool: int = 0
+    #: The labelled variables a picture may leave ambiguous, each with how its readings are
+    #: scored (shown in the evaluation report): for these, :meth:`accepted` may accept more
+    #: than the true value. Empty for most worlds.
+    ambiguous: dict[str, str] = {}
 
     @property
     def renders(self) -> bool:
@@ -176,6 +183,25 @@ class World:
         if options:
             raise CausalVAEError(f"the {self.name} world takes no generator option {', '.join(sorted(options))}")
         return Plan(graph=self.graph(), renderer=self.renderer(resolution))
+
+    def accepted(self, column: str, card: int, values: Mapping[str, np.ndarray], style: np.ndarray | None) -> np.ndarray:
+        """Which readings of ``column`` a perfect reader may give for each picture: bool
+        ``(N, card)``, True for every value it cannot tell from the true one by looking.
+
+        ``values`` maps the graph's variables to the value indices the pictures were drawn
+        with; ``style`` is their style as datasets record it, or None when it is unknown (a
+        generated picture's style is the model's choice). The default, for every column not
+        in :attr:`ambiguous`, is the one-hot of the true value (a value of -1, missing,
+        accepts nothing)::
+
+            world.accepted("action", 3, {"action": np.array([2, -1])}, None)
+            # [[False, False, True], [False, False, False]]
+        """
+        v = np.asarray(values[column], dtype=np.int64)
+        out = np.zeros((len(v), card), dtype=bool)
+        seen = np.flatnonzero(v >= 0)
+        out[seen, v[seen]] = True
+        return out
 
     def caption(self, graph: Graph, labels: Mapping[str, int]) -> str:
         """A short caption of a picture's labels (``-1``: missing, shown as ``?``)."""

@@ -23,7 +23,7 @@ from causalvae.graph import Graph, Variable
 from causalvae.worlds import Option, Plan, Renderer, World, register
 from causalvae.worlds.sprites.archive import read_images
 from causalvae.worlds.sprites.factors import GRAPH_BINS, RESOLUTION, SHAPES, STYLE_FIELDS, graph_classes, latents_to_index, possible_values
-from causalvae.worlds.sprites.render import SYMMETRY_PERIOD, images, symmetry_k
+from causalvae.worlds.sprites.render import SYMMETRY_PERIOD, _canvas, images, lattice, symmetry_k
 
 
 class SpritesRenderer(Renderer):
@@ -96,6 +96,58 @@ def symmetric_equivalents(classes: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Per (shape, scale, posX, posY) classes: which orientation bins each of the 40 grid
+#: orientations accepts, bool (40, 8) (see :func:`orientation_bins`). At most 18,432 entries.
+_BIN_TABLES: dict[tuple[int, int, int, int], np.ndarray] = {}
+
+
+def _bin_tables(shape: int, scale: int, positions: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+    """:data:`_BIN_TABLES` of one shape and scale at each ``(posX, posY)`` class pair. The
+    missing ones come from the 39 orientations' lattices (the canvas of a position is a
+    slice of each), drawn once for the call: then each position costs one 40 x 40 table of
+    pixel differences, the :func:`~causalvae.worlds.sprites.render.orientation_differences`
+    of that position."""
+    missing = [p for p in dict.fromkeys(positions) if (shape, scale, *p) not in _BIN_TABLES]
+    if missing:
+        lats = [lattice.__wrapped__(shape, scale, o) for o in range(39)]  # uncached: 39 MB for this call only
+        k = symmetry_k(shape, scale)
+        size = GRAPH_BINS["orientation"]
+        for x, y in missing:
+            pics = np.stack([_canvas(lat, x, y) for lat in lats] + [_canvas(lats[0], x, y)]).reshape(40, -1).astype(np.int32)  # 39 is drawn as 0
+            area = pics.sum(axis=1)
+            close = area[:, None] + area[None, :] - 2 * (pics @ pics.T) <= k
+            table = np.zeros((40, 40 // size), dtype=bool)
+            for o in range(40):
+                table[o, np.flatnonzero(close[o]) // size] = True
+            _BIN_TABLES[(shape, scale, x, y)] = table
+    return [_BIN_TABLES[(shape, scale, *p)] for p in positions]
+
+
+def orientation_bins(classes: np.ndarray) -> np.ndarray:
+    """The sprites graph's orientation bins a perfect reader may give for pictures of
+    official class vectors ``(N, 6)``: bool ``(N, 8)``, the bins of every orientation whose
+    image is within the shape's tolerance k of the picture at its own position, that is the
+    orientations of :func:`~causalvae.worlds.sprites.render.equivalent` (a square's quarter
+    turns, an ellipse's half turn, 0 = 2 pi; a heart: its own bin, with bin 7 for grid
+    orientation 0 and bin 0 for 39, the same picture)::
+
+        orientation_bins(np.array([[0, 0, 3, 3, 10, 12]]))  # a square, grid class 3: bins 0, 2, 4, 6
+    """
+    c = np.asarray(classes, dtype=np.int64).reshape(-1, 6)
+    out = np.zeros((len(c), 40 // GRAPH_BINS["orientation"]), dtype=bool)
+    for sh, sc in np.unique(c[:, 1:3], axis=0).tolist():
+        rows = np.flatnonzero((c[:, 1] == sh) & (c[:, 2] == sc))
+        tables = _bin_tables(sh, sc, [(int(c[r, 4]), int(c[r, 5])) for r in rows])
+        for r, table in zip(rows.tolist(), tables):
+            out[r] = table[c[r, 3]]
+    return out
+
+
+#: :meth:`SpritesWorld.accepted` with the style unknown, per graph unit (shape, scale,
+#: orientation, posX, posY): at most 9,216 entries.
+_ANY_OFFSET: dict[tuple[int, int, int, int, int], np.ndarray] = {}
+
+
 class SpritesWorld(World):
     """dSprites with causes: shape, scale, orientation and position drawn from a causal graph."""
 
@@ -122,6 +174,11 @@ class SpritesWorld(World):
         ("composition_ratio", "<=", 1.5),
     )
     factor_summary = True
+    ambiguous = {
+        "orientation": "modulo the shape's symmetry: a reading is right when it is the bin of any symmetric equivalent of "
+        "the true picture (a square turned a quarter turn, an ellipse a half turn, 0 = 360 degrees: render.equivalent); "
+        "for a generated picture, whose offset in the bin is the model's choice, the bin of any equivalent of any offset (looser)",
+    }
     options = (
         Option("source", "source", "Take the images from a grid directory (generate dsprites) or the official .npz archive instead of rendering them."),
         Option("hide", "hide", "Withhold this factor's labels (repeatable); it stays a hidden parent of the image.", repeat=True),
@@ -129,6 +186,26 @@ class SpritesWorld(World):
 
     def graph(self) -> Graph:
         return Graph.load(self.name)
+
+    def accepted(self, column: str, card: int, values: Mapping[str, np.ndarray], style: np.ndarray | None) -> np.ndarray:
+        """Orientation: the bins of every symmetric equivalent of the true picture
+        (:func:`orientation_bins`; ``values`` needs shape, scale, orientation, posX and posY).
+        With ``style`` None the offsets in the bins are unknown: the union over every
+        orientation, posX and posY offset, a looser test. Other columns: the true value alone."""
+        if column != "orientation":
+            return super().accepted(column, card, values, style)
+        if style is not None:
+            return orientation_bins(SpritesRenderer().classes(values, style))
+        units = np.stack([np.asarray(values[f], dtype=np.int64) for f in ("shape", "scale", "orientation", "posX", "posY")], 1).reshape(-1, 5)
+        out = np.zeros((len(units), card), dtype=bool)
+        size = {f: GRAPH_BINS[f] for f in ("orientation", "posX", "posY")}
+        for i, (sh, sc, o, x, y) in enumerate(units.tolist()):
+            if (sh, sc, o, x, y) not in _ANY_OFFSET:
+                positions = [(x * size["posX"] + dx, y * size["posY"] + dy) for dx in range(size["posX"]) for dy in range(size["posY"])]
+                tables = np.stack(_bin_tables(sh, sc, positions))
+                _ANY_OFFSET[(sh, sc, o, x, y)] = tables[:, o * size["orientation"] : (o + 1) * size["orientation"]].any(axis=(0, 1))
+            out[i] = _ANY_OFFSET[(sh, sc, o, x, y)]
+        return out
 
     def renderer(self, resolution: int | None = None) -> SpritesRenderer:
         if resolution is not None and resolution != RESOLUTION:
