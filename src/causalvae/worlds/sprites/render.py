@@ -208,7 +208,7 @@ def lattice(shape: int, scale: int, orientation: int) -> np.ndarray:
     return out
 
 
-def _canvas(lat: np.ndarray, posx: int, posy: int) -> np.ndarray:
+def place(lat: np.ndarray, posx: int, posy: int) -> np.ndarray:
     """The canvas at position classes ``(posx, posy)``, cut from a triple's lattice."""
     return lat[LATTICE - posy :: LATTICE, LATTICE - posx :: LATTICE][:CANVAS, :CANVAS]
 
@@ -225,7 +225,7 @@ def position_block(shape: int, scale: int, orientation: int, posx: Sequence[int]
     out = np.zeros((len(xs), len(ys), RESOLUTION, RESOLUTION), dtype=np.uint8)
     for a, i in enumerate(xs.tolist()):
         for b, j in enumerate(ys.tolist()):
-            out[a, b, j : j + CANVAS, i : i + CANVAS] = _canvas(lat, i, j)
+            out[a, b, j : j + CANVAS, i : i + CANVAS] = place(lat, i, j)
     return out
 
 
@@ -256,7 +256,7 @@ def images(classes: Any) -> np.ndarray:
             lat = lattice(sh, sc, o)
             for r in rows.tolist():
                 x0, y0 = int(c[r, 4]), int(c[r, 5])
-                out[r, y0 : y0 + CANVAS, x0 : x0 + CANVAS] = _canvas(lat, x0, y0)
+                out[r, y0 : y0 + CANVAS, x0 : x0 + CANVAS] = place(lat, x0, y0)
         else:
             for r in rows.tolist():
                 x0, y0 = int(c[r, 4]), int(c[r, 5])
@@ -328,7 +328,7 @@ def best_matches(frames: Any, *, reach: int = 2, area_slack: float = 0.15, box_s
     for t, jobs in todo.items():
         lat = lattice(*t)
         for k, i, j in jobs:
-            canvas = _canvas(lat, i, j).astype(bool)
+            canvas = place(lat, i, j).astype(bool)
             inter = int(np.count_nonzero(canvas & f[k, j : j + CANVAS, i : i + CANVAS]))
             iou = inter / (fstats[k][0] + int(np.count_nonzero(canvas)) - inter)
             if iou > best[k]:

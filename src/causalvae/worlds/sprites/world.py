@@ -23,7 +23,7 @@ from causalvae.graph import Graph, Variable
 from causalvae.worlds import Option, Plan, Renderer, World, register
 from causalvae.worlds.sprites.archive import read_images
 from causalvae.worlds.sprites.factors import GRAPH_BINS, RESOLUTION, SHAPES, STYLE_FIELDS, graph_classes, latents_to_index, possible_values
-from causalvae.worlds.sprites.render import SYMMETRY_PERIOD, _canvas, images, lattice, symmetry_k
+from causalvae.worlds.sprites.render import SYMMETRY_PERIOD, images, lattice, place, symmetry_k
 
 
 class SpritesRenderer(Renderer):
@@ -113,7 +113,7 @@ def _bin_tables(shape: int, scale: int, positions: Sequence[tuple[int, int]]) ->
         k = symmetry_k(shape, scale)
         size = GRAPH_BINS["orientation"]
         for x, y in missing:
-            pics = np.stack([_canvas(lat, x, y) for lat in lats] + [_canvas(lats[0], x, y)]).reshape(40, -1).astype(np.int32)  # 39 is drawn as 0
+            pics = np.stack([place(lat, x, y) for lat in lats] + [place(lats[0], x, y)]).reshape(40, -1).astype(np.int32)  # 39 is drawn as 0
             area = pics.sum(axis=1)
             close = area[:, None] + area[None, :] - 2 * (pics @ pics.T) <= k
             table = np.zeros((40, 40 // size), dtype=bool)
