@@ -123,3 +123,19 @@ def test_summary_adds_the_readers_training_to_the_time(viewer_run):
     wall = float((run / "metrics.csv").read_text().strip().splitlines()[-1].split(",")[2])
     assert "counterfactual term's reader: 4 steps" in text
     assert f"before the steps above; training in all {(record['seconds'] + wall) / 60:.1f} min" in text
+
+
+def test_summary_ignores_a_damaged_reader_record(viewer_run, tmp_path):
+    """reader.json is a side record: empty, truncated or odd, the summary still prints the run
+    (without the reader's line) and exits 0."""
+    import shutil
+
+    _, run, _ = viewer_run
+    for text in ("", '{"steps": 4, "val_acc', '{"steps": "four"}', "[1, 2]"):
+        copy = tmp_path / "run"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(run, copy)
+        (copy / "reader.json").write_text(text)
+        r = CliRunner().invoke(app, ["summary", str(copy)])
+        assert r.exit_code == 0, (text, r.output)
+        assert "nats per image" in r.output and "counterfactual term's reader" not in r.output

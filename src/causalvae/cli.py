@@ -593,7 +593,7 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
     out.print(table)
     out.print("ELBO, recon and KL in nats per image; the ELBO bounds log p(x | labels).", highlight=False)
     reader = _reader_record(run)
-    if reader and reader.get("steps"):
+    if reader and isinstance(reader.get("steps"), int) and reader["steps"] > 0 and isinstance(reader.get("val_accuracy_all_parents"), (int, float)):
         line = f"counterfactual term's reader: {reader['steps']} steps, validation accuracy (all parents) {reader['val_accuracy_all_parents']:.1%}"
         if isinstance(reader.get("seconds"), (int, float)):
             line += (f", {reader['seconds'] / 60:.1f} min before the steps above; training in all "
