@@ -95,6 +95,26 @@ def test_evaluation_report_end_to_end(tiny_run, tmp_path):
         evaluate(vae, oracle, load_dataset(data, split="test", verify=False), settings)
 
 
+def test_the_likelihood_section_is_seeded_by_the_reports_seed(tiny_run):
+    """The ELBO draws z from torch's global generator: the report seeds it, so the same seed
+    gives the same bound whatever the caller drew before, and another seed another draw."""
+    data, run = tiny_run
+    vae = load(run)
+    oracle, _ = train_oracle("scenes", steps=1, batch_size=4, held_out=4)
+    test = load_dataset(data, split="test", truth=True, verify=False)
+
+    def likelihood(seed: int) -> dict:
+        s = EvalSettings(n_generate=1, iw_k=2, iw_images=4, cf_images=1, axiom_images=2, interventions=[{"action": "Walk"}], seed=seed)
+        return evaluate(vae, oracle, test, s)["likelihood"]
+
+    torch.manual_seed(123)
+    first = likelihood(0)
+    torch.rand(7)  # the caller's generator moved on
+    again = likelihood(0)
+    assert again["elbo"] == first["elbo"] and again["elbo_on_iw_pictures"] == first["elbo_on_iw_pictures"]
+    assert likelihood(1)["elbo"] != first["elbo"]
+
+
 def test_query_commands_on_a_trained_run(tiny_run, tmp_path):
     """The picture commands run on a run directory, and bad inputs get one clear error."""
     from PIL import Image

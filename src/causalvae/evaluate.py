@@ -216,10 +216,14 @@ def evaluate(
     # ---------------------------------------------------------------- likelihood
     say("likelihood")
     elbos, n_el = 0.0, 0
-    for sl in _batches(n_test, settings.batch):
-        obj = vae.objective(images[sl], labels[sl], cont(sl))
-        elbos += obj.elbo * obj.n
-        n_el += obj.n
+    # The ELBO draws z through torch's global generator (Pyro's samplers use it): seeded from the
+    # report's seed, inside a fork so the caller's generator state is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        for sl in _batches(n_test, settings.batch):
+            obj = vae.objective(images[sl], labels[sl], cont(sl))
+            elbos += obj.elbo * obj.n
+            n_el += obj.n
     # The bound needs the picture's parents: the first test pictures whose image parents are all labelled.
     parent_cols = [vae.label_columns.index(p) for p in vae.image_parents if p in vae.label_columns]
     complete = all(p in vae.label_columns or p in ccols for p in vae.image_parents)
@@ -231,7 +235,9 @@ def evaluate(
     iw_x, iw_l, iw_c = images[iw_rows], labels[iw_rows], cont(iw_rows)
     iw = np.concatenate([iw_bound(log_weights(vae, iw_x[sl], iw_l[sl], settings.iw_k, gen, None if iw_c is None else iw_c[sl])) for sl in _batches(n_iw, 64)]) if n_iw else np.zeros(0)
     # The ELBO of the same pictures, for a like-for-like comparison with the tighter bound.
-    elbo_iw = sum(vae.objective(iw_x[sl], iw_l[sl], None if iw_c is None else iw_c[sl]).elbo * (sl.stop - sl.start) for sl in _batches(n_iw, settings.batch)) / max(n_iw, 1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed + 1)
+        elbo_iw = sum(vae.objective(iw_x[sl], iw_l[sl], None if iw_c is None else iw_c[sl]).elbo * (sl.stop - sl.start) for sl in _batches(n_iw, settings.batch)) / max(n_iw, 1)
     dims = vae.config.channels * vae.config.image_size**2
     report["likelihood"] = {
         "elbo": elbos / n_el,
