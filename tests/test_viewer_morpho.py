@@ -199,3 +199,23 @@ def test_counterfactual_of_an_upload_needs_its_continuous_labels(client, test_sp
     assert out["intensity"]["counterfactual"] == 100.0
     assert out["thickness"]["counterfactual"] == pytest.approx(t_f)  # the cause is not a descendant of intensity
     assert out["digit"]["factual"] == out["digit"]["counterfactual"]  # digit unknown: abducted, then kept
+
+
+def test_the_documented_morpho_queries_are_answered_as_shown(client):
+    """The query lines of docs/viewer.md's morpho examples: the kind and every number shown
+    (rounded to 4 decimals there; the answers are the graph's, not the model's)."""
+    import json
+    import re
+    import shlex
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "viewer.md").read_text()
+    examples = re.findall(r"^(curl -s -X POST localhost:8000/api/query .*)\n(\{.*\})$", text, re.M)
+    assert len(examples) >= 2
+    for command, shown in examples:
+        words = shlex.split(command)
+        answer = client.post("/api/query", json=json.loads(words[words.index("-d") + 1])).json()
+        assert f'"kind": "{answer["kind"]}"' in shown, command
+        numbers = [e["value"] for e in [answer.get("estimate"), answer.get("mean"), *answer.get("quantiles", [])] if e]
+        documented = [float(x) for x in re.findall(r'"value": (-?[0-9.e-]+)', shown)]
+        assert documented and documented == pytest.approx(numbers[: len(documented)], abs=1e-4), command
