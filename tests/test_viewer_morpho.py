@@ -219,3 +219,9 @@ def test_the_documented_morpho_queries_are_answered_as_shown(client):
         numbers = [e["value"] for e in [answer.get("estimate"), answer.get("mean"), *answer.get("quantiles", [])] if e]
         documented = [float(x) for x in re.findall(r'"value": (-?[0-9.e-]+)', shown)]
         assert documented and documented == pytest.approx(numbers[: len(documented)], abs=1e-4), command
+
+
+def test_a_number_beyond_any_float_is_not_finite(client):
+    body = b'{"n": 2, "do": {"intensity": -' + b"9" * 400 + b"}}"
+    res = client.post("/api/sample", content=body, headers={"content-type": "application/json"})
+    assert error(res, 400) == "do.intensity: 'intensity' must be a finite number, got -inf"

@@ -17,9 +17,10 @@ Every answer comes from the library (:mod:`causalvae.queries`, :mod:`causalvae.e
 :mod:`causalvae.querylang`); this module only checks inputs, calls it, and turns arrays into
 JSON and pictures into PNG data URLs. A continuous variable (a graph with continuous
 variables, such as the morpho world's thickness and intensity) takes a JSON number where a
-discrete one takes its value's name, and is answered with numbers. A bad input is answered with a 400 (or 413, 422) whose
-``detail`` says what is wrong: the library's :class:`~causalvae.errors.CausalVAEError`
-messages are passed on as they are.
+discrete one takes its value's name, and is answered with numbers, each with the error the
+mixed engine (:mod:`causalvae.mixed`) states. A bad input is answered with a 400 (or 413,
+422) whose ``detail`` says what is wrong: the library's
+:class:`~causalvae.errors.CausalVAEError` messages are passed on as they are.
 
     >>> app = create_app("runs/scenes", oracle="oracles/scenes")   # doctest: +SKIP
     >>> import uvicorn; uvicorn.run(app, host="127.0.0.1", port=8000)   # doctest: +SKIP
@@ -92,8 +93,13 @@ def _value(x: Any) -> str | float:
     """A variable's value as JSON gives it: a string (a discrete value's name) or a number (a
     continuous variable's value; ``true`` is no number). Which one the variable takes is
     checked against the graph by :func:`check_values`."""
-    if isinstance(x, str) or (isinstance(x, (int, float)) and not isinstance(x, bool)):
-        return x if isinstance(x, str) else float(x)
+    if isinstance(x, str):
+        return x
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        try:
+            return float(x)
+        except OverflowError:  # an integer beyond any float: refused as not finite
+            return math.inf if x > 0 else -math.inf
     raise ValueError("Input should be a valid string (a value's name), or a number for a continuous variable")
 
 
