@@ -83,3 +83,22 @@ def sprites_viewer_run(tmp_path_factory):
     oracle, acc = train_oracle("sprites", steps=4, batch_size=8, held_out=16, seed=1)
     save_oracle(oracle, root / "oracle", acc, {"steps": 4})
     return data, run, root / "oracle"
+
+
+@pytest.fixture(scope="session")
+def morpho_viewer_run(tmp_path_factory):
+    """The same for the morpho world (continuous thickness and intensity beside the digit;
+    grey one-channel 32 x 32 pictures), its oracle reading the continuous labels by
+    regression: ``(dataset, run, oracle)`` directories. About 10 s of CPU, most of it
+    rendering digits (35 ms each): the tests using it are marked slow."""
+    from causalvae.generate import generate
+    from causalvae.oracle import save_oracle, train_oracle
+    from causalvae.train import TrainConfig, fit
+
+    root = tmp_path_factory.mktemp("morpho-viewer")
+    data = generate("morpho", root / "morpho", 100, seed=8)
+    run = fit(TrainConfig(data=str(data), out=str(root / "run"), max_steps=3, batch_size=32, width=8, depth=3, hidden=32, z_dim=4,
+                          cf_weight=0.0, threads=1), progress=False)
+    oracle, scores = train_oracle("morpho", steps=3, batch_size=8, held_out=8, pool=16, seed=1)
+    save_oracle(oracle, root / "oracle", scores, {"steps": 3})
+    return data, run, root / "oracle"

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from causalvae import continuous as C
 from causalvae.cli import app
-from causalvae.errors import QuerySyntaxError, ZeroProbabilityError
+from causalvae.errors import CausalVAEError, QuerySyntaxError, ZeroProbabilityError
 from causalvae.graph import Graph
-from causalvae.mixed import evaluate, parse
+from causalvae.mixed import evaluate, parse, summarize
 from causalvae.querylang import ProbabilityQuery
 from causalvae.querylang import evaluate as evaluate_any
 from causalvae.querylang import parse as parse_any
@@ -280,6 +280,23 @@ def test_parser_for_continuous_queries(morpho):
             parse(text, morpho)
     with pytest.raises(ZeroProbabilityError, match="outside the support"):
         evaluate(morpho, "E(thickness | intensity=300)")
+
+
+def test_a_continuous_targets_whole_distribution_is_summed_up(morpho):
+    q = parse("P(intensity[thickness=3] | thickness=2, do(digit=3))", morpho, whole=True)
+    assert q.measure == "P" and q.op is None and q.target.world == (("thickness", 3.0),) and q.do == (("digit", "3"),)
+    with pytest.raises(QuerySyntaxError, match="expected '\\)' to close P"):
+        parse("P(intensity | thickness=2", morpho, whole=True)
+    thickness = stats.gamma(10, loc=0.5, scale=1 / 5)
+    s = summarize(morpho, "P(thickness | do(intensity=200))", levels=(0.1, 0.5))
+    assert s.mean.value == pytest.approx(2.5, abs=1e-12) and s.mean.error_kind == "exact"
+    assert s.levels == (0.1, 0.5) and [a.value for a in s.quantiles] == pytest.approx(thickness.ppf([0.1, 0.5]), abs=1e-8)
+    seen = summarize(morpho, "P(thickness | intensity=200)")  # conditioning on the effect moves the cause
+    assert seen.mean.value == pytest.approx(evaluate(morpho, "E(thickness | intensity=200)").value)
+    assert seen.mean.value > 2.8 and [a.query.level for a in seen.quantiles] == [0.05, 0.25, 0.5, 0.75, 0.95]
+    assert all(a.error < 1e-6 for a in seen.quantiles) and np.all(np.diff([a.value for a in seen.quantiles]) > 0)
+    with pytest.raises(CausalVAEError, match="summarize answers P\\(y"):
+        summarize(morpho, "E(thickness)")
 
 
 def test_cli_prints_method_and_error_and_json_carries_them():

@@ -1,6 +1,7 @@
 """The viewer's page in a real browser: the system's headless Chromium, driven by Playwright,
-against `causalvae serve` started on a tiny model. Set evidence and sample, pick a test picture
-and intervene, ask a query: pictures and numbers appear, and change.
+against `causalvae serve` started on a tiny model (of the scenes, sprites and morpho worlds). Set
+evidence and sample, pick a test picture and intervene, ask a query: pictures and numbers appear,
+and change.
 
 Playwright never downloads a browser here: the executable is CHROMIUM_PATH (default
 /usr/bin/chromium; `.ci/run` installs Debian's package when it is missing)."""
@@ -99,6 +100,11 @@ def browse(server, tmp_path):
         assert not elsewhere, f"the page fetched from outside the viewer: {elsewhere}"
 
 
+@pytest.fixture(scope="module")
+def morpho_server(morpho_viewer_run, tmp_path_factory):
+    yield from serve(morpho_viewer_run, tmp_path_factory)
+
+
 @pytest.fixture
 def page(server, tmp_path):
     yield from browse(server, tmp_path)
@@ -107,6 +113,11 @@ def page(server, tmp_path):
 @pytest.fixture
 def sprites_page(sprites_server, tmp_path):
     yield from browse(sprites_server, tmp_path)
+
+
+@pytest.fixture
+def morpho_page(morpho_server, tmp_path):
+    yield from browse(morpho_server, tmp_path)
 
 
 def _png(src: str) -> np.ndarray:
@@ -240,3 +251,61 @@ def test_sprites_counterfactual_of_a_gallery_picture(sprites_page):
     for k in ("factual", "reconstruction", "counterfactual"):
         pixels = _png(page.locator(f"#cf-{k}").get_attribute("src"))
         assert pixels.shape[:2] == (64, 64) and set(np.unique(pixels).tolist()) <= {0, 255}
+
+
+# ---------------------------------------------------------------------------- the morpho world
+
+
+@pytest.mark.slow  # its fixture renders 100 digits (35 ms each)
+def test_morpho_continuous_variables_take_and_show_numbers(morpho_page):
+    """One page, to keep the browser's time small: number inputs within the support, a sample
+    under do(thickness=3.5) with the oracle's readings, the counterfactual of a test digit, a
+    query's summary with its error, and a value outside the support refused."""
+    page = morpho_page
+    thickness, intensity = page.locator("#value-thickness"), page.locator("#value-intensity")
+    assert thickness.get_attribute("type") == "number" and thickness.get_attribute("min") == "0.5" and thickness.get_attribute("max") is None
+    assert (intensity.get_attribute("min"), intensity.get_attribute("max")) == ("64", "255")
+    expect(page.locator("#row-thickness .range")).to_have_text(re.compile(r"^ 1\.24 – 4\.5$"))  # the marginal's 0.5% and 99.5% quantiles
+    assert page.locator("#value-digit").evaluate("e => e.tagName") == "SELECT"
+    thickness.fill("3.5")
+    thickness.press("Tab")  # the value is taken when the input is left
+    page.select_option("#mode-thickness", "do")
+    expect(page.locator('#graph g.node[data-name="thickness"] .values')).to_have_text("do = 3.5")
+    page.fill("#sample-n", "4")
+    page.click("#sample-run")
+    expect(page.locator("#sample-grid img")).to_have_count(4)
+    for caption in page.locator("#sample-grid figcaption:not(.read)").all_inner_texts():
+        assert caption.split(" ")[1] == "3.5"  # digit thickness intensity
+    reads = page.locator("#sample-grid figcaption.read").all_inner_texts()
+    assert len(reads) == 4 and all(re.fullmatch(r"read [0-9.]+ [0-9.]+", r) for r in reads)  # the oracle's regressors
+    row = page.locator("#sample-table tr[data-variable=intensity]")
+    expect(row).to_contain_text("230.36")  # E(intensity | do(thickness=3.5)) by the mixed engine
+    expect(page.locator("#sample-table tr[data-variable=thickness] td").first).to_have_text("do")
+
+    page.click("#tab-counterfactual")
+    thumb = page.locator("#gallery-0")
+    expect(thumb).to_be_visible()
+    digit = re.search(r"digit=(\d)", thumb.get_attribute("title")).group(1)
+    thumb.click()
+    expect(page.locator("#cf-caption")).to_have_text("counterfactual: do(thickness=3.5)")
+    rows = page.locator("#cf-table tbody tr")
+    cells = lambda name: rows.filter(has=page.locator("th", has_text=re.compile(f"^{name}$"))).locator("td")  # noqa: E731
+    expect(cells("thickness").nth(1)).to_have_text("3.5")
+    expect(cells("digit").nth(0)).to_have_text(digit)
+    expect(cells("digit").nth(1)).to_have_text(digit)  # not a descendant of thickness
+    expect(cells("intensity").nth(2)).to_contain_text("recomputed from its abducted noise")
+    expect(cells("intensity").nth(2)).to_contain_text("the oracle reads")
+
+    page.click("#tab-query")
+    page.fill("#query-text", "P(thickness | do(intensity=200))")
+    page.press("#query-text", "Enter")
+    mean = page.locator("#query-result tbody tr").first
+    expect(mean).to_contain_text("mean")
+    expect(mean.locator("td").nth(0)).to_have_text("2.5")  # the marginal: intervening on the effect
+    expect(mean.locator("td").nth(1)).to_have_text("exact")
+
+    page.click("#tab-sample")
+    thickness.fill("0.2")
+    thickness.press("Tab")
+    page.click("#sample-run")
+    expect(page.locator("#sample-error")).to_have_text("do.thickness: 0.2 is outside the support of 'thickness' (0.5, inf)")

@@ -79,6 +79,12 @@ class SampleSummary:
     read_back: float | None  # share of pictures whose every label the oracle reads as drawn
     #: Mixed models: each unset continuous variable's (expected value, its error, mean of the draws).
     continuous: dict[str, tuple[float, float, float]] | None = None
+    #: Mixed models: each unset continuous variable's expectation as the mixed engine answers it
+    #: (its method and the kind of its error).
+    expectations: dict[str, Any] | None = None
+    #: Mixed models with an oracle: its reading of every continuous label column off each
+    #: picture, float64 ``(n, Kc)`` in the variables' own units (columns: ``vae.continuous_columns``).
+    read_numbers: np.ndarray | None = None
 
 
 def read_labels(oracle, images: torch.Tensor, columns: Sequence[str]) -> np.ndarray:
@@ -118,7 +124,7 @@ def summarize_sample(
     cols = list(vae.label_columns)
     drawn = queries.sample(vae, n, evidence, do, seed=seed, **options)
     if graph.mixed:
-        return _summarize_mixed(graph, drawn, evidence, do, n)
+        return _summarize_mixed(vae, graph, drawn, evidence, do, n, oracle)
     unset = [v for v in graph.topological_order if v not in evidence and v not in do]
     exact = {v: query(graph, [v], evidence, do).table for v in unset}
     freq = {v: np.bincount(drawn.values[v], minlength=graph.card(v)) / n for v in unset}
@@ -131,22 +137,34 @@ def summarize_sample(
     return SampleSummary(drawn, unset, exact, freq, read, read_freq, read_back)
 
 
-def _summarize_mixed(graph, drawn: queries.Generated, evidence: Mapping, do: Mapping, n: int) -> SampleSummary:
+def _summarize_mixed(vae: CausalVAE, graph, drawn: queries.Generated, evidence: Mapping, do: Mapping, n: int, oracle=None) -> SampleSummary:
     """:func:`summarize_sample` on a mixed graph: each unset variable's answer by
     :func:`causalvae.mixed.evaluate` (P of a discrete one; E of a continuous one, with its
-    error) beside the draws (no oracle: it reads discrete labels only)."""
+    error) beside the draws; an oracle reads the discrete labels (their shares, and how often
+    all are read as drawn) and the continuous ones (as numbers, ``read_numbers``)."""
     from causalvae.mixed import evaluate, query_text
 
     conds = [f"{k}={query_text(v)}" for k, v in evidence.items()]
     conds += [f"do({k}={query_text(v)})" for k, v in do.items()]
     tail = f" | {', '.join(conds)}" if conds else ""
     unset = [v for v in graph.topological_order if v not in evidence and v not in do]
-    exact, freq, moments = {}, {}, {}
+    exact, freq, moments, answers = {}, {}, {}, {}
     for v in unset:
         if v in graph.continuous:
             a = evaluate(graph, f"E({v}{tail})")
             moments[v] = (a.value, a.error, float(np.mean(drawn.values[v])))
+            answers[v] = a
         else:
             exact[v] = np.array([e.value for e in evaluate(graph, f"P({v}{tail})").estimates])
             freq[v] = np.bincount(drawn.values[v], minlength=graph.card(v)) / n
-    return SampleSummary(drawn, unset, exact, freq, None, {}, None, moments)
+    read, read_freq, read_back, numbers = None, {}, None, None
+    if oracle is not None:
+        cols = list(vae.label_columns)
+        if cols:
+            read = read_labels(oracle, drawn.images, cols)
+            read_freq = {c: np.bincount(read[:, k], minlength=graph.card(c)) / n for k, c in enumerate(cols) if c in unset}
+            given = np.stack([drawn.values[c] for c in cols], 1)
+            read_back = float((read == given).all(axis=1).mean())
+        if vae.continuous_columns:
+            numbers = read_numbers(oracle, drawn.images, vae.continuous_columns)
+    return SampleSummary(drawn, unset, exact, freq, read, read_freq, read_back, moments, answers, numbers)

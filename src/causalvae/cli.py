@@ -696,15 +696,24 @@ def sample_cmd(
     read = summary.read
     headers = ["exact", f"drawn ({n})"] + ([f"read off the pictures ({n})"] if read is not None else [])
     if summary.continuous is not None:  # a mixed model: every unset variable, by the mixed engine
-        rows = [(c, v, [summary.exact[c][k], summary.frequencies[c][k]]) for c in summary.exact for k, v in enumerate(graph[c].values)]
+        rows = [(c, v, [summary.exact[c][k], summary.frequencies[c][k]] + ([summary.read_frequencies[c][k]] if c in summary.read_frequencies else []))
+                for c in summary.exact for k, v in enumerate(graph[c].values)]
         if rows:
             out.print(_distribution_table("the discrete variables not set, given the evidence and interventions", headers, rows))
+        numbers = summary.read_numbers
         table = Table(title="the continuous variables not set", title_justify="left")
-        for col in ("variable", "expected value", "its error", f"mean drawn ({n})"):
+        for col in ("variable", "expected value", "its error", f"mean drawn ({n})") + ((f"mean read ({n})",) if numbers is not None else ()):
             table.add_column(col, justify="left" if col == "variable" else "right")
         for c, (e, err, m) in summary.continuous.items():
-            table.add_row(escape(c), f"{e:.4g}", f"{err:.1g}", f"{m:.4g}")
+            read_mean = [f"{numbers[:, vae.continuous_columns.index(c)].mean():.4g}"] if numbers is not None and c in vae.continuous_columns else []
+            table.add_row(escape(c), f"{e:.4g}", f"{err:.1g}", f"{m:.4g}", *read_mean)
         out.print(table)
+        if summary.read_back is not None:
+            out.print(f"the oracle reads back every discrete label the decoder was given in {100 * summary.read_back:.1f}% of the pictures", highlight=False)
+        if numbers is not None:
+            for j, c in enumerate(vae.continuous_columns):
+                mae = float(np.abs(numbers[:, j] - g.values[c]).mean())
+                out.print(escape(f"the oracle reads {c} off the pictures within {mae:.3g} of the value drawn (mean absolute difference)"), highlight=False)
         out.print(f"wrote {out_path}", highlight=False)
         return
     rows = []

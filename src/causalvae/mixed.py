@@ -76,7 +76,8 @@ HEADS = ("P", "PN", "PS", "PNS", "E", "Q", "p")
 class MixedQuery:
     """A query about one target on a mixed graph.
 
-    ``measure`` is ``P`` (a discrete target's distribution, or an event ``op threshold``),
+    ``measure`` is ``P`` (a discrete target's distribution, or an event ``op threshold``;
+    with no ``op``, a continuous target's whole distribution: see :func:`summarize`),
     ``E`` (expectation), ``Q`` (quantile at ``level``) or ``p`` (density at ``at``).
     """
 
@@ -93,6 +94,8 @@ class MixedQuery:
 
 class _MixedParser(Parser):
     numeric = True
+    #: Take ``P(y | ...)`` of a continuous ``y`` as its whole distribution (see :func:`parse`).
+    whole = False
 
     def is_continuous(self, var: str) -> bool:
         return self.graph is not None and C.is_continuous(self.graph[var])
@@ -168,6 +171,10 @@ class _MixedParser(Parser):
             evidence, do = self.tail()
             self.expect(")", "to close P(...)")
             return MixedQuery(self.text, "P", target, op, threshold, evidence=evidence, do=do)
+        if self.is_continuous(target.var) and self.whole:
+            evidence, do = self.tail()
+            self.expect(")", "to close P(...)")
+            return MixedQuery(self.text, "P", target, evidence=evidence, do=do)
         if self.is_continuous(target.var):
             raise self.error(
                 f"'{target.var}' is continuous: ask P({target.var} > x | ...), E({target.var} | ...), "
@@ -197,11 +204,18 @@ def query_text(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def parse(text: str, graph: Graph | None = None):
-    """Parse any query (discrete or continuous); with ``graph``, check every name and value."""
+def parse(text: str, graph: Graph | None = None, *, whole: bool = False):
+    """Parse any query (discrete or continuous); with ``graph``, check every name and value.
+
+    ``whole``: ``P(y | ...)`` of a continuous ``y`` asks for its whole distribution (a
+    :class:`MixedQuery` with measure ``P`` and no ``op``, answered by :func:`summarize`, not
+    :func:`evaluate`); without it, such a query is refused with the measures to ask instead.
+    """
     if not isinstance(text, str) or not text.strip():
         raise QuerySyntaxError("empty query", text or "", 0)
-    return _MixedParser(text, graph).parse()
+    parser = _MixedParser(text, graph)
+    parser.whole = whole
+    return parser.parse()
 
 
 # ---------------------------------------------------------------------------- answers
@@ -1010,3 +1024,49 @@ def _pick(answer: MixedAnswer, value: Any) -> MixedAnswer:
         return answer
     chosen = next(e for e in answer.estimates if e.label == value)
     return MixedAnswer(answer.query, answer.method, answer.error_kind, answer.estimates, {**answer.details, "event": value, "probability": chosen.value})
+
+
+# ---------------------------------------------------------------------------- summaries
+
+#: The quantile levels :func:`summarize` answers.
+SUMMARY_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A continuous target's distribution in a few numbers: its mean and its quantiles at
+    ``levels``, each a :class:`MixedAnswer` with its own method and error."""
+
+    query: MixedQuery
+    mean: MixedAnswer
+    levels: tuple[float, ...]
+    quantiles: tuple[MixedAnswer, ...]
+
+
+def _term_text(t: Term) -> str:
+    from causalvae.graph import quote_name
+
+    if not t.world:
+        return quote_name(t.var)
+    return f"{quote_name(t.var)}[" + ", ".join(f"{quote_name(k)}={query_text(v)}" for k, v in t.world) + "]"
+
+
+def summarize(graph: Graph, q, *, levels: Sequence[float] = SUMMARY_LEVELS, samples: int = DEFAULT_SAMPLES, seed: int = DEFAULT_SEED) -> Summary:
+    """``P(y | ...)`` of a continuous ``y``, its whole distribution, summarised: ``E(y | ...)``
+    and ``Q(y, level | ...)`` at each level, each answered by :func:`evaluate`.
+
+        >>> s = summarize(Graph.load("morpho"), "P(thickness | do(intensity=200))")
+        >>> round(s.mean.value, 4), s.mean.method
+        (2.5, 'closed form (root distribution)')
+    """
+    if isinstance(q, str):
+        q = parse(q, graph, whole=True)
+    if not (isinstance(q, MixedQuery) and q.measure == "P" and q.op is None):
+        raise CausalVAEError("summarize answers P(y | ...) of a continuous y (its whole distribution)")
+    conds = [f"{_term_text(t)}={query_text(v)}" for t, v in q.evidence]
+    conds += [f"do({_term_text(Term(k, ()))}={query_text(v)})" for k, v in q.do]
+    tail = f" | {', '.join(conds)}" if conds else ""
+    y = _term_text(q.target)
+    mean = evaluate(graph, f"E({y}{tail})", samples=samples, seed=seed)
+    quantiles = tuple(evaluate(graph, f"Q({y}, {query_text(float(level))}{tail})", samples=samples, seed=seed) for level in levels)
+    return Summary(q, mean, tuple(float(x) for x in levels), quantiles)

@@ -115,7 +115,8 @@ def decode_png(data: bytes, channels: int, size: int, binary: bool) -> torch.Ten
             raise CausalVAEError("the picture has transparent pixels; send an opaque PNG (the model draws no transparency)")
     if channels == 1:
         arr = ((arr > 127).astype(np.uint8) if binary else arr)[..., None]
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
+    # A copy: Pillow's pixels are read-only, and a grey picture's transpose is no copy.
+    return torch.from_numpy(np.array(arr.transpose(2, 0, 1)))[None]
 
 
 #: The largest PNG file :func:`read_png_file` reads, in bytes.

@@ -3,11 +3,13 @@
 // One state object holds the graph (from /api/graph) and each variable's setting (a value,
 // given as evidence or set by do). Every change redraws the graph's marks; in the
 // counterfactual mode with a picture chosen, it also asks for the counterfactual again.
+// A continuous variable (the graph says which) is set with a number input and sent as a
+// JSON number; its answers are numbers with their error.
 "use strict";
 
 const state = {
   graph: null,
-  settings: {},        // variable -> {value: "" | name, mode: "given" | "do"}
+  settings: {},        // variable -> {value: "" | name | number, mode: "given" | "do"}
   mode: "sample",
   source: null,        // the counterfactual's picture: {index} or {image, labels}
   galleryOffset: 0,
@@ -34,6 +36,24 @@ function fmt(p) {
   if (p > 0 && p < 5e-5) return p.toExponential(1);
   return p.toFixed(4);
 }
+
+// A continuous value, read easily: at most `digits` significant digits.
+function num(x, digits = 5) {
+  if (x === null || x === undefined || Number.isNaN(x)) return "undefined";
+  return String(Number(x.toPrecision(digits)));
+}
+
+// A value as the API gives it: a discrete value's name, or a number.
+const show = (v, digits = 5) => (typeof v === "number" ? num(v, digits) : v);
+
+// A number's stated error: "exact", or its size and kind (quadrature, standard error).
+function errorText(e) {
+  if (e.error_kind === "exact") return "exact";
+  return `± ${e.error === 0 ? "0" : e.error.toExponential(1)} (${e.error_kind})`;
+}
+
+const variable = (name) => state.graph.variables.find((v) => v.name === name);
+const isSet = (s) => s !== undefined && s.value !== "";
 
 // POST (with a body) or GET an API path; a non-2xx answer throws its "detail" message.
 async function api(path, body) {
@@ -68,11 +88,11 @@ async function working(statusId, buttons, errorId, task) {
 
 function assignments(mode) {
   const out = {};
-  for (const [name, s] of Object.entries(state.settings)) if (s.value && s.mode === mode) out[name] = s.value;
+  for (const [name, s] of Object.entries(state.settings)) if (isSet(s) && s.mode === mode) out[name] = s.value;
   return out;
 }
 
-const describe = (a) => Object.entries(a).map(([k, v]) => `${k}=${v}`).join(", ");
+const describe = (a) => Object.entries(a).map(([k, v]) => `${k}=${show(v)}`).join(", ");
 
 // ----------------------------------------------------------------------------- the graph
 
@@ -101,8 +121,8 @@ function drawGraph() {
     svg.append(el("svg:path", {d, class: cls, "marker-end": `url(#${cut ? "arrow-cut" : toImage ? "arrow-image" : "arrow"})`}));
   }
   for (const n of L.nodes) {
-    const s = state.settings[n.name] || {};
-    const set = s.value ? s.mode : "";
+    const s = state.settings[n.name];
+    const set = isSet(s) ? s.mode : "";
     const x = n.x * UNIT - n.width * UNIT / 2, y = n.y * UNIT - h / 2;
     const group = el("svg:g", {class: `node ${n.kind} ${set}`, "data-name": n.name});
     if (n.kind === "image") {
@@ -110,13 +130,13 @@ function drawGraph() {
     } else {
       group.setAttribute("tabindex", "0");
       group.setAttribute("role", "button");
-      group.setAttribute("aria-label", `${n.name}${set ? `, ${set} ${s.value}` : ""}: open its controls`);
+      group.setAttribute("aria-label", `${n.name}${set ? `, ${set} ${show(s.value)}` : ""}: open its controls`);
       group.addEventListener("click", () => openControls(n.name));
       group.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); openControls(n.name); } });
     }
     group.append(el("svg:rect", {x, y, width: n.width * UNIT, height: h, rx: 6.5, class: "box"}));
     group.append(el("svg:text", {x: n.x * UNIT, y: n.y * UNIT - 3, class: "name", text: n.name}));
-    const sub = !set ? n.values : set === "do" ? `do = ${s.value}` : `given = ${s.value}`;
+    const sub = !set ? n.values : set === "do" ? `do = ${show(s.value)}` : `given = ${show(s.value)}`;
     group.append(el("svg:text", {x: n.x * UNIT, y: n.y * UNIT + 11, class: "values", text: sub}));
     svg.append(group);
   }
@@ -132,19 +152,54 @@ function openControls(name) {
 
 // ----------------------------------------------------------------------------- the controls
 
+// A continuous variable's input: a number within its support, its typical range beside it
+// (the marginal's 0.5% and 99.5% quantiles), its median as the placeholder.
+function numberInput(v, id, label) {
+  const q = v.quantiles || [];
+  const attrs = {type: "number", step: "any", id, class: "number", "aria-label": label};
+  if (v.support && v.support[0] !== null) attrs.min = v.support[0];
+  if (v.support && v.support[1] !== null) attrs.max = v.support[1];
+  if (q.length) {
+    const median = q.find(([level]) => level === 0.5);
+    if (median) attrs.placeholder = num(median[1], 3);
+    attrs.title = `typical values (quantiles): ${q.map(([level, x]) => `${level * 100}%: ${num(x, 3)}`).join(", ")}`;
+  }
+  return el("input", attrs);
+}
+
+// The range text shown beside a continuous variable's input.
+function rangeText(v) {
+  const q = v.quantiles || [];
+  return q.length ? `${num(q[0][1], 3)} – ${num(q[q.length - 1][1], 3)}` : "";
+}
+
+// An input's value as the API takes it: "" (unset), a number (continuous) or a value's name.
+function inputValue(input) {
+  if (input.tagName !== "INPUT") return input.value;
+  if (input.value === "") return input.validity.badInput ? NaN : "";
+  return Number(input.value);
+}
+
 function buildControls() {
   const body = document.querySelector("#controls tbody");
   for (const v of state.graph.variables) {
     state.settings[v.name] = {value: "", mode: "given"};
-    const value = el("select", {id: `value-${v.name}`, "aria-label": `value of ${v.name}`}, el("option", {value: "", text: "—"}));
-    for (const x of v.values) value.append(el("option", {value: x, text: x}));
+    let value, cell;
+    if (v.continuous) {
+      value = numberInput(v, `value-${v.name}`, `value of ${v.name}`);
+      cell = el("td", {}, value, el("span", {class: "range muted", text: ` ${rangeText(v)}`}));
+    } else {
+      value = el("select", {id: `value-${v.name}`, "aria-label": `value of ${v.name}`}, el("option", {value: "", text: "—"}));
+      for (const x of v.values) value.append(el("option", {value: x, text: x}));
+      cell = el("td", {}, value);
+    }
     const mode = el("select", {id: `mode-${v.name}`, "aria-label": `how ${v.name} is set`},
       el("option", {value: "given", text: "given"}), el("option", {value: "do", text: "do"}));
-    value.addEventListener("change", () => { state.settings[v.name].value = value.value; settingsChanged(); });
+    value.addEventListener("change", () => { state.settings[v.name].value = inputValue(value); settingsChanged(); });
     mode.addEventListener("change", () => { state.settings[v.name].mode = mode.value; settingsChanged(); });
     const label = el("th", {scope: "row", title: v.description || ""}, el("label", {for: `value-${v.name}`, text: v.name}));
     if (v.hidden) label.append(el("span", {class: "tag", text: "hidden"}));
-    body.append(el("tr", {id: `row-${v.name}`, class: v.hidden ? "hidden-var" : ""}, label, el("td", {}, value), el("td", {}, mode)));
+    body.append(el("tr", {id: `row-${v.name}`, class: v.hidden ? "hidden-var" : ""}, label, cell, el("td", {}, mode)));
   }
   $("clear-settings").addEventListener("click", () => {
     for (const [name, s] of Object.entries(state.settings)) {
@@ -212,9 +267,15 @@ async function runSample(event) {
   const grid = $("sample-grid");
   grid.replaceChildren();
   const parents = state.graph.image_parents;
+  const readable = data.read ? parents.filter((p) => p in data.read) : [];
   data.images.forEach((src, i) => {
-    const caption = parents.map((p) => data.values[p][i]).join(" ");
-    grid.append(el("figure", {}, el("img", {src, alt: `picture ${i + 1}: ${caption}`}), el("figcaption", {text: caption})));
+    const caption = parents.map((p) => show(data.values[p][i], 3)).join(" ");
+    const figure = el("figure", {}, el("img", {src, alt: `picture ${i + 1}: ${caption}`}), el("figcaption", {text: caption}));
+    if (readable.length) {                            // the oracle's reading of the continuous parents
+      figure.append(el("figcaption", {class: "read", title: `read by the oracle: ${readable.join(", ")}`,
+        text: `read ${readable.map((p) => num(data.read[p][i], 3)).join(" ")}`}));
+    }
+    grid.append(figure);
   });
   const withOracle = data.read_back !== null;  // hidden variables have no read column: "–"
   const headers = ["exact", `drawn (${data.n})`].concat(withOracle ? [`read off the pictures (${data.n})`] : []);
@@ -226,12 +287,42 @@ async function runSample(event) {
   box.replaceChildren();
   const set = [describe(data.evidence) && `given ${describe(data.evidence)}`, describe(data.do) && `do(${describe(data.do)})`].filter(Boolean).join("; ");
   box.append(el("h3", {text: `The variables left unset${set ? ` (${set})` : ""}`}));
-  box.append(rows.length ? distributionTable(rows, headers) : el("p", {text: "Every variable is set."}));
+  const continuous = data.continuous || [];
+  if (rows.length || !continuous.length) box.append(rows.length ? distributionTable(rows, headers) : el("p", {text: "Every variable is set."}));
+  if (continuous.length) box.append(continuousTable(data));
+  const oracle = data.read_back !== null || Boolean(data.read);
   if (data.read_back !== null) {
-    box.append(el("p", {class: "muted", text: `The oracle reads back every label the decoder was given in ${(100 * data.read_back).toFixed(1)}% of the pictures.`}));
-  } else {
-    box.append(el("p", {class: "muted", text: "No oracle: start the viewer with --oracle to read the labels off the pictures."}));
+    const which = continuous.length ? "discrete label" : "label";
+    box.append(el("p", {class: "muted", text: `The oracle reads back every ${which} the decoder was given in ${(100 * data.read_back).toFixed(1)}% of the pictures.`}));
   }
+  if (!oracle) box.append(el("p", {class: "muted", text: "No oracle: start the viewer with --oracle to read the labels off the pictures."}));
+}
+
+// The continuous variables of a sample: the value set, or the expectation by the mixed
+// engine with its stated error; the mean drawn; the mean the oracle reads off the pictures.
+function continuousTable(data) {
+  const withOracle = Boolean(data.read);
+  const headers = ["variable", "set", "expected value", "its error", `mean drawn (${data.n})`]
+    .concat(withOracle ? [`mean read (${data.n})`, "mean |read − drawn|"] : []);
+  const table = el("table", {class: "dist continuous"});
+  table.append(el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", {scope: "col", text: h})))));
+  const body = el("tbody");
+  for (const c of data.continuous) {
+    const e = c.expected;
+    const cells = [
+      el("td", {text: c.set ? `${c.set}` : "–"}),
+      el("td", {class: "num", text: e ? num(e.value) : "–", title: e ? e.method : ""}),
+      el("td", {class: "num", text: e ? errorText(e) : "–"}),
+      el("td", {class: "num", text: num(c.drawn_mean)}),
+    ];
+    if (withOracle) cells.push(el("td", {class: "num", text: c.read_mean === null ? "–" : num(c.read_mean)}), el("td", {class: "num", text: c.read_error === null ? "–" : num(c.read_error)}));
+    body.append(el("tr", {"data-variable": c.variable}, el("th", {scope: "row", text: c.variable}), ...cells));
+  }
+  table.append(body);
+  const methods = data.continuous.filter((c) => c.expected).map((c) => `${c.variable}: ${c.expected.method}`);
+  const box = el("div", {}, el("h3", {text: "Continuous variables"}), table);
+  if (methods.length) box.append(el("p", {class: "muted", text: `Expected values by ${methods.join("; ")}.`}));
+  return box;
 }
 
 // ----------------------------------------------------------------------------- counterfactual
@@ -242,7 +333,7 @@ async function loadGallery() {
   if (!data) return;
   const box = $("gallery");
   for (const item of data.items) {
-    const text = Object.entries(item.labels).map(([k, v]) => `${k}=${v ?? "?"}`).join(", ");
+    const text = Object.entries(item.labels).map(([k, v]) => `${k}=${v === null ? "?" : show(v)}`).join(", ");
     const button = el("button", {type: "button", class: "thumb", id: `gallery-${item.index}`, title: `test picture ${item.index}: ${text}`, "aria-pressed": "false"},
       el("img", {src: item.image, alt: `test picture ${item.index}: ${text}`}));
     button.addEventListener("click", () => {
@@ -261,7 +352,11 @@ async function loadGallery() {
 function buildUpload() {
   const box = $("upload-labels");
   for (const name of state.graph.label_columns) {
-    const v = state.graph.variables.find((x) => x.name === name);
+    const v = variable(name);
+    if (v.continuous) {                               // needed: the model abducts its noise from it
+      box.append(el("label", {}, `${name} `, numberInput(v, `upload-${name}`, `${name} of the uploaded picture`)));
+      continue;
+    }
     const select = el("select", {id: `upload-${name}`}, el("option", {value: "", text: "unknown"}));
     v.values.forEach((x) => select.append(el("option", {value: x, text: x})));
     box.append(el("label", {}, `${name} `, select));
@@ -277,7 +372,10 @@ function buildUpload() {
       reader.readAsDataURL(file);
     });
     const labels = {};
-    for (const name of state.graph.label_columns) if ($(`upload-${name}`).value) labels[name] = $(`upload-${name}`).value;
+    for (const name of state.graph.label_columns) {
+      const value = inputValue($(`upload-${name}`));
+      if (value !== "") labels[name] = value;
+    }
     document.querySelectorAll(".thumb[aria-pressed=true]").forEach((b) => b.setAttribute("aria-pressed", "false"));
     state.source = {image, labels};
     runCounterfactual();
@@ -305,11 +403,15 @@ async function runCounterfactual(event) {
     if (v.exact) {
       v.values.forEach((x, k) => probs.append(el("span", {class: `prob${x === v.counterfactual ? " used" : ""}`},
         el("span", {class: "bar bar0", style: `width:${Math.round(v.exact[k] * 40)}px`}), `${x} ${fmt(v.exact[k])}`)));
+    } else if (v.continuous) {
+      const how = v.variable in data.do ? "set by do" : "recomputed from its abducted noise";
+      probs.append(el("span", {class: "muted", text: how}));
+      if (typeof v.read_factual === "number") probs.append(el("span", {class: "read", text: ` · the oracle reads ${num(v.read_factual)} → ${num(v.read_counterfactual)}`}));
     } else probs.append(el("span", {class: "muted", text: "hidden: abducted, not labelled"}));
     const name = el("th", {scope: "row", text: v.variable});
     if (v.hidden) name.append(el("span", {class: "tag", text: "hidden"}));
     body2.append(el("tr", {class: `${v.hidden ? "hidden-var" : ""}${v.factual !== v.counterfactual ? " changed" : ""}`},
-      name, el("td", {text: v.factual}), el("td", {text: v.counterfactual}), probs));
+      name, el("td", {text: show(v.factual)}), el("td", {text: show(v.counterfactual)}), probs));
   }
   table.append(body2);
   $("cf-table").replaceChildren(table);
@@ -335,17 +437,40 @@ async function runQuery(event) {
     box.append(table, el("p", {class: "muted", text: `cause ${data.treatment}, effect ${data.outcome}; PN: necessary, PS: sufficient, PNS: both`}));
     return;
   }
+  if (data.kind === "estimate") {                    // E, Q, p or P(y > c) of a continuous variable
+    const e = data.estimate;
+    box.append(el("p", {class: "answer", text: `${e.what} of ${e.label}: ${num(e.value)}   (error: ${errorText(e)})`}),
+      el("p", {class: "muted", text: `method: ${e.method}`}));
+    return;
+  }
+  if (data.kind === "summary") {                     // P(y | ...) of a continuous variable
+    const table = el("table", {class: "dist summary"});
+    table.append(el("thead", {}, el("tr", {}, ...[data.variables[0], "value", "error", "method"].map((h) => el("th", {scope: "col", text: h})))));
+    const body = el("tbody");
+    for (const e of [data.mean, ...data.quantiles]) {
+      body.append(el("tr", {}, el("th", {scope: "row", text: e.level === null ? "mean" : `${e.level * 100}% quantile`}),
+        el("td", {class: "num", text: num(e.value)}), el("td", {class: "num", text: errorText(e)}), el("td", {class: "muted", text: e.method})));
+    }
+    table.append(body);
+    box.append(table, el("p", {class: "muted", text: `${data.variables[0]} is continuous: its distribution is summed up by its mean and quantiles (ask E, Q, p or P(${data.variables[0]} > x) for others).`}));
+    return;
+  }
+  // Fields of graphs with continuous variables are absent from the others' answers.
+  const withError = Boolean(data.method) && data.error_kind !== "exact";
   const table = el("table", {class: "dist"});
-  table.append(el("thead", {}, el("tr", {}, ...data.variables.map((v) => el("th", {scope: "col", text: v})), el("th", {scope: "col", text: "probability"}))));
+  table.append(el("thead", {}, el("tr", {}, ...data.variables.map((v) => el("th", {scope: "col", text: v})), el("th", {scope: "col", text: "probability"}),
+    ...(withError ? [el("th", {scope: "col", text: data.error_kind})] : []))));
   const body = el("tbody");
   for (const r of data.rows) {
     const asked = data.event && r.values.every((v, i) => v === data.event[i]);
     const td = el("td", {class: "num"}, el("span", {class: "bar bar0", style: `width:${Math.round(r.probability * 120)}px`}), el("span", {text: fmt(r.probability)}));
-    body.append(el("tr", {class: asked ? "asked" : ""}, ...r.values.map((v) => el("td", {text: v})), td));
+    const err = withError ? [el("td", {class: "num", text: r.error === 0 ? "0" : r.error.toExponential(1)})] : [];
+    body.append(el("tr", {class: asked ? "asked" : ""}, ...r.values.map((v) => el("td", {text: v})), td, ...err));
   }
   table.append(body);
   box.append(table);
   if (data.probability !== null) box.append(el("p", {class: "answer", text: `P(${data.event.join(", ")} | …) = ${data.probability.toFixed(6)}`}));
+  if (data.method) box.append(el("p", {class: "muted", text: `method: ${data.method}`}));
 }
 
 // ----------------------------------------------------------------------------- start
