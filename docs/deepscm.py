@@ -246,7 +246,8 @@ def demonstrations(run_path: str, oracle_path: str, out: Path, n: int = 500, see
     for kind in ("see", "do"):
         fields |= {f"{kind}_exact": f"{sd[kind]['exact']:.3f}", f"{kind}_drawn": f"{sd[kind]['drawn']:.3f}",
                    f"{kind}_read": f"{sd[kind]['read']:.3f}", f"{kind}_read_i": f"{sd[kind]['read_intensity']:.1f}"}
-    fields |= {"n": str(n), "ink": f"{INK:g}", "prior_mean": f"{graph['thickness'].law.mean():.3f}"}
+    fields |= {"n": str(n), "ink": f"{INK:g}", "prior_mean": f"{graph['thickness'].law.mean():.3f}",
+               "gap_exact": f"{sd['see']['exact'] - sd['do']['exact']:.3f}", "gap_read": f"{sd['see']['read'] - sd['do']['read']:.3f}"}
     fields |= digit_strips(vae, oracle, test, seed, img)
     body = Template(TEMPLATE.read_text()).substitute(fields)
     text = BLOCK.sub(lambda m: m.group(1) + body.rstrip("\n") + "\n" + m.group(3), page, count=1)

@@ -80,6 +80,8 @@ def test_the_exact_answers_are_the_graphs(written):
     assert fields["do_exact"] == "2.500" and fields["prior_mean"] == "2.500"
     assert f"E(thickness | intensity=200) = {fields['see_exact']} px" in text
     assert f"E(thickness | do(intensity=200)) = {fields['do_exact']} px" in text
+    assert float(fields["gap_exact"]) == pytest.approx(seen - 2.5, abs=1e-3)
+    assert float(fields["gap_read"]) == pytest.approx(float(fields["see_read"]) - float(fields["do_read"]), abs=2e-3)
     # The density on the figure is the same distribution: its mean on the grid is the engine's.
     from causalvae.graph import Graph
 
