@@ -135,13 +135,14 @@ def strip(vae, oracle, test, k: int, name: str, levels, seed: int, img: Path) ->
     }
 
 
-def thickness_density(graph, evidence: dict, do: dict, grid: np.ndarray) -> np.ndarray:
-    """The exact density of thickness on ``grid`` given intensity (``evidence``) or under
-    do(intensity) (``do``): p(t) p(i | t) normalised over the grid, or p(t). Intervening on
-    intensity cuts its mechanism, so thickness keeps its prior."""
+def thickness_density(graph, grid: np.ndarray, ink: float | None = None) -> np.ndarray:
+    """The exact density of thickness on ``grid``: given intensity = ``ink``, p(t) p(ink | t)
+    normalised over the grid (Bayes' rule with the graph's mechanism); without, its prior p(t),
+    which is also its density under do(intensity): the intervention cuts intensity off from
+    its cause and tells nothing about it."""
     log = graph["thickness"].law.logpdf(grid)
-    if "intensity" in evidence:
-        log = log + C.log_density(graph["intensity"], np.full_like(grid, float(evidence["intensity"])), {"thickness": grid})
+    if ink is not None:
+        log = log + C.log_density(graph["intensity"], np.full_like(grid, float(ink)), {"thickness": grid})
     dens = np.exp(log - log[np.isfinite(log)].max())
     return dens / np.trapezoid(dens, grid)
 
@@ -161,7 +162,7 @@ def see_versus_do(vae, oracle, graph, n: int, seed: int, img: Path) -> dict:
     for ax, (kind, (evidence, do)) in zip(axes, queries.items()):
         drawn = sample(vae, n, evidence, do, seed=seed if kind == "see" else seed + 1)
         read = read_numbers(oracle, drawn.images, READ)
-        dens = thickness_density(graph, evidence, do, grid)
+        dens = thickness_density(graph, grid, evidence.get("intensity"))
         text = f"intensity={INK:g}" if evidence else f"do(intensity={INK:g})"
         exact_mean = answer(graph, f"E(thickness | {text})").value
         out[kind] = {"exact": exact_mean, "grid_mean": float(np.trapezoid(grid * dens, grid)), "drawn": float(drawn.values["thickness"].mean()),

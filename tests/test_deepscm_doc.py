@@ -87,8 +87,8 @@ def test_the_exact_answers_are_the_graphs(written):
 
     graph = Graph.load("morpho")
     grid = np.linspace(0.5, 7.0, 2601)[1:]
-    for evidence, mean in (({"intensity": deepscm.INK}, seen), ({}, 2.5)):
-        dens = deepscm.thickness_density(graph, evidence, {}, grid)
+    for ink, mean in ((deepscm.INK, seen), (None, 2.5)):
+        dens = deepscm.thickness_density(graph, grid, ink)
         assert np.trapezoid(dens, grid) == pytest.approx(1.0) and np.trapezoid(grid * dens, grid) == pytest.approx(mean, abs=1e-4)
 
 
