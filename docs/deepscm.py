@@ -165,23 +165,23 @@ def see_versus_do(vae, oracle, graph, n: int, seed: int, img: Path) -> dict:
         dens = thickness_density(graph, grid, evidence.get("intensity"))
         text = f"intensity={INK:g}" if evidence else f"do(intensity={INK:g})"
         exact_mean = answer(graph, f"E(thickness | {text})").value
-        out[kind] = {"exact": exact_mean, "grid_mean": float(np.trapezoid(grid * dens, grid)), "drawn": float(drawn.values["thickness"].mean()),
-                     "read": float(read[:, 0].mean()), "read_intensity": float(read[:, 1].mean()), "n": n}
+        out[kind] = {"exact": exact_mean, "drawn": float(drawn.values["thickness"].mean()),
+                     "read": float(read[:, 0].mean()), "read_intensity": float(read[:, 1].mean())}
         shown = min(SHOWN, n)
         captions = [f"t={t:.2f}\nreads t={r:.2f}" for t, r in zip(drawn.values["thickness"][:shown], read[:shown, 0])]
         sheet = contact_sheet(_tiles(drawn.images[:shown]), captions, 8, 2)
         atomic_write_bytes(img / f"morpho_{kind}_intensity.png", png_bytes(titled(sheet, f"{'given ' if evidence else ''}{text}: the thickness drawn, and what the oracle reads")))
         ax.hist(read[:, 0], bins=40, range=(0.5, 5.5), density=True, color="#4c72b0", alpha=0.45, label=f"oracle reads {n} drawn pictures")
         ax.plot(grid, dens, color="#c44e52", lw=1.5, label="exact density")
-        ax.axvline(exact_mean, color="#c44e52", ls="--", lw=1, label=f"exact mean {exact_mean:.2f}")
-        ax.axvline(out[kind]["read"], color="#4c72b0", ls="--", lw=1, label=f"read mean {out[kind]['read']:.2f}")
-        ax.set_title(f"thickness | {text}", fontsize=9)
+        ax.axvline(exact_mean, color="#c44e52", ls="--", lw=1, label="exact mean")
+        ax.axvline(out[kind]["read"], color="#4c72b0", ls="--", lw=1, label="mean read")
+        ax.set_title(f"thickness | {text}\nexact mean {exact_mean:.2f} px, mean read {out[kind]['read']:.2f} px", fontsize=9)
         ax.set_xlabel("thickness (px)")
         ax.set_xlim(0.5, 5.5)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
     axes[0].set_ylabel("density")
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
