@@ -210,6 +210,8 @@ def evaluate(
     report: dict = {"world": world.name, "dataset": str(test.root), "test_pictures": n_test, "settings": asdict(settings), "left_out": left_out}
     if any(c in world.ambiguous for c in cols):
         report["scored_modulo"] = {c: world.ambiguous[c] for c in cols if c in world.ambiguous}
+    if world.stand_in_renders:
+        report["stand_in_renders"] = dict(world.stand_in_renders)
     if world.goals is not None:
         report["targets"] = [list(g) for g in world.goals]
 

@@ -92,6 +92,10 @@ def markdown(report: dict) -> str:
         f"Test split of `{report['dataset']}`: {report['test_pictures']} pictures. Nats per picture; pixel errors on the 0-255 scale.",
         "",
     ]
+    if report.get("stand_in_renders"):
+        lines += ["True renders that stand in (the unit's own counterfactual picture does not exist):", ""]
+        lines += [f"- do({c}): {how}" for c, how in report["stand_in_renders"].items()]
+        lines.append("")
     if report.get("scored_modulo"):
         lines += ["Readings of these variables are scored modulo the picture's symmetry (a reading is right when no picture could tell it from the true value; report.json keeps the exact-value figures beside, as `*_raw`):", ""]
         lines += [f"- {c}: {how}" for c, how in report["scored_modulo"].items()]
@@ -201,7 +205,8 @@ def _figures(report: dict) -> dict[str, tuple[str, float | None]]:
     floors = [t["tv_model"] - t["tv_true_renders"] for g in gen for t in g["targets"].values() if t["tv_true_renders"] is not None]
     effs = [r["effectiveness"] for r in cfs]
     factors = [f["effectiveness"] for f in report.get("counterfactual_factors", {}).values()]
-    mae = _mean(r[pix_key] for r in cfs) if pix_key is not None else None
+    stand_in = set(report.get("stand_in_renders", {}))  # no same-unit true render: not in the pixel MAE goal
+    mae = _mean(r[pix_key] for r in cfs if not stand_in & set(r["do"])) if pix_key is not None else None
     noise = [r["pixel_mae_to_true_render_noise_abducted"] for r in cfs if r.get("pixel_mae_to_true_render_noise_abducted") is not None]
     reversible = isinstance(A.get("reversibility_1"), float) and A["reversibility_1"] == A["reversibility_1"]
     symmetric = R.get("iou_to_true_render")

@@ -164,6 +164,11 @@ class World:
     #: scored (shown in the evaluation report): for these, :meth:`accepted` may accept more
     #: than the true value. Empty for most worlds.
     ambiguous: dict[str, str] = {}
+    #: The variables whose intervention has no true counterfactual picture of the same unit,
+    #: each with what its true render stands in with (shown in the report). Their
+    #: counterfactuals keep their pixel MAE rows, but the goal comparing the counterfactual's
+    #: pixel MAE with the reconstruction's leaves them out. Empty for most worlds.
+    stand_in_renders: dict[str, str] = {}
 
     @property
     def renders(self) -> bool:
