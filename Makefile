@@ -123,7 +123,7 @@ course: $(STAMP)
 # The morpho recipe (issue 16): 20,000 Morpho-MNIST digits redrawn from real handwriting
 # (about 10 minutes of rendering), 3,000 steps (at most 15 minutes of training on 2 CPU cores);
 # its figures in docs/img/morpho_*.png and its record in docs/runs/morpho/.
-MORPHO_FLAGS := --epochs 12 --z-dim 8 --max-log-scale -3 --beta 2 --cf-weight 20 --decoder film
+MORPHO_FLAGS := --epochs 12 --z-dim 16 --max-log-scale -3 --beta 1 --cf-weight 20 --decoder film
 recipe-morpho: $(STAMP)
 	test -f data/morpho/manifest.json || $(CLI) generate morpho --n 20000 --seed 0 --out data/morpho
 	$(CLI) train --data data/morpho --out runs/morpho $(MORPHO_FLAGS) --val-per-epoch 1 --val-limit 1000 --force
