@@ -350,3 +350,20 @@ def test_two_dimensional_quadrature_agrees_with_importance_sampling():
         p = mixed._problem(g, q.target, q.evidence, dict(q.do))
         values, se, ess = mixed._by_sampling(p, q, mixed._plan(p), 100_000, 11)
         assert ess > 5_000 and abs(values[0] - quad.value) < 4 * se[0], (text, values[0], quad.value, se[0])
+
+
+def test_the_cli_sums_up_a_continuous_targets_whole_distribution(tmp_path):
+    """`causalvae query "P(thickness | ...)"` answers with the mean and quantiles (the same
+    numbers as :func:`summarize`), in JSON too, and --plot draws the density with the mean."""
+    runner = CliRunner()
+    res = runner.invoke(app, ["query", "P(thickness | do(intensity=200))", "--graph", "morpho", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["statistic"]: r for r in json.loads(res.stdout)["summary"]}
+    thickness = stats.gamma(10, loc=0.5, scale=1 / 5)  # intervening on the ink leaves its cause alone
+    assert rows["mean"]["value"] == pytest.approx(2.5, abs=1e-12) and rows["mean"]["error_kind"] == "exact"
+    assert rows["quantile 0.95"]["value"] == pytest.approx(thickness.ppf(0.95), abs=1e-8)
+    res = runner.invoke(app, ["query", "P(thickness | intensity=200)", "--graph", "morpho", "--plot", str(tmp_path / "t.png")])
+    assert res.exit_code == 0, res.output
+    seen = summarize(Graph.load("morpho"), "P(thickness | intensity=200)")
+    assert f"{seen.mean.estimates[0].value:.6g}" in res.output and "quantile 0.5" in res.output
+    assert (tmp_path / "t.png").stat().st_size > 5000

@@ -145,9 +145,15 @@ def query_cmd(
     if plot is not None and not g.mixed:
         _fail(CausalVAEError("--plot draws the distributions of graphs with continuous variables; this graph is discrete"))
     if g.mixed:
+        from causalvae.mixed import MixedQuery, parse, summarize
         from causalvae.mixed import evaluate as evaluate_mixed
 
-        answer = evaluate_mixed(g, text, samples=samples, seed=seed)
+        q = parse(text, g, whole=True)
+        if isinstance(q, MixedQuery) and q.measure == "P" and q.op is None:  # P(y | ...) of a continuous y
+            _print_summary(summarize(g, q, samples=samples, seed=seed), g, as_json)
+            if plot is None:
+                return
+        answer = evaluate_mixed(g, q, samples=samples, seed=seed) if not (isinstance(q, MixedQuery) and q.measure == "P" and q.op is None) else None
         if plot is not None:
             import io
 
@@ -162,6 +168,8 @@ def query_cmd(
             plt.close(fig)
             atomic_write_bytes(plot, buf.getvalue())
             err.print(escape(f"wrote {plot}"), highlight=False)
+        if answer is None:  # a summary, printed above
+            return
     else:
         with _still_working("the query"):
             answer = evaluate(g, text, Budget.of(max_table_mb, max_operations))
@@ -205,6 +213,27 @@ def query_cmd(
     if answer.probability is not None:
         event = ", ".join(f"{t.label}={v}" for t, v in zip(q.targets, q.target_values))
         out.print(escape(f"P({event} | ...) = {answer.probability:.6f}"), highlight=False)
+
+
+def _print_summary(s, g: Graph, as_json: bool) -> None:
+    """``P(y | ...)`` of a continuous ``y``: its mean and quantiles, each with its error and
+    method (:func:`causalvae.mixed.summarize`)."""
+    rows = [("mean", s.mean)] + [(f"quantile {level:g}", a) for level, a in zip(s.levels, s.quantiles)]
+    if as_json:
+        payload = {"graph": g.name, "query": s.query.text, "summary": [{"statistic": name, **a.to_json()} for name, a in rows]}
+        sys.stdout.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        return
+    out.print(escape(f"{s.query.text}   (graph: {g.name}): its distribution in a few numbers"), highlight=False)
+    methods = {a.method for _, a in rows}
+    table = Table()
+    for col in ("statistic", "value", "error") + (("method",) if len(methods) > 1 else ()):
+        table.add_column(col, justify="left" if col in ("statistic", "method") else "right")
+    for name, a in rows:
+        e = a.estimates[0]
+        table.add_row(name, f"{e.value:.6g}", f"{e.error:.2g} ({a.error_kind})", *((escape(a.method),) if len(methods) > 1 else ()))
+    out.print(table)
+    if len(methods) == 1:
+        out.print(escape(f"method: {methods.pop()}"), highlight=False)
 
 
 def _print_mixed(answer, g: Graph) -> None:

@@ -85,7 +85,7 @@ def query_figure(graph, text: str, *, samples: int, seed: int, points: int = 121
     from causalvae import continuous as C
     from causalvae.mixed import MixedQuery, evaluate, parse, query_text
 
-    q = parse(text, graph)
+    q = parse(text, graph, whole=True)
     if not hasattr(q, "evidence") or not hasattr(q, "do"):
         raise CausalVAEError("--plot draws the distribution of a query's target (P, E, Q or p)")
     targets = [q.target] if isinstance(q, MixedQuery) else list(getattr(q, "targets", []))
@@ -98,7 +98,8 @@ def query_figure(graph, text: str, *, samples: int, seed: int, points: int = 121
 
     conds = [f"{term(t)}={query_text(v)}" for t, v in q.evidence] + [f"do({k}={query_text(v)})" for k, v in q.do]
     tail = f" | {', '.join(conds)}" if conds else ""
-    answer = evaluate(graph, text, samples=samples, seed=seed)
+    whole = isinstance(q, MixedQuery) and q.measure == "P" and q.op is None  # P(y | ...): its mean is marked
+    answer = evaluate(graph, f"E({term(target)}{tail})" if whole else text, samples=samples, seed=seed)
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
     if not C.is_continuous(graph[target.var]):
         labels = [e.label for e in answer.estimates]
@@ -117,7 +118,7 @@ def query_figure(graph, text: str, *, samples: int, seed: int, points: int = 121
         if dens[0].error_kind == "standard error":
             ax.fill_between(grid, np.maximum(y - 2 * err, 0), y + 2 * err, color="#4c72b0", alpha=0.25, label="+-2 standard errors")
         ax.set_ylabel("density")
-        mark = _mark(q, answer)
+        mark = (answer.value, f"E = {answer.value:.4g}") if whole else _mark(q, answer)
         if mark is not None:
             ax.axvline(mark[0], color="#c44e52", ls="--", lw=1, label=mark[1])
         ax.legend(loc="best", fontsize=8)
