@@ -31,6 +31,8 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,16 +82,36 @@ def include_block(path: str) -> str:
     return "\n".join("#" + line if line.startswith("#") else line for line in text.rstrip().splitlines()) + "\n"
 
 
-def render(text: str) -> str:
+def run_all(texts: list[str]) -> dict[tuple[str, bool], str]:
+    """The output of every distinct run block in ``texts``, the commands run as many at once as
+    there are cores (each is a fresh interpreter: most of its time is the import)."""
+    blocks = [m for t in texts for m in BLOCK.finditer(t) if m.group(2) in ("run", "run-fails")]
+    commands = sorted({(m.group(3), m.group(2) == "run-fails") for m in blocks})
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        outputs = pool.map(lambda c: run_block(*c), commands)
+        return dict(zip(commands, outputs))
+
+
+def render(text: str, outputs: dict[tuple[str, bool], str] | None = None) -> str:
+    outputs = run_all([text]) if outputs is None else outputs
+
     def fill(m: re.Match) -> str:
         kind, arg = m.group(2), m.group(3)
         if kind == "include":
             body = include_block(arg)
+        elif kind == "bench":
+            body = bench_block(arg)
         else:
-            body = bench_block(arg) if kind == "bench" else run_block(arg, kind == "run-fails")
+            body = outputs[(arg, kind == "run-fails")]
         return m.group(1) + body + m.group(5)
 
     return BLOCK.sub(fill, text)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as f:
+        f.write(text)
+    os.replace(f.name, path)
 
 
 def main() -> int:
@@ -97,13 +119,14 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="report stale blocks instead of rewriting")
     args = parser.parse_args()
     stale = []
-    for path in FILES:
-        old = path.read_text()
-        new = render(old)
+    texts = {path: path.read_text() for path in FILES}
+    outputs = run_all(list(texts.values()))
+    for path, old in texts.items():
+        new = render(old, outputs)
         if new != old:
             stale.append(path.relative_to(ROOT))
             if not args.check:
-                path.write_text(new)
+                write_atomically(path, new)
     if stale:
         verb = "stale" if args.check else "updated"
         print(f"{verb}: " + ", ".join(map(str, stale)))
