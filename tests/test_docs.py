@@ -66,3 +66,34 @@ def test_the_error_catalogue_is_current():
     """docs/errors.md shows the message each bad input gets, produced by running it."""
     proc = subprocess.run([sys.executable, str(ROOT / "docs" / "errors.py"), "--check"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"run `python docs/errors.py`: {proc.stdout}{proc.stderr}"
+
+
+def test_compare_puts_two_reports_figures_side_by_side(tmp_path):
+    """docs/compare.py: each goal's measured value from each report, '-' where one lacks it,
+    and two worlds' reports refused."""
+    import json
+
+    from causalvae.report import goals
+
+    a = json.loads((ROOT / "docs" / "reports" / "sprites" / "report.json").read_text())
+    b = json.loads(json.dumps(a))
+    b["counterfactual_factors"].pop("posY")
+    b["reconstruction"]["oracle_accuracy"]["shape"] = 0.5
+    b["classifiers"] = {"shape": {"hidden": True, "accuracy": 0.25, "pictures": 10}}
+    pa, pb = tmp_path / "a.json", tmp_path / "b.json"
+    pa.write_text(json.dumps(a))
+    pb.write_text(json.dumps(b))
+    out = tmp_path / "c.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "compare.py"), str(pa), str(pb), "--names", "one,two", "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    for g in goals(a):
+        assert f"| {g['goal']} ({g['op']} {g['target']:g}) | {g['value']:.4g} |" in text
+    assert f"| shape, read off the reconstruction | {100 * a['reconstruction']['oracle_accuracy']['shape']:.1f}% | 50.0% |" in text
+    assert "| shape: its classifier q(shape \\| x) | - | 25.0% |" in text
+    posY = a["counterfactual_factors"]["posY"]
+    assert f"| do(posY) | {100 * posY['effectiveness']:.1f}% / {100 * posY['effectiveness_own']:.1f}% / {posY['iou_to_true_render']:.4g} | - |" in text
+    b["world"] = "scenes"
+    pb.write_text(json.dumps(b))
+    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "compare.py"), str(pa), str(pb), "--names", "one,two", "--out", str(tmp_path / "d.md")], capture_output=True, text=True)
+    assert proc.returncode != 0 and "two worlds: sprites and scenes" in proc.stderr and not (tmp_path / "d.md").exists()

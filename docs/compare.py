@@ -1,0 +1,80 @@
+"""Two evaluation reports of one world side by side, as a Markdown file for the docs.
+
+    python docs/compare.py A/report.json B/report.json --names "labelled,shape hidden" --out FILE.md
+
+Writes the goals of the world (each report's measured value), the reconstruction's oracle
+accuracy per variable, each classifier's accuracy, and the counterfactuals per intervened
+factor (effectiveness, the share showing the new value, IoU to the true render). Every number
+comes from the two files; a figure one report lacks is shown as "-".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from causalvae.report import goals  # noqa: E402
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def compare(a: dict, b: dict, names: tuple[str, str]) -> str:
+    if a["world"] != b["world"]:
+        raise SystemExit(f"the reports are of two worlds: {a['world']} and {b['world']}")
+    head = f"| figure | {names[0]} | {names[1]} |\n|---|---:|---:|"
+    lines = [f"Goals of the {a['world']} world (the target in brackets):", "", head]
+    ga, gb = ({g["goal"]: g for g in goals(r)} for r in (a, b))
+    for key in list(ga) + [k for k in gb if k not in ga]:
+        g = ga.get(key) or gb[key]
+        lines.append(f"| {key} ({g['op']} {g['target']:g}) | {_num(ga[key]['value']) if key in ga else '-'} | {_num(gb[key]['value']) if key in gb else '-'} |")
+    ra, rb = a["reconstruction"], b["reconstruction"]
+    lines += ["", "The oracle's accuracy on reconstructions of the test pictures, and the classifiers' accuracy on the test pictures:", "", head]
+    for c in ra["oracle_accuracy"]:
+        lines.append(f"| {c}, read off the reconstruction | {_pct(ra['oracle_accuracy'].get(c))} | {_pct(rb['oracle_accuracy'].get(c))} |")
+    for c in sorted(set(a.get("classifiers", {})) | set(b.get("classifiers", {}))):
+        acc = [r.get("classifiers", {}).get(c, {}).get("accuracy") for r in (a, b)]
+        lines.append(f"| {c}: its classifier q({c} \\| x) | {_pct(acc[0])} | {_pct(acc[1])} |")
+    fa, fb = a.get("counterfactual_factors", {}), b.get("counterfactual_factors", {})
+    if fa or fb:
+        lines += ["", "Counterfactuals per intervened factor, mean over its values: effectiveness (every label read as used) / the new value read / IoU to the true render:", "", head]
+        for c in list(fa) + [k for k in fb if k not in fa]:
+            cells = []
+            for f in (fa.get(c), fb.get(c)):
+                cells.append("-" if f is None else f"{_pct(f['effectiveness'])} / {_pct(f['effectiveness_own'])} / {_num(f.get('iou_to_true_render'))}")
+            lines.append(f"| do({c}) | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("a")
+    ap.add_argument("b")
+    ap.add_argument("--names", required=True, help="the two columns' names, comma-separated")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    names = tuple(n.strip() for n in args.names.split(","))
+    if len(names) != 2:
+        raise SystemExit(f"--names: give two names, comma-separated, got {args.names!r}")
+    text = compare(json.loads(Path(args.a).read_text()), json.loads(Path(args.b).read_text()), names)
+    out = Path(args.out)
+    with tempfile.NamedTemporaryFile("w", dir=out.parent, prefix=f".{out.name}.", suffix=".tmp", delete=False) as f:
+        f.write(text)
+    os.replace(f.name, out)
+    print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
