@@ -25,8 +25,7 @@ from causalvae.model import CausalVAE
 from causalvae.nets import NetConfig
 from causalvae.noise import sample as ancestral
 from causalvae.queries import to_pixels
-from causalvae.nets import Classifier
-from causalvae.train import TrainConfig, counterfactual_term, discrete_image_parents, train_reader
+from causalvae.train import TrainConfig, counterfactual_term, make_reader, train_reader
 from causalvae.worlds.scenes import SceneRenderer
 
 NAMES = ("ours", "tutorial_conv", "course_mlp")
@@ -74,7 +73,7 @@ class Contender:
             if self.cf_weight:
                 # Until :meth:`warm_up` trains it, the reader is an untrained frozen classifier:
                 # the same cost per step, for the benchmarks that time steps only.
-                self.reader = Classifier(self.model.config, sum(graph.card(p) for p in discrete_image_parents(self.model))).eval()
+                self.reader = make_reader(self.model).eval()
                 self.reader.requires_grad_(False)
         else:
             n_labels = sum(graph.card(c) for c in graph.observed)

@@ -139,3 +139,18 @@ def test_summary_ignores_a_damaged_reader_record(viewer_run, tmp_path):
         r = CliRunner().invoke(app, ["summary", str(copy)])
         assert r.exit_code == 0, (text, r.output)
         assert "nats per image" in r.output and "counterfactual term's reader" not in r.output
+
+
+def test_the_readers_line_shows_continuous_figures_and_old_records_alike():
+    """reader.json of a run with continuous image parents adds each one's residual sd and mean
+    absolute error, and the summary shows them; an old record (accuracy only) reads as before,
+    and a reader of continuous parents alone (no accuracy) still gets its line."""
+    from causalvae.cli import _reader_figures
+
+    assert _reader_figures({"steps": 4, "val_accuracy_all_parents": 0.5}) == ["validation accuracy (all parents) 50.0%"]
+    new = {"steps": 4, "val_accuracy_all_parents": 0.5, "val_residual_sd": {"thickness": 0.21, "intensity": None},
+           "val_mae": {"thickness": 0.123456, "intensity": 4.0}}
+    assert _reader_figures(new) == ["validation accuracy (all discrete parents) 50.0%", "residual sd (standardised) thickness 0.21",
+                                    "mean absolute error thickness 0.123, intensity 4"]
+    assert _reader_figures({"steps": 4, "val_accuracy_all_parents": None, "val_residual_sd": {"a": 0.3}, "val_mae": "odd"}) == ["residual sd (standardised) a 0.3"]
+    assert _reader_figures({"steps": 4}) == []

@@ -246,6 +246,162 @@ def test_counterfactual_term_reads_the_other_parents_and_trains_only_the_vae(sce
     assert float(counterfactual_term(vae, reader, images, labels)) == 0.0
 
 
+def _tiny_morpho(stats=((2.5, 0.8), (160.0, 40.0))):
+    """A tiny morpho model (digit, thickness, intensity -> 32 x 32 grey picture) and a reader
+    of its parents with random weights, frozen, its residual sds set by hand."""
+    from causalvae.model import CausalVAE
+    from causalvae.nets import NetConfig
+    from causalvae.train import make_reader
+
+    g = Graph.load("morpho")
+    cfg = NetConfig(image_size=32, channels=1, parent_dims=(10, 1, 1), z_dim=4, width=8, depth=3, hidden=32, parent_stats=(None, *stats))
+    torch.manual_seed(0)
+    vae = CausalVAE(g, cfg)
+    reader = make_reader(vae).requires_grad_(False)
+    reader.residual_sd.copy_(torch.tensor([0.3, 0.7]))
+    return vae, reader
+
+
+def _by_hand(vae, reader, images, digit, cont, seed):
+    """The counterfactual term's continuous part as the brief states it, for rows that all
+    take part: mean over rows of sum_k 0.5 * ((reading_k - target_k) / sigma_k)^2, where the
+    target is the permuted row's standardised value; and the whole term (adding the digit's
+    cross-entropy)."""
+    import torch.nn.functional as F
+
+    from causalvae.nets import decoded_mean
+
+    n = len(images)
+    torch.manual_seed(seed)
+    z_post, _ = vae.encode(images, {"digit": digit, "thickness": cont[:, 0], "intensity": cont[:, 1]})
+    z = torch.cat([z_post[: n // 2], torch.randn(n - n // 2, z_post.shape[1])])
+    perm = torch.randperm(n)
+    do = {"digit": digit[perm], "thickness": cont[perm, 0], "intensity": cont[perm, 1]}
+    out = reader(decoded_mean(vae.decoder(z, vae.parents_onehot(do)), vae.config.likelihood))
+    mean = torch.tensor([vae.parent_stats["thickness"][0], vae.parent_stats["intensity"][0]])
+    sd = torch.tensor([vae.parent_stats["thickness"][1], vae.parent_stats["intensity"][1]])
+    target = (cont[perm] - mean) / sd
+    nll = (0.5 * ((out[:, 10:] - target) / torch.tensor([0.3, 0.7])) ** 2).sum(1).mean()
+    return nll, nll + F.cross_entropy(out[:, :10], digit[perm])
+
+
+def test_counterfactual_term_reads_continuous_parents_back_by_their_gaussian_nll():
+    """On a morpho model the term intervenes on digit, thickness and intensity at once (one
+    permutation of the batch's rows) and adds, for each continuous parent, 0.5 * ((reading -
+    target) / sigma)^2 of the intended standardised value: equal to the sum computed by hand.
+    Rows with a NaN value or a -1 label take no part (changing their pictures changes nothing);
+    the gradient reaches the encoder and the decoder, never the reader."""
+    from causalvae.train import counterfactual_term, read_image_parents
+
+    vae, reader = _tiny_morpho()
+    assert read_image_parents(vae) == ["digit", "thickness", "intensity"]
+    n = 12
+    gen = torch.Generator().manual_seed(3)
+    images = torch.randint(0, 256, (n, 1, 32, 32), generator=gen, dtype=torch.uint8)
+    digit = torch.randint(0, 10, (n,), generator=gen)
+    cont = torch.stack([1.0 + 3.0 * torch.rand(n, generator=gen), 60.0 + 190.0 * torch.rand(n, generator=gen)], 1)
+    labels = digit[:, None].clone()
+    cont[2, 1] = float("nan")  # no intensity: out
+    labels[5, 0] = -1  # no digit: out
+    rows = torch.tensor([i for i in range(n) if i not in (2, 5)])
+
+    torch.manual_seed(11)
+    term = counterfactual_term(vae, reader, images, labels, cont)
+    with torch.no_grad():
+        _, whole = _by_hand(vae, reader, images[rows], digit[rows], cont[rows], seed=11)
+    assert float(term.detach()) == pytest.approx(float(whole), rel=1e-5)
+
+    # The continuous part alone: with the digit's logits zeroed, the cross-entropy is log 10.
+    flat = _tiny_morpho()[1]
+    flat.load_state_dict(reader.state_dict())
+    flat.residual_sd.copy_(reader.residual_sd)
+    flat.mlp[-1].weight[:10].zero_()
+    flat.mlp[-1].bias[:10].zero_()
+    torch.manual_seed(11)
+    term = counterfactual_term(vae, flat, images, labels, cont)
+    with torch.no_grad():
+        nll, _ = _by_hand(vae, flat, images[rows], digit[rows], cont[rows], seed=11)
+    assert float(nll) > 0
+    assert float(term.detach()) - math.log(10) == pytest.approx(float(nll), rel=1e-5)
+
+    # The excluded rows' pictures do not matter.
+    other = images.clone()
+    other[[2, 5]] = 255 - other[[2, 5]]
+    torch.manual_seed(11)
+    assert float(counterfactual_term(vae, flat, other, labels, cont).detach()) == float(term.detach())
+
+    vae.zero_grad()
+    torch.manual_seed(11)
+    counterfactual_term(vae, reader, images, labels, cont).backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in vae.decoder.parameters())
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in vae.encoder.parameters())
+    assert all(p.grad is None for p in reader.parameters())
+
+    # Fewer than two usable rows: no term; a reader without residual sds: one clear error.
+    cont[1:, 0] = float("nan")
+    assert float(counterfactual_term(vae, reader, images, labels, cont).detach()) == 0.0
+    from causalvae.nets import Classifier
+
+    with pytest.raises(CausalVAEError, match="residual sd"):
+        counterfactual_term(vae, Classifier(vae.config, 12), images, labels, torch.ones(n, 2))
+
+
+def test_counterfactual_term_works_with_continuous_image_parents_only():
+    """A model whose image parents are all continuous gets a term too (a reader with one
+    reading per parent); its gradient reaches the decoder."""
+    from causalvae.model import CausalVAE
+    from causalvae.nets import NetConfig
+    from causalvae.train import counterfactual_term, make_reader, read_image_parents
+
+    spec = {
+        "name": "lengths",
+        "variables": [
+            {"name": "a", "type": "continuous", "distribution": {"family": "uniform", "low": 0, "high": 1}},
+            {"name": "b", "type": "continuous", "distribution": {"family": "uniform", "low": 0, "high": 1}},
+        ],
+        "image": {"name": "image", "parents": ["a", "b"]},
+    }
+    g = Graph.from_dict(spec, source="test")
+    torch.manual_seed(0)
+    vae = CausalVAE(g, NetConfig(image_size=16, channels=1, parent_dims=(1, 1), z_dim=2, width=8, depth=2, hidden=16, parent_stats=((0.5, 0.3), (0.5, 0.3))))
+    reader = make_reader(vae).requires_grad_(False)
+    assert read_image_parents(vae) == ["a", "b"] and reader.mlp[-1].out_features == 2
+    images = torch.randint(0, 256, (6, 1, 16, 16), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    cont = torch.rand(6, 2, generator=torch.Generator().manual_seed(2))
+    term = counterfactual_term(vae, reader, images, torch.zeros(6, 0, dtype=torch.int64), cont)
+    assert float(term.detach()) > 0
+    term.backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in vae.decoder.parameters())
+
+
+@pytest.mark.slow
+def test_the_reader_learns_continuous_parents_and_reports_its_residual_sd(morpho_viewer_run, tmp_path):
+    """On a tiny morpho dataset the run's reader reads thickness and intensity: reader.json
+    reports each one's validation residual sd (standardised units, finite, positive and below
+    an untrained reader's) and mean absolute error, and `causalvae summary` prints them."""
+    from typer.testing import CliRunner
+
+    from causalvae.cli import app
+    from causalvae.train import train_reader
+
+    data, base, _ = morpho_viewer_run
+    run = fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=2, reader_steps=2, cf_weight=1.0, **TINY), progress=False)
+    record = json.loads((run / "reader.json").read_text())
+    assert record["steps"] == 2 and 0.0 <= record["val_accuracy_all_parents"] <= 1.0
+    assert set(record["val_residual_sd"]) == set(record["val_mae"]) == {"thickness", "intensity"}
+    for p, sigma in record["val_residual_sd"].items():
+        assert math.isfinite(sigma) and sigma >= 0.05
+        assert math.isfinite(record["val_mae"][p]) and record["val_mae"][p] > 0
+    text = " ".join(CliRunner().invoke(app, ["summary", str(run)]).output.split())
+    assert "validation accuracy (all discrete parents)" in text and "residual sd (standardised) thickness" in text
+    # A short training lowers the residual sd below an untrained reader's.
+    vae, ds = load(base), load_dataset(data, split="train")
+    untrained, _ = train_reader(vae, ds, None, 0, seed=0)
+    trained, _ = train_reader(vae, ds, None, 80, seed=0, batch_size=32)
+    for p, sigma in trained.validation["val_residual_sd"].items():
+        assert sigma < untrained.validation["val_residual_sd"][p], (p, sigma, untrained.validation)
+
+
 def test_resume_refuses_a_damaged_settings_file_moves_with_its_folder_and_never_deletes_an_oracle(tmp_path):
     """A damaged train.json gets one error naming it; a run folder moved elsewhere resumes
     (where it lives is not one of its settings); --force never deletes an oracle."""

@@ -622,12 +622,32 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
     out.print(table)
     out.print("ELBO, recon and KL in nats per image; the ELBO bounds log p(x | labels).", highlight=False)
     reader = _reader_record(run)
-    if reader and isinstance(reader.get("steps"), int) and reader["steps"] > 0 and isinstance(reader.get("val_accuracy_all_parents"), (int, float)):
-        line = f"counterfactual term's reader: {reader['steps']} steps, validation accuracy (all parents) {reader['val_accuracy_all_parents']:.1%}"
+    figures = _reader_figures(reader) if reader else []
+    if reader and isinstance(reader.get("steps"), int) and reader["steps"] > 0 and figures:
+        line = f"counterfactual term's reader: {reader['steps']} steps, " + ", ".join(figures)
         if isinstance(reader.get("seconds"), (int, float)):
             line += (f", {reader['seconds'] / 60:.1f} min before the steps above; training in all "
                      f"{(reader['seconds'] + rows[-1]['wall_s']) / 60:.1f} min")
         out.print(line, highlight=False)
+
+
+def _reader_figures(reader: dict) -> list[str]:
+    """The reader's validation figures as text: its accuracy, and (runs with continuous image
+    parents) each continuous reading's residual sd in standardised units and its mean absolute
+    error in the variable's units. Absent or odd entries are left out."""
+    out = []
+    sds = reader.get("val_residual_sd")
+    maes = reader.get("val_mae")
+    sds = {k: v for k, v in sds.items() if isinstance(v, (int, float))} if isinstance(sds, dict) else {}
+    maes = {k: v for k, v in maes.items() if isinstance(v, (int, float))} if isinstance(maes, dict) else {}
+    acc = reader.get("val_accuracy_all_parents")
+    if isinstance(acc, (int, float)) and not isinstance(acc, bool):
+        out.append(f"validation accuracy ({'all discrete parents' if sds or maes else 'all parents'}) {acc:.1%}")
+    if sds:
+        out.append("residual sd (standardised) " + ", ".join(f"{k} {v:.3g}" for k, v in sds.items()))
+    if maes:
+        out.append("mean absolute error " + ", ".join(f"{k} {v:.3g}" for k, v in maes.items()))
+    return out
 
 
 def _reader_record(run: Path) -> dict | None:

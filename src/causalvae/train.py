@@ -55,7 +55,7 @@ from causalvae.data import Dataset, load as load_dataset, sha256
 from causalvae.errors import CausalVAEError, unknown
 from causalvae.graph import Graph
 from causalvae.io import atomic_write_text
-from causalvae.flows import column_stats
+from causalvae.flows import column_stats, standardise
 from causalvae.model import CausalVAE, check_mixed
 from causalvae.nets import DECODERS, Classifier, NetConfig, decoded_mean, prepare
 
@@ -302,18 +302,59 @@ class LitCausalVAE(L.LightningModule):
 # --------------------------------------------------------------------------------------- counterfactual training
 
 
-def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: int, seed: int, batch_size: int = 64) -> tuple[Classifier, float]:
-    """A classifier of the image's parents, q(parents | x), trained on the real training
-    pictures and their labels, then frozen: the judge of :func:`counterfactual_term`. (Never
-    the evaluation oracle, which must not take part in training.) Returns it and its accuracy
-    (all parents right) on up to 1,000 validation pictures of ``ds``'s dataset."""
+def continuous_image_parents(vae: CausalVAE) -> list[str]:
+    """The image's continuous parents (those of ``vae.parent_stats``), in the graph's order."""
+    return [p for p in vae.image_parents if p in vae.parent_stats]
+
+
+def read_image_parents(vae: CausalVAE) -> list[str]:
+    """The image parents the reader reads and the counterfactual term intervenes on, in the
+    order of the reader's outputs: the discrete ones, then the continuous ones."""
+    return discrete_image_parents(vae) + continuous_image_parents(vae)
+
+
+#: Floor of a continuous parent's residual sd in the counterfactual term (standardised units):
+#: a near-perfect reader must not make the term's Gaussian NLL explode.
+MIN_RESIDUAL_SD = 0.05
+
+
+def make_reader(vae: CausalVAE) -> Classifier:
+    """An untrained reader of ``vae``'s image parents: ``Classifier(config, sum(cards) + Kc)``,
+    its outputs the logits of each discrete parent, then one reading per continuous parent
+    (the standardised value ``(v - mean) / sd``). Its non-persistent buffer ``residual_sd``
+    (Kc,) holds each continuous reading's residual sd, 1 until :func:`train_reader` measures it."""
+    n_cont = len(continuous_image_parents(vae))
+    reader = Classifier(vae.config, sum(vae.graph.card(p) for p in discrete_image_parents(vae)) + n_cont)
+    reader.register_buffer("residual_sd", torch.ones(n_cont), persistent=False)
+    return reader
+
+
+def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: int, seed: int, batch_size: int = 64) -> tuple[Classifier, float | None]:
+    """A reader of the image's parents, trained on the real training pictures and their
+    labels, then frozen: the judge of :func:`counterfactual_term`. (Never the evaluation
+    oracle, which must not take part in training.)
+
+    Its loss is the cross-entropy of each discrete parent (rows with every discrete label)
+    plus, for each continuous parent k, the squared error of its standardised value
+    ``(v - mean_k) / sd_k`` (``vae.parent_stats``; rows with that value, NaN = missing).
+    Returns the reader and its accuracy (all discrete parents right; None without discrete
+    parents) on up to 1,000 validation pictures of ``ds``'s dataset. On the same pictures it
+    measures each continuous reading's residual sd ``sigma_k = sqrt(mean((reading - target)^2))``
+    in standardised units, floored at :data:`MIN_RESIDUAL_SD`, into ``reader.residual_sd``;
+    ``reader.validation`` holds ``val_residual_sd`` (sigma_k) and ``val_mae`` (the mean absolute
+    error in the variable's own units) per continuous parent (None when not measured), or is
+    empty without continuous parents."""
     cols = list(ds.label_columns)
     parents = discrete_image_parents(vae)
+    cont = continuous_image_parents(vae)
     idx = [cols.index(p) for p in parents]
+    cidx = [list(ds.continuous_columns).index(p) for p in cont]
     dims = [vae.graph.card(p) for p in parents]
+    mean = torch.tensor([vae.parent_stats[p][0] for p in cont], dtype=torch.float32)
+    sd = torch.tensor([vae.parent_stats[p][1] for p in cont], dtype=torch.float32)
     with torch.random.fork_rng(devices=[]):  # the training stream of z stays untouched
         torch.manual_seed(seed + 15485863)
-        reader = Classifier(vae.config, sum(dims))
+        reader = make_reader(vae)
     opt = torch.optim.Adam(reader.parameters(), lr=2e-3)
     rng = np.random.default_rng((seed, 15485863))
     for step in range(steps):
@@ -325,25 +366,55 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
             labels[torch.from_numpy(hide[positions])] = -1
         y = labels[:, idx]
         keep = (y >= 0).all(1)
-        if not bool(keep.any()):
-            continue
-        logits = reader(prepare(images[keep], vae.config.likelihood)).split(dims, dim=-1)
-        loss = sum(F.cross_entropy(lg, y[keep, k]) for k, lg in enumerate(logits))
+        if not cont:  # discrete parents only: the rows with every label
+            if not bool(keep.any()):
+                continue
+            logits = reader(prepare(images[keep], vae.config.likelihood)).split(dims, dim=-1)
+            loss = sum(F.cross_entropy(lg, y[keep, k]) for k, lg in enumerate(logits))
+        else:  # a row takes part in each target it has
+            target = (ds.continuous_batch(positions)[:, cidx] - mean) / sd
+            has = torch.isfinite(target)
+            use = (keep | has.any(1)) if parents else has.any(1)  # (keep is all True without discrete parents)
+            if not bool(use.any()):
+                continue
+            keep, has, y, target = keep[use], has[use], y[use], target[use]
+            *logits, reading = reader(prepare(images[use], vae.config.likelihood)).split([*dims, len(cont)], dim=-1)
+            loss = sum(F.cross_entropy(lg[keep], y[keep, k]) for k, lg in enumerate(logits)) if bool(keep.any()) else 0.0
+            for k in range(len(cont)):
+                if bool(has[:, k].any()):
+                    loss = loss + F.mse_loss(reading[has[:, k], k], target[has[:, k], k])
         opt.zero_grad()
         loss.backward()
         opt.step()
     reader.eval()
     for p in reader.parameters():
         p.requires_grad_(False)
+    reader.validation = {}
     val = load_dataset(ds.root, split="val", verify=False)
     n = min(len(val), 1000)
+    if cont:
+        reader.validation = {"val_residual_sd": dict.fromkeys(cont), "val_mae": dict.fromkeys(cont)}
     if n == 0:
-        return reader, float("nan")
+        return reader, (float("nan") if parents else None)
     images, labels = val.batch(np.arange(n))
     with torch.no_grad():
-        logits = reader(prepare(images, vae.config.likelihood)).split(dims, dim=-1)
-    right = torch.stack([lg.argmax(-1) == labels[:, i] for lg, i in zip(logits, idx)], 1).all(1)
-    return reader, float(right.float().mean())
+        *logits, reading = reader(prepare(images, vae.config.likelihood)).split([*dims, len(cont)], dim=-1)
+    accuracy = None
+    if parents:
+        right = torch.stack([lg.argmax(-1) == labels[:, i] for lg, i in zip(logits, idx)], 1).all(1)
+        accuracy = float(right.float().mean())
+    if cont:
+        target = (val.continuous_batch(np.arange(n))[:, cidx] - mean) / sd
+        for k, p in enumerate(cont):
+            has = torch.isfinite(target[:, k])
+            if not bool(has.any()):
+                continue
+            err = reading[has, k] - target[has, k]
+            sigma = max(float(err.square().mean().sqrt()), MIN_RESIDUAL_SD)
+            reader.residual_sd[k] = sigma
+            reader.validation["val_residual_sd"][p] = sigma
+            reader.validation["val_mae"][p] = float(err.abs().mean() * sd[k])
+    return reader, accuracy
 
 
 #: Pictures of a batch that take part in the counterfactual term (it costs an encoder, a
@@ -352,46 +423,72 @@ CF_ROWS = 32
 
 
 def discrete_image_parents(vae: CausalVAE) -> list[str]:
-    """The image's discrete parents: those the reader reads and the counterfactual term
-    intervenes on (continuous parents keep each picture's own value)."""
+    """The image's discrete parents: the reader's classification outputs."""
     return [p for p in vae.image_parents if p not in vae.parent_stats]
 
 
 def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> torch.Tensor:
     """The counterfactual training term, in nats per picture: decode under other parents and
-    ask the frozen reader to read those parents back (its cross-entropy, summed over parents).
+    ask the frozen reader to read those parents back.
 
-    Each picture's parents are replaced by another picture's of the batch (a random
-    intervention on every image parent at once, drawn from the data's own combinations). Half
-    of the pictures keep their own abducted z (the encoder's mean: a counterfactual, and the
-    gradient teaches the encoder to leave the parents out of z), the other half draw z from
-    the prior (generation). Rows with a missing parent label take no part, and at most
-    :data:`CF_ROWS` rows do.
+    Each picture's image parents, discrete and continuous, are replaced at once by another
+    picture's of the batch (one permutation: a random intervention drawn from the tuples the
+    data holds). Half of the pictures keep their own abducted z (the encoder's mean: a
+    counterfactual, and the gradient teaches the encoder to leave the parents out of z), the
+    other half draw z from the prior (generation). Rows missing any parent value (-1 or NaN)
+    take no part, and at most :data:`CF_ROWS` rows do.
 
-    Only the discrete image parents are intervened on and read back; continuous parents
-    keep each picture's own value (the reader has no regression head): with no discrete
-    image parent the term is zero.
+    The term is the mean over rows of ``sum_d CE_d + sum_k 0.5 * ((r_k - t_k) / sigma_k)^2``:
+    the reader's cross-entropy of each intended discrete parent, and for each continuous
+    parent the Gaussian NLL (constants dropped) of its intended standardised value
+    ``t_k = (v_k - mean_k) / sd_k`` under the reader's reading ``r_k``, with the reader's
+    validation residual sd ``sigma_k`` (``reader.residual_sd``, see :func:`train_reader`).
     """
     cols = vae.label_columns
     labels = labels.to(torch.int64)
     parents = discrete_image_parents(vae)
-    if not parents or any(p not in cols for p in parents):
+    cont = continuous_image_parents(vae)
+    if not (parents or cont) or any(p not in cols for p in parents):
         return images.new_zeros((), dtype=torch.float32)
-    y = torch.stack([labels[:, cols.index(p)] for p in parents], 1)
+    dims = [vae.graph.card(p) for p in parents]
+    if cont:
+        if continuous is None:
+            raise CausalVAEError(f"the counterfactual term needs the continuous labels ({', '.join(vae.continuous_columns)}) beside the discrete ones")
+        sigma = getattr(reader, "residual_sd", None)
+        if not isinstance(sigma, torch.Tensor) or sigma.shape != (len(cont),):
+            raise CausalVAEError(f"the reader has no residual sd of its {len(cont)} continuous reading(s): build it with make_reader or train_reader")
+    y = torch.stack([labels[:, cols.index(p)] for p in parents], 1) if parents else labels[:, :0]
     keep = (y >= 0).all(1)
+    if cont:
+        c = continuous[:, [vae.continuous_columns.index(p) for p in cont]].to(torch.float32)
+        keep = keep & torch.isfinite(c).all(1)
     if int(keep.sum()) < 2:
         return images.new_zeros((), dtype=torch.float32)
     images, y = images[keep][:CF_ROWS], y[keep][:CF_ROWS]
-    kept = {p: continuous[keep][:CF_ROWS, vae.continuous_columns.index(p)] for p in vae.parent_stats}
     n = len(y)
-    own = {**{p: y[:, k] for k, p in enumerate(parents)}, **kept}
+    own = {p: y[:, k] for k, p in enumerate(parents)}
+    if cont:
+        c = c[keep][:CF_ROWS]
+        own.update({p: c[:, k] for k, p in enumerate(cont)})
     z_post, _ = vae.encode(images, own)
     z = torch.cat([z_post[: n // 2], torch.randn_like(z_post[n // 2 :])])
-    other = y[torch.randperm(n, device=y.device)]
-    do = {**{p: other[:, k] for k, p in enumerate(parents)}, **kept}
+    perm = torch.randperm(n, device=y.device)
+    other = y[perm]
+    do = {p: other[:, k] for k, p in enumerate(parents)}
+    if cont:
+        c_other = c[perm]
+        do.update({p: c_other[:, k] for k, p in enumerate(cont)})
     x = decoded_mean(vae.decoder(z, vae.parents_onehot(do)), vae.config.likelihood)
-    logits = reader(x).split([vae.graph.card(p) for p in parents], dim=-1)
-    return sum(F.cross_entropy(lg.float(), other[:, k]) for k, lg in enumerate(logits))
+    out = reader(x)
+    if out.shape[-1] != sum(dims) + len(cont):
+        raise CausalVAEError(f"the reader gives {out.shape[-1]} outputs; the image's parents need {sum(dims) + len(cont)} (make it with make_reader)")
+    if not cont:
+        logits = out.split(dims, dim=-1)
+        return sum(F.cross_entropy(lg.float(), other[:, k]) for k, lg in enumerate(logits))
+    *logits, reading = out.float().split([*dims, len(cont)], dim=-1)
+    loss = sum(F.cross_entropy(lg, other[:, k]) for k, lg in enumerate(logits))
+    target = torch.stack([standardise(c_other[:, k], vae.parent_stats[p]) for k, p in enumerate(cont)], 1)
+    return loss + (0.5 * ((reading - target) / sigma.to(reading)).square()).sum(1).mean()
 
 
 # --------------------------------------------------------------------------------------- callback
@@ -702,6 +799,7 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
     per_rank = (len(ds) - len(ds) % world) // world if world > 1 else len(ds)
     epoch_steps = math.ceil(per_rank / cfg.batch_size)
     total = cfg.max_steps or cfg.epochs * epoch_steps
+    # Continuous image parents are always labelled (check_mixed): only discrete ones can be hidden.
     unlabelled = [p for p in discrete_image_parents(vae) if p not in vae.label_columns]
     if cfg.cf_weight and unlabelled and rank_env == 0:
         # The reader learns from labels, and the term decodes under other pictures' labelled
@@ -709,7 +807,7 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
         atomic_write_text(run / "reader.json", json.dumps({"steps": 0, "off": f"hidden image parents: {', '.join(unlabelled)}"}) + "\n")
         if say is not None:
             say(f"the counterfactual term is off: the image's parent(s) {', '.join(unlabelled)} are hidden")
-    if cfg.cf_weight and discrete_image_parents(vae) and not unlabelled:
+    if cfg.cf_weight and read_image_parents(vae) and not unlabelled:
         steps = min(cfg.reader_steps, total)
         if say is not None and rank_env == 0:
             say(f"training the counterfactual term's reader ({steps} steps)")
@@ -719,7 +817,7 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
         if rank_env == 0:
             # Its seconds are training time too (metrics.csv's clock starts after it).
             atomic_write_text(run / "reader.json", json.dumps({"steps": steps, "val_accuracy_all_parents": reader_accuracy,
-                                                               "seconds": round(time.perf_counter() - t_reader, 1)}) + "\n")
+                                                               "seconds": round(time.perf_counter() - t_reader, 1), **reader.validation}) + "\n")
 
     done, wall0, rows, sums, start = 0, 0.0, [], None, (0, 0)
     opt_state = None
