@@ -136,6 +136,7 @@ evaluate-sprites-hidden: $(STAMP)
 	mkdir -p $(HIDDEN_REPORT)
 	cp reports/sprites-hidden/report.md reports/sprites-hidden/report.json reports/sprites-hidden/goals.md $(HIDDEN_REPORT)/
 	sed -i 's|$(CURDIR)/||g' $(HIDDEN_REPORT)/report.md $(HIDDEN_REPORT)/report.json
+	$(CLI) counterfactual runs/sprites-hidden --index 3 --do "posX=7" --out docs/img/sprites_hidden_cf.png > /dev/null
 	$(PY) docs/compare.py $(SPRITES_REPORT)/report.json $(HIDDEN_REPORT)/report.json --names "every factor labelled,shape never labelled" --out $(HIDDEN_REPORT)/compare.md
 
 # docs/course.md: the course notebooks' questions answered by the sprites recipe's model

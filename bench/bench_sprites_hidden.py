@@ -1,0 +1,92 @@
+"""The cost per picture of the sprites recipe with its shape hidden, against the labelled recipe.
+
+Run from the repository root::
+
+    .venv/bin/python bench/bench_sprites_hidden.py --out bench/results/sprites_hidden.json
+
+Two models as ``causalvae train`` builds them with the Makefile's ``SPRITES_FLAGS`` (FiLM
+decoder, z 8, beta 2, counterfactual weight 10), one optimiser step each on the same batch of
+64 causal sprites, timed interleaved:
+
+- ``labelled``: every factor labelled; the step is the ELBO plus the counterfactual term (its
+  frozen reader reads the decoded counterfactuals back), as ``make recipe-sprites`` trains;
+- ``hidden``: the same sprites generated with ``--hide shape``; the step runs the classifier
+  q(shape | x) and enumerates the three shapes through the encoder and the decoder; the
+  counterfactual term is off (it needs every image parent labelled), as
+  ``make recipe-sprites-hidden`` trains.
+
+``sprites_hidden.cost_per_image`` is the step time of the hidden model over the labelled one.
+It is a script, not a test: it reports what it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyro
+import torch
+
+from _common import Figure, print_table, timeit_many, write_results
+
+from causalvae.data import load as load_dataset
+from causalvae.generate import generate
+from causalvae.nets import Classifier
+from causalvae.train import TrainConfig, build_model, counterfactual_term, discrete_image_parents
+
+FLAGS = dict(z_dim=8, beta=2.0, cf_weight=10.0, decoder="film")  # the Makefile's SPRITES_FLAGS
+BATCH = 64
+
+
+def setup(root: Path, hide: list[str]):
+    data = generate("sprites", root / ("hidden" if hide else "labelled"), 256, seed=0, hide=hide)
+    ds = load_dataset(data, split="train", verify=False)
+    cfg = TrainConfig(data=str(data), out=str(root / "run"), **FLAGS)
+    torch.manual_seed(0)
+    vae = build_model(cfg, ds)
+    images, labels = ds.batch(np.arange(BATCH))
+    reader = None
+    if not hide:
+        dims = sum(vae.graph.card(p) for p in discrete_image_parents(vae))
+        reader = Classifier(vae.config, dims).eval()  # its weights do not change its cost
+        for p in reader.parameters():
+            p.requires_grad_(False)
+    opt = torch.optim.Adam(vae.parameters(), lr=1e-4)
+
+    def step():
+        opt.zero_grad()
+        loss = vae.objective(images, labels).loss
+        if reader is not None:
+            loss = loss + cfg.cf_weight * counterfactual_term(vae, reader, images, labels)
+        loss.backward()
+        opt.step()
+
+    return vae, step
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args(argv)
+    pyro.settings.set(module_local_params=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        labelled, step_labelled = setup(Path(tmp), [])
+        hidden, step_hidden = setup(Path(tmp), ["shape"])
+        assert hidden.classified == ["shape"] and not labelled.classified
+        times = timeit_many({"labelled": step_labelled, "hidden": step_hidden}, repeat=args.repeat)
+    figs = [
+        Figure("sprites_labelled.images_per_s", BATCH / times["labelled"], "images/s", f"one optimiser step of the sprites recipe's model, every factor labelled (ELBO + counterfactual term), batch {BATCH}"),
+        Figure("sprites_hidden.images_per_s", BATCH / times["hidden"], "images/s", f"the same with the shape hidden (classifier q(shape | x) + 3-way enumeration, no counterfactual term), batch {BATCH}"),
+        Figure("sprites_hidden.cost_per_image", times["hidden"] / times["labelled"], "x", "step time per picture, shape hidden / every factor labelled"),
+    ]
+    print_table(figs)
+    write_results(args.out, "sprites_hidden", figs, notes=[f"torch threads: {torch.get_num_threads()}"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
