@@ -3,7 +3,7 @@
     python docs/compare.py A/report.json B/report.json --names "labelled,shape hidden" --out FILE.md
 
 Writes the goals of the world (each report's measured value), the reconstruction's oracle
-accuracy per variable, each classifier's accuracy, and the counterfactuals per intervened
+accuracy per variable (mean absolute error per continuous one), each classifier's accuracy, and the counterfactuals per intervened
 factor (effectiveness, the share showing the new value, IoU to the true render). Every number
 comes from the two files; a figure one report lacks is shown as "-".
 """
@@ -43,6 +43,8 @@ def compare(a: dict, b: dict, names: tuple[str, str]) -> str:
     lines += ["", "The oracle's accuracy on reconstructions of the test pictures, and the classifiers' accuracy on the test pictures:", "", head]
     for c in ra["oracle_accuracy"]:
         lines.append(f"| {c}, read off the reconstruction | {_pct(ra['oracle_accuracy'].get(c))} | {_pct(rb['oracle_accuracy'].get(c))} |")
+    for c in ra.get("oracle_mae", {}):
+        lines.append(f"| {c}, read off the reconstruction: mean absolute error | {_num(ra['oracle_mae'].get(c))} | {_num(rb.get('oracle_mae', {}).get(c))} |")
     for c in sorted(set(a.get("classifiers", {})) | set(b.get("classifiers", {}))):
         acc = [r.get("classifiers", {}).get(c, {}).get("accuracy") for r in (a, b)]
         lines.append(f"| {c}: its classifier q({c} \\| x) | {_pct(acc[0])} | {_pct(acc[1])} |")

@@ -80,6 +80,7 @@ def test_compare_puts_two_reports_figures_side_by_side(tmp_path):
     b["counterfactual_factors"].pop("posY")
     b["reconstruction"]["oracle_accuracy"]["shape"] = 0.5
     b["classifiers"] = {"shape": {"hidden": True, "accuracy": 0.25, "pictures": 10}}
+    a["reconstruction"]["oracle_mae"] = {"thickness": 0.25}  # a continuous reading only one report has
     pa, pb = tmp_path / "a.json", tmp_path / "b.json"
     pa.write_text(json.dumps(a))
     pb.write_text(json.dumps(b))
@@ -91,6 +92,7 @@ def test_compare_puts_two_reports_figures_side_by_side(tmp_path):
         assert f"| {g['goal']} ({g['op']} {g['target']:g}) | {g['value']:.4g} |" in text
     assert f"| shape, read off the reconstruction | {100 * a['reconstruction']['oracle_accuracy']['shape']:.1f}% | 50.0% |" in text
     assert "| shape: its classifier q(shape \\| x) | - | 25.0% |" in text
+    assert "| thickness, read off the reconstruction: mean absolute error | 0.25 | - |" in text
     posY = a["counterfactual_factors"]["posY"]
     assert f"| do(posY) | {100 * posY['effectiveness']:.1f}% / {100 * posY['effectiveness_own']:.1f}% / {posY['iou_to_true_render']:.4g} | - |" in text
     b["world"] = "scenes"
