@@ -170,6 +170,7 @@ evaluate-morpho: $(STAMP)
 	$(CLI) evaluate runs/morpho --oracle oracles/morpho --out reports/morpho --n-generate 1000 --cf-images 200 --force
 	cp reports/morpho/report.md reports/morpho/report.json reports/morpho/goals.md $(MORPHO_REPORT)/
 	sed -i 's|$(CURDIR)/||g' $(MORPHO_REPORT)/report.md $(MORPHO_REPORT)/report.json
+	$(PY) docs/compare.py docs/reports/morpho-digit-term/report.json $(MORPHO_REPORT)/report.json --names "term reads the digit only,term reads every parent" --out $(MORPHO_REPORT)/compare-digit-term.md
 	$(PY) docs/deepscm.py --run runs/morpho --oracle oracles/morpho
 	$(PY) docs/render.py
 
