@@ -4,9 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CLI    := $(VENV)/bin/causalvae
 STAMP  := $(VENV)/.installed
-# --no-compile: Python compiles a module when it is first imported; compiling all of torch,
-# scipy, pandas... at install took longer than the tests' imports of them (measured: torch's
-# install 42 s -> 18 s).
+# Installs use --no-compile: Python compiles a module when it is first imported; compiling all
+# of torch, scipy, pandas... at install took longer than the tests' imports of them (measured:
+# torch's install 42 s -> 18 s).
 PIP    := $(PY) -m pip --quiet --disable-pip-version-check --no-input
 OUT    := out
 # The default recipe's training settings (the training defaults, written out): docs/training.md.
