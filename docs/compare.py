@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-
-from causalvae.report import goals  # noqa: E402
+from causalvae.io import atomic_write_text
+from causalvae.report import goals
 
 
 def _pct(x) -> str:
@@ -59,6 +56,18 @@ def compare(a: dict, b: dict, names: tuple[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _load(path: str) -> dict:
+    try:
+        report = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise SystemExit(f"{path}: cannot read it ({e.strerror})")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SystemExit(f"{path}: not a JSON report (truncated or corrupt?): {e}")
+    if not isinstance(report, dict) or "world" not in report:
+        raise SystemExit(f"{path}: not an evaluation report (no 'world'): write it with causalvae evaluate")
+    return report
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("a")
@@ -69,11 +78,15 @@ def main(argv=None) -> int:
     names = tuple(n.strip() for n in args.names.split(","))
     if len(names) != 2:
         raise SystemExit(f"--names: give two names, comma-separated, got {args.names!r}")
-    text = compare(json.loads(Path(args.a).read_text()), json.loads(Path(args.b).read_text()), names)
+    reports = [_load(args.a), _load(args.b)]
+    try:
+        text = compare(*reports, names)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise SystemExit(f"the reports are not both evaluation reports (report.json of causalvae evaluate): missing {e}")
     out = Path(args.out)
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, prefix=f".{out.name}.", suffix=".tmp", delete=False) as f:
-        f.write(text)
-    os.replace(f.name, out)
+    if not out.parent.is_dir():
+        raise SystemExit(f"--out {out}: the folder {out.parent} does not exist")
+    atomic_write_text(out, text)
     print(text, end="")
     return 0
 

@@ -31,9 +31,10 @@ import re
 import shlex
 import subprocess
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from causalvae.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -108,12 +109,6 @@ def render(text: str, outputs: dict[tuple[str, bool], str] | None = None) -> str
     return BLOCK.sub(fill, text)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as f:
-        f.write(text)
-    os.replace(f.name, path)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="report stale blocks instead of rewriting")
@@ -126,7 +121,7 @@ def main() -> int:
         if new != old:
             stale.append(path.relative_to(ROOT))
             if not args.check:
-                write_atomically(path, new)
+                atomic_write_text(path, new)
     if stale:
         verb = "stale" if args.check else "updated"
         print(f"{verb}: " + ", ".join(map(str, stale)))

@@ -99,3 +99,7 @@ def test_compare_puts_two_reports_figures_side_by_side(tmp_path):
     pb.write_text(json.dumps(b))
     proc = subprocess.run([sys.executable, str(ROOT / "docs" / "compare.py"), str(pa), str(pb), "--names", "one,two", "--out", str(tmp_path / "d.md")], capture_output=True, text=True)
     assert proc.returncode != 0 and "two worlds: sprites and scenes" in proc.stderr and not (tmp_path / "d.md").exists()
+    pb.write_text(json.dumps(b)[:300])  # truncated
+    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "compare.py"), str(pa), str(pb), "--names", "one,two", "--out", str(tmp_path / "d.md")], capture_output=True, text=True)
+    assert proc.returncode != 0 and "not a JSON report (truncated or corrupt?)" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "d.md").exists()
