@@ -177,3 +177,16 @@ def test_image_node_validation():
         Graph([a], ImageNode(["a"], name="a"))
     g = Graph([a], ImageNode(["a"]))
     assert g.image.name == "image"
+
+
+def test_a_number_names_a_numeric_value():
+    """scale=1.0 in the Python API is the value "1.0" (a float once gave "unknown value '1.0'
+    (did you mean '1.0'?)"); a number that is no value, or a float for a named value, is refused."""
+    sprites = Graph.load("sprites")
+    scale = sprites["scale"]
+    assert scale.index(1.0) == scale.values.index("1.0") == 5
+    assert scale.index(np.float32(0.5)) == 0 and scale.index("0.6") == 1
+    with pytest.raises(UnknownNameError, match="unknown value '0.55' of 'scale'"):
+        scale.index(0.55)
+    with pytest.raises(UnknownNameError, match="unknown value '1.5' of 'shape'"):
+        sprites["shape"].index(1.5)

@@ -165,7 +165,20 @@ class Variable:
         try:
             return self.values.index(value)
         except ValueError:
-            raise unknown("value", str(value), self.values, f"of '{self.name}'") from None
+            pass
+        if isinstance(value, (float, np.floating)):  # a number names a numeric value: scale=1.0 is "1.0"
+            same = [i for i, v in enumerate(self.values) if _number(v) == float(value)]
+            if len(same) == 1:
+                return same[0]
+        raise unknown("value", str(value), self.values, f"of '{self.name}'")
+
+
+def _number(text: str) -> float | None:
+    """A value name read as a number, or None when it is not one."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
