@@ -326,3 +326,17 @@ def test_contact_sheet(every_scene):
     assert no_caps.size == (4 + 3 * 68, 4 + 68)
     with pytest.raises(ValueError, match="captions has 2 entries for 3 images"):
         contact_sheet(imgs[:3], ["a", "b"], columns=3)
+
+
+def test_captions_name_their_numbers():
+    """A caption shows a word value alone and a number with its variable's name: a sprite's
+    labels read "square scale=0.6 orientation=1 ...", not "square 0.6 1 2 0"."""
+    from causalvae.cli import _caption_values
+    from causalvae.graph import Graph
+    from causalvae.pictures import named_value
+
+    assert named_value("shape", "square") == "square" and named_value("scale", "0.6") == "scale=0.6"
+    assert named_value("posX", "2") == "posX=2" and named_value("action", "Attacking") == "Attacking"
+    g = Graph.load("sprites")
+    values = {n: np.array([1]) for n in g.names}
+    assert _caption_values(g, ["shape", "scale", "posX"], values, 0) == "ellipse scale=0.6 posX=1"

@@ -681,7 +681,9 @@ def _assignments(text: Optional[str], graph: Graph, what: str) -> dict:
 
 
 def _caption_values(graph: Graph, names, values: dict, i: int) -> str:
-    return " ".join(f"{float(values[n][i]):.3g}" if n in graph.continuous else str(graph[n].values[int(values[n][i])]) for n in names)
+    from causalvae.pictures import named_value
+
+    return " ".join(f"{n}={float(values[n][i]):.3g}" if n in graph.continuous else named_value(n, str(graph[n].values[int(values[n][i])])) for n in names)
 
 
 def _distribution_table(title: str, headers: list[str], rows: list[tuple[str, str, list]]) -> Table:

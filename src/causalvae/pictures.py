@@ -168,6 +168,16 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
+def named_value(name: str, text: str) -> str:
+    """A value as a caption shows it: a word alone (``square``), a number with its variable's
+    name (``scale=0.6``), since a row of bare numbers ("0.6 1 2 0") says nothing."""
+    try:
+        float(text)
+    except ValueError:
+        return text
+    return f"{name}={text}"
+
+
 def _wrap(text: str, width: int, draw: ImageDraw.ImageDraw, font) -> list[str]:
     """``text`` cut into lines no wider than ``width`` pixels (on spaces; an over-long
     word is cut by characters). Explicit newlines are kept."""

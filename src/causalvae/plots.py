@@ -15,7 +15,7 @@ from PIL import Image
 from causalvae.data import Dataset
 from causalvae.errors import CausalVAEError
 from causalvae.model import CausalVAE
-from causalvae.pictures import contact_sheet, display, rgb
+from causalvae.pictures import contact_sheet, display, named_value, rgb
 from causalvae.queries import reconstruct
 
 
@@ -58,15 +58,16 @@ def reconstruction_sheet(vae: CausalVAE, ds: Dataset, positions: Sequence[int], 
         for img, what in ((images[i], "input"), (recon[i], "reconstruction")):
             tiles.append(rgb(display(img, binary, channels_first=True)))
             captions.append(what if what == "reconstruction" else _caption(ds, labels[i], None if cont is None else cont[i]))
+    scale = max(scale, -(-96 // images.shape[-1]))  # tiles of 96 px at least: "reconstruction" fits on a line
     return contact_sheet(np.stack(tiles), captions, columns=columns, scale=scale)
 
 
 def _caption(ds: Dataset, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> str:
     vals = []
     for c, v in zip(ds.label_columns, labels.tolist()):
-        vals.append("?" if v < 0 else str(ds.graph[c].values[int(v)]))
+        vals.append(f"{c}=?" if v < 0 else named_value(c, str(ds.graph[c].values[int(v)])))
     if continuous is not None:
-        vals += ["?" if math.isnan(x) else f"{x:.3g}" for x in continuous.tolist()]
+        vals += [f"{c}=?" if math.isnan(x) else f"{c}={x:.3g}" for c, x in zip(ds.continuous_columns, continuous.tolist())]
     return " ".join(vals)
 
 
