@@ -154,3 +154,6 @@ def test_the_readers_line_shows_continuous_figures_and_old_records_alike():
                                     "mean absolute error thickness 0.123, intensity 4"]
     assert _reader_figures({"steps": 4, "val_accuracy_all_parents": None, "val_residual_sd": {"a": 0.3}, "val_mae": "odd"}) == ["residual sd (standardised) a 0.3"]
     assert _reader_figures({"steps": 4}) == []
+    hidden = {"steps": 4, "val_accuracy_all_parents": 0.25, "hidden_kept": ["shape"]}
+    assert _reader_figures(hidden) == ["validation accuracy (all labelled parents) 25.0%",
+                                       "not read: shape (hidden; kept at each picture's inferred value)"]

@@ -246,6 +246,50 @@ def test_counterfactual_term_reads_the_other_parents_and_trains_only_the_vae(sce
     assert float(counterfactual_term(vae, reader, images, labels)) == 0.0
 
 
+def test_counterfactual_term_keeps_a_hidden_parent_at_its_inferred_value():
+    """With the sprite's shape never labelled (a classifier q(shape | x)), the term swaps the
+    labelled image parents only and reads only them: the hand computation abducts z and decodes
+    with shape at the classifier's most probable value for each picture, on both sides. The
+    reader has no shape outputs, and make_reader/train_reader agree on that."""
+    import torch.nn.functional as F
+
+    from causalvae.model import CausalVAE
+    from causalvae.nets import NetConfig, decoded_mean
+    from causalvae.noise import sample as ancestral
+    from causalvae.train import counterfactual_term, hidden_image_parents, make_reader, read_discrete_parents
+
+    from causalvae import worlds
+
+    g = worlds.get("sprites").plan(hide=["shape"]).graph
+    labelled = ["scale", "orientation", "posX", "posY"]
+    cfg = NetConfig(image_size=16, channels=1, parent_dims=tuple(g.card(p) for p in g.image.parents), z_dim=4, width=8, depth=2, hidden=32, likelihood="bernoulli")
+    torch.manual_seed(0)
+    vae = CausalVAE(g, cfg)
+    assert vae.label_columns == labelled and vae.classified == ["shape"]
+    assert read_discrete_parents(vae) == labelled and hidden_image_parents(vae) == ["shape"]
+    reader = make_reader(vae).requires_grad_(False)
+    dims = [g.card(p) for p in labelled]
+    assert reader.mlp[-1].out_features == sum(dims)
+    s = ancestral(g, 12, seed=3)
+    labels = torch.from_numpy(np.stack([s.values[c] for c in labelled], 1))
+    images = torch.randint(0, 2, (12, 1, 16, 16), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    torch.manual_seed(7)
+    term = counterfactual_term(vae, reader, images, labels)
+
+    shape = vae.classify(images)["shape"].argmax(-1)
+    own = {"shape": shape, **{p: labels[:, k] for k, p in enumerate(labelled)}}
+    torch.manual_seed(7)
+    z_post, _ = vae.encode(images, own)
+    z = torch.cat([z_post[:6], torch.randn(6, 4)])
+    perm = torch.randperm(12)
+    do = {"shape": shape, **{p: labels[perm, k] for k, p in enumerate(labelled)}}
+    logits = reader(decoded_mean(vae.decoder(z, vae.parents_onehot(do)), "bernoulli")).split(dims, dim=-1)
+    by_hand = sum(F.cross_entropy(lg, labels[perm, k]) for k, lg in enumerate(logits))
+    assert float(term.detach()) == pytest.approx(float(by_hand.detach()), rel=1e-6)
+    term.backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in vae.decoder.parameters())
+
+
 def _tiny_morpho(stats=((2.5, 0.8), (160.0, 40.0))):
     """A tiny morpho model (digit, thickness, intensity -> 32 x 32 grey picture) and a reader
     of its parents with random weights, frozen, its residual sds set by hand."""

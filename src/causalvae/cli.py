@@ -641,8 +641,13 @@ def _reader_figures(reader: dict) -> list[str]:
     sds = {k: v for k, v in sds.items() if isinstance(v, (int, float))} if isinstance(sds, dict) else {}
     maes = {k: v for k, v in maes.items() if isinstance(v, (int, float))} if isinstance(maes, dict) else {}
     acc = reader.get("val_accuracy_all_parents")
+    kept = reader.get("hidden_kept")
+    kept = [str(k) for k in kept] if isinstance(kept, list) else []
     if isinstance(acc, (int, float)) and not isinstance(acc, bool):
-        out.append(f"validation accuracy ({'all discrete parents' if sds or maes else 'all parents'}) {acc:.1%}")
+        what = "all labelled parents" if kept else "all discrete parents" if sds or maes else "all parents"
+        out.append(f"validation accuracy ({what}) {acc:.1%}")
+    if kept:
+        out.append(f"not read: {', '.join(kept)} (hidden; kept at each picture's inferred value)")
     if sds:
         out.append("residual sd (standardised) " + ", ".join(f"{k} {v:.3g}" for k, v in sds.items()))
     if maes:

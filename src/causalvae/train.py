@@ -307,10 +307,22 @@ def continuous_image_parents(vae: CausalVAE) -> list[str]:
     return [p for p in vae.image_parents if p in vae.parent_stats]
 
 
+def read_discrete_parents(vae: CausalVAE) -> list[str]:
+    """The discrete image parents the reader reads and the counterfactual term intervenes on:
+    those with a label column. A parent never labelled (hidden, read by its classifier
+    q(y | x)) is not read; the term keeps each picture's inferred value of it."""
+    return [p for p in discrete_image_parents(vae) if p in vae.label_columns]
+
+
+def hidden_image_parents(vae: CausalVAE) -> list[str]:
+    """The discrete image parents without a label column (each has a classifier)."""
+    return [p for p in discrete_image_parents(vae) if p not in vae.label_columns]
+
+
 def read_image_parents(vae: CausalVAE) -> list[str]:
     """The image parents the reader reads and the counterfactual term intervenes on, in the
-    order of the reader's outputs: the discrete ones, then the continuous ones."""
-    return discrete_image_parents(vae) + continuous_image_parents(vae)
+    order of the reader's outputs: the labelled discrete ones, then the continuous ones."""
+    return read_discrete_parents(vae) + continuous_image_parents(vae)
 
 
 #: Floor of a continuous parent's residual sd in the counterfactual term (standardised units):
@@ -324,7 +336,7 @@ def make_reader(vae: CausalVAE) -> Classifier:
     (the standardised value ``(v - mean) / sd``). Its non-persistent buffer ``residual_sd``
     (Kc,) holds each continuous reading's residual sd, 1 until :func:`train_reader` measures it."""
     n_cont = len(continuous_image_parents(vae))
-    reader = Classifier(vae.config, sum(vae.graph.card(p) for p in discrete_image_parents(vae)) + n_cont)
+    reader = Classifier(vae.config, sum(vae.graph.card(p) for p in read_discrete_parents(vae)) + n_cont)
     reader.register_buffer("residual_sd", torch.ones(n_cont), persistent=False)
     return reader
 
@@ -345,7 +357,7 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
     error in the variable's own units) per continuous parent (None when not measured), or is
     empty without continuous parents."""
     cols = list(ds.label_columns)
-    parents = discrete_image_parents(vae)
+    parents = read_discrete_parents(vae)
     cont = continuous_image_parents(vae)
     idx = [cols.index(p) for p in parents]
     cidx = [list(ds.continuous_columns).index(p) for p in cont]
@@ -436,7 +448,9 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
     data holds). Half of the pictures keep their own abducted z (the encoder's mean: a
     counterfactual, and the gradient teaches the encoder to leave the parents out of z), the
     other half draw z from the prior (generation). Rows missing any parent value (-1 or NaN)
-    take no part, and at most :data:`CF_ROWS` rows do.
+    take no part, and at most :data:`CF_ROWS` rows do. An image parent that is never labelled
+    (:func:`hidden_image_parents`) is not swapped and not read: each picture keeps the value its
+    classifier q(y | x) finds most probable, in the abduction and in the counterfactual alike.
 
     The term is the mean over rows of ``sum_d CE_d + sum_k 0.5 * ((r_k - t_k) / sigma_k)^2``:
     the reader's cross-entropy of each intended discrete parent, and for each continuous
@@ -446,9 +460,10 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
     """
     cols = vae.label_columns
     labels = labels.to(torch.int64)
-    parents = discrete_image_parents(vae)
+    parents = read_discrete_parents(vae)
+    hidden = hidden_image_parents(vae)
     cont = continuous_image_parents(vae)
-    if not (parents or cont) or any(p not in cols for p in parents):
+    if not (parents or cont):
         return images.new_zeros((), dtype=torch.float32)
     dims = [vae.graph.card(p) for p in parents]
     if cont:
@@ -470,11 +485,16 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
     if cont:
         c = c[keep][:CF_ROWS]
         own.update({p: c[:, k] for k, p in enumerate(cont)})
+    if hidden:  # kept at the value the classifier reads off each picture (no gradient through argmax)
+        with torch.no_grad():
+            guessed = vae.classify(images)
+        own.update({p: guessed[p].argmax(-1) for p in hidden})
     z_post, _ = vae.encode(images, own)
     z = torch.cat([z_post[: n // 2], torch.randn_like(z_post[n // 2 :])])
     perm = torch.randperm(n, device=y.device)
     other = y[perm]
     do = {p: other[:, k] for k, p in enumerate(parents)}
+    do.update({p: own[p] for p in hidden})
     if cont:
         c_other = c[perm]
         do.update({p: c_other[:, k] for k, p in enumerate(cont)})
@@ -800,14 +820,15 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
     epoch_steps = math.ceil(per_rank / cfg.batch_size)
     total = cfg.max_steps or cfg.epochs * epoch_steps
     # Continuous image parents are always labelled (check_mixed): only discrete ones can be hidden.
-    unlabelled = [p for p in discrete_image_parents(vae) if p not in vae.label_columns]
-    if cfg.cf_weight and unlabelled and rank_env == 0:
-        # The reader learns from labels, and the term decodes under other pictures' labelled
-        # parents: with a hidden image parent it is off (it would be zero at every step).
+    unlabelled = hidden_image_parents(vae)
+    if cfg.cf_weight and not read_image_parents(vae) and unlabelled and rank_env == 0:
+        # The reader learns from labels: with every image parent hidden the term is off.
         atomic_write_text(run / "reader.json", json.dumps({"steps": 0, "off": f"hidden image parents: {', '.join(unlabelled)}"}) + "\n")
         if say is not None:
             say(f"the counterfactual term is off: the image's parent(s) {', '.join(unlabelled)} are hidden")
-    if cfg.cf_weight and read_image_parents(vae) and not unlabelled:
+    if cfg.cf_weight and unlabelled and read_image_parents(vae) and rank_env == 0 and say is not None:
+        say(f"the counterfactual term keeps the hidden parent(s) {', '.join(unlabelled)} at each picture's inferred value")
+    if cfg.cf_weight and read_image_parents(vae):
         steps = min(cfg.reader_steps, total)
         if say is not None and rank_env == 0:
             say(f"training the counterfactual term's reader ({steps} steps)")
@@ -817,7 +838,8 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
         if rank_env == 0:
             # Its seconds are training time too (metrics.csv's clock starts after it).
             atomic_write_text(run / "reader.json", json.dumps({"steps": steps, "val_accuracy_all_parents": reader_accuracy,
-                                                               "seconds": round(time.perf_counter() - t_reader, 1), **reader.validation}) + "\n")
+                                                               "seconds": round(time.perf_counter() - t_reader, 1), **reader.validation,
+                                                               **({"hidden_kept": unlabelled} if unlabelled else {})}) + "\n")
 
     done, wall0, rows, sums, start = 0, 0.0, [], None, (0, 0)
     opt_state = None
