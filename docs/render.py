@@ -109,6 +109,21 @@ def render(text: str, outputs: dict[tuple[str, bool], str] | None = None) -> str
     return BLOCK.sub(fill, text)
 
 
+NUMBER = re.compile(r"-?\d+\.\d+(?:[eE][-+]?\d+)?")
+
+
+def same(old: str, new: str) -> bool:
+    """Equal texts, up to floating-point noise: numbers written to full precision (a query's
+    --json output) may differ in their last digits from one CPU to another, and differences
+    below 1e-9, absolute or relative, are not staleness."""
+    if old == new:
+        return True
+    a, b = NUMBER.split(old), NUMBER.split(new)
+    if a != b:
+        return False
+    return all(abs(float(x) - float(y)) <= 1e-9 * max(1.0, abs(float(x))) for x, y in zip(NUMBER.findall(old), NUMBER.findall(new)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="report stale blocks instead of rewriting")
@@ -118,7 +133,7 @@ def main() -> int:
     outputs = run_all(list(texts.values()))
     for path, old in texts.items():
         new = render(old, outputs)
-        if new != old:
+        if not same(old, new):
             stale.append(path.relative_to(ROOT))
             if not args.check:
                 atomic_write_text(path, new)

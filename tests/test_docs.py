@@ -103,3 +103,17 @@ def test_compare_puts_two_reports_figures_side_by_side(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "docs" / "compare.py"), str(pa), str(pb), "--names", "one,two", "--out", str(tmp_path / "d.md")], capture_output=True, text=True)
     assert proc.returncode != 0 and "not a JSON report (truncated or corrupt?)" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "d.md").exists()
+
+
+def test_the_staleness_check_forgives_floating_point_noise_only():
+    """A full-precision number that differs in its last digits from one CPU to another is not
+    stale; any other difference is."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        import render
+    finally:
+        sys.path.pop(0)
+    assert render.same('"value": 0.3050170847352225, "error": 4.6537581914199626e-11', '"value": 0.3050170847352224, "error": 4.653774796826144e-11')
+    assert not render.same("thickness 2.506", "thickness 2.507")
+    assert not render.same("P(a) 0.25", "P(b) 0.25")
+    assert not render.same("0.25 0.5", "0.25")
