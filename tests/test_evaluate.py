@@ -204,8 +204,10 @@ def test_sprites_with_a_hidden_shape_reports_its_classifier(tmp_path):
     counterfactuals on the labelled factors."""
     data = generate("sprites", tmp_path / "sprites", 200, seed=5, hide=["shape"])
     # The counterfactual term (on by default) reads the labelled parents and keeps the hidden
-    # one at each picture's inferred value, and its record says so.
-    run = fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=3, batch_size=32, width=8, depth=3, hidden=32, z_dim=4, threads=1), progress=False)
+    # one at each picture's inferred value, and its record says so. The classifier is guided
+    # for the first two steps (--guide-steps), and the summary says so.
+    run = fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=3, batch_size=32, width=8, depth=3, hidden=32, z_dim=4, threads=1, guide_steps=2), progress=False)
+    assert json.loads((run / "train.json").read_text())["guide_steps"] == 2
     record = json.loads((run / "reader.json").read_text())
     assert record["steps"] == 3 and record["hidden_kept"] == ["shape"] and 0.0 <= record["val_accuracy_all_parents"] <= 1.0
     vae = load(run)
@@ -222,6 +224,10 @@ def test_sprites_with_a_hidden_shape_reports_its_classifier(tmp_path):
     expected = float((vae.classify(images)["shape"].argmax(-1).numpy() == truth).mean())
     assert report["classifiers"] == {"shape": {"hidden": True, "accuracy": pytest.approx(expected), "pictures": len(test)}}
     assert list(report["counterfactuals"][0]["variables"]) == ["scale", "orientation", "posX", "posY"]
+    # Every label read right: no more often than the worst column, no less than the union bound.
+    R = report["reconstruction"]
+    for joint, each in ((R["oracle_all_right"], R["oracle_accuracy"]), (R["oracle_all_right_on_test_pictures"], R["oracle_accuracy_on_test_pictures"])):
+        assert 1 - sum(1 - a for a in each.values()) - 1e-9 <= joint <= min(each.values()) + 1e-9
     table = {g["goal"]: g["value"] for g in goals(report)}
     assert table["hidden factor: classifier accuracy on test pictures, worst"] == pytest.approx(expected)
     text = markdown(report)

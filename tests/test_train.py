@@ -468,3 +468,37 @@ def test_resume_refuses_a_damaged_settings_file_moves_with_its_folder_and_never_
     with pytest.raises(CausalVAEError, match="refusing to delete it"):
         _check_resume(oracle, TrainConfig(data="d", out=str(oracle)), force=True)
     assert (oracle / "oracle.safetensors").exists()
+
+
+def test_prior_guidance_is_the_cross_entropy_to_the_graphs_posterior_given_the_labels():
+    """--guide-steps: the hidden shape's classifier is taught P(shape | scale, orientation, posX,
+    posY) under the sprites graph's tables; by hand, the mean over rows of -sum_y P(y | labels)
+    log q(y | x). A model without a hidden image parent gets no term."""
+    from causalvae.exact import posterior
+    from causalvae.model import CausalVAE
+    from causalvae.nets import NetConfig
+    from causalvae.noise import sample as ancestral
+    from causalvae.train import prior_guidance
+
+    from causalvae import worlds
+
+    g = worlds.get("sprites").plan(hide=["shape"]).graph
+    cfg = NetConfig(image_size=16, channels=1, parent_dims=tuple(g.card(p) for p in g.image.parents), z_dim=4, width=8, depth=2, hidden=32, likelihood="bernoulli")
+    torch.manual_seed(0)
+    vae = CausalVAE(g, cfg)
+    s = ancestral(g, 12, seed=3)
+    rows = np.stack([s.values[c] for c in vae.label_columns], 1)
+    images = torch.randint(0, 2, (12, 1, 16, 16), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    term = prior_guidance(vae, images, torch.from_numpy(rows))
+    target = posterior(g, ["shape"], vae.label_columns, rows)
+    q = vae.classify(images)["shape"].detach().numpy()
+    assert target[0].sum() == pytest.approx(1.0) and not np.allclose(target, target[0])  # the labels tell
+    assert float(term.detach()) == pytest.approx(float(-(target * np.log(q)).sum(1).mean()), rel=1e-5)
+    term.backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in vae.classifiers.parameters())
+    with pytest.raises(CausalVAEError, match="guide-steps must be an integer >= 0"):
+        TrainConfig(data="d", out="o", guide_steps=-1).check()
+    labelled = worlds.get("sprites").plan().graph
+    full = CausalVAE(labelled, NetConfig(image_size=16, channels=1, parent_dims=tuple(labelled.card(p) for p in labelled.image.parents), z_dim=4, width=8, depth=2, hidden=32, likelihood="bernoulli"))
+    s = ancestral(labelled, 4, seed=1)
+    assert float(prior_guidance(full, images[:4], torch.from_numpy(np.stack([s.values[c] for c in full.label_columns], 1)))) == 0.0

@@ -465,6 +465,7 @@ def train_cmd(
     withhold: list[str] = typer.Option([], "--withhold", help="NAME=FRACTION: hide that fraction of NAME's training labels (repeatable), e.g. for a semi-supervised run."),
     classify: list[str] = typer.Option([], "--classify", help="Give this image parent a classifier q(y|x) (repeatable); unlabelled ones get one anyway."),
     alpha: float = typer.Option(50.0, "--alpha", help="Weight of the classifiers' cross-entropy on labelled rows."),
+    guide_steps: int = typer.Option(0, "--guide-steps", help="Teach the hidden image parents' classifiers what the graph says of them given the labels for the first N steps, fading out (docs/training.md; 0: off)."),
     precision: str = typer.Option("32", "--precision", help="32, or bf16 (autocast of the networks only)."),
     devices: int = typer.Option(1, "--devices", help="Processes (CPU) or GPUs."),
     strategy: str = typer.Option("auto", "--strategy", help="auto, or ddp for several processes."),
@@ -492,7 +493,7 @@ def train_cmd(
     cfg = TrainConfig(
         data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         lr=lr, lr_schedule=lr_schedule, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden, max_log_scale=max_log_scale,
-        decoder=decoder, residual=residual, beta=beta, cf_weight=cf_weight, reader_steps=reader_steps, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, precision=precision,
+        decoder=decoder, residual=residual, beta=beta, cf_weight=cf_weight, reader_steps=reader_steps, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, precision=precision,
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )
@@ -609,7 +610,10 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
     else:
         dims = None
     keys = ("epochs", "max_steps", "batch_size", "lr", "seed", "devices", "precision")
-    out.print("settings: " + ", ".join(f"{k}={settings[k]}" for k in keys if k in settings and settings[k] is not None), highlight=False)
+    shown = [f"{k}={settings[k]}" for k in keys if k in settings and settings[k] is not None]
+    if settings.get("guide_steps"):  # only where used: it concerns hidden image parents alone
+        shown.append(f"guide_steps={settings['guide_steps']}")
+    out.print("settings: " + ", ".join(shown), highlight=False)
     table = Table(show_header=True, header_style="bold")
     for col in ("epoch", "step", "minutes", "train ELBO", "val ELBO", "val recon", "val KL") + (("val bits/dim",) if dims else ()):
         table.add_column(col, justify="right")
@@ -852,7 +856,12 @@ def counterfactual_cmd(
     true_pic = _true_counterfactual(r, index, res.values) if index is not None else None
     if true_pic is not None:
         pics.append(display(true_pic, binary, channels_first=True))
-        if binary:
+        # A hidden image parent enters the render at the model's inferred value, which may
+        # not be the picture's true one: the caption says so.
+        inferred = [p for p in vae.image_parents if p in vae.classified and p not in vae.label_columns and p not in interventions]
+        if inferred:
+            caps.append(f"true render of these values ({', '.join(inferred)} as inferred)")
+        elif binary:
             caps.append("true counterfactual render")
         else:
             mae = float(np.abs(true_pic.astype(np.float64) - res.counterfactual[0].numpy()).mean())

@@ -264,6 +264,13 @@ def evaluate(
         "oracle_accuracy": {c: float(a) for c, a in zip(cols, masked_accuracy(read, lab, seen))},
         "oracle_accuracy_on_test_pictures": {c: float(a) for c, a in zip(cols, masked_accuracy(read_test, lab, seen))},
     }
+    if len(cols) > 1:
+        # Every label of a picture read right (rows with every label): on the test pictures
+        # themselves, the ceiling the oracle sets to any "every label read as used" figure.
+        full = (lab >= 0).all(1)
+        if full.any():
+            report["reconstruction"]["oracle_all_right"] = float(read_right(read, lab, seen)[full].all(1).mean())
+            report["reconstruction"]["oracle_all_right_on_test_pictures"] = float(read_right(read_test, lab, seen)[full].all(1).mean())
     if ccols:
         truth_numbers = numbers.numpy().astype(np.float64)
         report["reconstruction"]["oracle_mae"] = dict(zip(ccols, np.abs(read_numbers(oracle, recon, ccols) - truth_numbers).mean(0).tolist()))

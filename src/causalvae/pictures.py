@@ -18,6 +18,8 @@ PNG is checked the same way wherever it comes in.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import io
 import os
 import warnings
@@ -147,10 +149,15 @@ def png_bytes(pixels: np.ndarray | Image.Image) -> bytes:
 
 
 def titled(img: Image.Image, text: str) -> Image.Image:
-    """``img`` under a one-line title."""
-    out = Image.new("RGB", (img.width, img.height + 22), (255, 255, 255))
-    out.paste(img, (0, 22))
-    ImageDraw.Draw(out).text((6, 5), text, fill=(0, 0, 0))
+    """``img`` under a title, wrapped to the picture's width."""
+    font = _font(12)
+    lines = _wrap(text, max(img.width - 12, 40), ImageDraw.Draw(Image.new("RGB", (1, 1))), font) or [""]
+    top = 8 + 15 * len(lines)
+    out = Image.new("RGB", (img.width, img.height + top), (255, 255, 255))
+    out.paste(img, (0, top))
+    draw = ImageDraw.Draw(out)
+    for i, line in enumerate(lines):
+        draw.text((6, 4 + 15 * i), line, fill=(0, 0, 0), font=font)
     return out
 
 
@@ -162,10 +169,26 @@ TEXT = (20, 20, 20)
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """DejaVu Sans (shipped with matplotlib, a dependency) at ``size`` pixels: Pillow's own
+    scalable font draws a space two pixels wide, which runs captions' words together."""
+    path = _dejavu()
+    if path is not None:
+        return ImageFont.truetype(path, size)
     try:  # Pillow >= 10.1: a scalable default font
         return ImageFont.load_default(size=size)
     except TypeError:  # older Pillow: the fixed bitmap font
         return ImageFont.load_default()
+
+
+@functools.cache
+def _dejavu() -> str | None:
+    """The path of matplotlib's DejaVuSans.ttf, found without importing matplotlib."""
+    spec = importlib.util.find_spec("matplotlib")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(root, "mpl-data", "fonts", "ttf", "DejaVuSans.ttf")
+        if os.path.isfile(path):
+            return path
+    return None
 
 
 def named_value(name: str, text: str) -> str:

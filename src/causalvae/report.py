@@ -121,6 +121,8 @@ def markdown(report: dict) -> str:
     for c, a in R["oracle_accuracy"].items():
         exact = f"; the exact value: {_f(raw[c], '.1f', 100, '%')} and {_f(R['oracle_accuracy_on_test_pictures_raw'][c], '.1f', 100, '%')}" if c in report.get("scored_modulo", {}) and c in raw else ""
         lines.append(f"| oracle accuracy on reconstructions: {c} | {_f(a, '.1f', 100, '%')} (on the test pictures themselves: {_f(R['oracle_accuracy_on_test_pictures'][c], '.1f', 100, '%')}{exact}) |")
+    if R.get("oracle_all_right") is not None:
+        lines.append(f"| oracle reads every label of the reconstruction right | {_f(R['oracle_all_right'], '.1f', 100, '%')} (of the test picture itself: {_f(R['oracle_all_right_on_test_pictures'], '.1f', 100, '%')}, the ceiling the oracle sets to effectiveness) |")
     for c, e in R.get("oracle_mae", {}).items():
         lines.append(f"| oracle mean absolute error on reconstructions: {c} | {e:.3g} (on the test pictures themselves: {R['oracle_mae_on_test_pictures'][c]:.3g}) |")
     if report.get("classifiers"):

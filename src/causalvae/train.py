@@ -91,6 +91,7 @@ class TrainConfig:
     withhold: dict[str, float] = field(default_factory=dict)
     classify: list[str] = field(default_factory=list)
     alpha: float = 50.0
+    guide_steps: int = 0
     precision: str = "32"
     devices: int = 1
     strategy: str = "auto"
@@ -127,6 +128,9 @@ class TrainConfig:
         w = self.cf_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < 1e6:
             raise CausalVAEError(f"cf-weight must be a number >= 0, got {w!r}")
+        g = self.guide_steps
+        if isinstance(g, bool) or not isinstance(g, int) or g < 0:
+            raise CausalVAEError(f"guide-steps must be an integer >= 0, got {g!r}")
         b = self.beta
         if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0.0 < b < 1e3:
             raise CausalVAEError(f"beta must be a positive number, got {b!r}")
@@ -140,7 +144,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "residual": False, "beta": 1.0, "cf_weight": 0.0, "reader_steps": 400}
+    LEGACY = {"decoder": "concat", "residual": False, "beta": 1.0, "cf_weight": 0.0, "reader_steps": 400, "guide_steps": 0}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -264,13 +268,20 @@ class LitCausalVAE(L.LightningModule):
         obj = self.vae.objective(images, labels, *continuous)
         self.train_sums.add(obj)
         self.log("elbo", obj.elbo, prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
+        loss = obj.loss
+        if self.global_step < self.cfg.guide_steps:
+            # The first steps: the hidden parents' classifiers also learn what the graph says
+            # of them given each row's labels, fading out linearly (prior_guidance).
+            fade = 1.0 - self.global_step / self.cfg.guide_steps
+            with self._precision():
+                loss = loss + self.vae.alpha * fade * prior_guidance(self.vae, images, labels)
         if self.reader is None or not self.cfg.cf_weight:
-            return obj.loss
+            return loss
         self.reader.to(images.device)
         with self._precision():
             cf = counterfactual_term(self.vae, self.reader, images, labels, *continuous)
         self.log("cf", cf.item(), prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
-        return obj.loss + self.cfg.cf_weight * cf
+        return loss + self.cfg.cf_weight * cf
 
     @torch.no_grad()
     def validate(self, loader) -> torch.Tensor:
@@ -432,6 +443,31 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
 #: Pictures of a batch that take part in the counterfactual term (it costs an encoder, a
 #: decoder and a reader pass with their gradients; half a batch of 64 keeps it to ~40%).
 CF_ROWS = 32
+
+
+def prior_guidance(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each hidden image parent's classifier q(y | x) to P(y | the row's
+    labels) under the graph's tables, per picture (0 without a hidden image parent).
+
+    A never-labelled parent of the picture starts training with no meaning: the decoder
+    responds to it at random, and the enumeration's gradient drives its classifier by that
+    noise. The graph knows something of it from the labelled variables (sprites: hearts
+    tend to be large and upright), which ``--guide-steps`` teaches the classifier during the
+    first steps; the decoder then learns what the parent looks like from these soft guesses,
+    and the ELBO takes over as the guidance fades.
+    """
+    from causalvae.exact import posterior
+
+    hidden = hidden_image_parents(vae)
+    if not hidden:
+        return images.new_zeros((), dtype=torch.float32)
+    rows = labels.detach().cpu().numpy().astype(np.int64)
+    q = vae.classify(images)
+    total = images.new_zeros((), dtype=torch.float32)
+    for p in hidden:
+        target = torch.as_tensor(posterior(vae.graph, [p], vae.label_columns, rows), dtype=torch.float32, device=images.device)
+        total = total - (target * q[p].clamp_min(1e-12).log()).sum(-1).mean()
+    return total
 
 
 def discrete_image_parents(vae: CausalVAE) -> list[str]:
