@@ -116,13 +116,16 @@ SPRITES_REPORT := docs/reports/sprites
 evaluate-sprites: $(STAMP)
 	test -f runs/sprites/config.json || $(MAKE) recipe-sprites
 	mkdir -p $(SPRITES_REPORT)
-	test -f oracles/sprites/config.json || COLUMNS=100 $(CLI) oracle train --world sprites --steps 2000 --out oracles/sprites > $(SPRITES_REPORT)/oracle.txt
+	test -f oracles/sprites/config.json || COLUMNS=100 $(CLI) oracle train --world sprites --steps 6000 --out oracles/sprites > $(SPRITES_REPORT)/oracle.txt
 	$(CLI) evaluate runs/sprites --oracle oracles/sprites --out reports/sprites --force
 	cp reports/sprites/report.md reports/sprites/report.json reports/sprites/goals.md $(SPRITES_REPORT)/
 	sed -i 's|$(CURDIR)/||g' $(SPRITES_REPORT)/report.md $(SPRITES_REPORT)/report.json
 	cp reports/sprites/generation_tv.png docs/img/sprites_generation_tv.png
-	$(PY) docs/compare.py docs/reports/sprites-first/report.json $(SPRITES_REPORT)/report.json --names "first run (1 epoch; width 32; beta 2),this recipe" --out $(SPRITES_REPORT)/compare-first.md
-	$(PY) docs/compare.py docs/reports/sprites-reader400/report.json $(SPRITES_REPORT)/report.json --names "reader 400 steps,reader 2000 steps" --out $(SPRITES_REPORT)/compare-reader-steps.md
+	# Earlier runs were scored by a 2,000-step oracle: they are compared with this run's report
+	# under that oracle (docs/reports/sprites-oracle2000/), the same judge on both sides.
+	$(PY) docs/compare.py docs/reports/sprites-first/report.json docs/reports/sprites-oracle2000/report.json --names "first run (1 epoch; width 32; beta 2),this recipe" --out $(SPRITES_REPORT)/compare-first.md
+	$(PY) docs/compare.py docs/reports/sprites-reader400/report.json docs/reports/sprites-oracle2000/report.json --names "reader 400 steps,reader 2000 steps" --out $(SPRITES_REPORT)/compare-reader-steps.md
+	$(PY) docs/compare.py docs/reports/sprites-oracle2000/report.json $(SPRITES_REPORT)/report.json --names "oracle trained 2000 steps,oracle trained 6000 steps" --out $(SPRITES_REPORT)/compare-oracle.md
 
 # Issue 17's hidden factor: the same recipe on the same sprites with the shape never labelled
 # (generated with --hide shape): the model infers it with a classifier q(shape | x) and
@@ -145,21 +148,21 @@ recipe-sprites-hidden: $(STAMP)
 HIDDEN_REPORT := docs/reports/sprites-hidden
 evaluate-sprites-hidden: $(STAMP)
 	test -f runs/sprites-hidden/config.json || $(MAKE) recipe-sprites-hidden
-	test -f oracles/sprites/config.json || $(CLI) oracle train --world sprites --steps 2000 --out oracles/sprites
+	test -f oracles/sprites/config.json || $(CLI) oracle train --world sprites --steps 6000 --out oracles/sprites
 	$(CLI) evaluate runs/sprites-hidden --oracle oracles/sprites --out reports/sprites-hidden --force
 	mkdir -p $(HIDDEN_REPORT)
 	cp reports/sprites-hidden/report.md reports/sprites-hidden/report.json reports/sprites-hidden/goals.md $(HIDDEN_REPORT)/
 	sed -i 's|$(CURDIR)/||g' $(HIDDEN_REPORT)/report.md $(HIDDEN_REPORT)/report.json
 	$(CLI) counterfactual runs/sprites-hidden --index 3 --do "posX=7" --out docs/img/sprites_hidden_cf.png > /dev/null
 	$(PY) docs/compare.py $(SPRITES_REPORT)/report.json $(HIDDEN_REPORT)/report.json --names "every factor labelled,shape never labelled" --out $(HIDDEN_REPORT)/compare.md
-	$(PY) docs/compare.py docs/reports/sprites-hidden-first/report.json $(HIDDEN_REPORT)/report.json --names "first run (term off; 1 epoch; width 32; beta 2),this recipe" --out $(HIDDEN_REPORT)/compare-first.md
-	$(PY) docs/compare.py docs/reports/sprites-hidden-unguided/report.json $(HIDDEN_REPORT)/report.json --names "unguided,guided for 1000 steps" --out $(HIDDEN_REPORT)/compare-unguided.md
+	$(PY) docs/compare.py docs/reports/sprites-hidden-first/report.json docs/reports/sprites-hidden-oracle2000/report.json --names "first run (term off; 1 epoch; width 32; beta 2),this recipe" --out $(HIDDEN_REPORT)/compare-first.md
+	$(PY) docs/compare.py docs/reports/sprites-hidden-unguided/report.json docs/reports/sprites-hidden-oracle2000/report.json --names "unguided,guided for 1000 steps" --out $(HIDDEN_REPORT)/compare-unguided.md
 
 # docs/course.md: the course notebooks' questions answered by the sprites recipe's model
 # (docs/course.py writes the pictures and the numbers, then fills docs/course.md.in).
 course: $(STAMP)
 	test -f runs/sprites/config.json || $(MAKE) recipe-sprites
-	test -f oracles/sprites/config.json || $(CLI) oracle train --world sprites --steps 2000 --out oracles/sprites
+	test -f oracles/sprites/config.json || $(CLI) oracle train --world sprites --steps 6000 --out oracles/sprites
 	$(PY) docs/course.py --run runs/sprites --oracle oracles/sprites
 
 # The morpho recipe (issue 16): 20,000 Morpho-MNIST digits redrawn from real handwriting

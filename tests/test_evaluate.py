@@ -222,7 +222,10 @@ def test_sprites_with_a_hidden_shape_reports_its_classifier(tmp_path):
     images, _ = test.batch(np.arange(len(test)))
     truth = test.truth_values[test.indices, list(test.manifest["truth_columns"]).index("shape")]
     expected = float((vae.classify(images)["shape"].argmax(-1).numpy() == truth).mean())
-    assert report["classifiers"] == {"shape": {"hidden": True, "accuracy": pytest.approx(expected), "pictures": len(test)}}
+    guess = vae.classify(images)["shape"].argmax(-1).numpy()
+    confusion = {t: {g: int(((truth == a) & (guess == b)).sum()) for b, g in enumerate(["square", "ellipse", "heart"])} for a, t in enumerate(["square", "ellipse", "heart"])}
+    assert report["classifiers"] == {"shape": {"hidden": True, "accuracy": pytest.approx(expected), "pictures": len(test), "confusion": confusion}}
+    assert sum(sum(row.values()) for row in confusion.values()) == len(test)
     assert list(report["counterfactuals"][0]["variables"]) == ["scale", "orientation", "posX", "posY"]
     # Every label read right: no more often than the worst column, no less than the union bound.
     R = report["reconstruction"]
@@ -232,6 +235,7 @@ def test_sprites_with_a_hidden_shape_reports_its_classifier(tmp_path):
     assert table["hidden factor: classifier accuracy on test pictures, worst"] == pytest.approx(expected)
     text = markdown(report)
     assert "| shape | no (hidden) |" in text
+    assert "| ellipse | " + " | ".join(str(confusion["ellipse"][g]) for g in ("square", "ellipse", "heart")) + " |" in text
     # Reversibility intervenes on an image parent and back: left out, and said so.
     assert "axioms: reversibility" in [item["section"] for item in report["left_out"]]
     assert "| reversibility, 3 cycles | - |" in text

@@ -6,9 +6,12 @@ al. 2023). Sections:
 - **likelihood**: test ELBO and an importance-weighted bound (k samples), nats per picture;
 - **reconstruction**: pixel MAE (0-255), IoU for binary worlds (and, when the world
   renders and the dataset records its truth, the best IoU over the input's symmetric
-  equivalents), the oracle's accuracy on reconstructions;
+  equivalents), the oracle's accuracy on reconstructions, and how often it reads every label
+  of a reconstruction and of a test picture itself right (the latter: the ceiling the oracle
+  sets to effectiveness);
 - **classifiers**: for a model with classifiers q(y | x) (a hidden image parent has one), each
-  one's accuracy against the recorded truth of the test pictures;
+  one's accuracy against the recorded truth of the test pictures, and its confusion counts
+  (test pictures of each true value by the guess);
 - **generation**: for each reference query, pictures generated under it, read by the oracle;
   per target variable the total variation from the exact distribution, beside the same
   distance for as many true renders read by the same oracle (the noise floor), and how often
@@ -290,7 +293,10 @@ def evaluate(
             guessed = torch.cat([torch.stack([q.argmax(-1) for q in vae.classify(images[sl]).values()], 1) for sl in _batches(n_test, settings.batch)]).numpy()
             right = read_right(guessed, np.stack([truth_all[p] for p in vae.classified], 1), _accepted(world, graph, list(vae.classified), truth_all, truth_style))
             report["classifiers"] = {
-                p: {"hidden": p not in cols, "accuracy": float(right[:, j].mean()), "pictures": int(n_test)}
+                p: {"hidden": p not in cols, "accuracy": float(right[:, j].mean()), "pictures": int(n_test),
+                    # How many test pictures of each true value got each guess (true -> guessed -> count).
+                    "confusion": {t: {g: int(((truth_all[p] == a) & (guessed[:, j] == b)).sum()) for b, g in enumerate(graph[p].values)}
+                                  for a, t in enumerate(graph[p].values)}}
                 for j, p in enumerate(vae.classified)
             }
         else:

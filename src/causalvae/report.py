@@ -130,6 +130,13 @@ def markdown(report: dict) -> str:
                   "| variable | labelled | accuracy |", "|---|---|---:|"]
         for c, v in report["classifiers"].items():
             lines.append(f"| {c} | {'no (hidden)' if v['hidden'] else 'yes'} | {100 * v['accuracy']:.1f}% |")
+        for c, v in report["classifiers"].items():
+            if "confusion" not in v:
+                continue
+            names = list(v["confusion"])
+            lines += ["", f"{c}: test pictures of each true value (rows) by the classifier's guess (columns).", "",
+                      "| true value | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+            lines += [f"| {t} | " + " | ".join(str(row[g]) for g in names) + " |" for t, row in v["confusion"].items()]
     lines += ["", "## Generation", "",
               "Total variation between the oracle-read distribution of generated pictures and the exact one, beside the same distance for as many true renders (the noise floor).", "",
               "| query | n | variable | TV model | TV true renders | readback |", "|---|---:|---|---:|---:|---:|"]
