@@ -41,7 +41,7 @@ from causalvae.io import atomic_write_bytes, atomic_write_text
 from causalvae.metrics import iou
 from causalvae.metrics.distributions import empirical, total_variation
 from causalvae.oracle import load_oracle
-from causalvae.pictures import contact_sheet, display, titled
+from causalvae.pictures import contact_sheet, display, named_value, titled
 from causalvae.queries import counterfactual, sample
 from causalvae.run import Run
 
@@ -70,7 +70,8 @@ def _table(header: list[str], rows: list[list[str]], numeric: int = 1) -> str:
 
 
 def _caption(graph, values: dict[str, np.ndarray], i: int, names) -> str:
-    return " ".join(f"{graph[n].values[int(values[n][i])]}" for n in names)
+    """The values as a caption shows them: a word alone, a number with its name (scale=0.9)."""
+    return " ".join(named_value(n, str(graph[n].values[int(values[n][i])])) for n in names)
 
 
 def shares(oracle, graph, images: torch.Tensor, names: list[str]) -> dict[str, np.ndarray]:
@@ -165,7 +166,7 @@ def strip(vae, graph, test, renderer, seed: int, img: Path) -> dict:
     return {
         "cf_index": str(k),
         "cf_factual": _caption(graph, factual, 0, graph.names),
-        "cf_table": _table(["counterfactual", "its labels (shape scale orientation posX posY)", "IoU to the true render, symmetry-aware", "plain IoU"], rows, 2),
+        "cf_table": _table(["counterfactual", "its labels", "IoU to the true render, symmetry-aware", "plain IoU"], rows, 2),
     }
 
 
