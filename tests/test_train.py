@@ -502,3 +502,13 @@ def test_prior_guidance_is_the_cross_entropy_to_the_graphs_posterior_given_the_l
     full = CausalVAE(labelled, NetConfig(image_size=16, channels=1, parent_dims=tuple(labelled.card(p) for p in labelled.image.parents), z_dim=4, width=8, depth=2, hidden=32, likelihood="bernoulli"))
     s = ancestral(labelled, 4, seed=1)
     assert float(prior_guidance(full, images[:4], torch.from_numpy(np.stack([s.values[c] for c in full.label_columns], 1)))) == 0.0
+
+
+def test_guide_steps_without_a_hidden_image_parent_is_refused_before_anything_is_written(tmp_path):
+    """--guide-steps on a dataset whose image parents are all labelled would do nothing: one
+    clear error, and no run directory left behind."""
+    data = generate("sprites", tmp_path / "sprites", 40, seed=2)
+    out = tmp_path / "run"
+    with pytest.raises(CausalVAEError, match="every parent of this dataset's image is labelled"):
+        fit(TrainConfig(data=str(data), out=str(out), max_steps=1, batch_size=8, width=8, depth=3, hidden=32, z_dim=4, guide_steps=5), progress=False)
+    assert not out.exists()

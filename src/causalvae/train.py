@@ -470,6 +470,15 @@ def prior_guidance(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor) -
     return total
 
 
+def _check_guided(graph: Graph) -> None:
+    """--guide-steps needs a hidden discrete image parent and P(y | labels) computed exactly."""
+    parents = list(graph.image.parents) if graph.image is not None else []
+    if not any(p not in graph.continuous and not graph[p].observed for p in parents):
+        raise CausalVAEError("--guide-steps guides the classifier of a hidden image parent, and every parent of this dataset's image is labelled")
+    if graph.mixed:
+        raise CausalVAEError("--guide-steps needs a graph of discrete variables (P(y | labels) is computed exactly by the tables)")
+
+
 def discrete_image_parents(vae: CausalVAE) -> list[str]:
     """The image's discrete parents: the reader's classification outputs."""
     return [p for p in vae.image_parents if p not in vae.parent_stats]
@@ -835,6 +844,8 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
     val = load_dataset(cfg.data, split="val", verify=False)
     if len(ds) == 0:
         raise CausalVAEError(f"{cfg.data}: the training split is empty")
+    if cfg.guide_steps:
+        _check_guided(model_graph(cfg, ds))
     resume = _check_resume(run, cfg, force) if rank_env == 0 else True
     if rank_env == 0:
         run.mkdir(parents=True, exist_ok=True)
