@@ -85,6 +85,9 @@ class TrainConfig:
     residual: bool = False
     beta: float = 2.0
     cf_weight: float = 1000.0
+    #: Weight of the latent cycle term (:func:`counterfactual_terms`): the encoder, shown a
+    #: picture the decoder drew from z under some parents, must give z back (0: off).
+    cycle_weight: float = 0.0
     reader_steps: int = 400  # at most as many as the run's own steps
     learn_cpts: bool = False
     graph: str | None = None
@@ -128,6 +131,11 @@ class TrainConfig:
         w = self.cf_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < 1e6:
             raise CausalVAEError(f"cf-weight must be a number >= 0, got {w!r}")
+        w = self.cycle_weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < 1e6:
+            raise CausalVAEError(f"cycle-weight must be a number >= 0, got {w!r}")
+        if w and not self.cf_weight:
+            raise CausalVAEError("--cycle-weight needs the counterfactual term (--cf-weight > 0): the cycle re-encodes its pictures")
         g = self.guide_steps
         if isinstance(g, bool) or not isinstance(g, int) or g < 0:
             raise CausalVAEError(f"guide-steps must be an integer >= 0, got {g!r}")
@@ -144,7 +152,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "residual": False, "beta": 1.0, "cf_weight": 0.0, "reader_steps": 400, "guide_steps": 0}
+    LEGACY = {"decoder": "concat", "residual": False, "beta": 1.0, "cf_weight": 0.0, "reader_steps": 400, "guide_steps": 0, "cycle_weight": 0.0}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -279,9 +287,11 @@ class LitCausalVAE(L.LightningModule):
             return loss
         self.reader.to(images.device)
         with self._precision():
-            cf = counterfactual_term(self.vae, self.reader, images, labels, *continuous)
+            cf, cycle = counterfactual_terms(self.vae, self.reader, images, labels, *continuous, cycle=bool(self.cfg.cycle_weight))
         self.log("cf", cf.item(), prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
-        return loss + self.cfg.cf_weight * cf
+        if self.cfg.cycle_weight:
+            self.log("cycle", cycle.item(), prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
+        return loss + self.cfg.cf_weight * cf + self.cfg.cycle_weight * cycle
 
     @torch.no_grad()
     def validate(self, loader) -> torch.Tensor:
@@ -486,7 +496,16 @@ def discrete_image_parents(vae: CausalVAE) -> list[str]:
 
 def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> torch.Tensor:
     """The counterfactual training term, in nats per picture: decode under other parents and
-    ask the frozen reader to read those parents back.
+    ask the frozen reader to read those parents back (:func:`counterfactual_terms`)."""
+    return counterfactual_terms(vae, reader, images, labels, continuous)[0]
+
+
+def counterfactual_terms(vae: CausalVAE, reader: Classifier, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None, *,
+                         cycle: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The counterfactual training term and the latent cycle term, ``(cf, cycle)``.
+
+    The counterfactual term, in nats per picture: decode under other parents and ask the
+    frozen reader to read those parents back.
 
     Each picture's image parents, discrete and continuous, are replaced at once by another
     picture's of the batch (one permutation: a random intervention drawn from the tuples the
@@ -502,14 +521,23 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
     parent the Gaussian NLL (constants dropped) of its intended standardised value
     ``t_k = (v_k - mean_k) / sd_k`` under the reader's reading ``r_k``, with the reader's
     validation residual sd ``sigma_k`` (``reader.residual_sd``, see :func:`train_reader`).
+
+    The latent cycle term (``cycle``; zero otherwise): the encoder's mean on each decoded
+    picture, given the parents it was decoded under, against the z it was decoded from, the
+    mean over rows of ``||mu_q(x_cf, parents_cf) - z||^2`` (z held fixed). It asks the encoder
+    to invert the decoder on the pictures it draws (counterfactuals and generated ones), so that
+    abducting a counterfactual (or a reconstruction) finds the same z again: the repeated null
+    interventions of the composition axiom then stop drifting. Its gradient reaches the
+    decoder as well (draw z so that it can be read back) and the encoder.
     """
+    zero = images.new_zeros((), dtype=torch.float32)
     cols = vae.label_columns
     labels = labels.to(torch.int64)
     parents = read_discrete_parents(vae)
     hidden = hidden_image_parents(vae)
     cont = continuous_image_parents(vae)
     if not (parents or cont):
-        return images.new_zeros((), dtype=torch.float32)
+        return zero, zero
     dims = [vae.graph.card(p) for p in parents]
     if cont:
         if continuous is None:
@@ -523,7 +551,7 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
         c = continuous[:, [vae.continuous_columns.index(p) for p in cont]].to(torch.float32)
         keep = keep & torch.isfinite(c).all(1)
     if int(keep.sum()) < 2:
-        return images.new_zeros((), dtype=torch.float32)
+        return zero, zero
     images, y = images[keep][:CF_ROWS], y[keep][:CF_ROWS]
     n = len(y)
     own = {p: y[:, k] for k, p in enumerate(parents)}
@@ -543,17 +571,23 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
     if cont:
         c_other = c[perm]
         do.update({p: c_other[:, k] for k, p in enumerate(cont)})
-    x = decoded_mean(vae.decoder(z, vae.parents_onehot(do)), vae.config.likelihood)
+    onehot = vae.parents_onehot(do)
+    x = decoded_mean(vae.decoder(z, onehot), vae.config.likelihood)
     out = reader(x)
     if out.shape[-1] != sum(dims) + len(cont):
         raise CausalVAEError(f"the reader gives {out.shape[-1]} outputs; the image's parents need {sum(dims) + len(cont)} (make it with make_reader)")
+    if cycle:
+        mu, _ = vae.encoder(x, onehot)
+        cycle_loss = (mu.float() - z.detach().float()).square().sum(-1).mean()
+    else:
+        cycle_loss = zero
     if not cont:
         logits = out.split(dims, dim=-1)
-        return sum(F.cross_entropy(lg.float(), other[:, k]) for k, lg in enumerate(logits))
+        return sum(F.cross_entropy(lg.float(), other[:, k]) for k, lg in enumerate(logits)), cycle_loss
     *logits, reading = out.float().split([*dims, len(cont)], dim=-1)
     loss = sum(F.cross_entropy(lg, other[:, k]) for k, lg in enumerate(logits))
     target = torch.stack([standardise(c_other[:, k], vae.parent_stats[p]) for k, p in enumerate(cont)], 1)
-    return loss + (0.5 * ((reading - target) / sigma.to(reading)).square()).sum(1).mean()
+    return loss + (0.5 * ((reading - target) / sigma.to(reading)).square()).sum(1).mean(), cycle_loss
 
 
 # --------------------------------------------------------------------------------------- callback
