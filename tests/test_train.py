@@ -246,60 +246,6 @@ def test_counterfactual_term_reads_the_other_parents_and_trains_only_the_vae(sce
     assert float(counterfactual_term(vae, reader, images, labels)) == 0.0
 
 
-def test_latent_cycle_term_is_the_encoders_distance_to_the_z_it_was_drawn_from(scenes):
-    """The cycle term, computed by hand from the same random draws: half the rows keep their
-    abducted z (the encoder's mean), half draw it from the prior; all are decoded under a
-    permutation's parents, re-encoded under those parents, and the term is the mean squared
-    distance of the encoder's mean to z. The counterfactual term beside it is the one
-    counterfactual_term gives; without ``cycle`` the cycle term is zero. Its gradient reaches
-    the encoder and the decoder."""
-    from causalvae.model import CausalVAE
-    from causalvae.nets import Classifier, NetConfig, decoded_mean
-    from causalvae.noise import sample as ancestral
-    from causalvae.train import counterfactual_term, counterfactual_terms
-
-    dims = tuple(scenes.card(p) for p in scenes.image.parents)
-    cfg = NetConfig(image_size=16, channels=3, parent_dims=dims, z_dim=4, width=8, depth=2, hidden=32)
-    torch.manual_seed(0)
-    vae = CausalVAE(scenes, cfg)
-    reader = Classifier(cfg, sum(dims)).requires_grad_(False)
-    s = ancestral(scenes, 10, seed=4)
-    labels = torch.from_numpy(np.stack([s.values[c] for c in vae.label_columns], 1))
-    images = torch.randint(0, 256, (10, 3, 16, 16), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
-    torch.manual_seed(7)
-    cf, cycle = counterfactual_terms(vae, reader, images, labels, cycle=True)
-    parents = list(scenes.image.parents)
-    own = {p: labels[:, vae.label_columns.index(p)] for p in parents}
-    with torch.no_grad():
-        torch.manual_seed(7)
-        z_post, _ = vae.encode(images, own)
-        z = torch.cat([z_post[:5], torch.randn_like(z_post[5:])])
-        perm = torch.randperm(10)
-        onehot = vae.parents_onehot({p: v[perm] for p, v in own.items()})
-        mu, _ = vae.encoder(decoded_mean(vae.decoder(z, onehot), cfg.likelihood), onehot)
-        hand = float(((mu - z) ** 2).sum(1).mean())
-    assert float(cycle.detach()) == pytest.approx(hand, rel=1e-5)
-    assert hand > 0
-    torch.manual_seed(7)
-    assert float(cf.detach()) == pytest.approx(float(counterfactual_term(vae, reader, images, labels).detach()), rel=1e-6)
-    torch.manual_seed(7)
-    assert float(counterfactual_terms(vae, reader, images, labels)[1].detach()) == 0.0
-    cycle.backward()
-    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in vae.decoder.parameters())
-    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in vae.encoder.parameters())
-
-
-def test_cycle_weight_needs_the_counterfactual_term():
-    from causalvae.errors import CausalVAEError
-    from causalvae.train import TrainConfig
-
-    with pytest.raises(CausalVAEError, match="cycle-weight needs the counterfactual term"):
-        TrainConfig(data="d", out="o", cf_weight=0.0, cycle_weight=1.0).check()
-    with pytest.raises(CausalVAEError, match="cycle-weight must be a number >= 0"):
-        TrainConfig(data="d", out="o", cycle_weight=-1.0).check()
-    TrainConfig(data="d", out="o", cf_weight=10.0, cycle_weight=1.0).check()
-
-
 def test_counterfactual_term_keeps_a_hidden_parent_at_its_inferred_value():
     """With the sprite's shape never labelled (a classifier q(shape | x)), the term swaps the
     labelled image parents only and reads only them: the hand computation abducts z and decodes

@@ -456,7 +456,6 @@ def train_cmd(
     residual: bool = typer.Option(False, "--residual/--no-residual", help="A FiLM-modulated residual block after each decoder upsampling."),
     beta: float = typer.Option(2.0, "--beta", help="Weight of z's KL term in the training loss (the reported ELBO stays the true one)."),
     cf_weight: float = typer.Option(1000.0, "--cf-weight", help="Weight of the counterfactual training term: pictures decoded under other parents must be read back by a classifier trained on the real pictures (0: off)."),
-    cycle_weight: float = typer.Option(0.0, "--cycle-weight", help="Weight of the latent cycle term: the encoder must find again the z a decoded picture was drawn from (0: off; needs --cf-weight)."),
     reader_steps: int = typer.Option(400, "--reader-steps", help="Training steps of that classifier (at most the run's own)."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate of the networks."),
     lr_schedule: str = typer.Option("cosine", "--lr-schedule", help="cosine (down to a tenth at the last step) or constant."),
@@ -494,7 +493,7 @@ def train_cmd(
     cfg = TrainConfig(
         data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         lr=lr, lr_schedule=lr_schedule, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden, max_log_scale=max_log_scale,
-        decoder=decoder, residual=residual, beta=beta, cf_weight=cf_weight, cycle_weight=cycle_weight, reader_steps=reader_steps, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, precision=precision,
+        decoder=decoder, residual=residual, beta=beta, cf_weight=cf_weight, reader_steps=reader_steps, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, precision=precision,
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )

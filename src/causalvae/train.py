@@ -85,9 +85,6 @@ class TrainConfig:
     residual: bool = False
     beta: float = 2.0
     cf_weight: float = 1000.0
-    #: Weight of the latent cycle term (:func:`counterfactual_terms`): the encoder, shown a
-    #: picture the decoder drew from z under some parents, must give z back (0: off).
-    cycle_weight: float = 0.0
     reader_steps: int = 400  # at most as many as the run's own steps
     learn_cpts: bool = False
     graph: str | None = None
@@ -131,11 +128,6 @@ class TrainConfig:
         w = self.cf_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < 1e6:
             raise CausalVAEError(f"cf-weight must be a number >= 0, got {w!r}")
-        w = self.cycle_weight
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < 1e6:
-            raise CausalVAEError(f"cycle-weight must be a number >= 0, got {w!r}")
-        if w and not self.cf_weight:
-            raise CausalVAEError("--cycle-weight needs the counterfactual term (--cf-weight > 0): the cycle re-encodes its pictures")
         g = self.guide_steps
         if isinstance(g, bool) or not isinstance(g, int) or g < 0:
             raise CausalVAEError(f"guide-steps must be an integer >= 0, got {g!r}")
@@ -152,7 +144,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "residual": False, "beta": 1.0, "cf_weight": 0.0, "reader_steps": 400, "guide_steps": 0, "cycle_weight": 0.0}
+    LEGACY = {"decoder": "concat", "residual": False, "beta": 1.0, "cf_weight": 0.0, "reader_steps": 400, "guide_steps": 0}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -287,11 +279,9 @@ class LitCausalVAE(L.LightningModule):
             return loss
         self.reader.to(images.device)
         with self._precision():
-            cf, cycle = counterfactual_terms(self.vae, self.reader, images, labels, *continuous, cycle=bool(self.cfg.cycle_weight))
+            cf = counterfactual_term(self.vae, self.reader, images, labels, *continuous)
         self.log("cf", cf.item(), prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
-        if self.cfg.cycle_weight:
-            self.log("cycle", cycle.item(), prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
-        return loss + self.cfg.cf_weight * cf + self.cfg.cycle_weight * cycle
+        return loss + self.cfg.cf_weight * cf
 
     @torch.no_grad()
     def validate(self, loader) -> torch.Tensor:
@@ -496,16 +486,7 @@ def discrete_image_parents(vae: CausalVAE) -> list[str]:
 
 def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> torch.Tensor:
     """The counterfactual training term, in nats per picture: decode under other parents and
-    ask the frozen reader to read those parents back (:func:`counterfactual_terms`)."""
-    return counterfactual_terms(vae, reader, images, labels, continuous)[0]
-
-
-def counterfactual_terms(vae: CausalVAE, reader: Classifier, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None, *,
-                         cycle: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """The counterfactual training term and the latent cycle term, ``(cf, cycle)``.
-
-    The counterfactual term, in nats per picture: decode under other parents and ask the
-    frozen reader to read those parents back.
+    ask the frozen reader to read those parents back.
 
     Each picture's image parents, discrete and continuous, are replaced at once by another
     picture's of the batch (one permutation: a random intervention drawn from the tuples the
@@ -521,23 +502,14 @@ def counterfactual_terms(vae: CausalVAE, reader: Classifier, images: torch.Tenso
     parent the Gaussian NLL (constants dropped) of its intended standardised value
     ``t_k = (v_k - mean_k) / sd_k`` under the reader's reading ``r_k``, with the reader's
     validation residual sd ``sigma_k`` (``reader.residual_sd``, see :func:`train_reader`).
-
-    The latent cycle term (``cycle``; zero otherwise): the encoder's mean on each decoded
-    picture, given the parents it was decoded under, against the z it was decoded from, the
-    mean over rows of ``||mu_q(x_cf, parents_cf) - z||^2`` (z held fixed). It asks the encoder
-    to invert the decoder on the pictures it draws (counterfactuals and generated ones), so that
-    abducting a counterfactual (or a reconstruction) finds the same z again: the repeated null
-    interventions of the composition axiom then stop drifting. Its gradient reaches the
-    decoder as well (draw z so that it can be read back) and the encoder.
     """
-    zero = images.new_zeros((), dtype=torch.float32)
     cols = vae.label_columns
     labels = labels.to(torch.int64)
     parents = read_discrete_parents(vae)
     hidden = hidden_image_parents(vae)
     cont = continuous_image_parents(vae)
     if not (parents or cont):
-        return zero, zero
+        return images.new_zeros((), dtype=torch.float32)
     dims = [vae.graph.card(p) for p in parents]
     if cont:
         if continuous is None:
@@ -551,7 +523,7 @@ def counterfactual_terms(vae: CausalVAE, reader: Classifier, images: torch.Tenso
         c = continuous[:, [vae.continuous_columns.index(p) for p in cont]].to(torch.float32)
         keep = keep & torch.isfinite(c).all(1)
     if int(keep.sum()) < 2:
-        return zero, zero
+        return images.new_zeros((), dtype=torch.float32)
     images, y = images[keep][:CF_ROWS], y[keep][:CF_ROWS]
     n = len(y)
     own = {p: y[:, k] for k, p in enumerate(parents)}
@@ -571,23 +543,17 @@ def counterfactual_terms(vae: CausalVAE, reader: Classifier, images: torch.Tenso
     if cont:
         c_other = c[perm]
         do.update({p: c_other[:, k] for k, p in enumerate(cont)})
-    onehot = vae.parents_onehot(do)
-    x = decoded_mean(vae.decoder(z, onehot), vae.config.likelihood)
+    x = decoded_mean(vae.decoder(z, vae.parents_onehot(do)), vae.config.likelihood)
     out = reader(x)
     if out.shape[-1] != sum(dims) + len(cont):
         raise CausalVAEError(f"the reader gives {out.shape[-1]} outputs; the image's parents need {sum(dims) + len(cont)} (make it with make_reader)")
-    if cycle:
-        mu, _ = vae.encoder(x, onehot)
-        cycle_loss = (mu.float() - z.detach().float()).square().sum(-1).mean()
-    else:
-        cycle_loss = zero
     if not cont:
         logits = out.split(dims, dim=-1)
-        return sum(F.cross_entropy(lg.float(), other[:, k]) for k, lg in enumerate(logits)), cycle_loss
+        return sum(F.cross_entropy(lg.float(), other[:, k]) for k, lg in enumerate(logits))
     *logits, reading = out.float().split([*dims, len(cont)], dim=-1)
     loss = sum(F.cross_entropy(lg, other[:, k]) for k, lg in enumerate(logits))
     target = torch.stack([standardise(c_other[:, k], vae.parent_stats[p]) for k, p in enumerate(cont)], 1)
-    return loss + (0.5 * ((reading - target) / sigma.to(reading)).square()).sum(1).mean(), cycle_loss
+    return loss + (0.5 * ((reading - target) / sigma.to(reading)).square()).sum(1).mean()
 
 
 # --------------------------------------------------------------------------------------- callback
