@@ -176,7 +176,7 @@ course: $(STAMP)
 # The morpho recipe (issue 16): 20,000 Morpho-MNIST digits redrawn from real handwriting
 # (about 10 minutes of rendering), 7,500 steps (at most 15 minutes of training on 2 CPU cores);
 # its figures in docs/img/morpho_*.png and its record in docs/runs/morpho/.
-MORPHO_FLAGS := --epochs 30 --z-dim 16 --max-log-scale -3 --beta 1 --cf-weight 20 --decoder film --reader-steps 2000
+MORPHO_FLAGS := --epochs 30 --z-dim 16 --max-log-scale -3 --beta 1 --cf-weight 40 --decoder film --reader-steps 2000
 recipe-morpho: $(STAMP)
 	test -f data/morpho/manifest.json || $(CLI) generate morpho --n 20000 --seed 0 --out data/morpho
 	$(CLI) train --data data/morpho --out runs/morpho $(MORPHO_FLAGS) --val-per-epoch 1 --val-limit 1000 --force
@@ -201,7 +201,9 @@ evaluate-morpho: $(STAMP)
 	# The recipe trained 12 epochs before it trained 30: that run's report (same oracle) is
 	# kept in docs/reports/morpho-12epochs/; the reader's comparison is between 12-epoch runs.
 	$(PY) docs/compare.py docs/reports/morpho-reader400/report.json docs/reports/morpho-12epochs/report.json --names "reader 400 steps,reader 2000 steps" --out $(MORPHO_REPORT)/compare-reader-steps.md
-	$(PY) docs/compare.py docs/reports/morpho-12epochs/report.json $(MORPHO_REPORT)/report.json --names "12 epochs (3000 steps),30 epochs (7500 steps)" --out $(MORPHO_REPORT)/compare-epochs.md
+	# It then trained 30 epochs with the term at weight 20 (docs/reports/morpho-cf20/); now 40.
+	$(PY) docs/compare.py docs/reports/morpho-12epochs/report.json docs/reports/morpho-cf20/report.json --names "12 epochs (3000 steps),30 epochs (7500 steps)" --out $(MORPHO_REPORT)/compare-epochs.md
+	$(PY) docs/compare.py docs/reports/morpho-cf20/report.json $(MORPHO_REPORT)/report.json --names "term weight 20,term weight 40" --out $(MORPHO_REPORT)/compare-cf-weight.md
 	$(PY) docs/deepscm.py --run runs/morpho --oracle oracles/morpho
 	$(PY) docs/render.py
 
