@@ -118,7 +118,7 @@ evaluate-sprites: $(STAMP)
 	mkdir -p $(SPRITES_REPORT)
 	test -f oracles/sprites/config.json || COLUMNS=100 $(CLI) oracle train --world sprites --steps 6000 --out oracles/sprites > $(SPRITES_REPORT)/oracle.txt
 	$(CLI) evaluate runs/sprites --oracle oracles/sprites --out reports/sprites --force
-	cp reports/sprites/report.md reports/sprites/report.json reports/sprites/goals.md $(SPRITES_REPORT)/
+	cp reports/sprites/report.md reports/sprites/report.json reports/sprites/goals.md reports/sprites/factors.md $(SPRITES_REPORT)/
 	sed -i 's|$(CURDIR)/||g' $(SPRITES_REPORT)/report.md $(SPRITES_REPORT)/report.json
 	cp reports/sprites/generation_tv.png docs/img/sprites_generation_tv.png
 	# The recipe trained two epochs before it trained six: that run's report, scored by this
@@ -154,7 +154,7 @@ evaluate-sprites-hidden: $(STAMP)
 	test -f oracles/sprites/config.json || $(CLI) oracle train --world sprites --steps 6000 --out oracles/sprites
 	$(CLI) evaluate runs/sprites-hidden --oracle oracles/sprites --out reports/sprites-hidden --force
 	mkdir -p $(HIDDEN_REPORT)
-	cp reports/sprites-hidden/report.md reports/sprites-hidden/report.json reports/sprites-hidden/goals.md $(HIDDEN_REPORT)/
+	cp reports/sprites-hidden/report.md reports/sprites-hidden/report.json reports/sprites-hidden/goals.md reports/sprites-hidden/factors.md $(HIDDEN_REPORT)/
 	sed -i 's|$(CURDIR)/||g' $(HIDDEN_REPORT)/report.md $(HIDDEN_REPORT)/report.json
 	$(CLI) counterfactual runs/sprites-hidden --index 3 --do "posX=7" --out docs/img/sprites_hidden_cf.png > /dev/null
 	# The two recipes spend about the same minutes: six labelled epochs, three hidden-shape ones

@@ -169,7 +169,9 @@ def test_sprites_evaluation_scores_iou_over_symmetric_equivalents(tmp_path):
     # The sprites world sums counterfactuals up per factor and scores its own goals (issue 17's table).
     assert report["counterfactual_factors"] == {"shape": {
         "interventions": 1, "effectiveness": cf["effectiveness"], "effectiveness_own": cf["variables"]["shape"]["effectiveness"],
-        "iou_to_true_render": cf["iou_to_true_render"]}}
+        "iou_to_true_render": cf["iou_to_true_render"], "iou_to_nearest_render": cf["iou_to_nearest_render"]}}
+    # With the offsets inside the bins free, the score can only rise.
+    assert cf["iou_to_true_render"] - 1e-12 <= cf["iou_to_nearest_render"] <= 1.0
     table = {g["goal"]: g for g in goals(report)}
     assert table["counterfactual effectiveness, worst factor"]["value"] == cf["effectiveness"]
     assert table["counterfactual IoU to the true render (symmetry-aware), mean"]["value"] == cf["iou_to_true_render"]
@@ -177,6 +179,12 @@ def test_sprites_evaluation_scores_iou_over_symmetric_equivalents(tmp_path):
     assert "reconstruction pixel MAE (0-255)" not in table and "classifier" not in " ".join(table)  # no classifier: no row
     text = markdown(report)
     assert "### Per factor" in text and "| shape | 1 |" in text
+    assert f"| {cf['iou_to_true_render']:.3f} | {cf['iou_to_nearest_render']:.3f} |" in text
+    assert summary_rows(report)["counterfactual_iou_to_nearest_render"] == cf["iou_to_nearest_render"]
+    write_report(report, tmp_path / "rep")
+    assert (tmp_path / "rep" / "factors.md").read_text() in text  # the per-factor table, on its own for the docs
+    write_report({**report, "counterfactual_factors": {}}, tmp_path / "rep", force=True)
+    assert not (tmp_path / "rep" / "factors.md").exists()  # an earlier report's table does not stay behind
     with pytest.raises(CausalVAEError, match="goals name one of the figures"):
         goals({**report, "targets": [["reconstruction_iuo", ">=", 0.9]]})
     # The true picture itself scores 1, and a square's quarter turn counts as the same picture.
@@ -197,6 +205,29 @@ def test_sprites_evaluation_scores_iou_over_symmetric_equivalents(tmp_path):
     pictures = truth.render(ellipse, upright)
     assert (iou(truth.render(half, upright), pictures) < 0.99).all()
     np.testing.assert_allclose(truth.best_iou(half, upright, pictures), 1.0)
+
+
+def test_nearest_render_frees_only_the_style():
+    """The nearest render of a picture's values under any style: 1 for the true picture drawn
+    with any offsets inside the bins, whatever offsets one believes it has; below 1 when the
+    values themselves are wrong; None for a world whose style is not enumerable."""
+    from causalvae import worlds
+
+    truth = worlds.get("sprites").renderer()
+    grid = truth.style_grid()
+    assert grid.shape == (5 * 4 * 4, 3) and len(np.unique(grid, axis=0)) == 80
+    rng = np.random.default_rng(3)
+    n = 12
+    values = {"shape": rng.integers(0, 3, n), "scale": rng.integers(0, 6, n), "orientation": rng.integers(0, 8, n),
+              "posX": rng.integers(0, 8, n), "posY": rng.integers(0, 8, n)}
+    drawn = grid[rng.integers(0, 80, n)]
+    believed = grid[rng.integers(0, 80, n)]
+    pictures = truth.render(values, drawn)
+    np.testing.assert_allclose(truth.nearest_iou(values, pictures, chunk=5), 1.0)
+    assert truth.best_iou(values, believed, pictures).mean() < 1.0  # the recorded style matters there
+    moved = dict(values, posX=(values["posX"] + 4) % 8)
+    assert (truth.nearest_iou(moved, pictures) < 0.5).all()  # another bin is not a style
+    assert worlds.get("scenes").renderer().nearest_iou(values, pictures) is None
 
 
 def test_sprites_with_a_hidden_shape_reports_its_classifier(tmp_path):

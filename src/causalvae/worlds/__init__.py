@@ -82,6 +82,31 @@ class Renderer:
 
         return iou(self.render(values, style), pictures)
 
+    def style_grid(self) -> np.ndarray | None:
+        """Every style the renderer draws, float64 ``(K, S)``, when there are few enough to try
+        each one (None: the style is not enumerable, as a continuous one is not)."""
+        return None
+
+    def nearest_iou(self, values: Mapping[str, np.ndarray], pictures: np.ndarray, chunk: int = 32) -> np.ndarray | None:
+        """Per picture, the best IoU of binary ``pictures`` against the true renders of
+        ``values`` under every style of :meth:`style_grid`: how well each picture would score
+        if its style (what the graph does not name, which a model keeps in z) were free.
+        None when the style is not enumerable."""
+        from causalvae.metrics import iou
+
+        grid = self.style_grid()
+        if grid is None:
+            return None
+        k, n = len(grid), len(pictures)
+        out = np.empty(n)
+        for a in range(0, n, chunk):
+            b = min(n, a + chunk)
+            vals = {name: np.repeat(np.asarray(v)[a:b], k) for name, v in values.items()}
+            renders = self.render(vals, np.tile(grid, (b - a, 1)))
+            pics = np.repeat(np.asarray(pictures[a:b]), k, axis=0)
+            out[a:b] = iou(renders, pics).reshape(b - a, k).max(1)
+        return out
+
     def check_style(self, style: np.ndarray) -> np.ndarray:
         style = np.asarray(style, dtype=np.float64)
         if style.ndim != 2 or style.shape[1] != len(self.style_fields):

@@ -44,6 +44,11 @@ class SpritesRenderer(Renderer):
     def render(self, values: Mapping[str, np.ndarray], style: np.ndarray) -> np.ndarray:
         return images(self.classes(values, style))[:, None].astype(np.uint8)
 
+    def style_grid(self) -> np.ndarray:
+        """The 80 offset combinations inside the bins (orientation 5 x posX 4 x posY 4)."""
+        sizes = [GRAPH_BINS[f.removesuffix("_offset")] for f in STYLE_FIELDS]
+        return np.stack(np.meshgrid(*[np.arange(m) for m in sizes], indexing="ij"), -1).reshape(-1, len(sizes)).astype(np.float64)
+
     def best_iou(self, values: Mapping[str, np.ndarray], style: np.ndarray, pictures: np.ndarray) -> np.ndarray:
         """The best IoU over every symmetric equivalent of the true render (a square turned a
         quarter turn is the same picture), as :func:`~causalvae.worlds.sprites.render.equivalent` lists them."""
