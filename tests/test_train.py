@@ -504,11 +504,66 @@ def test_prior_guidance_is_the_cross_entropy_to_the_graphs_posterior_given_the_l
     assert float(prior_guidance(full, images[:4], torch.from_numpy(np.stack([s.values[c] for c in full.label_columns], 1)))) == 0.0
 
 
+def test_prior_matching_compares_the_classifiers_counts_with_the_graphs_per_label_value():
+    """--match-weight: for each labelled variable v and each of its values k in the batch, the
+    KL divergence of the mean of q(shape | x) over the rows with v = k from the mean of
+    P(shape | labels) over the same rows, weighted by their share. A classifier that says
+    what the graph says scores 0; one that calls every sprite a heart pays -log of the graph's
+    mean heart share in each group; the term reaches the classifier's weights."""
+    from causalvae.exact import posterior
+    from causalvae.model import CausalVAE
+    from causalvae.nets import NetConfig
+    from causalvae.noise import sample as ancestral
+    from causalvae.train import prior_matching
+
+    from causalvae import worlds
+
+    g = worlds.get("sprites").plan(hide=["shape"]).graph
+    cfg = NetConfig(image_size=16, channels=1, parent_dims=tuple(g.card(p) for p in g.image.parents), z_dim=4, width=8, depth=2, hidden=32, likelihood="bernoulli")
+    torch.manual_seed(0)
+    vae = CausalVAE(g, cfg)
+    s = ancestral(g, 40, seed=3)
+    rows = np.stack([s.values[c] for c in vae.label_columns], 1)
+    rows[0, 1] = -1  # a missing label takes no group's part
+    labels = torch.from_numpy(rows)
+    images = torch.randint(0, 2, (40, 1, 16, 16), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    target = posterior(g, ["shape"], vae.label_columns, rows)
+
+    def by_hand(q):
+        total = 0.0
+        for j in range(rows.shape[1]):
+            for k in np.unique(rows[:, j][rows[:, j] >= 0]):
+                m = rows[:, j] == k
+                qb, tb = q[m].mean(0), target[m].mean(0)
+                total += m.mean() * float(np.sum(np.where(qb > 0, qb * np.log(np.maximum(qb, 1e-300) / tb), 0.0)))
+        return total
+
+    term = prior_matching(vae, images, labels)
+    q = vae.classify(images)["shape"].detach().numpy()
+    assert float(term.detach()) == pytest.approx(by_hand(q), rel=1e-4) and float(term.detach()) > 0
+    term.backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in vae.classifiers.parameters())
+    real = vae.classify
+    vae.classify = lambda x: {"shape": torch.as_tensor(target, dtype=torch.float32)}
+    assert float(prior_matching(vae, images, labels)) == pytest.approx(0.0, abs=1e-6)
+    hearts = np.zeros_like(target)
+    hearts[:, 2] = 1.0  # shape: square, ellipse, heart
+    vae.classify = lambda x: {"shape": torch.as_tensor(hearts, dtype=torch.float32)}
+    assert float(prior_matching(vae, images, labels)) == pytest.approx(by_hand(hearts), rel=1e-4)
+    assert by_hand(hearts) > 0.5  # the graph's hearts are 30% of the sprites: a classifier of hearts only pays
+    vae.classify = real
+    with pytest.raises(CausalVAEError, match="match-weight must be a number >= 0"):
+        TrainConfig(data="d", out="o", match_weight=-1).check()
+
+
 def test_guide_steps_without_a_hidden_image_parent_is_refused_before_anything_is_written(tmp_path):
     """--guide-steps on a dataset whose image parents are all labelled would do nothing: one
     clear error, and no run directory left behind."""
     data = generate("sprites", tmp_path / "sprites", 40, seed=2)
     out = tmp_path / "run"
-    with pytest.raises(CausalVAEError, match="every parent of this dataset's image is labelled"):
+    with pytest.raises(CausalVAEError, match="--guide-steps concerns the classifier of a hidden image parent, and every parent of this dataset's image is labelled"):
         fit(TrainConfig(data=str(data), out=str(out), max_steps=1, batch_size=8, width=8, depth=3, hidden=32, z_dim=4, guide_steps=5), progress=False)
+    assert not out.exists()
+    with pytest.raises(CausalVAEError, match="--match-weight concerns the classifier of a hidden image parent"):
+        fit(TrainConfig(data=str(data), out=str(out), max_steps=1, batch_size=8, width=8, depth=3, hidden=32, z_dim=4, match_weight=10), progress=False)
     assert not out.exists()

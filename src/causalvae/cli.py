@@ -465,6 +465,7 @@ def train_cmd(
     withhold: list[str] = typer.Option([], "--withhold", help="NAME=FRACTION: hide that fraction of NAME's training labels (repeatable), e.g. for a semi-supervised run."),
     classify: list[str] = typer.Option([], "--classify", help="Give this image parent a classifier q(y|x) (repeatable); unlabelled ones get one anyway."),
     alpha: float = typer.Option(50.0, "--alpha", help="Weight of the classifiers' cross-entropy on labelled rows."),
+    match_weight: float = typer.Option(0.0, "--match-weight", help="Weight of the hidden image parents' aggregate match to the graph (train.prior_matching; 0: off)."),
     guide_steps: int = typer.Option(0, "--guide-steps", help="Teach the hidden image parents' classifiers what the graph says of them given the labels for the first N steps, fading out (docs/training.md; 0: off)."),
     precision: str = typer.Option("32", "--precision", help="32, or bf16 (autocast of the networks only)."),
     devices: int = typer.Option(1, "--devices", help="Processes (CPU) or GPUs."),
@@ -493,7 +494,7 @@ def train_cmd(
     cfg = TrainConfig(
         data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         lr=lr, lr_schedule=lr_schedule, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden, max_log_scale=max_log_scale,
-        decoder=decoder, residual=residual, beta=beta, cf_weight=cf_weight, reader_steps=reader_steps, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, precision=precision,
+        decoder=decoder, residual=residual, beta=beta, cf_weight=cf_weight, reader_steps=reader_steps, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )
@@ -611,8 +612,9 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
         dims = None
     keys = ("epochs", "max_steps", "batch_size", "lr", "seed", "devices", "precision")
     shown = [f"{k}={settings[k]}" for k in keys if k in settings and settings[k] is not None]
-    if settings.get("guide_steps"):  # only where used: it concerns hidden image parents alone
-        shown.append(f"guide_steps={settings['guide_steps']}")
+    for k in ("guide_steps", "match_weight"):  # only where used: they concern hidden image parents alone
+        if settings.get(k):
+            shown.append(f"{k}={settings[k]:g}")
     out.print("settings: " + ", ".join(shown), highlight=False)
     table = Table(show_header=True, header_style="bold")
     for col in ("epoch", "step", "minutes", "train ELBO", "val ELBO", "val recon", "val KL") + (("val bits/dim",) if dims else ()):

@@ -92,6 +92,7 @@ class TrainConfig:
     classify: list[str] = field(default_factory=list)
     alpha: float = 50.0
     guide_steps: int = 0
+    match_weight: float = 0.0
     precision: str = "32"
     devices: int = 1
     strategy: str = "auto"
@@ -128,6 +129,9 @@ class TrainConfig:
         w = self.cf_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < 1e6:
             raise CausalVAEError(f"cf-weight must be a number >= 0, got {w!r}")
+        m = self.match_weight
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0.0 <= m < 1e6:
+            raise CausalVAEError(f"match-weight must be a number >= 0, got {m!r}")
         g = self.guide_steps
         if isinstance(g, bool) or not isinstance(g, int) or g < 0:
             raise CausalVAEError(f"guide-steps must be an integer >= 0, got {g!r}")
@@ -144,7 +148,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "residual": False, "beta": 1.0, "cf_weight": 0.0, "reader_steps": 400, "guide_steps": 0}
+    LEGACY = {"decoder": "concat", "residual": False, "beta": 1.0, "cf_weight": 0.0, "reader_steps": 400, "guide_steps": 0, "match_weight": 0.0}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -275,6 +279,9 @@ class LitCausalVAE(L.LightningModule):
             fade = 1.0 - self.global_step / self.cfg.guide_steps
             with self._precision():
                 loss = loss + self.vae.alpha * fade * prior_guidance(self.vae, images, labels)
+        if self.cfg.match_weight:
+            with self._precision():
+                loss = loss + self.cfg.match_weight * prior_matching(self.vae, images, labels)
         if self.reader is None or not self.cfg.cf_weight:
             return loss
         self.reader.to(images.device)
@@ -456,27 +463,59 @@ def prior_guidance(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor) -
     first steps; the decoder then learns what the parent looks like from these soft guesses,
     and the ELBO takes over as the guidance fades.
     """
+    total = images.new_zeros((), dtype=torch.float32)
+    for _, q, target, _ in _classified_and_graph(vae, images, labels):
+        total = total - (target * q.clamp_min(1e-12).log()).sum(-1).mean()
+    return total
+
+
+def prior_matching(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """How far each hidden image parent's classifier strays from the graph in aggregate, in
+    nats: for each labelled variable v and each of its values k in the batch, KL(q_k || t_k),
+    the divergence of q_k, the mean of q(y | x) over the rows with v = k, from t_k, the mean of
+    P(y | the row's labels) over the same rows; weighted by the rows' share and summed.
+
+    Per picture the graph says little of a hidden parent (P(heart | tilted, small) is small,
+    not 0), so the ELBO lets a classifier call a whole kind of picture by the wrong name at
+    a small cost per picture. In aggregate the graph says much: among the tilted sprites of
+    a batch, so many are hearts. A classifier that names half the tilted ellipses hearts
+    breaks that count, whichever pictures it names. The direction KL(q_k || t_k) stays finite
+    when a small group holds no picture the classifier names y (q_k(y) = 0), which the
+    reverse would punish without end; it is large where the classifier names y far more
+    often than the graph expects."""
+    total = images.new_zeros((), dtype=torch.float32)
+    for _, q, target, rows in _classified_and_graph(vae, images, labels):
+        for j in range(rows.shape[1]):
+            col = torch.as_tensor(rows[:, j], device=images.device)
+            for k in torch.unique(col[col >= 0]).tolist():
+                m = col == k
+                t_bar, q_bar = target[m].mean(0), q[m].mean(0)
+                kl = (q_bar * (q_bar.clamp_min(1e-12).log() - t_bar.clamp_min(1e-12).log())).sum()
+                total = total + m.float().mean() * kl
+    return total
+
+
+def _classified_and_graph(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor):
+    """For each hidden image parent y: (name, q(y | x) (B, card), P(y | the row's labels) under
+    the graph's tables (B, card), the labels as int64 numpy rows); nothing without one."""
     from causalvae.exact import posterior
 
     hidden = hidden_image_parents(vae)
     if not hidden:
-        return images.new_zeros((), dtype=torch.float32)
+        return []
     rows = labels.detach().cpu().numpy().astype(np.int64)
     q = vae.classify(images)
-    total = images.new_zeros((), dtype=torch.float32)
-    for p in hidden:
-        target = torch.as_tensor(posterior(vae.graph, [p], vae.label_columns, rows), dtype=torch.float32, device=images.device)
-        total = total - (target * q[p].clamp_min(1e-12).log()).sum(-1).mean()
-    return total
+    return [(p, q[p], torch.as_tensor(posterior(vae.graph, [p], vae.label_columns, rows), dtype=torch.float32, device=images.device), rows) for p in hidden]
 
 
-def _check_guided(graph: Graph) -> None:
-    """--guide-steps needs a hidden discrete image parent and P(y | labels) computed exactly."""
+def _check_guided(graph: Graph, option: str = "--guide-steps") -> None:
+    """--guide-steps and --match-weight need a hidden discrete image parent and P(y | labels)
+    computed exactly."""
     parents = list(graph.image.parents) if graph.image is not None else []
     if not any(p not in graph.continuous and not graph[p].observed for p in parents):
-        raise CausalVAEError("--guide-steps guides the classifier of a hidden image parent, and every parent of this dataset's image is labelled")
+        raise CausalVAEError(f"{option} concerns the classifier of a hidden image parent, and every parent of this dataset's image is labelled")
     if graph.mixed:
-        raise CausalVAEError("--guide-steps needs a graph of discrete variables (P(y | labels) is computed exactly by the tables)")
+        raise CausalVAEError(f"{option} needs a graph of discrete variables (P(y | labels) is computed exactly by the tables)")
 
 
 def discrete_image_parents(vae: CausalVAE) -> list[str]:
@@ -846,6 +885,8 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
         raise CausalVAEError(f"{cfg.data}: the training split is empty")
     if cfg.guide_steps:
         _check_guided(model_graph(cfg, ds))
+    if cfg.match_weight:
+        _check_guided(model_graph(cfg, ds), "--match-weight")
     resume = _check_resume(run, cfg, force) if rank_env == 0 else True
     if rank_env == 0:
         run.mkdir(parents=True, exist_ok=True)
