@@ -999,7 +999,8 @@ def evaluate_cmd(
     out.print(table)
     for item in report["left_out"]:
         out.print(escape(f"left out: {item['section']} ({item['why']})"), highlight=False)
-    out.print(f"wrote {out_path}/report.md, report.json, generation_tv.png ({report['wall_s'] / 60:.1f} min)", highlight=False)
+    written = ["report.md", "report.json", "goals.md", *(["factors.md"] if report.get("counterfactual_factors") else []), "generation_tv.png"]
+    out.print(f"wrote {out_path}/{', '.join(written)} ({report['wall_s'] / 60:.1f} min)", highlight=False)
 
 
 @app.command("serve")

@@ -395,8 +395,9 @@ def evaluate(
                 pass
             elif binary:  # IoU against the true render, the best over its symmetric equivalents
                 pix.append(truth.best_iou(values, truth_style[sl], cf_images.numpy()))
-                # The same with the style free (the offsets a model keeps in z): never below the
-                # recorded style's own score, since the recorded style is one of the grid's.
+                # The same with the style free (the offsets a model keeps in z). The recorded style
+                # is one of the grid's, but best_iou also accepts its symmetric equivalents, which
+                # the grid's renders do not list: the larger of the two is the nearest render.
                 nearest = truth.nearest_iou(values, cf_images.numpy())
                 if nearest is not None:
                     near.append(np.maximum(nearest, pix[-1]))

@@ -166,8 +166,8 @@ def markdown(report: dict) -> str:
               "Per intervention, over the test pictures. TV: pooled per factual-label pattern, oracle-read counterfactual labels (and the values the model used) against the exact twin network, mean over the variables not intervened on. "
               "Agreement: oracle-read counterfactual labels equal to the recorded-noise true counterfactual, beside the rate of an exact sampler and the Bayes-optimal ceiling.", "",
               *([] if not nearest else ["IoU to nearest render: the best IoU to a true render of the same values under any style the world draws (sprites: any offsets inside the bins). "
-                                        "The model keeps the style in z; the true counterfactual keeps the factual picture's. The gap to the IoU to the true render is the part of "
-                                        "the error that lies in the style z keeps under the new values, not in the drawing.", ""]),
+                                        "The model keeps the style in z; the true counterfactual keeps the factual picture's. The gap to the IoU to the true render bounds from above "
+                                        "the part of the error that lies in the style z keeps under the new values (a drawing slightly off may also fit another style better).", ""]),
               f"| do | effectiveness | {'pixel MAE' if pix.startswith('pixel') else 'IoU'} to true render |{' IoU to nearest render |' if nearest else ''} TV read | TV used | agreement | exact sampler | ceiling |",
               "|---|---:|---:|" + ("---:|" if nearest else "") + "---:|---:|---:|---:|---:|"]
     for r in report["counterfactuals"]:
