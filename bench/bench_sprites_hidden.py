@@ -38,7 +38,7 @@ from causalvae.data import load as load_dataset
 from causalvae.generate import generate
 from causalvae.train import TrainConfig, build_model, counterfactual_term, make_reader, prior_matching
 
-FLAGS = dict(epochs=2, z_dim=8, width=16, lr=0.002, beta=1.0, cf_weight=10.0, decoder="film")  # the Makefile's SPRITES_BASE
+FLAGS = dict(epochs=2, z_dim=8, width=16, lr=0.002, beta=1.0, cf_weight=10.0, decoder="film")  # the Makefile's SPRITES_BASE (beta: no cost)
 HIDDEN = dict(match_weight=10.0)  # what the Makefile's HIDDEN_FLAGS add to the step
 BATCH = 64
 
