@@ -470,6 +470,25 @@ def test_resume_refuses_a_damaged_settings_file_moves_with_its_folder_and_never_
     assert (oracle / "oracle.safetensors").exists()
 
 
+def _hidden_shape_batch(n: int):
+    """The sprites graph with the shape hidden, a small untrained model of it, ``n`` rows of
+    labels drawn from the graph and ``n`` random binary 16x16 pictures."""
+    from causalvae.model import CausalVAE
+    from causalvae.nets import NetConfig
+    from causalvae.noise import sample as ancestral
+
+    from causalvae import worlds
+
+    g = worlds.get("sprites").plan(hide=["shape"]).graph
+    cfg = NetConfig(image_size=16, channels=1, parent_dims=tuple(g.card(p) for p in g.image.parents), z_dim=4, width=8, depth=2, hidden=32, likelihood="bernoulli")
+    torch.manual_seed(0)
+    vae = CausalVAE(g, cfg)
+    s = ancestral(g, n, seed=3)
+    rows = np.stack([s.values[c] for c in vae.label_columns], 1)
+    images = torch.randint(0, 2, (n, 1, 16, 16), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    return g, vae, rows, images
+
+
 def test_prior_guidance_is_the_cross_entropy_to_the_graphs_posterior_given_the_labels():
     """--guide-steps: the hidden shape's classifier is taught P(shape | scale, orientation, posX,
     posY) under the sprites graph's tables; by hand, the mean over rows of -sum_y P(y | labels)
@@ -482,13 +501,7 @@ def test_prior_guidance_is_the_cross_entropy_to_the_graphs_posterior_given_the_l
 
     from causalvae import worlds
 
-    g = worlds.get("sprites").plan(hide=["shape"]).graph
-    cfg = NetConfig(image_size=16, channels=1, parent_dims=tuple(g.card(p) for p in g.image.parents), z_dim=4, width=8, depth=2, hidden=32, likelihood="bernoulli")
-    torch.manual_seed(0)
-    vae = CausalVAE(g, cfg)
-    s = ancestral(g, 12, seed=3)
-    rows = np.stack([s.values[c] for c in vae.label_columns], 1)
-    images = torch.randint(0, 2, (12, 1, 16, 16), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    g, vae, rows, images = _hidden_shape_batch(12)
     term = prior_guidance(vae, images, torch.from_numpy(rows))
     target = posterior(g, ["shape"], vae.label_columns, rows)
     q = vae.classify(images)["shape"].detach().numpy()
@@ -511,22 +524,15 @@ def test_prior_matching_compares_the_classifiers_counts_with_the_graphs_per_labe
     what the graph says scores 0; one that calls every sprite a heart pays -log of the graph's
     mean heart share in each group; the term reaches the classifier's weights."""
     from causalvae.exact import posterior
-    from causalvae.model import CausalVAE
-    from causalvae.nets import NetConfig
-    from causalvae.noise import sample as ancestral
-    from causalvae.train import prior_matching
+    from causalvae.train import _classified_and_graph, prior_guidance, prior_matching
 
-    from causalvae import worlds
-
-    g = worlds.get("sprites").plan(hide=["shape"]).graph
-    cfg = NetConfig(image_size=16, channels=1, parent_dims=tuple(g.card(p) for p in g.image.parents), z_dim=4, width=8, depth=2, hidden=32, likelihood="bernoulli")
-    torch.manual_seed(0)
-    vae = CausalVAE(g, cfg)
-    s = ancestral(g, 40, seed=3)
-    rows = np.stack([s.values[c] for c in vae.label_columns], 1)
+    g, vae, rows, images = _hidden_shape_batch(40)
     rows[0, 1] = -1  # a missing label takes no group's part
     labels = torch.from_numpy(rows)
-    images = torch.randint(0, 2, (40, 1, 16, 16), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    # The training step computes q(y | x) and P(y | labels) once for both terms: the same terms.
+    parts = _classified_and_graph(vae, images, labels)
+    assert float(prior_matching(vae, images, labels, parts).detach()) == float(prior_matching(vae, images, labels).detach())
+    assert float(prior_guidance(vae, images, labels, parts).detach()) == float(prior_guidance(vae, images, labels).detach())
     target = posterior(g, ["shape"], vae.label_columns, rows)
 
     def by_hand(q):

@@ -273,15 +273,21 @@ class LitCausalVAE(L.LightningModule):
         self.train_sums.add(obj)
         self.log("elbo", obj.elbo, prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
         loss = obj.loss
-        if self.global_step < self.cfg.guide_steps:
+        guided = self.global_step < self.cfg.guide_steps
+        if guided and self.cfg.match_weight:  # both read q(y | x) and P(y | labels): once
+            with self._precision():
+                parts = _classified_and_graph(self.vae, images, labels)
+        else:
+            parts = None
+        if guided:
             # The first steps: the hidden parents' classifiers also learn what the graph says
             # of them given each row's labels, fading out linearly (prior_guidance).
             fade = 1.0 - self.global_step / self.cfg.guide_steps
             with self._precision():
-                loss = loss + self.vae.alpha * fade * prior_guidance(self.vae, images, labels)
+                loss = loss + self.vae.alpha * fade * prior_guidance(self.vae, images, labels, parts)
         if self.cfg.match_weight:
             with self._precision():
-                loss = loss + self.cfg.match_weight * prior_matching(self.vae, images, labels)
+                loss = loss + self.cfg.match_weight * prior_matching(self.vae, images, labels, parts)
         if self.reader is None or not self.cfg.cf_weight:
             return loss
         self.reader.to(images.device)
@@ -452,7 +458,7 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
 CF_ROWS = 32
 
 
-def prior_guidance(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def prior_guidance(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, parts: list | None = None) -> torch.Tensor:
     """Cross-entropy of each hidden image parent's classifier q(y | x) to P(y | the row's
     labels) under the graph's tables, per picture (0 without a hidden image parent).
 
@@ -464,12 +470,12 @@ def prior_guidance(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor) -
     and the ELBO takes over as the guidance fades.
     """
     total = images.new_zeros((), dtype=torch.float32)
-    for _, q, target, _ in _classified_and_graph(vae, images, labels):
+    for _, q, target, _ in _classified_and_graph(vae, images, labels) if parts is None else parts:
         total = total - (target * q.clamp_min(1e-12).log()).sum(-1).mean()
     return total
 
 
-def prior_matching(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def prior_matching(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, parts: list | None = None) -> torch.Tensor:
     """How far each hidden image parent's classifier strays from the graph in aggregate, in
     nats: for each labelled variable v and each of its values k in the batch, KL(q_k || t_k),
     the divergence of q_k, the mean of q(y | x) over the rows with v = k, from t_k, the mean of
@@ -484,7 +490,7 @@ def prior_matching(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor) -
     reverse would punish without end; it is large where the classifier names y far more
     often than the graph expects."""
     total = images.new_zeros((), dtype=torch.float32)
-    for _, q, target, rows in _classified_and_graph(vae, images, labels):
+    for _, q, target, rows in _classified_and_graph(vae, images, labels) if parts is None else parts:
         for j in range(rows.shape[1]):
             col = torch.as_tensor(rows[:, j], device=images.device)
             for k in torch.unique(col[col >= 0]).tolist():
@@ -497,7 +503,9 @@ def prior_matching(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor) -
 
 def _classified_and_graph(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor):
     """For each hidden image parent y: (name, q(y | x) (B, card), P(y | the row's labels) under
-    the graph's tables (B, card), the labels as int64 numpy rows); nothing without one."""
+    the graph's tables (B, card), the labels as int64 numpy rows); nothing without one. The
+    ``parts`` that :func:`prior_guidance` and :func:`prior_matching` take (computed here when
+    not given)."""
     from causalvae.exact import posterior
 
     hidden = hidden_image_parents(vae)
