@@ -144,7 +144,7 @@ def pick_sprite(test, graph) -> int:
     return int(small[0]) if len(small) else 0
 
 
-def strip(vae, graph, test, renderer, seed: int, img: Path) -> dict:
+def strip(vae, graph, test, renderer, seed: int, img: Path, refine: int = 0) -> dict:
     """Section 3: one sprite had it been a heart, had it been larger, beside the true renders."""
     k = pick_sprite(test, graph)
     images, labels = test.batch([k])
@@ -153,7 +153,7 @@ def strip(vae, graph, test, renderer, seed: int, img: Path) -> dict:
     factual = {v: test.truth_values[test.indices[k : k + 1], cols.index(v)].astype(np.int64) for v in cols}
     tiles, captions, rows = [display(images[0], True, channels_first=True)], [f"factual\n{_caption(graph, factual, 0, graph.names)}"], []
     for name, do in (("a heart", {"shape": "heart"}), ("larger", {"scale": LARGE})):
-        cf = counterfactual(vae, images, labels, do, seed=seed)
+        cf = counterfactual(vae, images, labels, do, seed=seed, refine=refine)
         values = {v: cf.values[v][:1] for v in graph.names}
         true = renderer.render(values, style)
         score_plain = float(iou(true, cf.images.numpy())[0])
@@ -229,9 +229,10 @@ def traversal(vae, oracle, graph, renderer, img: Path) -> dict:
     }
 
 
-def course(run_path: str, oracle_path: str, out: Path, n: int = 2000, seed: int = 0) -> Path:
+def course(run_path: str, oracle_path: str, out: Path, n: int = 2000, seed: int = 0, refine: int = 0) -> Path:
     """Answer the course's questions with the run's model and write ``out/course.md`` and its
-    pictures in ``out/img/``. Returns the page's path."""
+    pictures in ``out/img/`` (``refine``: the counterfactuals' abduction, as ``--refine``).
+    Returns the page's path."""
     run = Run.open(run_path)
     if run.world.name != "sprites":
         raise CausalVAEError(f"{run_path}: a model of the {run.world.name} world; the course page needs a sprites model")
@@ -244,7 +245,7 @@ def course(run_path: str, oracle_path: str, out: Path, n: int = 2000, seed: int 
     fields = {"run": Path(run_path).name, "model_labels": ", ".join(vae.label_columns), "z_dim": str(vae.config.z_dim)}
     fields |= conditioning(vae, oracle, graph, n, seed, img)
     fields |= do_versus_see(vae, oracle, graph, n, seed + 10, img)
-    fields |= strip(vae, graph, test, renderer, seed, img)
+    fields |= strip(vae, graph, test, renderer, seed, img, refine)
     fields |= traversal(vae, oracle, graph, renderer, img)
     page = Template(TEMPLATE.read_text()).substitute(fields)
     atomic_write_text(out / "course.md", page)
@@ -258,9 +259,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(HERE), help="where course.md and img/ go (default: docs/)")
     parser.add_argument("--n", type=int, default=2000, help="pictures drawn per distribution")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--refine", type=int, default=0, help="steps refining each abducted code (causalvae counterfactual --refine)")
     args = parser.parse_args(argv)
     try:
-        path = course(args.run, args.oracle, Path(args.out), args.n, args.seed)
+        path = course(args.run, args.oracle, Path(args.out), args.n, args.seed, args.refine)
     except CausalVAEError as exc:
         raise SystemExit(f"error: {exc}") from None
     print(f"wrote {path}")

@@ -87,7 +87,7 @@ def pick_thin(test) -> int:
     return int(np.argmin(np.abs(measured - THIN)))
 
 
-def strip(vae, oracle, test, k: int, name: str, levels, seed: int, img: Path) -> dict:
+def strip(vae, oracle, test, k: int, name: str, levels, seed: int, img: Path, refine: int = 0) -> dict:
     """One test picture had ``name`` been each of ``levels``: the model's counterfactuals
     (top row, after its reconstruction) beside the true counterfactual renders (bottom row,
     after the picture itself), each tile captioned with what the oracle reads off it.
@@ -97,10 +97,10 @@ def strip(vae, oracle, test, k: int, name: str, levels, seed: int, img: Path) ->
     cont = test.continuous_batch([k])
     values, noise = test.truth_table([k])
     style = test.truth_style[test.indices[[k]]]
-    recon = reconstruct(vae, images, labels, cont)
+    recon = reconstruct(vae, images, labels, cont, refine=refine)
     model, true, want = [], [], []
     for level in levels:
-        model.append(counterfactual(vae, images, labels, {name: level}, continuous=cont, seed=seed).images)
+        model.append(counterfactual(vae, images, labels, {name: level}, continuous=cont, seed=seed, refine=refine).images)
         cf, pictures = true_counterfactual(values, noise, style, {name: level})
         true.append(torch.from_numpy(pictures))
         want.append([float(cf[c][0]) for c in READ])
@@ -189,7 +189,7 @@ def see_versus_do(vae, oracle, graph, n: int, seed: int, img: Path) -> dict:
     return out
 
 
-def digit_strips(vae, oracle, test, seed: int, img: Path) -> dict:
+def digit_strips(vae, oracle, test, seed: int, img: Path, refine: int = 0) -> dict:
     """do(digit) on the first test picture of each of the first :data:`DIGITS` classes, to
     the class five away: the picture, the model's counterfactual, the stand-in true render."""
     values_all, _ = test.truth_table()
@@ -200,7 +200,7 @@ def digit_strips(vae, oracle, test, seed: int, img: Path) -> dict:
         values, noise = test.truth_table([k])
         style = test.truth_style[test.indices[[k]]]
         to = (int(values["digit"][0]) + 5) % 10
-        model = counterfactual(vae, images, labels, {"digit": str(to)}, continuous=test.continuous_batch([k]), seed=seed).images
+        model = counterfactual(vae, images, labels, {"digit": str(to)}, continuous=test.continuous_batch([k]), seed=seed, refine=refine).images
         _, true = true_counterfactual(values, noise, style, {"digit": str(to)})
         read = read_labels(oracle, torch.cat([images, model, torch.from_numpy(true)]), ["digit"])[:, 0]
         mae = float(pixel_mae(model.numpy(), true)[0])
@@ -217,7 +217,7 @@ def digit_strips(vae, oracle, test, seed: int, img: Path) -> dict:
     }
 
 
-def demonstrations(run_path: str, oracle_path: str, out: Path, n: int = 500, seed: int = 0, data: str | None = None) -> tuple[Path, dict[str, str]]:
+def demonstrations(run_path: str, oracle_path: str, out: Path, n: int = 500, seed: int = 0, data: str | None = None, refine: int = 0) -> tuple[Path, dict[str, str]]:
     """Ask the run's model DeepSCM's questions; write the pictures to ``out/img/`` and
     ``out/morpho.md`` (docs/morpho.md with its generated block filled). Returns the page's
     path and the fields filled in."""
@@ -239,7 +239,7 @@ def demonstrations(run_path: str, oracle_path: str, out: Path, n: int = 500, see
     fields = {"run": Path(run_path).name, "oracle": Path(oracle_path).name, "thin": str(k), "thin_digit": str(int(values["digit"][0])),
               "thin_t": f"{values['thickness'][0]:.2f}", "thin_i": f"{values['intensity'][0]:.1f}", "thin_u": f"{noise['intensity'][0]:+.2f}"}
     for name, levels in (("thickness", THICKNESSES), ("intensity", INTENSITIES)):
-        s = strip(vae, oracle, test, k, name, levels, seed, img)
+        s = strip(vae, oracle, test, k, name, levels, seed, img, refine)
         fields |= {f"{name}_{key}": val for key, val in s.items() if isinstance(val, str)}
         if name == "thickness":  # the true intensity at the thinnest and thickest: its mechanism, the picture's own U
             fields["thickness_i_lo"], fields["thickness_i_hi"] = f"{s['want'][0, 1]:.1f}", f"{s['want'][-1, 1]:.1f}"
@@ -249,7 +249,7 @@ def demonstrations(run_path: str, oracle_path: str, out: Path, n: int = 500, see
                    f"{kind}_read": f"{sd[kind]['read']:.3f}", f"{kind}_read_i": f"{sd[kind]['read_intensity']:.1f}"}
     fields |= {"n": str(n), "ink": f"{INK:g}", "prior_mean": f"{graph['thickness'].law.mean():.3f}",
                "gap_exact": f"{sd['see']['exact'] - sd['do']['exact']:.3f}", "gap_read": f"{sd['see']['read'] - sd['do']['read']:.3f}"}
-    fields |= digit_strips(vae, oracle, test, seed, img)
+    fields |= digit_strips(vae, oracle, test, seed, img, refine)
     body = Template(TEMPLATE.read_text()).substitute(fields)
     text = BLOCK.sub(lambda m: m.group(1) + body.rstrip("\n") + "\n" + m.group(3), page, count=1)
     atomic_write_text(out / "morpho.md", text)
@@ -264,9 +264,10 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default=None, help="the dataset, if not the one the run records")
     parser.add_argument("--n", type=int, default=500, help="pictures drawn given intensity and under do(intensity)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--refine", type=int, default=0, help="steps refining each abducted code (causalvae counterfactual --refine)")
     args = parser.parse_args(argv)
     try:
-        path, _ = demonstrations(args.run, args.oracle, Path(args.out), args.n, args.seed, args.data)
+        path, _ = demonstrations(args.run, args.oracle, Path(args.out), args.n, args.seed, args.data, args.refine)
     except CausalVAEError as exc:
         raise SystemExit(f"error: {exc}") from None
     print(f"wrote {path}")

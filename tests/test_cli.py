@@ -55,7 +55,7 @@ def cases(viewer_run, tmp_path_factory):
         (("counterfactual",), [str(run), "--image", str(t / "mine.png"), "--labels", "actor=Golem", "--do", "action=Walk", "--out", str(t / "cf.png")], t / "cf.png"),
         (("oracle", "train"), ["--world", "sprites", "--steps", "2", "--batch-size", "4", "--out", str(t / "oracle")], t / "oracle" / "config.json"),
         (("evaluate",), [str(run), "--oracle", str(oracle), "--out", str(t / "report"), "--n-generate", "8", "--iw-k", "2", "--iw-images", "2", "--cf-images", "2"], t / "report" / "report.md"),
-        (("serve",), [str(run), "--oracle", str(oracle), "--port", "8123"], "served"),
+        (("serve",), [str(run), "--oracle", str(oracle), "--port", "8123", "--refine", "3"], "served"),
     ]
 
 
@@ -73,7 +73,7 @@ def test_every_command_runs(cases, monkeypatch):
         assert res.exit_code == 0, (path, res.output)
         if writes == "served":
             assert served and served[0][1]["port"] == 8123
-            assert served[0][0].state.viewer.oracle is not None
+            assert served[0][0].state.viewer.oracle is not None and served[0][0].state.viewer.refine == 3
         elif writes is not None:
             assert writes.exists() and writes.stat().st_size > 0, path
     query = next(args for path, args, _ in cases if path == ("query",))

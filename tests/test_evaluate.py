@@ -132,6 +132,12 @@ def test_query_commands_on_a_trained_run(tiny_run, tmp_path):
     res = cli.invoke(app, ["counterfactual", str(run), "--match", "actor=Golem", "--do", "action=Walk", "--out", str(tmp_path / "cf.png")])
     assert res.exit_code == 0, res.output
     assert "matches actor=Golem" in res.output
+    for cmd in (["counterfactual", str(run), "--index", "0", "--do", "action=Walk"], ["reconstruct", str(run), "--n", "2"]):
+        res = cli.invoke(app, [*cmd, "--refine", "2", "--out", str(tmp_path / "refined.png")])
+        assert res.exit_code == 0 and (tmp_path / "refined.png").exists(), res.output
+        (tmp_path / "refined.png").unlink()
+        res = cli.invoke(app, [*cmd, "--refine", "-1", "--out", str(tmp_path / "refined.png")])
+        assert res.exit_code == 2 and "--refine" in res.output and not (tmp_path / "refined.png").exists()
     small = tmp_path / "small.png"
     Image.new("RGB", (32, 32)).save(small)
     res = cli.invoke(app, ["counterfactual", str(run), "--image", str(small), "--labels", "actor=Golem", "--do", "action=Walk", "--out", str(tmp_path / "x.png")])
@@ -154,8 +160,10 @@ def test_sprites_evaluation_scores_iou_over_symmetric_equivalents(tmp_path):
     vae = load(run)
     oracle, _ = train_oracle("sprites", steps=2, batch_size=8, held_out=16)
     test = load_dataset(data, split="test", truth=True, verify=False)
-    settings = EvalSettings(n_generate=24, iw_k=2, iw_images=4, cf_images=8, axiom_images=4, interventions=[{"shape": "square"}])
+    # Every abduction of this report refines z three steps (--refine 3), and the report says so.
+    settings = EvalSettings(n_generate=24, iw_k=2, iw_images=4, cf_images=8, axiom_images=4, interventions=[{"shape": "square"}], refine=3)
     report = evaluate(vae, oracle, test, settings)
+    assert report["settings"]["refine"] == 3 and "refined by 3 steps" in markdown(report)
     assert report["reconstruction"]["iou"] is not None
     cf = report["counterfactuals"][0]
     assert 0.0 <= cf["iou_to_true_render"] <= 1.0
@@ -163,8 +171,9 @@ def test_sprites_evaluation_scores_iou_over_symmetric_equivalents(tmp_path):
     # counterfactuals' pictures: never below the plain IoU of the same pictures.
     R = report["reconstruction"]
     assert R["iou_to_true_render_pictures"] == 8
-    recon = reconstruct(vae, *test.batch(np.arange(8)))
+    recon = reconstruct(vae, *test.batch(np.arange(8)), refine=3)
     plain = iou(test.batch(np.arange(8))[0].numpy(), recon.numpy()).mean()
+    assert report["reconstruction"]["iou"] == pytest.approx(iou(test.batch(np.arange(len(test)))[0].numpy(), reconstruct(vae, *test.batch(np.arange(len(test))), refine=3).numpy()).mean(), abs=1e-6)
     assert plain - 1e-9 <= R["iou_to_true_render"] <= 1.0
     # The sprites world sums counterfactuals up per factor and scores its own goals (issue 17's table).
     assert report["counterfactual_factors"] == {"shape": {

@@ -188,7 +188,7 @@ def test_bad_arguments_are_refused_before_any_work(args, words, tmp_path):
 def test_evaluation_settings_are_checked_when_made():
     from causalvae.evaluate import EvalSettings
 
-    for bad in ({"n_generate": 0}, {"iw_k": 0}, {"seed": -1}, {"cf_images": 0}):
+    for bad in ({"n_generate": 0}, {"iw_k": 0}, {"seed": -1}, {"cf_images": 0}, {"refine": -1}, {"refine": 1.5}):
         with pytest.raises(CausalVAEError, match="must be"):
             EvalSettings(**bad)
 

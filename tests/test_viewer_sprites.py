@@ -81,3 +81,27 @@ def test_counterfactual_of_a_gallery_picture_and_of_an_upload(client, test_split
     body = res.json()
     np.testing.assert_array_equal(binary(body["factual"]), images[0, 0].numpy() * 255)
     assert {v["variable"]: v["counterfactual"] for v in body["variables"]}["shape"] == "heart"
+
+
+def test_a_counterfactual_request_may_refine_the_abduction(client, sprites_viewer_run, test_split):
+    """``refine`` in a counterfactual request (or the viewer's default, ``serve --refine``)
+    refines the abducted code as ``causalvae counterfactual --refine`` does: the reconstruction
+    is the library's refined one; out of range, one clear 422."""
+    import torch
+
+    from causalvae.queries import reconstruct
+    from causalvae.store import load
+
+    vae = load(sprites_viewer_run[1])
+    images, labels = test_split.batch([0])
+    refined = reconstruct(vae, images, labels.to(torch.int64), refine=5)[0, 0].numpy() * 255
+    assert not np.array_equal(refined, reconstruct(vae, images, labels.to(torch.int64))[0, 0].numpy() * 255)
+    res = client.post("/api/counterfactual", json={"index": 0, "do": {}, "refine": 5}).json()
+    np.testing.assert_array_equal(binary(res["reconstruction"]), refined)
+    viewer = TestClient(create_app(sprites_viewer_run[1], warm=False, refine=5))
+    again = viewer.post("/api/counterfactual", json={"index": 0, "do": {}}).json()
+    np.testing.assert_array_equal(binary(again["reconstruction"]), refined)
+    bad = client.post("/api/counterfactual", json={"index": 0, "do": {}, "refine": 10_000})
+    assert bad.status_code == 422 and "refine" in bad.text
+    with pytest.raises(Exception, match="refine must be a whole number of steps from 0 to 500"):
+        create_app(sprites_viewer_run[1], warm=False, refine=-1)

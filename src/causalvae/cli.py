@@ -544,6 +544,7 @@ def reconstruct_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's)."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Which images: a seeded choice from the split."),
     columns: int = typer.Option(8, "--columns", min=1, max=64, help="Tiles per row (input and reconstruction are two tiles)."),
+    refine: int = typer.Option(0, "--refine", min=0, help="Steps refining the abducted code z from the encoder's mean toward the mode of the model's posterior (0: the encoder's mean)."),
 ) -> None:
     """Encode held-out images with their labels and decode them again."""
     import numpy as np
@@ -559,7 +560,7 @@ def reconstruct_cmd(
     if len(ds) == 0:
         _fail(CausalVAEError(f"the {split} split of {ds.root} is empty"))
     positions = np.sort(np.random.default_rng(seed).choice(len(ds), size=min(n, len(ds)), replace=False))
-    _write_png(reconstruction_sheet(vae, ds, positions, columns=columns, binary=vae.config.likelihood == "bernoulli"), out_path)
+    _write_png(reconstruction_sheet(vae, ds, positions, columns=columns, binary=vae.config.likelihood == "bernoulli", refine=refine), out_path)
     out.print(f"wrote {out_path}", highlight=False)
 
 
@@ -802,6 +803,7 @@ def counterfactual_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's)."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed of the abduction."),
     abduct_noise: bool = typer.Option(False, "--abduct-noise/--mean", help="Carry the picture's own pixel noise over (x_cf = mu_cf + sigma_cf (x - mu) / sigma), or draw the decoder's mean."),
+    refine: int = typer.Option(0, "--refine", min=0, help="Steps refining the abducted code z from the encoder's mean toward the mode of the model's posterior (0: the encoder's mean)."),
 ) -> None:
     """This very picture, had the interventions held: abduct, act, predict."""
     import numpy as np
@@ -847,7 +849,7 @@ def counterfactual_cmd(
         if missing:
             _fail(CausalVAEError(f"--labels: give the continuous labels too ({', '.join(missing)}), e.g. \"{missing[0]}=1.5\""))
         cont = torch.tensor([[float(given[c]) for c in vae.continuous_columns]]) if vae.continuous_columns else None
-    res = counterfactual(vae, images, lab, interventions, continuous=cont, seed=seed, abduct_noise=abduct_noise)
+    res = counterfactual(vae, images, lab, interventions, continuous=cont, seed=seed, abduct_noise=abduct_noise, refine=refine)
     pics = [display(p[0], binary, channels_first=True) for p in (res.factual, res.reconstruction, res.counterfactual)]
     top = float(res.difference_max[0])
     fact = _caption_values(graph, vae.image_parents, res.abduction.values, 0)
@@ -962,6 +964,7 @@ def evaluate_cmd(
     cf_images: Optional[int] = typer.Option(None, "--cf-images", min=0, help="Test pictures per intervention (0: all; default 400).", show_default=False),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, max=2**32 - 1, help="Random seed (default 0).", show_default=False),
     abduct_noise: bool = typer.Option(False, "--abduct-noise/--mean", help="Counterfactuals carry each picture's pixel noise over, or draw the decoder's mean."),
+    refine: Optional[int] = typer.Option(None, "--refine", min=0, help="Steps refining each abducted code z from the encoder's mean toward the mode of the model's posterior (default 0: the encoder's mean).", show_default=False),
     force: bool = typer.Option(False, "--force", help="Replace an earlier report in --out (never another kind of directory)."),
 ) -> None:
     """Score a trained model against the world's truth: likelihood, generation, counterfactuals,
@@ -977,7 +980,7 @@ def evaluate_cmd(
     r = _open_run(run, data)
     t0 = time.perf_counter()
     oracle = load_oracle(oracle_path)
-    given = {"n_generate": n_generate, "iw_k": iw_k, "iw_images": iw_images, "cf_images": cf_images, "seed": seed, "abduct_noise": abduct_noise}
+    given = {"n_generate": n_generate, "iw_k": iw_k, "iw_images": iw_images, "cf_images": cf_images, "seed": seed, "abduct_noise": abduct_noise, "refine": refine}
     settings = EvalSettings(**{k: v for k, v in given.items() if v is not None and (k, v) != ("cf_images", 0)})  # the defaults are EvalSettings'
     if cf_images == 0:
         settings.cf_images = None  # every test picture
@@ -1011,6 +1014,7 @@ def serve_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="The address to listen on (the default is this machine only)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="The port to listen on."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    refine: int = typer.Option(0, "--refine", min=0, max=500, help="Steps refining each counterfactual's abducted code z toward the mode of the model's posterior (0: the encoder's mean)."),
     max_table_mb: Optional[float] = typer.Option(None, "--max-table-mb", help="Refuse a query whose largest table exceeds this many MB (default: a quarter of the available memory)."),
 ) -> None:
     """Start the web viewer: the graph, sampling, counterfactuals and queries in a browser page."""
@@ -1019,7 +1023,7 @@ def serve_cmd(
     from causalvae.exact import Budget
     from causalvae.viewer import create_app
 
-    viewer = create_app(run, oracle=oracle_path, device=device, data=data, budget=Budget.of(max_table_mb))
+    viewer = create_app(run, oracle=oracle_path, device=device, data=data, budget=Budget.of(max_table_mb), refine=refine)
     out.print(f"serving {run} at http://{host}:{port}/ (Ctrl+C to stop)", highlight=False)
     uvicorn.run(viewer, host=host, port=port, log_level="warning")
 

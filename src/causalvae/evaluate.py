@@ -102,6 +102,10 @@ class EvalSettings:
     #: abduct_noise=True)``). The axioms always use the decoder's mean: with the noise carried
     #: over, a null intervention returns the picture exactly and they would say nothing.
     abduct_noise: bool = False
+    #: Steps refining each abducted code z from the encoder's mean toward the mode of the
+    #: model's posterior (``queries.refine_code``), in reconstructions, counterfactuals and
+    #: the axioms alike. 0: the encoder's mean.
+    refine: int = 0
     interventions: list[dict] | None = None  # default: every single-variable one + the joint ones
 
     def __post_init__(self):
@@ -110,6 +114,8 @@ class EvalSettings:
                 raise CausalVAEError(f"{name} must be a positive whole number, got {getattr(self, name)!r}")
         if not (isinstance(self.iw_images, int) and self.iw_images >= 0) or (self.cf_images is not None and not (isinstance(self.cf_images, int) and self.cf_images >= 1)):
             raise CausalVAEError(f"iw_images must be >= 0 and cf_images >= 1 (or None: all), got {self.iw_images!r}, {self.cf_images!r}")
+        if isinstance(self.refine, bool) or not isinstance(self.refine, int) or self.refine < 0:
+            raise CausalVAEError(f"refine must be a whole number of steps >= 0, got {self.refine!r}")
         if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
             raise CausalVAEError(f"seed must be a whole number in [0, 2**32), got {self.seed!r}")
 
@@ -257,7 +263,7 @@ def evaluate(
 
     # ---------------------------------------------------------------- reconstruction
     say("reconstruction")
-    recon = torch.cat([reconstruct(vae, images[sl], labels[sl], cont(sl)) for sl in _batches(n_test, settings.batch)])
+    recon = torch.cat([reconstruct(vae, images[sl], labels[sl], cont(sl), refine=settings.refine) for sl in _batches(n_test, settings.batch)])
     read = read_labels(oracle, recon, cols)
     read_test = read_labels(oracle, images, cols)
     lab = labels.numpy()
@@ -375,7 +381,7 @@ def evaluate(
             # One abduction, the picture's pixel noise included; the counterfactual is drawn
             # as the decoder's mean and with that noise carried over, and both are scored.
             interventions_idx = act(model_graph, do)
-            unit = abduct(vae, images[sl], labels[sl], cont(sl), seed=int(rng.integers(2**62)), pixel_noise=True)
+            unit = abduct(vae, images[sl], labels[sl], cont(sl), seed=int(rng.integers(2**62)), pixel_noise=True, refine=settings.refine)
             mean_images, values = predict(vae, replace(unit, pixels=None), interventions_idx)
             noise_images, _ = predict(vae, unit, interventions_idx)
             cf_images = noise_images if settings.abduct_noise else mean_images
@@ -465,10 +471,10 @@ def evaluate(
     x = x0
     after = {}
     for m in range(1, 11):
-        x = counterfactual(vae, x, l0, {}, continuous=c0, seed=settings.seed + m).images
+        x = counterfactual(vae, x, l0, {}, continuous=c0, seed=settings.seed + m, refine=settings.refine).images
         if m in (1, 10):
             after[m] = to_255(x, binary)
-    report["axioms"] = {**composition(to_255(x0, binary), after), **_reversibility(vae, x0, l0, settings.seed, binary, c0)}
+    report["axioms"] = {**composition(to_255(x0, binary), after), **_reversibility(vae, x0, l0, settings.seed, binary, c0, settings.refine)}
     if report["axioms"]["reversibility_1"] != report["axioms"]["reversibility_1"]:
         left_out.append({"section": "axioms: reversibility", "why": "it intervenes on an image parent and back, and some image parent is unlabelled"})
     return report
@@ -517,11 +523,11 @@ def evaluate_run(run: Run, oracle: Oracle, settings: EvalSettings = EvalSettings
     return evaluate(run.model, oracle, test, settings, progress)
 
 
-def _reversibility(vae: CausalVAE, x0: torch.Tensor, l0: torch.Tensor, seed: int, binary: bool, c0: torch.Tensor | None = None) -> dict[str, float]:
+def _reversibility(vae: CausalVAE, x0: torch.Tensor, l0: torch.Tensor, seed: int, binary: bool, c0: torch.Tensor | None = None, refine: int = 0) -> dict[str, float]:
     """Intervene each picture's first discrete image parent to its next value (a model whose
     image parents are all continuous: the first one to a value drawn from its marginal),
     then every image parent back to its original value; mean |x - x_back| after 1 and 3
-    such cycles. ``c0``: a mixed model's continuous labels."""
+    such cycles. ``c0``: a mixed model's continuous labels; ``refine``: as EvalSettings'."""
     graph = vae.current_graph()
     ccols = list(vae.continuous_columns)
     labelled = [p for p in vae.image_parents if p in ccols or (p in vae.label_columns and bool((l0[:, vae.label_columns.index(p)] >= 0).all()))]
@@ -545,9 +551,9 @@ def _reversibility(vae: CausalVAE, x0: torch.Tensor, l0: torch.Tensor, seed: int
     x, lab, num = x0, l0, c0
     after = {}
     for cycle in range(1, 4):
-        unit = abduct(vae, x, lab, num, seed=seed + cycle)
+        unit = abduct(vae, x, lab, num, seed=seed + cycle, refine=refine)
         x1, v1 = predict(vae, unit, {target: other})
-        unit = abduct(vae, x1, *labels_of(v1), seed=seed + 100 + cycle)
+        unit = abduct(vae, x1, *labels_of(v1), seed=seed + 100 + cycle, refine=refine)
         x, v2 = predict(vae, unit, back)
         lab, num = labels_of(v2)
         if cycle in (1, 3):

@@ -45,13 +45,13 @@ def elbo_curve(rows: Sequence[dict], dims: int, title: str = ""):
     return fig
 
 
-def reconstruction_sheet(vae: CausalVAE, ds: Dataset, positions: Sequence[int], columns: int = 8, scale: int = 2, binary: bool | None = None) -> Image.Image:
+def reconstruction_sheet(vae: CausalVAE, ds: Dataset, positions: Sequence[int], columns: int = 8, scale: int = 2, binary: bool | None = None, refine: int = 0) -> Image.Image:
     """Each image of ``ds`` at ``positions`` beside its reconstruction (encoder mean, decoder
     mean), captioned with its labels. ``binary`` (default: the model's likelihood says)
     shows 0/1 pictures as 0/255."""
     images, labels = ds.batch(np.asarray(positions))
     cont = ds.continuous_batch(np.asarray(positions)) if vae.continuous_columns else None
-    recon = reconstruct(vae, images, labels, cont).cpu()
+    recon = reconstruct(vae, images, labels, cont, refine=refine).cpu()
     binary = vae.config.likelihood == "bernoulli" if binary is None else binary
     tiles, captions = [], []
     for i in range(len(positions)):

@@ -93,6 +93,11 @@ def markdown(report: dict) -> str:
         f"Test split of `{report['dataset']}`: {report['test_pictures']} pictures. Nats per picture; pixel errors on the 0-255 scale.",
         "",
     ]
+    refine = report.get("settings", {}).get("refine", 0)
+    lines += [("Abduction: each picture's code z is the encoder's mean, refined by "
+               f"{refine} steps toward the mode of the model's posterior (`--refine {refine}`), "
+               "in reconstructions, counterfactuals and the axioms alike.") if refine else
+              "Abduction: each picture's code z is the encoder's mean (no refinement, `--refine 0`).", ""]
     if report.get("stand_in_renders"):
         lines += ["True renders that stand in (the unit's own counterfactual picture does not exist):", ""]
         lines += [f"- do({c}): {how}" for c, how in report["stand_in_renders"].items()]

@@ -64,6 +64,8 @@ MAX_PICTURES = 64
 #: The largest answer table /api/query returns (rows of a joint distribution).
 MAX_TABLE_CELLS = 10_000
 MAX_SEED = 2**32 - 1
+#: The most refinement steps a counterfactual request may ask for (each is a decoder pass).
+MAX_REFINE = 500
 #: The longest an exact query may run (seconds) before it is stopped and answered with a 503.
 QUERY_SECONDS = 30.0
 #: Exact queries answered at once; one more is answered 503 (busy) rather than queued.
@@ -286,6 +288,7 @@ class CounterfactualRequest(Strict):
     labels: Assignments = Field({}, description="The uploaded picture's labels (unlisted discrete labels count as missing; continuous ones are needed).")
     do: Assignments = Field({}, description="The interventions: {variable: value}; none reconstructs the picture.")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the abduction of the hidden values and noise.")
+    refine: int | None = Field(None, ge=0, le=MAX_REFINE, description="Steps refining the abducted code z toward the mode of the model's posterior (default: the viewer's, `causalvae serve --refine`).")
 
     @model_validator(mode="after")
     def _one_picture(self):
@@ -441,7 +444,7 @@ class Viewer:
     ``budget`` and :data:`QUERY_SECONDS`, and never wait for the model's lock nor hold it.
     """
 
-    def __init__(self, run, oracle=None, device: str = "cpu", data=None, budget: Budget = DEFAULT_BUDGET):
+    def __init__(self, run, oracle=None, device: str = "cpu", data=None, budget: Budget = DEFAULT_BUDGET, refine: int = 0):
         from causalvae.draw import layout
         from causalvae.oracle import load_oracle
         from causalvae.run import Run
@@ -453,6 +456,9 @@ class Viewer:
         self.binary = self.vae.config.likelihood == "bernoulli"
         self.lock = threading.Lock()
         self.budget = budget
+        if isinstance(refine, bool) or not isinstance(refine, int) or not 0 <= refine <= MAX_REFINE:
+            raise CausalVAEError(f"refine must be a whole number of steps from 0 to {MAX_REFINE}, got {refine!r}")
+        self.refine = refine
         self.query_slots = threading.BoundedSemaphore(QUERY_WORKERS)
         # More threads than slots: a query beyond QUERY_WORKERS finds no slot and gets a 503 at
         # once, instead of queueing behind the running ones.
@@ -710,7 +716,7 @@ class Viewer:
             if req.index is None:
                 cfg = self.vae.config
                 images = read_png(req.image, cfg.channels, cfg.image_size, self.binary)
-            res = counterfactual(self.vae, images, labels, do, continuous=numbers, seed=req.seed)
+            res = counterfactual(self.vae, images, labels, do, continuous=numbers, seed=req.seed, refine=self.refine if req.refine is None else req.refine)
             read = None
             if self.oracle is not None and cont_cols:
                 from causalvae.ask import read_numbers
@@ -879,16 +885,18 @@ ERRORS = {
 }
 
 
-def create_app(run, oracle=None, device: str = "cpu", *, data=None, warm: bool = True, budget: Budget = DEFAULT_BUDGET) -> FastAPI:
+def create_app(run, oracle=None, device: str = "cpu", *, data=None, warm: bool = True, budget: Budget = DEFAULT_BUDGET, refine: int = 0) -> FastAPI:
     """The viewer's FastAPI application for the model in ``run``.
 
     ``oracle`` (an oracle directory) adds the labels read off sampled pictures; ``data``
     replaces the dataset recorded in the run's config.json for the gallery; ``warm`` runs
     one small sample and counterfactual before serving; ``budget`` bounds each exact query's
-    tables and work (see :class:`~causalvae.exact.Budget`). A bad run or oracle raises the
+    tables and work (see :class:`~causalvae.exact.Budget`); ``refine`` is the counterfactuals'
+    default number of steps refining each abducted code (``queries.refine_code``; a request
+    may set its own). A bad run or oracle raises the
     library's :class:`~causalvae.errors.CausalVAEError` (or ``OSError``) at once.
     """
-    viewer = Viewer(run, oracle, device, data, budget)
+    viewer = Viewer(run, oracle, device, data, budget, refine)
     if warm:
         viewer.warm_up()
     app = FastAPI(
