@@ -242,7 +242,7 @@ def course(run_path: str, oracle_path: str, out: Path, n: int = 2000, seed: int 
     renderer = worlds.get("sprites").renderer()
     img = out / "img"
     img.mkdir(parents=True, exist_ok=True)
-    fields = {"run": Path(run_path).name, "model_labels": ", ".join(vae.label_columns), "z_dim": str(vae.config.z_dim)}
+    fields = {"run": Path(run_path).name, "model_labels": ", ".join(vae.label_columns), "z_dim": str(vae.config.z_dim), "refine": str(refine)}
     fields |= conditioning(vae, oracle, graph, n, seed, img)
     fields |= do_versus_see(vae, oracle, graph, n, seed + 10, img)
     fields |= strip(vae, graph, test, renderer, seed, img, refine)
@@ -253,13 +253,18 @@ def course(run_path: str, oracle_path: str, out: Path, n: int = 2000, seed: int 
 
 
 def main(argv=None) -> int:
+    def _steps(text: str) -> int:
+        if not text.isdigit():
+            raise argparse.ArgumentTypeError(f"--refine must be a whole number of steps >= 0, got {text!r}")
+        return int(text)
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="a trained sprites run directory")
     parser.add_argument("--oracle", required=True, help="an oracle of the sprites world")
     parser.add_argument("--out", default=str(HERE), help="where course.md and img/ go (default: docs/)")
     parser.add_argument("--n", type=int, default=2000, help="pictures drawn per distribution")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--refine", type=int, default=0, help="steps refining each abducted code (causalvae counterfactual --refine)")
+    parser.add_argument("--refine", type=_steps, default=0, help="steps refining each abducted code (causalvae counterfactual --refine)")
     args = parser.parse_args(argv)
     try:
         path = course(args.run, args.oracle, Path(args.out), args.n, args.seed, args.refine)

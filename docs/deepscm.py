@@ -257,6 +257,11 @@ def demonstrations(run_path: str, oracle_path: str, out: Path, n: int = 500, see
 
 
 def main(argv=None) -> int:
+    def _steps(text: str) -> int:
+        if not text.isdigit():
+            raise argparse.ArgumentTypeError(f"--refine must be a whole number of steps >= 0, got {text!r}")
+        return int(text)
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="a trained morpho run directory")
     parser.add_argument("--oracle", required=True, help="an oracle of the morpho world (it reads thickness and intensity)")
@@ -264,7 +269,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default=None, help="the dataset, if not the one the run records")
     parser.add_argument("--n", type=int, default=500, help="pictures drawn given intensity and under do(intensity)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--refine", type=int, default=0, help="steps refining each abducted code (causalvae counterfactual --refine)")
+    parser.add_argument("--refine", type=_steps, default=0, help="steps refining each abducted code (causalvae counterfactual --refine)")
     args = parser.parse_args(argv)
     try:
         path, _ = demonstrations(args.run, args.oracle, Path(args.out), args.n, args.seed, args.data, args.refine)

@@ -160,9 +160,17 @@ def test_sprites_evaluation_scores_iou_over_symmetric_equivalents(tmp_path):
     vae = load(run)
     oracle, _ = train_oracle("sprites", steps=2, batch_size=8, held_out=16)
     test = load_dataset(data, split="test", truth=True, verify=False)
-    # Every abduction of this report refines z three steps (--refine 3), and the report says so.
+    # Every abduction of this report refines z three steps (--refine 3), and the report says so:
+    # the reconstructions (one batch), the counterfactual (one batch), ten null interventions
+    # and three intervene-and-back cycles of two abductions each.
+    from causalvae import queries
+
+    steps, real = [], queries.refine_code
     settings = EvalSettings(n_generate=24, iw_k=2, iw_images=4, cf_images=8, axiom_images=4, interventions=[{"shape": "square"}], refine=3)
-    report = evaluate(vae, oracle, test, settings)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(queries, "refine_code", lambda *a: steps.append(a[-1]) or real(*a))
+        report = evaluate(vae, oracle, test, settings)
+    assert steps == [3] * (1 + 1 + 10 + 6)
     assert report["settings"]["refine"] == 3 and "refined by 3 steps" in markdown(report)
     assert report["reconstruction"]["iou"] is not None
     cf = report["counterfactuals"][0]

@@ -249,6 +249,11 @@ def test_refined_abduction_raises_the_posterior_density_row_by_row(scenes, vae):
     assert all(p.grad is None for p in vae.parameters())  # the networks are not touched
     unit = abduct(vae, images, labels, seed=1, refine=20)
     torch.testing.assert_close(unit.z, refined, rtol=1e-4, atol=1e-5)
+    plain = abduct(vae, images, labels, seed=1)  # the same unit but for z
+    for name in scenes.names:
+        np.testing.assert_array_equal(unit.values[name], plain.values[name], err_msg=name)
+        np.testing.assert_array_equal(unit.noise[name], plain.noise[name], err_msg=name)
+    torch.testing.assert_close(plain.z, mean)
     assert torch.equal(reconstruct(vae, images, labels, refine=20), counterfactual(vae, images, labels, {}, seed=0, refine=20).images)
     _, values = predict(vae, unit, act(scenes, {"action": "Walk"}))
     assert (values["action"] == scenes.value_index("action", "Walk")).all()
@@ -256,3 +261,6 @@ def test_refined_abduction_raises_the_posterior_density_row_by_row(scenes, vae):
         np.testing.assert_array_equal(values[name], unit.values[name], err_msg=name)
     with pytest.raises(CausalVAEError, match="refine must be a whole number of steps >= 0, got -1"):
         abduct(vae, images, labels, seed=1, refine=-1)
+    with pytest.raises(CausalVAEError, match="refine applies to the encoder's mean"):
+        reconstruct(vae, images, labels, sample=True, refine=3)
+    assert torch.equal(reconstruct(vae, images, labels, refine=np.int64(20)), reconstruct(vae, images, labels, refine=20))

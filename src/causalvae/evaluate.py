@@ -114,8 +114,9 @@ class EvalSettings:
                 raise CausalVAEError(f"{name} must be a positive whole number, got {getattr(self, name)!r}")
         if not (isinstance(self.iw_images, int) and self.iw_images >= 0) or (self.cf_images is not None and not (isinstance(self.cf_images, int) and self.cf_images >= 1)):
             raise CausalVAEError(f"iw_images must be >= 0 and cf_images >= 1 (or None: all), got {self.iw_images!r}, {self.cf_images!r}")
-        if isinstance(self.refine, bool) or not isinstance(self.refine, int) or self.refine < 0:
-            raise CausalVAEError(f"refine must be a whole number of steps >= 0, got {self.refine!r}")
+        from causalvae.queries import check_refine
+
+        self.refine = check_refine(self.refine)
         if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
             raise CausalVAEError(f"seed must be a whole number in [0, 2**32), got {self.seed!r}")
 

@@ -69,6 +69,8 @@ def reconstruct(
     classifier (the most probable value). Returns uint8 images.
     """
     vae.check_batch(images, labels, continuous)
+    if check_refine(refine) and sample:
+        raise CausalVAEError("refine applies to the encoder's mean; a reconstruction drawn from q(z | x, parents) (sample=True) is not refined")
     device = next(vae.parameters()).device
     images, labels = images.to(device), labels.to(device=device, dtype=torch.int64)
     values = {}
@@ -97,6 +99,13 @@ def reconstruct(
 REFINE_LR = 0.05
 
 
+def check_refine(steps) -> int:
+    """``steps`` as the whole number of refinement steps it must be (>= 0), or one clear error."""
+    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise CausalVAEError(f"refine must be a whole number of steps >= 0, got {steps!r}")
+    return int(steps)
+
+
 def refine_code(vae: CausalVAE, images: torch.Tensor, values: dict[str, torch.Tensor], z: torch.Tensor, steps: int) -> torch.Tensor:
     """The picture's code refined from the encoder's mean ``z`` toward the mode of the model's
     posterior p(z | x, parents): ``steps`` Adam steps (step size :data:`REFINE_LR`) of
@@ -107,8 +116,7 @@ def refine_code(vae: CausalVAE, images: torch.Tensor, values: dict[str, torch.Te
     biased toward the prior's centre; repeated null interventions then drift (the composition
     axiom). The refined code is nearly a fixed point: the decoder's most probable picture
     from it is again best explained by about the same code."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise CausalVAEError(f"refine must be a whole number of steps >= 0, got {steps!r}")
+    steps = check_refine(steps)
     if steps == 0:
         return z
     from causalvae.nets import pixel_distribution
@@ -330,6 +338,7 @@ def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, continuou
     from causalvae.noise import cdf
 
     vae.check_batch(images, labels, continuous)
+    check_refine(refine)
     rng = np.random.default_rng(seed)
     if vae.graph.mixed:
         values, noise = _abduct_mixed(vae, images, labels, continuous, rng)
