@@ -115,11 +115,13 @@ recipe-sprites: $(STAMP)
 
 # The oracle and the evaluation report of the sprites recipe's model (docs/reports/sprites/).
 SPRITES_REPORT := docs/reports/sprites
-# Every abduction of the sprites and morpho reports (reconstructions, counterfactuals, axioms)
-# refines the encoder's mean 30 steps toward the mode of the model's posterior over z
-# (--refine, docs/evaluation.md). Chosen on the validation split against the encoder's mean
-# (one model each; docs/sprites.md, docs/morpho.md): repeated null interventions no longer
-# drift. The reports made without it are kept beside (*-encoder-mean, compare-refine.md).
+# Every abduction of the sprites, hidden-shape sprites and morpho reports (reconstructions,
+# counterfactuals, axioms), of docs/course.md and of the morpho demonstrations refines the
+# encoder's mean 30 steps toward the mode of the model's posterior over z (--refine,
+# docs/evaluation.md). Chosen on the validation split of the labelled sprites and the morpho
+# recipes against the encoder's mean (one model each; docs/sprites.md, docs/morpho.md):
+# repeated null interventions drift far less. The reports made without it are kept beside
+# (*-encoder-mean, compare-refine.md).
 REFINE := 30
 evaluate-sprites: $(STAMP)
 	test -f runs/sprites/config.json || $(MAKE) recipe-sprites
@@ -136,7 +138,7 @@ evaluate-sprites: $(STAMP)
 	# Then it trained six epochs at beta 1: that run's report is kept in docs/reports/sprites-beta1/.
 	$(PY) docs/compare.py docs/reports/sprites-encoder-mean/report.json $(SPRITES_REPORT)/report.json --names "encoder's mean,refined 30 steps" --out $(SPRITES_REPORT)/compare-refine.md
 	# Its comparisons with earlier runs are between reports made with the encoder's mean.
-	$(PY) docs/compare.py docs/reports/sprites-beta1/report.json docs/reports/sprites-encoder-mean/report.json --names "beta 1,beta 0.5" --out $(SPRITES_REPORT)/compare-beta.md
+	$(PY) docs/compare.py docs/reports/sprites-beta1/report.json docs/reports/sprites-encoder-mean/report.json --names "beta 1,beta 0.5 (encoder's mean)" --out $(SPRITES_REPORT)/compare-beta.md
 	$(PY) docs/compare.py docs/reports/sprites-2epochs/report.json docs/reports/sprites-beta1/report.json --names "2 epochs (2500 steps),6 epochs (7500 steps)" --out $(SPRITES_REPORT)/compare-epochs.md
 	$(PY) docs/compare.py docs/reports/sprites-first/report.json docs/reports/sprites-oracle2000/report.json --names "first run (1 epoch; width 32; beta 2),2 epochs; width 16; beta 1" --out $(SPRITES_REPORT)/compare-first.md
 	$(PY) docs/compare.py docs/reports/sprites-reader400/report.json docs/reports/sprites-oracle2000/report.json --names "reader 400 steps,reader 2000 steps" --out $(SPRITES_REPORT)/compare-reader-steps.md
@@ -181,7 +183,7 @@ evaluate-sprites-hidden: $(STAMP)
 	$(PY) docs/compare.py $(SPRITES_REPORT)/report.json $(HIDDEN_REPORT)/report.json --names "every factor labelled (6 epochs),shape never labelled (3 epochs)" --out $(HIDDEN_REPORT)/compare.md
 	$(PY) docs/compare.py docs/reports/sprites-2epochs/report.json docs/reports/sprites-hidden-2epochs/report.json --names "every factor labelled (2 epochs),shape never labelled (2 epochs)" --out $(HIDDEN_REPORT)/compare-2epochs.md
 	$(PY) docs/compare.py docs/reports/sprites-hidden-encoder-mean/report.json $(HIDDEN_REPORT)/report.json --names "encoder's mean,refined 30 steps" --out $(HIDDEN_REPORT)/compare-refine.md
-	$(PY) docs/compare.py docs/reports/sprites-hidden-unmatched/report.json docs/reports/sprites-hidden-encoder-mean/report.json --names "guided only,guided; counts matched (--match-weight 10)" --out $(HIDDEN_REPORT)/compare-match.md
+	$(PY) docs/compare.py docs/reports/sprites-hidden-unmatched/report.json docs/reports/sprites-hidden-encoder-mean/report.json --names "guided only,guided; counts matched (--match-weight 10; encoder's mean)" --out $(HIDDEN_REPORT)/compare-match.md
 	$(PY) docs/compare.py docs/reports/sprites-hidden-2epochs/report.json docs/reports/sprites-hidden-unmatched/report.json --names "2 epochs (2500 steps),3 epochs (3750 steps)" --out $(HIDDEN_REPORT)/compare-epochs.md
 	$(PY) docs/compare.py docs/reports/sprites-hidden-first/report.json docs/reports/sprites-hidden-oracle2000/report.json --names "first run (term off; 1 epoch; width 32; beta 2),2 epochs; guided" --out $(HIDDEN_REPORT)/compare-first.md
 	$(PY) docs/compare.py docs/reports/sprites-hidden-unguided/report.json docs/reports/sprites-hidden-oracle2000/report.json --names "unguided,guided for 1000 steps" --out $(HIDDEN_REPORT)/compare-unguided.md
@@ -224,7 +226,7 @@ evaluate-morpho: $(STAMP)
 	# It then trained 30 epochs with the term at weight 20 (docs/reports/morpho-cf20/); now 40.
 	$(PY) docs/compare.py docs/reports/morpho-12epochs/report.json docs/reports/morpho-cf20/report.json --names "12 epochs (3000 steps),30 epochs (7500 steps)" --out $(MORPHO_REPORT)/compare-epochs.md
 	$(PY) docs/compare.py docs/reports/morpho-encoder-mean/report.json $(MORPHO_REPORT)/report.json --names "encoder's mean,refined 30 steps" --out $(MORPHO_REPORT)/compare-refine.md
-	$(PY) docs/compare.py docs/reports/morpho-cf20/report.json docs/reports/morpho-encoder-mean/report.json --names "term weight 20,term weight 40" --out $(MORPHO_REPORT)/compare-cf-weight.md
+	$(PY) docs/compare.py docs/reports/morpho-cf20/report.json docs/reports/morpho-encoder-mean/report.json --names "term weight 20,term weight 40 (encoder's mean)" --out $(MORPHO_REPORT)/compare-cf-weight.md
 	$(PY) docs/deepscm.py --run runs/morpho --oracle oracles/morpho --refine $(REFINE)
 	$(PY) docs/render.py
 

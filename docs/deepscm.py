@@ -236,7 +236,7 @@ def demonstrations(run_path: str, oracle_path: str, out: Path, n: int = 500, see
     img.mkdir(parents=True, exist_ok=True)
     k = pick_thin(test)
     values, noise = test.truth_table([k])
-    fields = {"run": Path(run_path).name, "oracle": Path(oracle_path).name, "thin": str(k), "thin_digit": str(int(values["digit"][0])),
+    fields = {"run": Path(run_path).name, "oracle": Path(oracle_path).name, "refine": str(refine), "thin": str(k), "thin_digit": str(int(values["digit"][0])),
               "thin_t": f"{values['thickness'][0]:.2f}", "thin_i": f"{values['intensity'][0]:.1f}", "thin_u": f"{noise['intensity'][0]:+.2f}"}
     for name, levels in (("thickness", THICKNESSES), ("intensity", INTENSITIES)):
         s = strip(vae, oracle, test, k, name, levels, seed, img, refine)
