@@ -132,7 +132,11 @@ def test_a_page_without_the_block_and_a_missing_run_are_refused(tmp_path, monkey
         deepscm.main(["--run", str(tmp_path / "nothing"), "--oracle", str(tmp_path / "nothing"), "--out", str(tmp_path)])
     text = deepscm.PAGE.read_text()
     assert len(deepscm.BLOCK.findall(text)) == 1  # docs/morpho.md holds exactly one block to fill
-    assert deepscm.BLOCK.search(text).group(1) == "<!-- deepscm: python docs/deepscm.py --run runs/morpho --oracle oracles/morpho -->\n"
+    # The block names the command that fills it, with the Makefile's refinement setting.
+    import re
+
+    refine = re.search(r"^REFINE := (\d+)$", (Path(__file__).parents[1] / "Makefile").read_text(), re.M).group(1)
+    assert deepscm.BLOCK.search(text).group(1) == f"<!-- deepscm: python docs/deepscm.py --run runs/morpho --oracle oracles/morpho --refine {refine} -->\n"
     bare = tmp_path / "morpho.md"
     bare.write_text(text[: text.index("<!-- deepscm:")])
     monkeypatch.setattr(deepscm, "PAGE", bare)
