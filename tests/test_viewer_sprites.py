@@ -103,5 +103,7 @@ def test_a_counterfactual_request_may_refine_the_abduction(client, sprites_viewe
     np.testing.assert_array_equal(binary(again["reconstruction"]), refined)
     bad = client.post("/api/counterfactual", json={"index": 0, "do": {}, "refine": 10_000})
     assert bad.status_code == 422 and "refine" in bad.text
-    with pytest.raises(Exception, match="refine must be a whole number of steps from 0 to 500"):
+    with pytest.raises(Exception, match="refine must be a whole number of steps >= 0, got -1"):
         create_app(sprites_viewer_run[1], warm=False, refine=-1)
+    with pytest.raises(Exception, match="refine must be a whole number of steps from 0 to 500, got 501"):
+        create_app(sprites_viewer_run[1], warm=False, refine=501)

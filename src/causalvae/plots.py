@@ -47,8 +47,8 @@ def elbo_curve(rows: Sequence[dict], dims: int, title: str = ""):
 
 def reconstruction_sheet(vae: CausalVAE, ds: Dataset, positions: Sequence[int], columns: int = 8, scale: int = 2, binary: bool | None = None, refine: int = 0) -> Image.Image:
     """Each image of ``ds`` at ``positions`` beside its reconstruction (the encoder's mean,
-    refined by ``refine`` steps; the decoder's mean), captioned with its labels. ``binary`` (default: the model's likelihood says)
-    shows 0/1 pictures as 0/255."""
+    refined by ``refine`` steps; the decoder's mean), captioned with its labels. ``binary``
+    (default: the model's likelihood says) shows 0/1 pictures as 0/255."""
     images, labels = ds.batch(np.asarray(positions))
     cont = ds.continuous_batch(np.asarray(positions)) if vae.continuous_columns else None
     recon = reconstruct(vae, images, labels, cont, refine=refine).cpu()

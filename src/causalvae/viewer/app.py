@@ -456,9 +456,11 @@ class Viewer:
         self.binary = self.vae.config.likelihood == "bernoulli"
         self.lock = threading.Lock()
         self.budget = budget
-        if isinstance(refine, bool) or not isinstance(refine, int) or not 0 <= refine <= MAX_REFINE:
+        from causalvae.queries import check_refine
+
+        if check_refine(refine) > MAX_REFINE:
             raise CausalVAEError(f"refine must be a whole number of steps from 0 to {MAX_REFINE}, got {refine!r}")
-        self.refine = refine
+        self.refine = int(refine)
         self.query_slots = threading.BoundedSemaphore(QUERY_WORKERS)
         # More threads than slots: a query beyond QUERY_WORKERS finds no slot and gets a 503 at
         # once, instead of queueing behind the running ones.
