@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -172,6 +173,14 @@ def test_sprites_evaluation_scores_iou_over_symmetric_equivalents(tmp_path):
         report = evaluate(vae, oracle, test, settings)
     assert steps == [3] * (1 + 1 + 10 + 6)
     assert report["settings"]["refine"] == 3 and "refined by 3 steps" in markdown(report)
+    # A second intervention abducts the same pictures with the same parents: their refined
+    # codes are kept from the first (queries.abduct's codes; equal to a fresh refinement,
+    # test_queries).
+    steps.clear()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(queries, "refine_code", lambda *a: steps.append(a[-1]) or real(*a))
+        two = evaluate(vae, oracle, test, replace(settings, interventions=[{"shape": "heart"}, {"shape": "square"}]))
+    assert steps == [3] * (1 + 1 + 10 + 6) and [c["do"] for c in two["counterfactuals"]] == [{"shape": "heart"}, {"shape": "square"}]
     assert report["reconstruction"]["iou"] is not None
     cf = report["counterfactuals"][0]
     assert 0.0 <= cf["iou_to_true_render"] <= 1.0

@@ -264,3 +264,36 @@ def test_refined_abduction_raises_the_posterior_density_row_by_row(scenes, vae):
     with pytest.raises(CausalVAEError, match="refine applies to the encoder's mean"):
         reconstruct(vae, images, labels, sample=True, refine=3)
     assert torch.equal(reconstruct(vae, images, labels, refine=np.int64(20)), reconstruct(vae, images, labels, refine=20))
+
+
+def test_abduction_keeps_refined_codes_for_the_same_pictures_and_parents(scenes, vae):
+    """abduct(codes=...): the refined code of the same pictures, image parents and steps is
+    computed once and reused, equal to a fresh refinement; other pictures, other parents'
+    values or another number of steps are refined anew."""
+    from causalvae import queries
+
+    s, images, labels = _units(scenes, vae, 8, seed=11)
+    calls, real = [], queries.refine_code
+    codes: dict = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(queries, "refine_code", lambda *a: calls.append(a[-1]) or real(*a))
+        first = abduct(vae, images, labels, seed=1, refine=5, codes=codes)
+        again = abduct(vae, images, labels, seed=2, refine=5, codes=codes)
+        assert calls == [5] and len(codes) == 1
+        torch.testing.assert_close(again.z, first.z, rtol=0, atol=0)
+        fresh = abduct(vae, images, labels, seed=2, refine=5)
+        torch.testing.assert_close(fresh.z, first.z, rtol=1e-5, atol=1e-6)
+        for name in scenes.names:  # the memo changes z's cost only, not the rest of the unit
+            np.testing.assert_array_equal(again.noise[name], fresh.noise[name], err_msg=name)
+        calls.clear()
+        abduct(vae, images[:4], labels[:4], seed=1, refine=5, codes=codes)  # other pictures
+        abduct(vae, images, labels, seed=1, refine=3, codes=codes)  # other steps
+        other = labels.clone()
+        p = scenes.image.parents[0]
+        j = vae.label_columns.index(p)
+        other[:, j] = (other[:, j] + 1) % scenes.card(p)  # other values of an image parent
+        abduct(vae, images, other, seed=1, refine=5, codes=codes)
+        assert calls == [5, 3, 5] and len(codes) == 4
+        calls.clear()
+        abduct(vae, images, labels, seed=1, refine=0, codes=codes)  # the encoder's mean is not kept
+        assert calls == [0] and len(codes) == 4

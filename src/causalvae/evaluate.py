@@ -375,6 +375,9 @@ def evaluate(
     # counterfactual's reading moved from it (minimality, for those not intervened on).
     factual_numbers = read_numbers(oracle, images[:n_cf], ccols) if ccols else None
     cf_rows = []
+    # Every intervention abducts the same pictures: a refined code is computed once per batch
+    # and image parents' values, and kept here (queries.abduct's codes).
+    codes: dict = {}
     for do in interventions:
         say(f"counterfactual do({', '.join(f'{k}={v}' for k, v in do.items())})")
         used, readc, exact_rows, pix, pix_noise, hidden_same, used_numbers, read_cf_numbers, drawn, near = [], [], [], [], [], [], [], [], [], []
@@ -382,7 +385,7 @@ def evaluate(
             # One abduction, the picture's pixel noise included; the counterfactual is drawn
             # as the decoder's mean and with that noise carried over, and both are scored.
             interventions_idx = act(model_graph, do)
-            unit = abduct(vae, images[sl], labels[sl], cont(sl), seed=int(rng.integers(2**62)), pixel_noise=True, refine=settings.refine)
+            unit = abduct(vae, images[sl], labels[sl], cont(sl), seed=int(rng.integers(2**62)), pixel_noise=True, refine=settings.refine, codes=codes)
             mean_images, values = predict(vae, replace(unit, pixels=None), interventions_idx)
             noise_images, _ = predict(vae, unit, interventions_idx)
             cf_images = noise_images if settings.abduct_noise else mean_images

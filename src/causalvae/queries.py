@@ -21,6 +21,7 @@ recomputed by its mechanism.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -324,7 +325,8 @@ def apply_pixel_noise(vae: CausalVAE, params: torch.Tensor, noise: torch.Tensor)
 
 
 @torch.no_grad()
-def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None, *, seed: int | None = None, pixel_noise: bool = False, refine: int = 0) -> Abduction:
+def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None, *, seed: int | None = None, pixel_noise: bool = False, refine: int = 0,
+           codes: dict | None = None) -> Abduction:
     """Step 1: infer the unit. Hidden values are drawn from the exact posterior given the
     labels, each U uniformly in the cdf cell its value occupies (the posterior of U given the
     family's values), and z is the encoder's mean of q(z | x, image's parents), refined by
@@ -333,7 +335,12 @@ def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, continuou
     a counterfactual can keep the detail the decoder does not draw.
 
     A mixed model takes the ``continuous`` labels too: every continuous U is then exact
-    (the mechanism inverted, :func:`causalvae.continuous.abduct_one`)."""
+    (the mechanism inverted, :func:`causalvae.continuous.abduct_one`).
+
+    ``codes``: a dict the caller keeps across abductions of the same pictures with the same
+    model (the evaluation's interventions): a refined code is computed once per pictures and
+    image parents' values and taken from it afterwards (:func:`_code_key`); the codes are
+    the ones refinement would give again (it is deterministic), only sooner."""
     from causalvae.exact import posterior
     from causalvae.noise import cdf
 
@@ -342,7 +349,7 @@ def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, continuou
     rng = np.random.default_rng(seed)
     if vae.graph.mixed:
         values, noise = _abduct_mixed(vae, images, labels, continuous, rng)
-        return _finish_abduction(vae, images, values, noise, labels.cpu().numpy().astype(np.int64), rng, pixel_noise, refine)
+        return _finish_abduction(vae, images, values, noise, labels.cpu().numpy().astype(np.int64), rng, pixel_noise, refine, codes)
     graph = vae.current_graph()
     lab = labels.cpu().numpy().astype(np.int64)
     cols = vae.label_columns
@@ -390,21 +397,37 @@ def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, continuou
         if (hi <= lo).any():
             raise CausalVAEError(f"'{name}' = {graph[name].values[int(v[np.flatnonzero(hi <= lo)[0]])]} is impossible given its parents in row {int(np.flatnonzero(hi <= lo)[0])}")
         noise[name] = lo + (hi - lo) * rng.random(n)
-    return _finish_abduction(vae, images, values, noise, lab, rng, pixel_noise, refine)
+    return _finish_abduction(vae, images, values, noise, lab, rng, pixel_noise, refine, codes)
 
 
-def _finish_abduction(vae: CausalVAE, images, values, noise, lab, rng, pixel_noise: bool, refine: int = 0) -> Abduction:
-    """z (the encoder's mean given the image's parents, refined by ``refine`` steps) and,
-    optionally, the pixel noise."""
+def _finish_abduction(vae: CausalVAE, images, values, noise, lab, rng, pixel_noise: bool, refine: int = 0, codes: dict | None = None) -> Abduction:
+    """z (the encoder's mean given the image's parents, refined by ``refine`` steps; taken
+    from ``codes`` when it holds it) and, optionally, the pixel noise."""
     device = next(vae.parameters()).device
     parents = _tensors(vae, values, device)
-    loc, _ = vae.encode(images.to(device), parents)
-    loc = refine_code(vae, images.to(device), parents, loc, refine)
+    key = _code_key(vae, images, parents, refine) if codes is not None and refine else None
+    loc = codes.get(key) if key is not None else None
+    if loc is None:
+        loc, _ = vae.encode(images.to(device), parents)
+        loc = refine_code(vae, images.to(device), parents, loc, refine)
+        if key is not None:
+            codes[key] = loc
     pixels = None
     if pixel_noise:
         gen = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
         pixels = abduct_pixel_noise(vae, vae.decoder(loc, vae.parents_onehot(parents)), images, gen)
     return Abduction(values, noise, loc, lab, pixels)
+
+
+def _code_key(vae: CausalVAE, images: torch.Tensor, parents: dict[str, torch.Tensor], refine: int) -> tuple:
+    """What a refined code depends on: the model, the pictures, the image parents' values
+    and the number of steps (a digest of the bytes; the model by identity)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.ascontiguousarray(images.detach().cpu().numpy()).tobytes())
+    for name in sorted(parents):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(parents[name].detach().cpu().numpy()).tobytes())
+    return id(vae), tuple(images.shape), refine, h.hexdigest()
 
 
 #: The most joint values of unknown discrete variables :func:`_abduct_mixed` enumerates.
