@@ -452,7 +452,7 @@ def train_cmd(
     depth: int = typer.Option(4, "--depth", help="Number of stride-2 conv stages."),
     hidden: int = typer.Option(256, "--hidden", help="Width of the MLPs."),
     max_log_scale: Optional[float] = typer.Option(-3.0, "--max-log-scale", help="Cap of the pixel likelihood's log-scale (8-bit pictures): sharper decoded means (docs/training.md)."),
-    decoder: str = typer.Option("film", "--decoder", help="How the parents reach the decoder: film (at every resolution) or concat (once, beside z)."),
+    decoder: str = typer.Option("film", "--decoder", help="How the parents reach the decoder: film (at every resolution), concat (once, beside z) or broadcast (film, with z and the parents broadcast over a grid beside each place's coordinates: a spatial broadcast decoder)."),
     residual: bool = typer.Option(False, "--residual/--no-residual", help="A FiLM-modulated residual block after each decoder upsampling."),
     beta: float = typer.Option(2.0, "--beta", help="Weight of z's KL term in the training loss (the reported ELBO stays the true one)."),
     cf_weight: float = typer.Option(1000.0, "--cf-weight", help="Weight of the counterfactual training term: pictures decoded under other parents must be read back by a classifier trained on the real pictures (0: off)."),

@@ -67,7 +67,9 @@ from torch.distributions import constraints
 from causalvae.errors import CausalVAEError, unknown
 
 LIKELIHOODS = ("bernoulli", "dlogistic")
-DECODERS = ("concat", "film")
+DECODERS = ("concat", "film", "broadcast")
+#: 3x3 FiLM-modulated convolutions at the broadcast grid of ``decoder="broadcast"``.
+BROADCAST_LAYERS = 3
 MIN_LOG_SCALE = -7.0
 
 #: The values that fields added after the first release take when a saved config lacks them:
@@ -130,8 +132,11 @@ class NetConfig:
     #: mean blurred (``bench/bench_quality.py --max-log-scale`` measures the effect).
     max_log_scale: float | None = None
     #: How the parents reach the decoder: ``"concat"`` (once, joined to z before the first
-    #: layer: the original design) or ``"film"`` (also embedded and injected at every decoder
-    #: resolution by feature-wise affine modulation, FiLM: Perez et al. 2018).
+    #: layer: the original design), ``"film"`` (also embedded and injected at every decoder
+    #: resolution by feature-wise affine modulation, FiLM: Perez et al. 2018) or
+    #: ``"broadcast"`` (FiLM, and z with the parents' embedding broadcast over a grid of a
+    #: quarter of the picture's size beside each place's coordinates: a spatial broadcast
+    #: decoder, Watters et al. 2019, see :class:`Decoder`).
     decoder: str = "film"
     #: A residual block (two 3x3 convolutions, FiLM-modulated) after each decoder upsampling.
     residual: bool = False
@@ -164,8 +169,10 @@ class NetConfig:
             raise CausalVAEError(f"NetConfig.decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
         if not isinstance(self.residual, bool):
             raise CausalVAEError(f"NetConfig.residual must be true or false, got {self.residual!r}")
-        if self.residual and self.decoder != "film":
-            raise CausalVAEError("NetConfig.residual needs decoder 'film'")
+        if self.residual and self.decoder == "concat":
+            raise CausalVAEError("NetConfig.residual needs decoder 'film' or 'broadcast'")
+        if self.decoder == "broadcast" and (self.depth < 2 or self.image_size % 4):
+            raise CausalVAEError(f"NetConfig.decoder 'broadcast' needs depth >= 2 and an image size divisible by 4, got depth {self.depth}, size {self.image_size}")
         m = self.max_log_scale
         if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not MIN_LOG_SCALE < m < 10):
             raise CausalVAEError(f"NetConfig.max_log_scale must be a number between {MIN_LOG_SCALE:g} and 10, or null; got {m!r}")
@@ -302,20 +309,39 @@ class Decoder(nn.Module):
     stage (and its residual block, when ``residual``) scales and shifts its normalised
     features by ``(1 + gamma(e), beta(e))`` of that embedding, so the parents act at every
     resolution and the decoder cannot leave them to z. The FiLM layers start at the identity.
+
+    ``decoder="broadcast"``: a spatial broadcast decoder (Watters et al. 2019) at a quarter of
+    the picture's size. Each place of that grid starts from ``A [z, e] + B (x, y) + b``: the
+    same linear image of z and the parents' embedding ``e`` everywhere, plus a linear function
+    of the place's coordinates in [-1, 1]. A where-is-it that z shifts is then shifted the
+    same way under every value of the parents, so a code can keep its meaning (the offset of
+    a sprite inside its position bin, say) when an intervention changes them. Then
+    :data:`BROADCAST_LAYERS` FiLM-modulated 3x3 convolutions at the grid, one upsampling stage
+    and the output's.
     """
 
     def __init__(self, config: NetConfig):
         super().__init__()
         self.config = config
         chs = config.stage_channels
-        film = config.decoder == "film"
+        film = config.decoder in ("film", "broadcast")
         self.embed = _mlp(config.parent_size, config.hidden, config.hidden) if film else None
+        n_out = config.channels * (2 if config.likelihood == "dlogistic" else 1)
+        if config.decoder == "broadcast":
+            c0, g = chs[1], config.image_size // 4  # 2 x width channels at the grid
+            self.project = nn.Linear(config.z_dim + config.hidden, c0)
+            self.place = nn.Linear(2, c0, bias=False)
+            axis = torch.linspace(-1.0, 1.0, g)
+            self.register_buffer("grid", torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1), persistent=False)  # (g, g, 2): x, y
+            self.grid_convs = nn.ModuleList(nn.ModuleList([nn.Conv2d(c0, c0, 3, padding=1), _FiLM(c0, config.hidden)]) for _ in range(BROADCAST_LAYERS))
+            self.stages = nn.ModuleList([_UpStage(c0, chs[0], config.hidden, config.residual)])
+            self.out = nn.ConvTranspose2d(chs[0], n_out, 4, stride=2, padding=1)
+            return
         n_in = config.z_dim + (config.hidden if film else config.parent_size)
         self.mlp = _mlp(n_in, config.hidden, chs[-1] * config.bottom_size**2)
         self.stages = nn.ModuleList()
         for c_in, c_out in zip(chs[::-1], chs[-2::-1]):
             self.stages.append(_UpStage(c_in, c_out, config.hidden if film else 0, config.residual))
-        n_out = config.channels * (2 if config.likelihood == "dlogistic" else 1)
         self.out = nn.ConvTranspose2d(chs[0], n_out, 4, stride=2, padding=1)
         self._register_load_state_dict_pre_hook(self._rename_legacy)
 
@@ -339,8 +365,12 @@ class Decoder(nn.Module):
         c = self.config
         z, p, lead = _broadcast_lead(z, parents_onehot.to(z.dtype))
         e = F.silu(self.embed(p)) if self.embed is not None else None
-        h = F.silu(self.mlp(torch.cat([z, e if e is not None else p], dim=-1)))
-        h = h.reshape(-1, c.stage_channels[-1], c.bottom_size, c.bottom_size)
+        if c.decoder == "broadcast":
+            v = self.project(torch.cat([z, e], dim=-1))  # (B, c0): the same at every place
+            h = F.silu(v[:, :, None, None] + self.place(self.grid).permute(2, 0, 1)[None])
+        else:
+            h = F.silu(self.mlp(torch.cat([z, e if e is not None else p], dim=-1)))
+            h = h.reshape(-1, c.stage_channels[-1], c.bottom_size, c.bottom_size)
         out = _decode(self, h, e).float()
         out = out.reshape(*lead, *out.shape[1:])
         if c.likelihood == "dlogistic":
@@ -393,6 +423,8 @@ def _decode(dec: Decoder, h: torch.Tensor, e: torch.Tensor | None) -> torch.Tens
 
     def run(h, e):
         h = _memory_format(h)
+        for conv, film in getattr(dec, "grid_convs", ()):
+            h = F.silu(film(conv(h), e))
         for stage in dec.stages:
             h = stage(h, e)
         return dec.out(h)

@@ -124,8 +124,8 @@ class TrainConfig:
             raise CausalVAEError(f"max-log-scale must be a number between -7 and 10 (the log-scale's floor is -7), got {m!r}")
         if self.decoder not in DECODERS:
             raise unknown("decoder", self.decoder, DECODERS)
-        if self.residual and self.decoder != "film":
-            raise CausalVAEError("--residual needs --decoder film")
+        if self.residual and self.decoder == "concat":
+            raise CausalVAEError("--residual needs --decoder film or broadcast")
         w = self.cf_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < 1e6:
             raise CausalVAEError(f"cf-weight must be a number >= 0, got {w!r}")
