@@ -13,7 +13,7 @@ OUT    := out
 RECIPE_FLAGS := --epochs 4 --z-dim 8 --max-log-scale -3 --beta 2 --cf-weight 1000 --decoder film
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: install test demo recipe recipe-long recipe-sprites recipe-sprites-hidden evaluate-sprites-hidden recipe-morpho evaluate-morpho evaluate-long ablation evaluate evaluate-sprites course tutorial bench bench-quick docs clean
+.PHONY: install test demo recipe recipe-long recipe-sprites recipe-sprites-broadcast evaluate-sprites-broadcast recipe-sprites-hidden evaluate-sprites-hidden recipe-morpho evaluate-morpho evaluate-long ablation evaluate evaluate-sprites course tutorial bench bench-quick docs clean
 
 install: $(STAMP)
 
@@ -143,6 +143,30 @@ evaluate-sprites: $(STAMP)
 	$(PY) docs/compare.py docs/reports/sprites-first/report.json docs/reports/sprites-oracle2000/report.json --names "first run (1 epoch; width 32; beta 2),2 epochs; width 16; beta 1" --out $(SPRITES_REPORT)/compare-first.md
 	$(PY) docs/compare.py docs/reports/sprites-reader400/report.json docs/reports/sprites-oracle2000/report.json --names "reader 400 steps,reader 2000 steps" --out $(SPRITES_REPORT)/compare-reader-steps.md
 	$(PY) docs/compare.py docs/reports/sprites-oracle2000/report.json docs/reports/sprites-2epochs/report.json --names "oracle trained 2000 steps,oracle trained 6000 steps" --out $(SPRITES_REPORT)/compare-oracle.md
+
+# The same recipe with the spatial broadcast decoder (--decoder broadcast, docs/sprites.md):
+# a code's shift means the same under every parent value. Its record in
+# docs/runs/sprites-broadcast/, its report in docs/reports/sprites-broadcast/, compared with
+# the recipe's (compare-broadcast.md), scored by the same oracle with the same --refine.
+BROADCAST_FLAGS := $(subst --decoder film,--decoder broadcast,$(SPRITES_FLAGS))
+recipe-sprites-broadcast: $(STAMP)
+	test -f data/sprites/manifest.json || $(CLI) generate sprites --n 100000 --seed 0 --out data/sprites
+	$(CLI) train --data data/sprites --out runs/sprites-broadcast $(BROADCAST_FLAGS) --val-per-epoch 2 --val-limit 1000 --force
+	mkdir -p docs/runs/sprites-broadcast
+	cp runs/sprites-broadcast/metrics.csv runs/sprites-broadcast/train.json runs/sprites-broadcast/config.json runs/sprites-broadcast/reader.json docs/runs/sprites-broadcast/
+	sed -i 's|$(CURDIR)/||g' docs/runs/sprites-broadcast/config.json
+
+BROADCAST_REPORT := docs/reports/sprites-broadcast
+evaluate-sprites-broadcast: $(STAMP)
+	test -f runs/sprites-broadcast/config.json || $(MAKE) recipe-sprites-broadcast
+	test -f oracles/sprites/config.json || $(CLI) oracle train --world sprites --steps 6000 --out oracles/sprites
+	$(CLI) evaluate runs/sprites-broadcast --oracle oracles/sprites --out reports/sprites-broadcast --refine $(REFINE) --force
+	mkdir -p $(BROADCAST_REPORT)
+	cp reports/sprites-broadcast/report.md reports/sprites-broadcast/report.json reports/sprites-broadcast/goals.md reports/sprites-broadcast/factors.md $(BROADCAST_REPORT)/
+	sed -i 's|$(CURDIR)/||g' $(BROADCAST_REPORT)/report.md $(BROADCAST_REPORT)/report.json
+	test -f runs/sprites/config.json || $(MAKE) recipe-sprites
+	$(PY) docs/decoders.py --runs runs/sprites runs/sprites-broadcast --names "FiLM,broadcast" --do "posX=7" --refine $(REFINE)
+	$(PY) docs/compare.py $(SPRITES_REPORT)/report.json $(BROADCAST_REPORT)/report.json --names "FiLM decoder (the recipe),spatial broadcast decoder" --out $(BROADCAST_REPORT)/compare-broadcast.md
 
 # Issue 17's hidden factor: the same recipe on the same sprites with the shape never labelled
 # (generated with --hide shape): the model infers it with a classifier q(shape | x) and
