@@ -145,7 +145,7 @@ evaluate-sprites: $(STAMP)
 	$(PY) docs/compare.py docs/reports/sprites-oracle2000/report.json docs/reports/sprites-2epochs/report.json --names "oracle trained 2000 steps,oracle trained 6000 steps" --out $(SPRITES_REPORT)/compare-oracle.md
 
 # The same recipe with the spatial broadcast decoder (--decoder broadcast, docs/sprites.md):
-# a code's shift means the same under every parent value. Its record in
+# z enters every place of a grid alike, beside the place's coordinates. Its record in
 # docs/runs/sprites-broadcast/, its report in docs/reports/sprites-broadcast/, compared with
 # the recipe's (compare-broadcast.md), scored by the same oracle with the same --refine.
 BROADCAST_FLAGS := $(subst --decoder film,--decoder broadcast,$(SPRITES_FLAGS))

@@ -323,10 +323,10 @@ def test_film_decoder_uses_its_parents_at_every_stage_and_old_concat_files_load(
 
 
 def test_broadcast_decoder_adds_the_code_the_same_way_under_every_parent():
-    """decoder="broadcast": every place of the grid starts from A [z, e] + B (x, y) + b, so a
-    change of z moves the first layer by the same amount whatever the parents (what lets a
-    code keep its meaning under an intervention), and the places differ by their
-    coordinates only. The model file round-trips; a depth below 2 is refused by name."""
+    """decoder="broadcast": every place of the grid starts from A [z, e] + B (x, y) + b: z and
+    the parents enter every place alike and the places differ by their coordinates only,
+    whatever z and the parents. The model file round-trips; a depth below 2 is refused by
+    name."""
     torch.manual_seed(0)
     cfg = NetConfig(image_size=16, channels=1, parent_dims=(2, 3), depth=2, width=8, hidden=16, decoder="broadcast")
     _, dec = make_nets(cfg)
@@ -340,9 +340,10 @@ def test_broadcast_decoder_adds_the_code_the_same_way_under_every_parent():
         for p in (a, b):
             dec(z, p), dec(z2, p)
     v = {k: dec.project(torch.cat([zz, F.silu(dec.embed(p))], -1)).detach() for k, (zz, p) in {"za": (z, a), "z2a": (z2, a), "zb": (z, b), "z2b": (z2, b)}.items()}
-    torch.testing.assert_close(v["z2a"] - v["za"], v["z2b"] - v["zb"])  # the code's step is the same under both parents
     places = dec.place(dec.grid).permute(2, 0, 1).detach()
-    torch.testing.assert_close(first[0], F.silu(v["za"][:, :, None, None] + places[None]))
+    for h, k in zip(first[1:], ("za", "z2a", "zb", "z2b")):  # the grid's first layer, under each code and parents
+        torch.testing.assert_close(h, F.silu(v[k][:, :, None, None] + places[None]))
+    assert not torch.allclose(places[:, 0, 0], places[:, -1, -1])  # the places do differ
     assert not torch.allclose(v["za"], v["zb"])  # the parents do enter
     assert len(first) == 5
     again = NetConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))

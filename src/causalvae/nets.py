@@ -313,9 +313,10 @@ class Decoder(nn.Module):
     ``decoder="broadcast"``: a spatial broadcast decoder (Watters et al. 2019) at a quarter of
     the picture's size. Each place of that grid starts from ``A [z, e] + B (x, y) + b``: the
     same linear image of z and the parents' embedding ``e`` everywhere, plus a linear function
-    of the place's coordinates in [-1, 1]. A where-is-it that z shifts is then shifted the
-    same way under every value of the parents, so a code can keep its meaning (the offset of
-    a sprite inside its position bin, say) when an intervention changes them. Then
+    of the place's coordinates in [-1, 1]. z enters every place alike and position comes from
+    the coordinates, which makes it easy for a code to keep its meaning (the offset of a
+    sprite inside its position bin, say) when an intervention changes the parents (not a
+    guarantee: the layers after the first are modulated by the parents). Then
     :data:`BROADCAST_LAYERS` FiLM-modulated 3x3 convolutions at the grid, one upsampling stage
     and the output's.
     """

@@ -338,9 +338,11 @@ def abduct(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, continuou
     (the mechanism inverted, :func:`causalvae.continuous.abduct_one`).
 
     ``codes``: a dict the caller keeps across abductions of the same pictures with the same
-    model (the evaluation's interventions): a refined code is computed once per pictures and
-    image parents' values and taken from it afterwards (:func:`_code_key`); the codes are
-    the ones refinement would give again (it is deterministic), only sooner."""
+    model, unchanged in between (the evaluation's interventions): a refined code is computed
+    once per pictures and image parents' values and taken from it afterwards (a copy;
+    :func:`_code_key`); on the CPU these are the codes refinement would give again (it is
+    deterministic there), only sooner. Image parents drawn at random (hidden or unlabelled
+    ones) key a new code whenever the draw differs."""
     from causalvae.exact import posterior
     from causalvae.noise import cdf
 
@@ -407,7 +409,9 @@ def _finish_abduction(vae: CausalVAE, images, values, noise, lab, rng, pixel_noi
     parents = _tensors(vae, values, device)
     key = _code_key(vae, images, parents, refine) if codes is not None and refine else None
     loc = codes.get(key) if key is not None else None
-    if loc is None:
+    if loc is not None:
+        loc = loc.clone()  # the caller may change its unit's z; the kept code stays
+    else:
         loc, _ = vae.encode(images.to(device), parents)
         loc = refine_code(vae, images.to(device), parents, loc, refine)
         if key is not None:
@@ -421,7 +425,8 @@ def _finish_abduction(vae: CausalVAE, images, values, noise, lab, rng, pixel_noi
 
 def _code_key(vae: CausalVAE, images: torch.Tensor, parents: dict[str, torch.Tensor], refine: int) -> tuple:
     """What a refined code depends on: the model, the pictures, the image parents' values
-    and the number of steps (a digest of the bytes; the model by identity)."""
+    and the number of steps (a digest of the bytes; the model by identity, so a dict of codes
+    must not outlive a change of its weights or device)."""
     h = hashlib.blake2b(digest_size=16)
     h.update(np.ascontiguousarray(images.detach().cpu().numpy()).tobytes())
     for name in sorted(parents):
