@@ -101,6 +101,8 @@ def test_a_counterfactual_request_may_refine_the_abduction(client, sprites_viewe
     viewer = TestClient(create_app(sprites_viewer_run[1], warm=False, refine=5))
     again = viewer.post("/api/counterfactual", json={"index": 0, "do": {}}).json()
     np.testing.assert_array_equal(binary(again["reconstruction"]), refined)
+    assert (res["refine"], again["refine"]) == (5, 5)  # the answer says which steps it used
+    assert client.post("/api/counterfactual", json={"index": 0, "do": {}}).json()["refine"] == 0
     bad = client.post("/api/counterfactual", json={"index": 0, "do": {}, "refine": 10_000})
     assert bad.status_code == 422 and "refine" in bad.text
     with pytest.raises(Exception, match="refine must be a whole number of steps >= 0, got -1"):

@@ -315,6 +315,7 @@ class CounterfactualResponse(BaseModel):
     index: int | None
     seed: int
     do: Assignments
+    refine: int = Field(description="The steps that refined the abducted code z (the request's, else the viewer's default).")
     factual: str
     reconstruction: str
     counterfactual: str
@@ -517,13 +518,14 @@ class Viewer:
         return torch.tensor([[float(values[c][i]) for c in cols] for i in range(rows)], dtype=torch.float32)
 
     def warm_up(self) -> None:
-        """One small sample and counterfactual, so the first request is as fast as the rest."""
+        """One small sample and counterfactual, so the first request is as fast as the rest (with
+        one step of refinement when the viewer refines: the gradient path warms up too)."""
         from causalvae.ask import counterfactual
         from causalvae.queries import sample
 
         g = sample(self.vae, 1, seed=0)
         labels = torch.from_numpy(np.stack([g.values[c] for c in self.vae.label_columns], 1)) if self.vae.label_columns else torch.zeros((1, 0), dtype=torch.int64)
-        counterfactual(self.vae, g.images, labels, {}, continuous=self._continuous(g.values, 1), seed=0)
+        counterfactual(self.vae, g.images, labels, {}, continuous=self._continuous(g.values, 1), seed=0, refine=min(self.refine, 1))
 
     def _shown(self, name: str, value) -> str | float:
         """A variable's value as the API gives it: a number (continuous) or the value's name."""
@@ -718,7 +720,8 @@ class Viewer:
             if req.index is None:
                 cfg = self.vae.config
                 images = read_png(req.image, cfg.channels, cfg.image_size, self.binary)
-            res = counterfactual(self.vae, images, labels, do, continuous=numbers, seed=req.seed, refine=self.refine if req.refine is None else req.refine)
+            refine = self.refine if req.refine is None else req.refine
+            res = counterfactual(self.vae, images, labels, do, continuous=numbers, seed=req.seed, refine=refine)
             read = None
             if self.oracle is not None and cont_cols:
                 from causalvae.ask import read_numbers
@@ -737,7 +740,7 @@ class Viewer:
             variables.append(outcome)
         show = lambda pictures: png_data_url(display(pictures[0], self.binary, channels_first=True))
         return CounterfactualResponse(
-            index=req.index, seed=req.seed, do=req.do,
+            index=req.index, seed=req.seed, do=req.do, refine=refine,
             factual=show(res.factual), reconstruction=show(res.reconstruction), counterfactual=show(res.counterfactual),
             difference=png_data_url(res.difference[0]), difference_max=float(res.difference_max[0]), variables=variables,
         )
