@@ -39,21 +39,37 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(HERE / "img" / "sprites_decoders_cf.png"))
     args = ap.parse_args(argv)
+    try:
+        return draw(args)
+    except CausalVAEError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def draw(args) -> int:
     names = [s.strip() for s in args.names.split(",")]
     if len(names) != len(args.runs):
-        raise SystemExit(f"--names gives {len(names)} names for {len(args.runs)} runs")
+        raise CausalVAEError(f"--names gives {len(names)} names for {len(args.runs)} runs")
+    if args.n < 1:
+        raise CausalVAEError(f"--n must be at least 1, got {args.n}")
     refine = check_refine(args.refine)
-    var, _, value = args.do.partition("=")
+    var, _, value = (part.strip() for part in args.do.partition("="))
     runs = [Run.open(r) for r in args.runs]
+    if any(r.world.name != "sprites" for r in runs):
+        raise CausalVAEError("the runs must be models of the sprites world")
     if len({str(Path(r.dataset_path).resolve()) for r in runs}) != 1:
         raise CausalVAEError("the runs must share their dataset (the same test pictures)")
     test = load(runs[0].dataset_path, split="test", truth=True, verify=False)
     graph = runs[0].model.graph
+    if var not in graph.names:
+        raise CausalVAEError(f"--do: unknown variable '{var}'; variables: {', '.join(graph.names)}")
+    graph[var].index(value)  # an unknown value: one error naming the valid ones
     world = worlds.for_dataset(test)
     truth = world.renderer(runs[0].model.config.image_size)
     cols = list(test.manifest["truth_columns"])
     tv = test.truth_values[test.indices]
     rows = np.flatnonzero(tv[:, cols.index(var)] != graph[var].index(value))[: args.n]
+    if not len(rows):
+        raise CausalVAEError(f"no test picture has {var} other than {value}")
     images, labels = test.batch(rows)
     style = test.truth_style[test.indices[rows]]
     tiles, captions = [display(x, True, channels_first=True) for x in images], ["factual"] * len(rows)

@@ -171,8 +171,8 @@ class NetConfig:
             raise CausalVAEError(f"NetConfig.residual must be true or false, got {self.residual!r}")
         if self.residual and self.decoder == "concat":
             raise CausalVAEError("NetConfig.residual needs decoder 'film' or 'broadcast'")
-        if self.decoder == "broadcast" and (self.depth < 2 or self.image_size % 4):
-            raise CausalVAEError(f"NetConfig.decoder 'broadcast' needs depth >= 2 and an image size divisible by 4, got depth {self.depth}, size {self.image_size}")
+        if self.decoder == "broadcast" and self.depth < 2:  # its grid is a quarter of the picture: two upsamplings
+            raise CausalVAEError(f"NetConfig.decoder 'broadcast' needs depth >= 2, got depth {self.depth}")
         m = self.max_log_scale
         if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not MIN_LOG_SCALE < m < 10):
             raise CausalVAEError(f"NetConfig.max_log_scale must be a number between {MIN_LOG_SCALE:g} and 10, or null; got {m!r}")
