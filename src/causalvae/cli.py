@@ -457,6 +457,7 @@ def train_cmd(
     beta: float = typer.Option(2.0, "--beta", help="Weight of z's KL term in the training loss (the reported ELBO stays the true one)."),
     cf_weight: float = typer.Option(1000.0, "--cf-weight", help="Weight of the counterfactual training term: pictures decoded under other parents must be read back by a classifier trained on the real pictures (0: off)."),
     reader_steps: int = typer.Option(400, "--reader-steps", help="Training steps of that classifier (at most the run's own)."),
+    reader_shift: int = typer.Option(0, "--reader-shift", help="Move that classifier's training pictures by up to this many pixels each way, at random (for pictures whose labels say nothing of where the object sits; 0: as they are)."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate of the networks."),
     lr_schedule: str = typer.Option("cosine", "--lr-schedule", help="cosine (down to a tenth at the last step) or constant."),
     learn_cpts: bool = typer.Option(False, "--learn-cpts", help="Learn the tables whose family is labelled (the others stay as specified)."),
@@ -494,7 +495,7 @@ def train_cmd(
     cfg = TrainConfig(
         data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         lr=lr, lr_schedule=lr_schedule, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden, max_log_scale=max_log_scale,
-        decoder=decoder, residual=residual, beta=beta, cf_weight=cf_weight, reader_steps=reader_steps, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
+        decoder=decoder, residual=residual, beta=beta, cf_weight=cf_weight, reader_steps=reader_steps, reader_shift=reader_shift, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )
@@ -905,6 +906,7 @@ def oracle_train_cmd(
     pool: Optional[int] = typer.Option(None, "--pool", min=0, help="--world: train on batches from a pool of this many renders, partly refreshed now and then (0: fresh renders at every step; default: the world's, 0 but for the morpho world).", show_default=False),
     held_out: int = typer.Option(4000, "--held-out", min=1, help="--world: fresh renders of held-out styles that score the oracle."),
     set_targets: bool = typer.Option(False, "--set-targets/--exact-targets", help="Train a variable the pictures leave ambiguous (the sprites' orientation) on its set of accepted readings, or on the exact value."),
+    shift: Optional[int] = typer.Option(None, "--shift", min=0, help="--world: move each training picture by up to this many pixels each way, at random (default: the world's, 2 for the morpho world, 0 where a label is a position).", show_default=False),
     force: bool = typer.Option(False, "--force", help="Replace an earlier oracle in --out (never another kind of directory)."),
 ) -> None:
     """Train a world's attribute reader and report its held-out accuracy: on freshly rendered
@@ -920,13 +922,15 @@ def oracle_train_cmd(
         _fail(CausalVAEError("give --world (train on fresh renders) or --data (train on a dataset's labelled pictures)"))
     if set_targets and world is None:
         _fail(CausalVAEError("--set-targets needs --world: a dataset's labels name one value each"))
+    if shift is not None and world is None:
+        _fail(CausalVAEError("--shift needs --world (a dataset's oracle trains on its pictures as they are)"))
     check_output_dir(out_path, "oracle", force=force)
     bar, update = _progress(steps, f"training the {world or data.name} oracle")
     t0 = time.perf_counter()
     with bar:
         if world is not None:
             oracle, acc = train_oracle(world, steps=steps, batch_size=batch_size, seed=seed, resolution=resolution, held_out=held_out, pool=pool,
-                                       set_targets=set_targets, progress=lambda step, loss: update(step))
+                                       set_targets=set_targets, shift=shift, progress=lambda step, loss: update(step))
         else:
             oracle, acc = train_oracle_on_dataset(data, steps=steps, batch_size=batch_size, seed=seed, progress=lambda step, loss: update(step))
     wall = time.perf_counter() - t0
@@ -939,6 +943,9 @@ def oracle_train_cmd(
         from causalvae import worlds
 
         used = worlds.get(world).oracle_pool if pool is None else pool
+        moved = worlds.get(world).oracle_shift if shift is None else shift
+        if moved:
+            training["shift"] = moved
         if used:  # a render pool: its size, and the held-out renders' count
             training.update(pool=used, held_out=held_out)
     save_oracle(oracle, out_path, acc, training, force=force)

@@ -53,6 +53,7 @@ from causalvae import worlds
 from causalvae.errors import CausalVAEError
 from causalvae.graph import Graph
 from causalvae.io import atomic_write_bytes, atomic_write_text
+from causalvae.pictures import shifted
 
 FORMAT = "causalvae-oracle/1"
 
@@ -274,6 +275,7 @@ def train_oracle(
     held_out: int = 4000,
     pool: int | None = None,
     set_targets: bool = False,
+    shift: int | None = None,
     progress: Callable[[int, float], None] | None = None,
 ) -> tuple[Oracle, dict[str, float]]:
     """Train on fresh renders (seed stream 0) and measure on ``held_out`` renders from a
@@ -284,7 +286,9 @@ def train_oracle(
     columns on their sets of accepted readings. ``resolution=None``: the world's own.
     ``pool``: train on batches from a pool of that many renders (:func:`pooled`) instead of
     fresh renders at every step; None: the world's
-    :attr:`~causalvae.worlds.World.oracle_pool` (0: fresh renders)."""
+    :attr:`~causalvae.worlds.World.oracle_pool` (0: fresh renders). ``shift``: move each
+    training picture by up to that many pixels each way (:func:`causalvae.pictures.shifted`; the held-out renders
+    are never moved); None: the world's :attr:`~causalvae.worlds.World.oracle_shift`."""
     w = worlds.get(world)
     resolution = w.resolution if resolution is None else resolution
     graph, draw = _renders(w, resolution)
@@ -300,6 +304,9 @@ def train_oracle(
     if not (isinstance(pool, int) and pool >= 0):
         raise CausalVAEError(f"the render pool is a number of pictures >= 0 (0: fresh renders at every step), got {pool!r}")
     targets = [(k, c) for k, c in enumerate(cols) if c in ambiguous] if set_targets else []
+    shift = w.oracle_shift if shift is None else shift
+    if isinstance(shift, bool) or not isinstance(shift, int) or not 0 <= shift < resolution // 4:
+        raise CausalVAEError(f"the oracle's shift is a number of pixels from 0 to {resolution // 4 - 1} (a quarter of the picture), got {shift!r}")
 
     def arrays(n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
         # Pictures, labels, numbers ((n, 0) without continuous columns) and each set-valued
@@ -309,9 +316,11 @@ def train_oracle(
 
     source = pooled(arrays, pool, batch_size, streams[0]) if pool else lambda: arrays(batch_size, streams[0])
 
+    moves = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+
     def batch():
         x, y, num, *sets = source()
-        return x, y, (num if num.shape[1] else None), {k: a for (k, _), a in zip(targets, sets)}
+        return shifted(x, shift, moves), y, (num if num.shape[1] else None), {k: a for (k, _), a in zip(targets, sets)}
 
     oracle = _fit(cfg, batch, steps=steps, lr=lr, seed=seed, progress=progress)
     return oracle, accuracy(oracle, images, labels, numbers, {c: w.accepted(c, graph.card(c), values, style) for c in ambiguous})

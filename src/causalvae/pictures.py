@@ -9,6 +9,7 @@ PNG is checked the same way wherever it comes in.
 - :func:`decode_png` / :func:`read_png_file`: a user's PNG as a model input, refused with
   one clear reason when it is not an opaque 8-bit PNG of the model's size;
 - :func:`difference_map`: where two pictures differ, scaled so the largest change is white;
+- :func:`shifted`: pictures moved by a few whole pixels at random (training augmentation);
 - :func:`contact_sheet`, :func:`titled`, :func:`png_bytes`: sheets of captioned tiles
   (tiles enlarged with NEAREST so the real pixels stay visible; captions under each tile in
   Pillow's default font, wrapped on spaces to the tile's width)::
@@ -280,3 +281,18 @@ def contact_sheet(
             for k, line in enumerate(wrapped[i]):
                 draw.text((x, y + th + 1 + k * line_h), line, fill=TEXT, font=font)
     return sheet
+
+
+def shifted(images: np.ndarray, shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Each picture of ``images`` (N, C, H, W) moved by a whole number of pixels drawn
+    uniformly from ``-shift .. shift`` on each axis; the uncovered border repeats the picture's
+    edge pixels (its background, when nothing touches the edge). ``shift`` 0: the pictures
+    themselves."""
+    if not shift:
+        return images
+    n, _, h, w = images.shape
+    padded = np.pad(images, ((0, 0), (0, 0), (shift, shift), (shift, shift)), mode="edge")
+    dy, dx = rng.integers(0, 2 * shift + 1, (2, n))
+    rows = dy[:, None] + np.arange(h)[None, :]  # (N, H)
+    cols = dx[:, None] + np.arange(w)[None, :]  # (N, W)
+    return padded[np.arange(n)[:, None, None, None], np.arange(images.shape[1])[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]

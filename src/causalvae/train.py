@@ -58,6 +58,7 @@ from causalvae.io import atomic_write_text
 from causalvae.flows import column_stats, standardise
 from causalvae.model import CausalVAE, check_mixed
 from causalvae.nets import DECODERS, Classifier, NetConfig, decoded_mean, prepare
+from causalvae.pictures import shifted
 
 METRIC_COLUMNS = ["epoch", "step", "wall_s", "train_elbo", "train_recon", "train_kl", "val_elbo", "val_recon", "val_kl"]
 PRECISIONS = ("32", "bf16")
@@ -86,6 +87,7 @@ class TrainConfig:
     beta: float = 2.0
     cf_weight: float = 1000.0
     reader_steps: int = 400  # at most as many as the run's own steps
+    reader_shift: int = 0  # the reader's training pictures moved up to this many pixels each way
     learn_cpts: bool = False
     graph: str | None = None
     withhold: dict[str, float] = field(default_factory=dict)
@@ -132,6 +134,9 @@ class TrainConfig:
         m = self.match_weight
         if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0.0 <= m < 1e6:
             raise CausalVAEError(f"match-weight must be a number >= 0, got {m!r}")
+        r = self.reader_shift
+        if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= 8:
+            raise CausalVAEError(f"reader-shift must be a number of pixels from 0 to 8, got {r!r}")
         g = self.guide_steps
         if isinstance(g, bool) or not isinstance(g, int) or g < 0:
             raise CausalVAEError(f"guide-steps must be an integer >= 0, got {g!r}")
@@ -148,7 +153,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "residual": False, "beta": 1.0, "cf_weight": 0.0, "reader_steps": 400, "guide_steps": 0, "match_weight": 0.0}
+    LEGACY = {"decoder": "concat", "residual": False, "beta": 1.0, "cf_weight": 0.0, "reader_steps": 400, "reader_shift": 0, "guide_steps": 0, "match_weight": 0.0}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -365,10 +370,13 @@ def make_reader(vae: CausalVAE) -> Classifier:
     return reader
 
 
-def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: int, seed: int, batch_size: int = 64) -> tuple[Classifier, float | None]:
+def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: int, seed: int, batch_size: int = 64, shift: int = 0) -> tuple[Classifier, float | None]:
     """A reader of the image's parents, trained on the real training pictures and their
     labels, then frozen: the judge of :func:`counterfactual_term`. (Never the evaluation
-    oracle, which must not take part in training.)
+    oracle, which must not take part in training.) ``shift``: each training picture is moved
+    by up to that many whole pixels each way, at random (:func:`~causalvae.pictures.shifted`),
+    for pictures whose labels say nothing of where the object sits (the validation pictures
+    are never moved).
 
     Its loss is the cross-entropy of each discrete parent (rows with every discrete label)
     plus, for each continuous parent k, the squared error of its standardised value
@@ -393,11 +401,14 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
         reader = make_reader(vae)
     opt = torch.optim.Adam(reader.parameters(), lr=2e-3)
     rng = np.random.default_rng((seed, 15485863))
+    moves = np.random.default_rng((seed, 15485863, 1))  # its own stream: the batches stay those of shift 0
     for step in range(steps):
         for g in opt.param_groups:
             g["lr"] = 2e-3 * 0.5 * (1 + math.cos(math.pi * step / steps))
         positions = np.sort(rng.choice(len(ds), size=min(batch_size, len(ds)), replace=False))
         images, labels = ds.batch(positions)
+        if shift:
+            images = torch.from_numpy(shifted(images.numpy(), shift, moves))
         if hide is not None:  # withheld labels stay withheld
             labels[torch.from_numpy(hide[positions])] = -1
         y = labels[:, idx]
@@ -929,12 +940,13 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
         if say is not None and rank_env == 0:
             say(f"training the counterfactual term's reader ({steps} steps)")
         t_reader = time.perf_counter()
-        reader, reader_accuracy = train_reader(vae, ds, hide, steps, cfg.seed)
+        reader, reader_accuracy = train_reader(vae, ds, hide, steps, cfg.seed, shift=cfg.reader_shift)
         module.__dict__["reader"] = reader
         if rank_env == 0:
             # Its seconds are training time too (metrics.csv's clock starts after it).
             atomic_write_text(run / "reader.json", json.dumps({"steps": steps, "val_accuracy_all_parents": reader_accuracy,
                                                                "seconds": round(time.perf_counter() - t_reader, 1), **reader.validation,
+                                                               **({"shift": cfg.reader_shift} if cfg.reader_shift else {}),
                                                                **({"hidden_kept": unlabelled} if unlabelled else {})}) + "\n")
 
     done, wall0, rows, sums, start = 0, 0.0, [], None, (0, 0)

@@ -185,6 +185,10 @@ class World:
     #: Renders in the oracle's training pool (:func:`causalvae.oracle.train_oracle`); 0:
     #: the oracle trains on fresh renders at every step (worlds that render fast).
     oracle_pool: int = 0
+    #: The oracle's training pictures are moved by up to this many pixels each way, at
+    #: random (:func:`causalvae.pictures.shifted`): for a world none of whose labels is a
+    #: position (0: never moved).
+    oracle_shift: int = 0
     #: The labelled variables a picture may leave ambiguous, each with how its readings are
     #: scored (shown in the evaluation report): for these, :meth:`accepted` may accept more
     #: than the true value. Empty for most worlds.
