@@ -18,7 +18,7 @@ score only the oracle kept, in ``causalvae oracle train``):
   digit accuracy, thickness and intensity mean absolute errors.
 
 Fixed pool rather than ``train_oracle``'s refreshed one, so that only the settings differ. It
-is a script, not a test: it reports what it measures. About 12 minutes on 2 cores.
+is a script, not a test: it reports what it measures (each setting's seconds are printed).
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ def main(argv=None) -> int:
     for steps, shift in SETTINGS:
         torch.manual_seed(0)
         picks, moves = np.random.default_rng(0), np.random.default_rng(1)
-        cfg = O.OracleConfig("morpho", 32, 1, ("digit",), (10,), 32, False, tuple(ranges), scales)
+        w = worlds.get("morpho")
+        cfg = O.OracleConfig(w.name, w.resolution, w.channels, ("digit",), (w.graph().card("digit"),), binary=w.binary,
+                             continuous=tuple(ranges), scales=scales)
 
         def batch():
             i = picks.integers(0, len(xt), 64)

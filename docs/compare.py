@@ -27,7 +27,7 @@ def _num(x) -> str:
     return "-" if x is None else f"{x:.4g}"
 
 
-def compare(a: dict, b: dict, names: tuple[str, str]) -> str:
+def compare(a: dict, b: dict, names: tuple[str, str], split: str = "test") -> str:
     if a["world"] != b["world"]:
         raise SystemExit(f"the reports are of two worlds: {a['world']} and {b['world']}")
     head = f"| figure | {names[0]} | {names[1]} |\n|---|---:|---:|"
@@ -37,7 +37,7 @@ def compare(a: dict, b: dict, names: tuple[str, str]) -> str:
         g = ga.get(key) or gb[key]
         lines.append(f"| {key} ({g['op']} {g['target']:g}) | {_num(ga[key]['value']) if key in ga else '-'} | {_num(gb[key]['value']) if key in gb else '-'} |")
     ra, rb = a["reconstruction"], b["reconstruction"]
-    lines += ["", "The oracle's accuracy on reconstructions of the test pictures, and the classifiers' accuracy on the test pictures:", "", head]
+    lines += ["", f"The oracle's accuracy on reconstructions of the {split} pictures, and the classifiers' accuracy on the {split} pictures:", "", head]
     for c in ra["oracle_accuracy"]:
         lines.append(f"| {c}, read off the reconstruction | {_pct(ra['oracle_accuracy'].get(c))} | {_pct(rb['oracle_accuracy'].get(c))} |")
     for c in ra.get("oracle_mae", {}):
@@ -74,13 +74,14 @@ def main(argv=None) -> int:
     ap.add_argument("b")
     ap.add_argument("--names", required=True, help="the two columns' names, comma-separated")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--split", default="test", choices=("test", "validation"), help="the split both reports scored (named in the captions)")
     args = ap.parse_args(argv)
     names = tuple(n.strip() for n in args.names.split(","))
     if len(names) != 2:
         raise SystemExit(f"--names: give two names, comma-separated, got {args.names!r}")
     reports = [_load(args.a), _load(args.b)]
     try:
-        text = compare(*reports, names)
+        text = compare(*reports, names, args.split)
     except (KeyError, TypeError, AttributeError) as e:
         raise SystemExit(f"the reports are not both evaluation reports (report.json of causalvae evaluate): missing {e}")
     out = Path(args.out)

@@ -159,10 +159,16 @@ def test_the_readers_line_shows_continuous_figures_and_old_records_alike():
                                        "not read: shape (hidden; kept at each picture's inferred value)"]
 
 
-def test_oracle_train_records_its_shift_and_refuses_one_for_a_dataset(tmp_path):
+def test_oracle_train_moves_its_batches_records_the_shift_and_refuses_one_for_a_dataset(tmp_path, monkeypatch):
+    import causalvae.oracle as O
+
+    seen = []
+    real = O.shifted
+    monkeypatch.setattr(O, "shifted", lambda images, shift, rng: seen.append(shift) or real(images, shift, rng))
     runner = CliRunner()
-    res = runner.invoke(app, ["oracle", "train", "--world", "sprites", "--steps", "1", "--batch-size", "2", "--held-out", "2", "--shift", "1", "--out", str(tmp_path / "o")])
+    res = runner.invoke(app, ["oracle", "train", "--world", "sprites", "--steps", "2", "--batch-size", "2", "--held-out", "2", "--shift", "1", "--out", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
+    assert seen == [1, 1]  # every training batch, the held-out renders never
     assert json.loads((tmp_path / "o" / "config.json").read_text())["training"]["shift"] == 1
     res = runner.invoke(app, ["oracle", "train", "--data", str(tmp_path), "--shift", "1", "--out", str(tmp_path / "p")])
     assert res.exit_code == 2 and "--shift needs --world" in res.output and not (tmp_path / "p").exists()

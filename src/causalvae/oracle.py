@@ -291,6 +291,10 @@ def train_oracle(
     are never moved); None: the world's :attr:`~causalvae.worlds.World.oracle_shift`."""
     w = worlds.get(world)
     resolution = w.resolution if resolution is None else resolution
+    shift = w.oracle_shift if shift is None else shift
+    if isinstance(shift, bool) or not isinstance(shift, int) or not 0 <= shift < resolution // 4:
+        raise CausalVAEError(f"the oracle's shift is a number of pixels from 0 to {resolution // 4 - 1} (a quarter of the picture), got {shift!r}")
+    # (checked before the held-out renders, which may take minutes)
     graph, draw = _renders(w, resolution)
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
     images, labels, numbers, values, style = draw(held_out, streams[1], held_out=True)
@@ -304,9 +308,6 @@ def train_oracle(
     if not (isinstance(pool, int) and pool >= 0):
         raise CausalVAEError(f"the render pool is a number of pictures >= 0 (0: fresh renders at every step), got {pool!r}")
     targets = [(k, c) for k, c in enumerate(cols) if c in ambiguous] if set_targets else []
-    shift = w.oracle_shift if shift is None else shift
-    if isinstance(shift, bool) or not isinstance(shift, int) or not 0 <= shift < resolution // 4:
-        raise CausalVAEError(f"the oracle's shift is a number of pixels from 0 to {resolution // 4 - 1} (a quarter of the picture), got {shift!r}")
 
     def arrays(n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
         # Pictures, labels, numbers ((n, 0) without continuous columns) and each set-valued

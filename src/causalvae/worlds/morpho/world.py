@@ -127,7 +127,7 @@ class MorphoWorld(World):
     #: renders at every step would spend 90% of the time rendering. 4,000 renders take
     #: under 3 minutes, and refreshing 2% of them every 100 steps adds about 15%.
     oracle_pool = 4000
-    oracle_shift = 2  # a digit's place on the page is no label: 97.6% -> 99.1% with 10,000 steps
+    oracle_shift = 2  # a digit's place on the page is no label (bench/oracle_shift.py)
 
     def graph(self) -> Graph:
         return Graph.load(self.name)
