@@ -468,6 +468,11 @@ def test_the_reader_trains_on_moved_pictures_when_asked_and_records_the_shift(mo
     assert "shift" not in json.loads((run / "reader.json").read_text()) and calls == []
     with pytest.raises(CausalVAEError, match="reader-shift must be a number of pixels from 0 to 8, got 9"):
         fit(TrainConfig(data=str(data), out=str(tmp_path / "bad"), reader_shift=9, **TINY))
+    with pytest.raises(CausalVAEError, match=r"reader-shift 8 moves 32x32 pictures too far: at most 7 pixels"):
+        fit(TrainConfig(data=str(data), out=str(tmp_path / "bad"), reader_shift=8, cf_weight=1.0, **TINY))
+    with pytest.raises(CausalVAEError, match=r"it needs the term \(cf-weight > 0\)"):
+        fit(TrainConfig(data=str(data), out=str(tmp_path / "bad"), reader_shift=2, cf_weight=0.0, **TINY))
+    assert not (tmp_path / "bad").exists()  # refused before anything is written
 
 
 def test_resume_refuses_a_damaged_settings_file_moves_with_its_folder_and_never_deletes_an_oracle(tmp_path):

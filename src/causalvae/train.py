@@ -137,6 +137,8 @@ class TrainConfig:
         r = self.reader_shift
         if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= 8:
             raise CausalVAEError(f"reader-shift must be a number of pixels from 0 to 8, got {r!r}")
+        if r and not self.cf_weight:
+            raise CausalVAEError("reader-shift moves the counterfactual term's reader's pictures: it needs the term (cf-weight > 0)")
         g = self.guide_steps
         if isinstance(g, bool) or not isinstance(g, int) or g < 0:
             raise CausalVAEError(f"guide-steps must be an integer >= 0, got {g!r}")
@@ -902,6 +904,9 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
     val = load_dataset(cfg.data, split="val", verify=False)
     if len(ds) == 0:
         raise CausalVAEError(f"{cfg.data}: the training split is empty")
+    size = int(ds.images.shape[1])
+    if cfg.reader_shift >= size // 4:
+        raise CausalVAEError(f"reader-shift {cfg.reader_shift} moves {size}x{size} pictures too far: at most {size // 4 - 1} pixels (under a quarter of the picture)")
     if cfg.guide_steps:
         _check_guided(model_graph(cfg, ds))
     if cfg.match_weight:
