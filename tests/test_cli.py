@@ -111,6 +111,22 @@ def test_off_a_terminal_long_commands_print_a_line_now_and_then(viewer_run, tmp_
     assert "step 2/2 (100%)" in res.output
 
 
+def test_train_reader_shift_reaches_the_run_and_a_misuse_writes_nothing(viewer_run, tmp_path):
+    """`train --reader-shift N` is recorded in train.json and reader.json; without the
+    counterfactual term it is one error naming the option, and no run folder appears."""
+    data = viewer_run[0]
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY, "--cf-weight", "1", "--reader-steps", "1", "--reader-shift", "2"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["reader_shift"] == 2
+    assert json.loads((tmp_path / "run" / "reader.json").read_text())["shift"] == 2
+    bad = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "bad"), *TINY, "--cf-weight", "0", "--reader-shift", "2"])
+    assert bad.exit_code != 0
+    assert "reader-shift" in bad.output and "cf-weight > 0" in bad.output
+    assert "Traceback" not in bad.output
+    assert not (tmp_path / "bad").exists()
+
+
 def test_summary_adds_the_readers_training_to_the_time(viewer_run):
     """The counterfactual term's reader trains before the steps metrics.csv times: reader.json
     records its seconds and `summary` adds them, so that a recipe's training time is whole."""
