@@ -355,5 +355,34 @@ def test_broadcast_decoder_adds_the_code_the_same_way_under_every_parent():
         assert loaded(z[None].expand(3, 2, -1), a).shape == (3, 2, 2, 16, 16)  # leading dims broadcast
     with pytest.raises(CausalVAEError, match="'broadcast' needs depth >= 2"):
         NetConfig(image_size=16, channels=1, parent_dims=(2,), depth=1, decoder="broadcast")
+    with pytest.raises(CausalVAEError, match="coordinates must be one of unit, cells, got 'pixels'"):
+        NetConfig(image_size=16, channels=1, parent_dims=(2,), decoder="broadcast", coordinates="pixels")
     with pytest.raises(CausalVAEError, match="residual needs decoder 'film' or 'broadcast'"):
         NetConfig(image_size=16, channels=1, parent_dims=(2,), decoder="concat", residual=True)
+
+
+def test_broadcast_coordinates_count_grid_cells_and_older_models_keep_the_unit_span():
+    """The broadcast grid's coordinates run over -(g-1)/2 .. (g-1)/2 in steps of one place
+    (the default, "cells"); a model config saved before the field existed means [-1, 1] (the
+    first broadcast models), and decodes exactly as it did with the same weights."""
+    cfg = NetConfig(image_size=32, channels=1, parent_dims=(2,), depth=3, width=8, hidden=16, decoder="broadcast")
+    assert cfg.coordinates == "cells"
+    _, dec = make_nets(cfg)
+    g = 32 // 4
+    x, y = dec.grid[..., 0], dec.grid[..., 1]
+    torch.testing.assert_close(x[0], torch.arange(g, dtype=torch.float32) - (g - 1) / 2)
+    torch.testing.assert_close(y[:, 0], torch.arange(g, dtype=torch.float32) - (g - 1) / 2)
+    old_dict = cfg.to_dict()
+    del old_dict["coordinates"]
+    old = NetConfig.from_dict(old_dict)
+    assert old.coordinates == "unit"
+    _, legacy = make_nets(old)
+    torch.testing.assert_close(legacy.grid[0, :, 0], torch.linspace(-1.0, 1.0, g))
+    legacy.load_state_dict(dec.state_dict(), strict=True)
+    torch.manual_seed(1)
+    z, a = torch.randn(2, cfg.z_dim), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    with torch.no_grad():
+        # Same weights, other units: the first layer's places differ by the factor (g-1)/2.
+        torch.testing.assert_close(dec.place(dec.grid), legacy.place(legacy.grid) * (g - 1) / 2)
+        assert not torch.allclose(dec(z, a), legacy(z, a))
+    assert NetConfig.from_dict(json.loads(json.dumps(old.to_dict()))) == old

@@ -602,3 +602,24 @@ def test_guide_steps_without_a_hidden_image_parent_is_refused_before_anything_is
     with pytest.raises(CausalVAEError, match="--match-weight concerns the classifier of a hidden image parent"):
         fit(TrainConfig(data=str(data), out=str(out), max_steps=1, batch_size=8, width=8, depth=3, hidden=32, z_dim=4, match_weight=10), progress=False)
     assert not out.exists()
+
+
+def test_an_older_broadcast_run_is_not_resumed_with_other_grid_units(scenes_data, tmp_path):
+    """A broadcast run whose train.json predates the grid's units meant [-1, 1] ("unit"): the
+    current default ("cells") would decode its weights differently, so resuming it is refused
+    by name; a run of another decoder has no grid and resumes as before."""
+    for decoder in ("broadcast", "film"):
+        run = tmp_path / decoder
+        cfg = TrainConfig(data=str(scenes_data), out=str(run), max_steps=2, decoder=decoder, **TINY)
+        fit(cfg, progress=False)
+        assert json.loads((run / "config.json").read_text())["net"]["coordinates"] == "cells"
+        old = json.loads((run / "train.json").read_text())
+        del old["coordinates"]
+        (run / "train.json").write_text(json.dumps(old))
+        if decoder == "broadcast":
+            with pytest.raises(CausalVAEError, match=r"other settings \(coordinates: 'unit' -> 'cells'\)"):
+                fit(cfg, progress=False)
+        else:
+            assert fit(cfg, progress=False) == run
+    with pytest.raises(CausalVAEError, match="unknown coordinates 'pixels'"):
+        fit(TrainConfig(data=str(scenes_data), out=str(tmp_path / "bad"), coordinates="pixels", **TINY))

@@ -453,6 +453,7 @@ def train_cmd(
     hidden: int = typer.Option(256, "--hidden", help="Width of the MLPs."),
     max_log_scale: Optional[float] = typer.Option(-3.0, "--max-log-scale", help="Cap of the pixel likelihood's log-scale (8-bit pictures): sharper decoded means (docs/training.md)."),
     decoder: str = typer.Option("film", "--decoder", help="How the parents reach the decoder: film (at every resolution), concat (once, beside z) or broadcast (film, with z and the parents broadcast over a grid beside each place's coordinates: a spatial broadcast decoder)."),
+    coordinates: str = typer.Option("cells", "--coordinates", help="Units of the broadcast decoder's coordinates: cells (one per place of its grid) or unit ([-1, 1] across the grid, as the first broadcast models had)."),
     residual: bool = typer.Option(False, "--residual/--no-residual", help="A FiLM-modulated residual block after each decoder upsampling."),
     beta: float = typer.Option(2.0, "--beta", help="Weight of z's KL term in the training loss (the reported ELBO stays the true one)."),
     cf_weight: float = typer.Option(1000.0, "--cf-weight", help="Weight of the counterfactual training term: pictures decoded under other parents must be read back by a classifier trained on the real pictures (0: off)."),
@@ -495,7 +496,7 @@ def train_cmd(
     cfg = TrainConfig(
         data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         lr=lr, lr_schedule=lr_schedule, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden, max_log_scale=max_log_scale,
-        decoder=decoder, residual=residual, beta=beta, cf_weight=cf_weight, reader_steps=reader_steps, reader_shift=reader_shift, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
+        decoder=decoder, coordinates=coordinates, residual=residual, beta=beta, cf_weight=cf_weight, reader_steps=reader_steps, reader_shift=reader_shift, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )

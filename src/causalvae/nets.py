@@ -74,7 +74,10 @@ MIN_LOG_SCALE = -7.0
 
 #: The values that fields added after the first release take when a saved config lacks them:
 #: the behaviour of the models that were saved without them.
-LEGACY: dict[str, Any] = {"decoder": "concat", "residual": False, "parent_stats": ()}
+LEGACY: dict[str, Any] = {"decoder": "concat", "residual": False, "parent_stats": (), "coordinates": "unit"}
+#: Units of the broadcast grid's coordinates: ``"unit"`` ([-1, 1] across the grid: the first
+#: broadcast decoders) or ``"cells"`` (one per place of the grid, centred on it: -(g-1)/2 .. (g-1)/2).
+COORDINATES = ("unit", "cells")
 
 #: When to run the convolutions on channels_last tensors: "inference" (the default: without
 #: gradients only), True (always) or False (never). On the reference CPU channels_last gives a
@@ -145,6 +148,14 @@ class NetConfig:
     #: ``parent_dims`` entry is 1); mean and sd are the training split's. Empty: every parent
     #: is discrete (the models saved before continuous parents existed).
     parent_stats: tuple[tuple[float, float] | None, ...] = ()
+    #: Units of the broadcast decoder's coordinates (:data:`COORDINATES`; the other decoders
+    #: have none). The first layer's coordinate weights start as PyTorch draws a linear layer
+    #: of two inputs, below 0.71 in size: in ``"cells"`` its ramps already change by up to 0.71
+    #: from one place to the next, so a code can move an edge by a place from the first step;
+    #: in ``"unit"`` they change that much across the whole grid, and the weights must grow
+    #: (g-1)/2-fold (7.5 on a 16x16 grid) before neighbouring places differ as much, which
+    #: delays the learning of where things sit (docs/sprites.md sets the two side by side).
+    coordinates: str = "cells"
 
     def __post_init__(self):
         def positive(name):
@@ -167,6 +178,8 @@ class NetConfig:
             )
         if self.decoder not in DECODERS:
             raise CausalVAEError(f"NetConfig.decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
+        if self.coordinates not in COORDINATES:
+            raise CausalVAEError(f"NetConfig.coordinates must be one of {', '.join(COORDINATES)}, got {self.coordinates!r}")
         if not isinstance(self.residual, bool):
             raise CausalVAEError(f"NetConfig.residual must be true or false, got {self.residual!r}")
         if self.residual and self.decoder == "concat":
@@ -313,7 +326,8 @@ class Decoder(nn.Module):
     ``decoder="broadcast"``: a spatial broadcast decoder (Watters et al. 2019) at a quarter of
     the picture's size. Each place of that grid starts from ``A [z, e] + B (x, y) + b``: the
     same linear image of z and the parents' embedding ``e`` everywhere, plus a linear function
-    of the place's coordinates in [-1, 1]. z enters every place alike and position comes from
+    of the place's coordinates (in grid cells, ``NetConfig.coordinates``; [-1, 1] in the first
+    broadcast models). z enters every place alike and position comes from
     the coordinates, which makes it easy for a code to keep its meaning (the offset of a
     sprite inside its position bin, say) when an intervention changes the parents (not a
     guarantee: the layers after the first are modulated by the parents). Then
@@ -332,7 +346,7 @@ class Decoder(nn.Module):
             c0, g = chs[1], config.image_size // 4  # 2 x width channels at the grid
             self.project = nn.Linear(config.z_dim + config.hidden, c0)
             self.place = nn.Linear(2, c0, bias=False)
-            axis = torch.linspace(-1.0, 1.0, g)
+            axis = torch.linspace(-1.0, 1.0, g) * ((g - 1) / 2 if config.coordinates == "cells" else 1.0)
             self.register_buffer("grid", torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1), persistent=False)  # (g, g, 2): x, y
             self.grid_convs = nn.ModuleList(nn.ModuleList([nn.Conv2d(c0, c0, 3, padding=1), _FiLM(c0, config.hidden)]) for _ in range(BROADCAST_LAYERS))
             self.stages = nn.ModuleList([_UpStage(c0, chs[0], config.hidden, config.residual)])

@@ -57,7 +57,7 @@ from causalvae.graph import Graph
 from causalvae.io import atomic_write_text
 from causalvae.flows import column_stats, standardise
 from causalvae.model import CausalVAE, check_mixed
-from causalvae.nets import DECODERS, Classifier, NetConfig, decoded_mean, prepare
+from causalvae.nets import COORDINATES, DECODERS, Classifier, NetConfig, decoded_mean, prepare
 from causalvae.pictures import shifted
 
 METRIC_COLUMNS = ["epoch", "step", "wall_s", "train_elbo", "train_recon", "train_kl", "val_elbo", "val_recon", "val_kl"]
@@ -83,6 +83,7 @@ class TrainConfig:
     hidden: int = 256
     max_log_scale: float | None = -3.0  # 8-bit pictures only (binary ones have no scale)
     decoder: str = "film"
+    coordinates: str = "cells"  # units of the broadcast decoder's grid (NetConfig.coordinates)
     residual: bool = False
     beta: float = 2.0
     cf_weight: float = 1000.0
@@ -126,6 +127,8 @@ class TrainConfig:
             raise CausalVAEError(f"max-log-scale must be a number between -7 and 10 (the log-scale's floor is -7), got {m!r}")
         if self.decoder not in DECODERS:
             raise unknown("decoder", self.decoder, DECODERS)
+        if self.coordinates not in COORDINATES:
+            raise unknown("coordinates", self.coordinates, COORDINATES)
         if self.residual and self.decoder == "concat":
             raise CausalVAEError("--residual needs --decoder film or broadcast")
         w = self.cf_weight
@@ -155,7 +158,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "residual": False, "beta": 1.0, "cf_weight": 0.0, "reader_steps": 400, "reader_shift": 0, "guide_steps": 0, "match_weight": 0.0}
+    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "cf_weight": 0.0, "reader_steps": 400, "reader_shift": 0, "guide_steps": 0, "match_weight": 0.0}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -839,6 +842,7 @@ def build_model(cfg: TrainConfig, ds: Dataset, hide: np.ndarray | None = None) -
         parent_stats=stats if any(s is not None for s in stats) else (),
         z_dim=cfg.z_dim, width=cfg.width, depth=cfg.depth, hidden=cfg.hidden, likelihood="bernoulli" if binary else "dlogistic",
         max_log_scale=None if binary else cfg.max_log_scale, decoder=cfg.decoder, residual=cfg.residual,
+        coordinates=cfg.coordinates,
     )
     cols = list(ds.label_columns)
     classified = set(cfg.classify)
@@ -876,7 +880,9 @@ def _check_resume(run: Path, cfg: TrainConfig, force: bool) -> bool:
     old = read_json(saved)  # a damaged file: one error naming it
     new = asdict(cfg)
     old = {**TrainConfig.LEGACY, **old}
-    diff = [k for k in new if k not in TrainConfig.RESUMABLE and old.get(k) != new[k]]
+    # The grid's units concern the broadcast decoder alone: an older run of another decoder resumes.
+    ignored = () if new["decoder"] == "broadcast" else ("coordinates",)
+    diff = [k for k in new if k not in TrainConfig.RESUMABLE + ignored and old.get(k) != new[k]]
     if diff:
         raise CausalVAEError(
             f"{run} holds a run with other settings ({', '.join(f'{k}: {old.get(k)!r} -> {new[k]!r}' for k in diff)}); "
