@@ -4,6 +4,7 @@ each writes what it says it writes. A new command without a case here fails the 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import typer
@@ -188,3 +189,14 @@ def test_oracle_train_moves_its_batches_records_the_shift_and_refuses_one_for_a_
     assert json.loads((tmp_path / "o" / "config.json").read_text())["training"]["shift"] == 1
     res = runner.invoke(app, ["oracle", "train", "--data", str(tmp_path), "--shift", "1", "--out", str(tmp_path / "p")])
     assert res.exit_code == 2 and "--shift needs --world" in res.output and not (tmp_path / "p").exists()
+
+
+def test_summary_names_the_decoder_and_the_broadcast_grid_units():
+    """`summary` says which decoder a run trained, and for a broadcast decoder the units of its
+    grid: the committed records of the two broadcast runs (one saved before the field existed,
+    which means [-1, 1]) and of the FiLM recipe."""
+    root = Path(__file__).resolve().parent.parent / "docs" / "runs"
+    for run, words in (("sprites-broadcast", "decoder broadcast (coordinates in grid cells)"), ("sprites-broadcast-unit", "decoder broadcast (coordinates in [-1, 1])"), ("sprites", "decoder film,")):
+        r = CliRunner().invoke(app, ["summary", str(root / run)])
+        assert r.exit_code == 0, r.output
+        assert words in " ".join(r.output.split()), (run, r.output)

@@ -605,9 +605,13 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
         net = config["net"]
         dims = net["image_size"] ** 2 * net["channels"]
         n_params = sum(math.prod(shape) for shape, _ in config["weights"]["tensors"].values())
+        decoder = net.get("decoder", "concat")  # what a config saved before the field meant (nets.LEGACY)
+        if decoder == "broadcast":
+            units = net.get("coordinates", "unit")
+            decoder += " (coordinates in grid cells)" if units == "cells" else " (coordinates in [-1, 1])"
         out.print(
             f"model: {config['likelihood']} likelihood, {net['image_size']}x{net['image_size']}x{net['channels']}, "
-            f"z {net['z_dim']}, width {net['width']}, depth {net['depth']}, hidden {net['hidden']}, "
+            f"z {net['z_dim']}, width {net['width']}, depth {net['depth']}, hidden {net['hidden']}, decoder {decoder}, "
             f"{n_params:,} parameters; learned tables: {', '.join(config['learn_cpts']) or 'none'}; "
             f"classifiers: {', '.join(config['classified']) or 'none'}", highlight=False,
         )
