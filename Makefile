@@ -176,6 +176,8 @@ evaluate-sprites-broadcast: $(STAMP)
 	# with 3,000 generated and 200 counterfactual pictures, in docs/reports/sprites/validation/).
 	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/broadcast-unit.json $(SPRITES_REPORT)/validation/broadcast-cells.json --names "coordinates in [-1; 1],coordinates in grid cells" --split validation --out $(BROADCAST_REPORT)/compare-coordinates-val.md
 	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/film.json $(SPRITES_REPORT)/validation/broadcast-cells.json --names "FiLM decoder (the recipe),spatial broadcast decoder" --split validation --out $(BROADCAST_REPORT)/compare-broadcast-val.md
+	# The same flags at --seed 1 (its run not kept; its validation report beside the others).
+	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/broadcast-cells.json $(SPRITES_REPORT)/validation/broadcast-cells-seed1.json --names "seed 0 (the run above),seed 1" --split validation --out $(BROADCAST_REPORT)/compare-seeds-val.md
 
 # Issue 17's hidden factor: the same recipe on the same sprites with the shape never labelled
 # (generated with --hide shape): the model infers it with a classifier q(shape | x) and
