@@ -200,3 +200,16 @@ def test_summary_names_the_decoder_and_the_broadcast_grid_units():
         r = CliRunner().invoke(app, ["summary", str(root / run)])
         assert r.exit_code == 0, r.output
         assert words in " ".join(r.output.split()), (run, r.output)
+
+
+def test_train_coordinates_reach_the_broadcast_model(viewer_run, tmp_path):
+    """`train --decoder broadcast --coordinates unit` saves a model whose grid runs over [-1, 1]
+    (the default counts grid cells); an unknown unit is one error naming the choices."""
+    data = viewer_run[0]
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY, "--cf-weight", "0", "--decoder", "broadcast", "--coordinates", "unit"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["net"]["coordinates"] == "unit"
+    bad = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "bad"), *TINY, "--decoder", "broadcast", "--coordinates", "pixels"])
+    assert bad.exit_code != 0 and "unknown coordinates 'pixels'" in bad.output and "valid: unit, cells" in bad.output
+    assert not (tmp_path / "bad").exists()

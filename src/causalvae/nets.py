@@ -152,7 +152,7 @@ class NetConfig:
     #: have none). The first layer's coordinate weights start as PyTorch draws a linear layer
     #: of two inputs, below 0.71 in size: in ``"cells"`` its ramps already change by up to 0.71
     #: from one place to the next, so a code can move an edge by a place from the first step;
-    #: in ``"unit"`` they change that much across the whole grid, and the weights must grow
+    #: in ``"unit"`` they change at most twice that much across the whole grid, and the weights must grow
     #: (g-1)/2-fold (7.5 on a 16x16 grid) before neighbouring places differ as much, which
     #: delays the learning of where things sit (docs/sprites.md sets the two side by side).
     coordinates: str = "cells"

@@ -887,6 +887,7 @@ def _check_resume(run: Path, cfg: TrainConfig, force: bool) -> bool:
         raise CausalVAEError(
             f"{run} holds a run with other settings ({', '.join(f'{k}: {old.get(k)!r} -> {new[k]!r}' for k in diff)}); "
             f"use --force to start it over, or another --out"
+            + (f" (or --coordinates {old.get('coordinates')} to resume it)" if "coordinates" in diff else "")
         )
     return latest_checkpoint(run / "checkpoints") is not None
 
