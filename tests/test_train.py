@@ -625,3 +625,62 @@ def test_an_older_broadcast_run_is_not_resumed_with_other_grid_units(scenes_data
             assert fit(cfg, progress=False) == run
     with pytest.raises(CausalVAEError, match="unknown coordinates 'pixels'"):
         fit(TrainConfig(data=str(scenes_data), out=str(tmp_path / "bad"), coordinates="pixels", **TINY))
+
+
+def test_kl_warmup_raises_zs_weight_step_by_step_across_a_resume(scenes_data, tmp_path, monkeypatch):
+    """--kl-warmup W: the training loss weighs z's KL by beta * (step + 1) / W for the first W
+    steps, then by beta; a run stopped and resumed takes the same weights (the step counts
+    from the run's start, not the process's); the reported ELBO stays the true one."""
+    from causalvae.model import CausalVAE
+
+    seen: list[float] = []
+    objective = CausalVAE.objective
+
+    def spy(self, *a, **k):
+        if self.training:
+            seen.append(self.beta)
+        return objective(self, *a, **k)
+
+    monkeypatch.setattr(CausalVAE, "objective", spy)
+    run = tmp_path / "run"
+    kw = dict(data=str(scenes_data), out=str(run), beta=2.0, kl_warmup=4, cf_weight=0.0, checkpoint_every=1, val_limit=32, **TINY)
+    fit(TrainConfig(max_steps=3, **kw), progress=False)
+    assert seen == pytest.approx([0.5, 1.0, 1.5])
+    fit(TrainConfig(max_steps=6, **kw), progress=False)  # resumes at step 3
+    assert seen == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.0, 2.0])
+    assert json.loads((run / "train.json").read_text())["kl_warmup"] == 4
+    for r in read_metrics(run / "metrics.csv"):  # the true ELBO, whatever the weight
+        assert r["val_elbo"] == pytest.approx(r["val_recon"] - r["val_kl"], abs=0.01)
+    seen.clear()
+    fit(TrainConfig(max_steps=2, **{**kw, "out": str(tmp_path / "plain"), "kl_warmup": 0}), progress=False)
+    assert seen == [2.0, 2.0]
+    for bad in (-1, 2.5, True):
+        with pytest.raises(CausalVAEError, match="kl-warmup must be a number of steps >= 0"):
+            TrainConfig(data="d", out="o", kl_warmup=bad).check()
+    # A run made before the field existed had no warm-up: it resumes without one.
+    old = json.loads((run / "train.json").read_text())
+    del old["kl_warmup"]
+    (tmp_path / "plain" / "train.json").write_text(json.dumps({**old, "out": str(tmp_path / "plain"), "max_steps": 2}))
+    assert fit(TrainConfig(max_steps=2, **{**kw, "out": str(tmp_path / "plain"), "kl_warmup": 0}), progress=False) == tmp_path / "plain"
+
+
+def test_guide_steps_fade_counts_the_steps_of_a_resumed_run(tmp_path, monkeypatch):
+    """--guide-steps N guides the first N steps of the run: a run stopped after 3 steps and
+    resumed to 6 is guided at steps 0-3 (four times), as an uninterrupted run is."""
+    import causalvae.train as train_mod
+
+    fades: list[int] = []
+    guidance = train_mod.prior_guidance
+
+    def spy(*a, **k):
+        fades.append(1)
+        return guidance(*a, **k)
+
+    monkeypatch.setattr(train_mod, "prior_guidance", spy)
+    data = generate("sprites", tmp_path / "sprites", 200, seed=2, hide=["shape"])
+    run = tmp_path / "run"
+    kw = dict(data=str(data), out=str(run), guide_steps=4, cf_weight=0.0, checkpoint_every=1, val_limit=16, **TINY)
+    fit(TrainConfig(max_steps=3, **kw), progress=False)
+    assert len(fades) == 3
+    fit(TrainConfig(max_steps=6, **kw), progress=False)
+    assert len(fades) == 4

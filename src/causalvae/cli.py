@@ -456,6 +456,7 @@ def train_cmd(
     coordinates: str = typer.Option("cells", "--coordinates", help="Units of the broadcast decoder's coordinates: cells (one per place of its grid) or unit ([-1, 1] across the grid, as the first broadcast models had)."),
     residual: bool = typer.Option(False, "--residual/--no-residual", help="A FiLM-modulated residual block after each decoder upsampling."),
     beta: float = typer.Option(2.0, "--beta", help="Weight of z's KL term in the training loss (the reported ELBO stays the true one)."),
+    kl_warmup: int = typer.Option(0, "--kl-warmup", help="Raise z's KL weight linearly from near 0 to --beta over the first N steps (a KL warm-up; 0: --beta from the start)."),
     cf_weight: float = typer.Option(1000.0, "--cf-weight", help="Weight of the counterfactual training term: pictures decoded under other parents must be read back by a classifier trained on the real pictures (0: off)."),
     reader_steps: int = typer.Option(400, "--reader-steps", help="Training steps of that classifier (at most the run's own)."),
     reader_shift: int = typer.Option(0, "--reader-shift", help="Move that classifier's training pictures by up to this many pixels each way, at random (for pictures whose labels say nothing of where the object sits; 0: as they are)."),
@@ -496,7 +497,7 @@ def train_cmd(
     cfg = TrainConfig(
         data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         lr=lr, lr_schedule=lr_schedule, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden, max_log_scale=max_log_scale,
-        decoder=decoder, coordinates=coordinates, residual=residual, beta=beta, cf_weight=cf_weight, reader_steps=reader_steps, reader_shift=reader_shift, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
+        decoder=decoder, coordinates=coordinates, residual=residual, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, reader_shift=reader_shift, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )
@@ -619,7 +620,7 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
         dims = None
     keys = ("epochs", "max_steps", "batch_size", "lr", "seed", "devices", "precision")
     shown = [f"{k}={settings[k]}" for k in keys if k in settings and settings[k] is not None]
-    for k in ("guide_steps", "match_weight"):  # only where used: they concern hidden image parents alone
+    for k in ("kl_warmup", "guide_steps", "match_weight"):  # only where used
         if settings.get(k):
             shown.append(f"{k}={settings[k]:g}")
     out.print("settings: " + ", ".join(shown), highlight=False)

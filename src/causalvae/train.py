@@ -86,6 +86,7 @@ class TrainConfig:
     coordinates: str = "cells"  # units of the broadcast decoder's grid (NetConfig.coordinates)
     residual: bool = False
     beta: float = 2.0
+    kl_warmup: int = 0  # steps over which z's KL weight rises linearly to beta (0: beta from the start)
     cf_weight: float = 1000.0
     reader_steps: int = 400  # at most as many as the run's own steps
     reader_shift: int = 0  # the reader's training pictures moved up to this many pixels each way
@@ -145,6 +146,9 @@ class TrainConfig:
         g = self.guide_steps
         if isinstance(g, bool) or not isinstance(g, int) or g < 0:
             raise CausalVAEError(f"guide-steps must be an integer >= 0, got {g!r}")
+        k = self.kl_warmup
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise CausalVAEError(f"kl-warmup must be a number of steps >= 0, got {k!r}")
         b = self.beta
         if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0.0 < b < 1e3:
             raise CausalVAEError(f"beta must be a positive number, got {b!r}")
@@ -158,7 +162,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "cf_weight": 0.0, "reader_steps": 400, "reader_shift": 0, "guide_steps": 0, "match_weight": 0.0}
+    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "reader_shift": 0, "guide_steps": 0, "match_weight": 0.0}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -267,6 +271,7 @@ class LitCausalVAE(L.LightningModule):
         self.cfg = cfg
         self.train_sums = _Sums()
         self.optimizer_state: dict | None = None  # restored from a checkpoint
+        self.done = 0  # steps taken before this process started (a resumed run)
         # The frozen reader of the counterfactual term: not a submodule (never saved, never
         # optimised; its weights are a deterministic function of the data and the seed).
         self.__dict__["reader"] = reader
@@ -283,7 +288,8 @@ class LitCausalVAE(L.LightningModule):
         self.train_sums.add(obj)
         self.log("elbo", obj.elbo, prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
         loss = obj.loss
-        guided = self.global_step < self.cfg.guide_steps
+        step = self.done + self.global_step  # a resumed run's Lightning counts from 0
+        guided = step < self.cfg.guide_steps
         if guided and self.cfg.match_weight:  # both read q(y | x) and P(y | labels): once
             with self._precision():
                 parts = _classified_and_graph(self.vae, images, labels)
@@ -292,7 +298,7 @@ class LitCausalVAE(L.LightningModule):
         if guided:
             # The first steps: the hidden parents' classifiers also learn what the graph says
             # of them given each row's labels, fading out linearly (prior_guidance).
-            fade = 1.0 - self.global_step / self.cfg.guide_steps
+            fade = 1.0 - step / self.cfg.guide_steps
             with self._precision():
                 loss = loss + self.vae.alpha * fade * prior_guidance(self.vae, images, labels, parts)
         if self.cfg.match_weight:
@@ -622,6 +628,15 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
 # --------------------------------------------------------------------------------------- callback
 
 
+def kl_weight(cfg: TrainConfig, step: int) -> float:
+    """The weight of z's KL term at optimiser step ``step`` (counted from 0): ``beta``, or
+    during a warm-up (``kl_warmup`` steps) ``beta * (step + 1) / kl_warmup``, rising linearly
+    from near 0 (Bowman et al. 2016; Sonderby et al. 2016)."""
+    if not cfg.kl_warmup:
+        return float(cfg.beta)
+    return float(cfg.beta) * min(1.0, (step + 1) / cfg.kl_warmup)
+
+
 class RunKeeper(L.Callback):
     """Checkpoints, metrics.csv and TensorBoard scalars of a run."""
 
@@ -670,6 +685,8 @@ class RunKeeper(L.Callback):
             f = 0.1 + 0.45 * (1.0 + math.cos(math.pi * min(1.0, step / max(1, self.total_steps))))
         for group in trainer.optimizers[0].param_groups:
             group["lr"] = group["base_lr"] * f
+        # So is z's KL weight during a warm-up.
+        pl_module.vae.beta = kl_weight(self.cfg, step)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = self.step(trainer)
@@ -983,6 +1000,7 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
     keeper = RunKeeper(run, cfg, total, done, epoch_steps, wall0, rows, sums)
     keeper.say = say
     module.optimizer_state = opt_state
+    module.done = done
 
     def loader(d: Dataset, sampler: ShardSampler, hide: np.ndarray | None = None):
         # Its own generator: a loader draws a seed when iterated, which must not move the
@@ -1014,6 +1032,7 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
             limit_val_batches=0, callbacks=[keeper], use_distributed_sampler=False,
         )
         trainer.fit(module)
+    vae.beta = float(cfg.beta)  # after a warm-up cut short by a stop
     _write_rank(run, trainer, keeper, vae)
     if trainer.global_rank == 0 and keeper.step(trainer) >= total:
         save_model(vae, run, dataset=_dataset_info(cfg.data), training=_training_info(cfg, keeper.step(trainer), keeper.wall()))
