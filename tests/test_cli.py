@@ -213,3 +213,7 @@ def test_train_coordinates_reach_the_broadcast_model(viewer_run, tmp_path):
     bad = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "bad"), *TINY, "--decoder", "broadcast", "--coordinates", "pixels"])
     assert bad.exit_code != 0 and "unknown coordinates 'pixels'" in bad.output and "valid: unit, cells" in bad.output
     assert not (tmp_path / "bad").exists()
+    # The other decoders have no grid: the option would do nothing, so it is refused.
+    film = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "film"), *TINY, "--decoder", "film", "--coordinates", "unit"])
+    assert film.exit_code != 0 and "--decoder film has no grid" in film.output
+    assert not (tmp_path / "film").exists()

@@ -453,7 +453,7 @@ def train_cmd(
     hidden: int = typer.Option(256, "--hidden", help="Width of the MLPs."),
     max_log_scale: Optional[float] = typer.Option(-3.0, "--max-log-scale", help="Cap of the pixel likelihood's log-scale (8-bit pictures): sharper decoded means (docs/training.md)."),
     decoder: str = typer.Option("film", "--decoder", help="How the parents reach the decoder: film (at every resolution), concat (once, beside z) or broadcast (film, with z and the parents broadcast over a grid beside each place's coordinates: a spatial broadcast decoder)."),
-    coordinates: str = typer.Option("cells", "--coordinates", help="Units of the broadcast decoder's coordinates: cells (one per place of its grid) or unit ([-1, 1] across the grid, as the first broadcast models had)."),
+    coordinates: Optional[str] = typer.Option(None, "--coordinates", help="Units of the broadcast decoder's coordinates: cells (one per place of its grid; the default) or unit ([-1, 1] across the grid, as the first broadcast models had)."),
     residual: bool = typer.Option(False, "--residual/--no-residual", help="A FiLM-modulated residual block after each decoder upsampling."),
     beta: float = typer.Option(2.0, "--beta", help="Weight of z's KL term in the training loss (the reported ELBO stays the true one)."),
     kl_warmup: int = typer.Option(0, "--kl-warmup", help="Raise z's KL weight linearly from near 0 to --beta over the first N steps (a KL warm-up; 0: --beta from the start)."),
@@ -494,10 +494,12 @@ def train_cmd(
             sep = ""
         if not sep:
             _fail(CausalVAEError(f"--withhold {item!r}: write NAME=FRACTION, e.g. posX=0.9"))
+    if coordinates is not None and decoder != "broadcast":
+        _fail(CausalVAEError(f"--coordinates sets the units of the broadcast decoder's grid; --decoder {decoder} has no grid"))
     cfg = TrainConfig(
         data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         lr=lr, lr_schedule=lr_schedule, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden, max_log_scale=max_log_scale,
-        decoder=decoder, coordinates=coordinates, residual=residual, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, reader_shift=reader_shift, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
+        decoder=decoder, coordinates=coordinates or "cells", residual=residual, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, reader_shift=reader_shift, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )
