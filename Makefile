@@ -180,9 +180,9 @@ evaluate-sprites-broadcast: $(STAMP)
 	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/broadcast-unit.json $(SPRITES_REPORT)/validation/broadcast-cells.json --names "coordinates in [-1; 1],coordinates in grid cells" --split validation --out $(BROADCAST_REPORT)/compare-coordinates-val.md
 	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/film.json $(SPRITES_REPORT)/validation/broadcast-cells.json --names "FiLM decoder (the recipe),spatial broadcast decoder" --split validation --out $(BROADCAST_REPORT)/compare-broadcast-val.md
 	# The same flags at --seed 1 (its run not kept; its validation report beside the others).
-	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/broadcast-cells.json $(SPRITES_REPORT)/validation/broadcast-cells-seed1.json --names "seed 0 (the run above),seed 1" --split validation --out $(BROADCAST_REPORT)/compare-seeds-val.md
+	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/broadcast-cells.json $(SPRITES_REPORT)/validation/broadcast-cells-seed1.json --names "seed 0 (6 epochs),seed 1 (6 epochs)" --split validation --out $(BROADCAST_REPORT)/compare-seeds-val.md
 	# The same flags with --epochs 12 (run not kept; record in docs/runs/sprites-broadcast-12epochs/).
-	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/broadcast-cells.json $(SPRITES_REPORT)/validation/broadcast-cells-12epochs.json --names "6 epochs (the run above),12 epochs" --split validation --out $(BROADCAST_REPORT)/compare-epochs-val.md
+	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/broadcast-cells.json $(SPRITES_REPORT)/validation/broadcast-cells-12epochs.json --names "6 epochs (seed 0),12 epochs (seed 0)" --split validation --out $(BROADCAST_REPORT)/compare-epochs-val.md
 
 # Issue 17's hidden factor: the same recipe on the same sprites with the shape never labelled
 # (generated with --hide shape): the model infers it with a classifier q(shape | x) and

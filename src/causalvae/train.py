@@ -1032,7 +1032,7 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
             limit_val_batches=0, callbacks=[keeper], use_distributed_sampler=False,
         )
         trainer.fit(module)
-    vae.beta = float(cfg.beta)  # after a warm-up cut short by a stop
+    vae.beta = float(cfg.beta)  # the model object left at its settled weight, even mid-warm-up
     _write_rank(run, trainer, keeper, vae)
     if trainer.global_rank == 0 and keeper.step(trainer) >= total:
         save_model(vae, run, dataset=_dataset_info(cfg.data), training=_training_info(cfg, keeper.step(trainer), keeper.wall()))
