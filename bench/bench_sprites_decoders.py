@@ -1,0 +1,82 @@
+"""The cost of one training step of the sprites recipe's model with the spatial broadcast
+decoder, against the recipe's FiLM decoder.
+
+Run from the repository root::
+
+    .venv/bin/python bench/bench_sprites_decoders.py --out bench/results/sprites_decoders.json
+
+Two models as ``causalvae train`` builds them with the Makefile's ``SPRITES_FLAGS`` (width 16,
+z 8, counterfactual weight 10), one with ``--decoder film`` (the recipe) and one with
+``--decoder broadcast`` (coordinates in grid cells, ``BROADCAST_FLAGS``); one optimiser step
+each (the ELBO plus the counterfactual term, its frozen reader reading the decoded
+counterfactuals back) on the same batch of 64 causal sprites, timed interleaved in one run, so
+the ratio does not depend on how fast the machine runs that day (which moves the training
+minutes of the runs' records by half from one day to another on these cores).
+
+``sprites_decoders.broadcast_cost_per_step`` is the broadcast step time over the FiLM one.
+It is a script, not a test: it reports what it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyro
+import torch
+
+from _common import Figure, print_table, timeit_many, write_results
+
+from causalvae.data import load as load_dataset
+from causalvae.generate import generate
+from causalvae.train import TrainConfig, build_model, counterfactual_term, make_reader
+
+FLAGS = dict(epochs=6, z_dim=8, width=16, lr=0.002, beta=0.5, cf_weight=10.0)  # the Makefile's SPRITES_FLAGS
+BATCH = 64
+
+
+def setup(data: Path, root: Path, decoder: str):
+    ds = load_dataset(data, split="train", verify=False)
+    cfg = TrainConfig(data=str(data), out=str(root / decoder), decoder=decoder, **FLAGS)
+    torch.manual_seed(0)
+    vae = build_model(cfg, ds)
+    images, labels = ds.batch(np.arange(BATCH))
+    reader = make_reader(vae).eval().requires_grad_(False)  # its weights do not change its cost
+    opt = torch.optim.Adam(vae.parameters(), lr=1e-4)
+
+    def step():
+        opt.zero_grad()
+        loss = vae.objective(images, labels).loss + cfg.cf_weight * counterfactual_term(vae, reader, images, labels)
+        loss.backward()
+        opt.step()
+
+    return vae, step
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--repeat", type=int, default=21)
+    args = ap.parse_args(argv)
+    pyro.settings.set(module_local_params=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = generate("sprites", Path(tmp) / "sprites", 256, seed=0)
+        film, step_film = setup(data, Path(tmp), "film")
+        broadcast, step_broadcast = setup(data, Path(tmp), "broadcast")
+        assert film.config.decoder == "film" and broadcast.config.decoder == "broadcast" and broadcast.config.coordinates == "cells"
+        times = timeit_many({"film": step_film, "broadcast": step_broadcast}, repeat=args.repeat)
+    figs = [
+        Figure("sprites_film.images_per_s", BATCH / times["film"], "images/s", f"one optimiser step of the sprites recipe's model, FiLM decoder (ELBO + counterfactual term), batch {BATCH}"),
+        Figure("sprites_broadcast.images_per_s", BATCH / times["broadcast"], "images/s", f"the same with the spatial broadcast decoder (coordinates in grid cells), batch {BATCH}"),
+        Figure("sprites_decoders.broadcast_cost_per_step", times["broadcast"] / times["film"], "x", "step time, broadcast decoder / FiLM decoder"),
+    ]
+    print_table(figs)
+    write_results(args.out, "sprites_decoders", figs, notes=[f"torch threads: {torch.get_num_threads()}"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
