@@ -25,7 +25,7 @@ from causalvae.model import CausalVAE
 from causalvae.nets import NetConfig
 from causalvae.noise import sample as ancestral
 from causalvae.queries import to_pixels
-from causalvae.train import TrainConfig, counterfactual_term, make_reader, train_reader
+from causalvae.train import TrainConfig, build_model, counterfactual_term, make_reader, prior_matching, train_reader
 from causalvae.worlds.scenes import SceneRenderer
 
 NAMES = ("ours", "tutorial_conv", "course_mlp")
@@ -122,3 +122,29 @@ class Contender:
             parents = {p: labels[:, cols.index(p)] for p in self.model.image_parents}
             return to_pixels(self.model, self.model.decoder(z, self.model.parents_onehot(parents)))
         return (self.model.decode(z, onehot(self.graph, labels)) * 255.0).round().to(torch.uint8)
+
+
+def sprites_recipe_step(data, out, batch: int = 64, **settings):
+    """A model as ``causalvae train`` builds it for the sprites dataset ``data`` with
+    ``TrainConfig`` ``settings``, and one optimiser step of it (the ELBO, the counterfactual
+    term with a frozen reader, and the aggregate match when ``match_weight`` is set) on the
+    dataset's first ``batch`` training pictures: ``(vae, step)``."""
+    from causalvae.data import load as load_dataset
+
+    ds = load_dataset(data, split="train", verify=False)
+    cfg = TrainConfig(data=str(data), out=str(out), **settings)
+    torch.manual_seed(0)
+    vae = build_model(cfg, ds)
+    images, labels = ds.batch(np.arange(batch))
+    reader = make_reader(vae).eval().requires_grad_(False)  # its weights do not change its cost
+    opt = torch.optim.Adam(vae.parameters(), lr=1e-4)
+
+    def step():
+        opt.zero_grad()
+        loss = vae.objective(images, labels).loss + cfg.cf_weight * counterfactual_term(vae, reader, images, labels)
+        if cfg.match_weight:
+            loss = loss + cfg.match_weight * prior_matching(vae, images, labels)
+        loss.backward()
+        opt.step()
+
+    return vae, step

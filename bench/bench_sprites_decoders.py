@@ -24,36 +24,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pyro
 import torch
 
 from _common import Figure, print_table, timeit_many, write_results
+from _models import sprites_recipe_step
 
-from causalvae.data import load as load_dataset
 from causalvae.generate import generate
-from causalvae.train import TrainConfig, build_model, counterfactual_term, make_reader
 
 FLAGS = dict(epochs=6, z_dim=8, width=16, lr=0.002, beta=0.5, cf_weight=10.0)  # the Makefile's SPRITES_FLAGS
 BATCH = 64
-
-
-def setup(data: Path, root: Path, decoder: str):
-    ds = load_dataset(data, split="train", verify=False)
-    cfg = TrainConfig(data=str(data), out=str(root / decoder), decoder=decoder, **FLAGS)
-    torch.manual_seed(0)
-    vae = build_model(cfg, ds)
-    images, labels = ds.batch(np.arange(BATCH))
-    reader = make_reader(vae).eval().requires_grad_(False)  # its weights do not change its cost
-    opt = torch.optim.Adam(vae.parameters(), lr=1e-4)
-
-    def step():
-        opt.zero_grad()
-        loss = vae.objective(images, labels).loss + cfg.cf_weight * counterfactual_term(vae, reader, images, labels)
-        loss.backward()
-        opt.step()
-
-    return vae, step
 
 
 def main(argv=None) -> int:
@@ -64,8 +44,8 @@ def main(argv=None) -> int:
     pyro.settings.set(module_local_params=True)
     with tempfile.TemporaryDirectory() as tmp:
         data = generate("sprites", Path(tmp) / "sprites", 256, seed=0)
-        film, step_film = setup(data, Path(tmp), "film")
-        broadcast, step_broadcast = setup(data, Path(tmp), "broadcast")
+        film, step_film = sprites_recipe_step(data, Path(tmp) / "film", BATCH, decoder="film", **FLAGS)
+        broadcast, step_broadcast = sprites_recipe_step(data, Path(tmp) / "broadcast", BATCH, decoder="broadcast", **FLAGS)
         assert film.config.decoder == "film" and broadcast.config.decoder == "broadcast" and broadcast.config.coordinates == "cells"
         times = timeit_many({"film": step_film, "broadcast": step_broadcast}, repeat=args.repeat)
     figs = [

@@ -28,15 +28,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pyro
 import torch
 
 from _common import Figure, print_table, timeit_many, write_results
+from _models import sprites_recipe_step
 
-from causalvae.data import load as load_dataset
 from causalvae.generate import generate
-from causalvae.train import TrainConfig, build_model, counterfactual_term, make_reader, prior_matching
 
 FLAGS = dict(epochs=2, z_dim=8, width=16, lr=0.002, beta=1.0, cf_weight=10.0, decoder="film")  # the Makefile's SPRITES_BASE (beta: no cost)
 HIDDEN = dict(match_weight=10.0)  # what the Makefile's HIDDEN_FLAGS add to the step
@@ -45,23 +43,7 @@ BATCH = 64
 
 def setup(root: Path, hide: list[str]):
     data = generate("sprites", root / ("hidden" if hide else "labelled"), 256, seed=0, hide=hide)
-    ds = load_dataset(data, split="train", verify=False)
-    cfg = TrainConfig(data=str(data), out=str(root / "run"), **FLAGS, **(HIDDEN if hide else {}))
-    torch.manual_seed(0)
-    vae = build_model(cfg, ds)
-    images, labels = ds.batch(np.arange(BATCH))
-    reader = make_reader(vae).eval().requires_grad_(False)  # its weights do not change its cost
-    opt = torch.optim.Adam(vae.parameters(), lr=1e-4)
-
-    def step():
-        opt.zero_grad()
-        loss = vae.objective(images, labels).loss + cfg.cf_weight * counterfactual_term(vae, reader, images, labels)
-        if cfg.match_weight:
-            loss = loss + cfg.match_weight * prior_matching(vae, images, labels)
-        loss.backward()
-        opt.step()
-
-    return vae, step
+    return sprites_recipe_step(data, root / "run", BATCH, **FLAGS, **(HIDDEN if hide else {}))
 
 
 def main(argv=None) -> int:
