@@ -140,3 +140,30 @@ def test_the_pixel_goal_leaves_out_the_stand_in_renders_of_do_digit(report):
     assert same_writer and len(same_writer) < len(rep["counterfactuals"])
     row = {g["goal"]: g for g in goals(rep)}["counterfactual pixel MAE to the true render / reconstruction MAE"]
     assert row["value"] == pytest.approx(np.mean(same_writer) / rep["reconstruction"]["pixel_mae"])
+
+
+@pytest.mark.slow  # the chain: about 25 s of CPU, most of it rendering digits (35 ms each)
+def test_the_true_renders_read_by_the_judge_give_its_ceiling(report):
+    # Under the null intervention the true counterfactual render of every test picture is the
+    # picture itself: the oracle's reading of the true renders is then exactly its reading of
+    # the test pictures, whatever the oracle's quality (this one trained 3 steps).
+    from pathlib import Path
+
+    from causalvae.evaluate import EvalSettings, evaluate_run
+    from causalvae.oracle import load_oracle
+    from causalvae.run import Run
+
+    data, rep, text = report
+    root = Path(data).parent
+    null = evaluate_run(Run.open(root / "run"), load_oracle(root / "oracle"),
+                        EvalSettings(n_generate=4, iw_k=2, iw_images=0, cf_images=None, axiom_images=2, interventions=[{}]))
+    row, R = null["counterfactuals"][0], null["reconstruction"]
+    assert row["do"] == {} and row["pictures"] == null["test_pictures"]
+    assert row["variables"]["digit"]["effectiveness_true_renders"] == pytest.approx(R["oracle_accuracy_on_test_pictures"]["digit"])
+    for c in ("thickness", "intensity"):
+        assert row["continuous"][c]["mae_read_true_renders"] == pytest.approx(R["oracle_mae_on_test_pictures"][c], rel=1e-6, abs=1e-6)
+    # The full report carries the ceiling beside each goal it bounds, from the same rows.
+    table = {g["goal"]: g for g in goals(rep)}
+    digit = [r["variables"]["digit"]["effectiveness_true_renders"] for r in rep["counterfactuals"][:10]]
+    assert table["counterfactual digit: read as the intervened value, under do(digit)"]["true_renders"] == pytest.approx(np.mean(digit))
+    assert "| effectiveness of the true renders |" in text and "thickness MAE, true renders" in text

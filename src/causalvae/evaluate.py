@@ -381,6 +381,7 @@ def evaluate(
     for do in interventions:
         say(f"counterfactual do({', '.join(f'{k}={v}' for k, v in do.items())})")
         used, readc, exact_rows, pix, pix_noise, hidden_same, used_numbers, read_cf_numbers, drawn, near = [], [], [], [], [], [], [], [], [], []
+        read_truth, read_truth_numbers = [], []  # the oracle's reading of the true renders: the judge's own ceiling
         for sl in _batches(n_cf, settings.batch):
             # One abduction, the picture's pixel noise included; the counterfactual is drawn
             # as the decoder's mean and with that noise carried over, and both are scored.
@@ -401,6 +402,14 @@ def evaluate(
                 exact_rows.extend(counterfactual_distributions_mixed(graph, cols, ccols, lab[sl], numbers[sl].numpy().astype(np.float64), act(graph, do)))
             else:
                 exact_rows.extend(counterfactual_distributions(graph, cols, lab[sl], act(graph, do)))
+            if truth is not None and recorded:
+                # The true counterfactual pictures (a stand-in's, see stand_in_renders), read by
+                # the same oracle against the same values: what effectiveness a perfect model
+                # would score with this judge.
+                true_pics = truth.render(values, truth_style[sl])
+                read_truth.append(read_labels(oracle, torch.from_numpy(true_pics), cols))
+                if ccols:
+                    read_truth_numbers.append(read_numbers(oracle, torch.from_numpy(true_pics), ccols))
             if truth is None or not recorded:
                 pass
             elif binary:  # IoU against the true render, the best over its symmetric equivalents
@@ -412,7 +421,6 @@ def evaluate(
                 if nearest is not None:
                     near.append(np.maximum(nearest, pix[-1]))
             else:
-                true_pics = truth.render(values, truth_style[sl])
                 pix.append(pixel_mae(true_pics, cf_images.numpy()))
                 pix_noise.append(pixel_mae(true_pics, noise_images.numpy()))
         used, readc = np.concatenate(used), np.concatenate(readc)
@@ -426,6 +434,7 @@ def evaluate(
         style_cf = truth_style[:n_cf] if recorded else None
         shown = _accepted(world, graph, cols, _concat(drawn), style_cf)
         eff, eff_raw = effectiveness(readc, used, shown), effectiveness(readc, used)
+        eff_truth = effectiveness(np.concatenate(read_truth), used, shown) if read_truth else None
         for k, c in enumerate(cols):
             ex = np.stack([e[c] for e in exact_rows])
             raw = {"effectiveness_raw": eff_raw["columns"][k]} if k in shown else {}
@@ -444,6 +453,7 @@ def evaluate(
                 "tv_read": pooled_tv(groups, readc[:, k], ex, graph.card(c))["tv"],
                 "tv_used": pooled_tv(groups, used[:, k], ex, graph.card(c))["tv"],
                 "effectiveness": eff["columns"][k],
+                **({"effectiveness_true_renders": eff_truth["columns"][k]} if eff_truth else {}),
                 **{f"truth_{key}": val for key, val in agr.items()},
                 **raw,
             }
@@ -452,6 +462,7 @@ def evaluate(
             "pictures": int(n_cf),
             "effectiveness": eff["all"],
             **({"effectiveness_raw": eff_raw["all"]} if shown else {}),
+            **({"effectiveness_true_renders": eff_truth["all"]} if eff_truth else {}),
             "pixel_mae_to_true_render" if not binary else "iou_to_true_render": float(pix.mean()) if pix is not None else None,
             **({"pixel_mae_to_true_render_noise_abducted": float(pix_noise.mean())} if pix_noise is not None else {}),
             **({"iou_to_nearest_render": float(near.mean())} if near is not None else {}),
@@ -460,8 +471,10 @@ def evaluate(
         })
         if ccols:
             read_cf_numbers, used_numbers = np.concatenate(read_cf_numbers), np.concatenate(used_numbers)
+            read_truth_numbers = np.concatenate(read_truth_numbers) if read_truth_numbers else None
             cf_rows[-1]["continuous"] = {c: {
                 "mae_read": float(np.abs(read_cf_numbers[:, k] - used_numbers[:, k]).mean()),
+                **({"mae_read_true_renders": float(np.abs(read_truth_numbers[:, k] - used_numbers[:, k]).mean())} if read_truth_numbers is not None else {}),
                 "moved": float(np.abs(read_cf_numbers[:, k] - factual_numbers[:, k]).mean()),
             } for k, c in enumerate(ccols)}
     report["counterfactuals"] = cf_rows
@@ -490,7 +503,8 @@ def factor_summary(rows: list[dict]) -> dict[str, dict]:
     read as used), of the share of pictures showing the factor's new value (``own``: when
     the factor is labelled, or hidden but read by the oracle) and of the IoU to the true
     render (binary worlds), and, where the world's style is enumerable, of the IoU to the
-    nearest render of the same values under any style."""
+    nearest render of the same values under any style; and, where the true renders were read,
+    of their effectiveness (the oracle's ceiling)."""
     out: dict[str, dict] = {}
     for r in rows:
         if len(r["do"]) != 1:
@@ -503,12 +517,14 @@ def factor_summary(rows: list[dict]) -> dict[str, dict]:
         own = [x for x in own if x is not None]
         ious = [r["iou_to_true_render"] for r in rs if r.get("iou_to_true_render") is not None]
         nearest = [r["iou_to_nearest_render"] for r in rs if r.get("iou_to_nearest_render") is not None]
+        judged = [r["effectiveness_true_renders"] for r in rs if r.get("effectiveness_true_renders") is not None]
         summary[f] = {
             "interventions": len(rs),
             "effectiveness": float(np.mean([r["effectiveness"] for r in rs])),
             "effectiveness_own": float(np.mean(own)) if own else None,
             "iou_to_true_render": float(np.mean(ious)) if ious else None,
             **({"iou_to_nearest_render": float(np.mean(nearest))} if nearest else {}),
+            **({"effectiveness_true_renders": float(np.mean(judged))} if len(judged) == len(rs) else {}),
         }
     return summary
 
