@@ -475,6 +475,55 @@ def test_the_reader_trains_on_moved_pictures_when_asked_and_records_the_shift(mo
     assert not (tmp_path / "bad").exists()  # refused before anything is written
 
 
+def test_the_reader_warps_half_of_each_batch_for_its_discrete_parents_only(morpho_viewer_run, tmp_path, monkeypatch):
+    import causalvae.train as T
+
+    data, _, _ = morpho_viewer_run
+    warps, losses = [], []
+    real_warp, real_mse = T.warped, T.F.mse_loss
+
+    def spy(images, degrees, rng):
+        warps.append((len(images), degrees))
+        return real_warp(images, degrees, rng)
+
+    def mse(reading, target):  # the continuous loss sees only the unwarped rows
+        losses.append(len(target))
+        return real_mse(reading, target)
+
+    monkeypatch.setattr(T, "warped", spy)
+    monkeypatch.setattr(T.F, "mse_loss", mse)
+    run = fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=3, reader_steps=3, reader_warp=12.0, cf_weight=1.0, **TINY), progress=False)
+    assert json.loads((run / "reader.json").read_text())["warp"] == 12.0
+    assert json.loads((run / "train.json").read_text())["reader_warp"] == 12.0
+    assert warps == [(32, 12.0)] * 3  # the reader's batches are 64 (or the training split): half of each
+    assert losses[:6] == [32] * 6  # thickness and intensity, the other half of each batch
+    with pytest.raises(CausalVAEError, match="reader-warp must be a number of degrees from 0 to 30, got 45"):
+        fit(TrainConfig(data=str(data), out=str(tmp_path / "bad"), reader_warp=45.0, cf_weight=1.0, **TINY))
+    with pytest.raises(CausalVAEError, match=r"reader-warp turns .* it needs the term \(cf-weight > 0\)"):
+        fit(TrainConfig(data=str(data), out=str(tmp_path / "bad"), reader_warp=12.0, cf_weight=0.0, **TINY))
+    assert not (tmp_path / "bad").exists()
+
+
+def test_warped_pictures_turn_about_their_centre_and_keep_their_kind():
+    from causalvae.pictures import warped
+
+    rng = np.random.default_rng(0)
+    bar = np.zeros((1, 1, 32, 32), np.uint8)
+    bar[0, 0, 8:24, 15:17] = 255  # an upright bar through the centre
+    assert warped(bar, 0, rng) is bar
+    many = np.repeat(bar, 64, 0)
+    out = warped(many, 12.0, np.random.default_rng(1))
+    assert out.dtype == np.uint8 and out.shape == many.shape and (out != many).any(axis=(1, 2, 3)).mean() > 0.9
+    ys, xs = np.mgrid[:32, :32]
+    mass = out.astype(float).sum((1, 2, 3))
+    cy, cx = (out[:, 0] * ys).sum((1, 2)) / mass, (out[:, 0] * xs).sum((1, 2)) / mass
+    assert np.abs(cy - 15.5).max() < 0.6 and np.abs(cx - 15.5).max() < 0.6  # turned about the centre, not moved
+    assert np.abs(mass / bar.astype(float).sum() - 1).max() < 0.25  # scaled by at most 10%: the ink stays about the same
+    binary = (many > 0).astype(np.uint8)
+    assert set(np.unique(warped(binary, 12.0, np.random.default_rng(2)))) <= {0, 1}  # a binary picture stays binary
+    np.testing.assert_array_equal(warped(many, 12.0, np.random.default_rng(3)), warped(many, 12.0, np.random.default_rng(3)))
+
+
 def test_resume_refuses_a_damaged_settings_file_moves_with_its_folder_and_never_deletes_an_oracle(tmp_path):
     """A damaged train.json gets one error naming it; a run folder moved elsewhere resumes
     (where it lives is not one of its settings); --force never deletes an oracle."""

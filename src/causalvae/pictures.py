@@ -283,6 +283,30 @@ def contact_sheet(
     return sheet
 
 
+def warped(images: np.ndarray, degrees: float, rng: np.random.Generator) -> np.ndarray:
+    """Each picture of ``images`` (N, C, H, W; uint8) turned by an angle drawn uniformly
+    within ``degrees`` either way, scaled by a factor within ``1 +- degrees / 120`` and sheared
+    within ``+- degrees / 80`` (12 degrees: +-10% and +-0.15), about its centre, with bilinear
+    interpolation rounded back to whole values (a binary picture stays binary); the uncovered
+    border repeats the picture's edge pixels. ``degrees`` 0: the pictures themselves."""
+    if not degrees:
+        return images
+    import torch
+    import torch.nn.functional as F
+
+    n = len(images)
+    turn = np.deg2rad(rng.uniform(-degrees, degrees, n))
+    scale = 1.0 + rng.uniform(-1.0, 1.0, n) * degrees / 120.0
+    shear = rng.uniform(-1.0, 1.0, n) * degrees / 80.0
+    theta = np.zeros((n, 2, 3), dtype=np.float32)  # output -> input coordinates
+    theta[:, 0, 0], theta[:, 0, 1] = np.cos(turn) / scale, -np.sin(turn) / scale + shear
+    theta[:, 1, 0], theta[:, 1, 1] = np.sin(turn) / scale, np.cos(turn) / scale
+    x = torch.from_numpy(np.ascontiguousarray(images)).float()
+    grid = F.affine_grid(torch.from_numpy(theta), list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.round().clamp(0, float(np.iinfo(images.dtype).max) if images.dtype.kind == "u" else None).numpy().astype(images.dtype)
+
+
 def shifted(images: np.ndarray, shift: int, rng: np.random.Generator) -> np.ndarray:
     """Each picture of ``images`` (N, C, H, W) moved by a whole number of pixels drawn
     uniformly from ``-shift .. shift`` on each axis; the uncovered border repeats the picture's

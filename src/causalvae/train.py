@@ -58,7 +58,7 @@ from causalvae.io import atomic_write_text
 from causalvae.flows import column_stats, standardise
 from causalvae.model import CausalVAE, check_mixed
 from causalvae.nets import COORDINATES, DECODERS, Classifier, NetConfig, decoded_mean, prepare
-from causalvae.pictures import shifted
+from causalvae.pictures import shifted, warped
 
 METRIC_COLUMNS = ["epoch", "step", "wall_s", "train_elbo", "train_recon", "train_kl", "val_elbo", "val_recon", "val_kl"]
 PRECISIONS = ("32", "bf16")
@@ -90,6 +90,7 @@ class TrainConfig:
     cf_weight: float = 1000.0
     reader_steps: int = 400  # at most as many as the run's own steps
     reader_shift: int = 0  # the reader's training pictures moved up to this many pixels each way
+    reader_warp: float = 0.0  # half of each reader batch turned up to this many degrees (and scaled, sheared)
     learn_cpts: bool = False
     graph: str | None = None
     withhold: dict[str, float] = field(default_factory=dict)
@@ -143,6 +144,11 @@ class TrainConfig:
             raise CausalVAEError(f"reader-shift must be a number of pixels from 0 to 8, got {r!r}")
         if r and not self.cf_weight:
             raise CausalVAEError("reader-shift moves the counterfactual term's reader's pictures: it needs the term (cf-weight > 0)")
+        wp = self.reader_warp
+        if isinstance(wp, bool) or not isinstance(wp, (int, float)) or not 0.0 <= wp <= 30.0:
+            raise CausalVAEError(f"reader-warp must be a number of degrees from 0 to 30, got {wp!r}")
+        if wp and not self.cf_weight:
+            raise CausalVAEError("reader-warp turns the counterfactual term's reader's pictures: it needs the term (cf-weight > 0)")
         g = self.guide_steps
         if isinstance(g, bool) or not isinstance(g, int) or g < 0:
             raise CausalVAEError(f"guide-steps must be an integer >= 0, got {g!r}")
@@ -162,7 +168,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "reader_shift": 0, "guide_steps": 0, "match_weight": 0.0}
+    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "reader_shift": 0, "reader_warp": 0.0, "guide_steps": 0, "match_weight": 0.0}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -381,13 +387,17 @@ def make_reader(vae: CausalVAE) -> Classifier:
     return reader
 
 
-def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: int, seed: int, batch_size: int = 64, shift: int = 0) -> tuple[Classifier, float | None]:
+def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: int, seed: int, batch_size: int = 64, shift: int = 0,
+                 warp: float = 0.0) -> tuple[Classifier, float | None]:
     """A reader of the image's parents, trained on the real training pictures and their
     labels, then frozen: the judge of :func:`counterfactual_term`. (Never the evaluation
     oracle, which must not take part in training.) ``shift``: each training picture is moved
     by up to that many whole pixels each way, at random (:func:`~causalvae.pictures.shifted`),
     for pictures whose labels say nothing of where the object sits (the validation pictures
-    are never moved).
+    are never moved). ``warp``: the first half of each batch is also turned by up to that many
+    degrees, scaled and sheared (:func:`~causalvae.pictures.warped`), for the discrete parents'
+    loss only: a continuous parent such as a stroke's thickness is not kept by a scaling, so
+    those rows count as missing its value (the other half teaches it).
 
     Its loss is the cross-entropy of each discrete parent (rows with every discrete label)
     plus, for each continuous parent k, the squared error of its standardised value
@@ -413,6 +423,7 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
     opt = torch.optim.Adam(reader.parameters(), lr=2e-3)
     rng = np.random.default_rng((seed, 15485863))
     moves = np.random.default_rng((seed, 15485863, 1))  # its own stream: the batches stay those of shift 0
+    turns = np.random.default_rng((seed, 15485863, 2))  # and the warps theirs
     for step in range(steps):
         for g in opt.param_groups:
             g["lr"] = 2e-3 * 0.5 * (1 + math.cos(math.pi * step / steps))
@@ -420,6 +431,9 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
         images, labels = ds.batch(positions)
         if shift:
             images = torch.from_numpy(shifted(images.numpy(), shift, moves))
+        half = len(images) // 2 if warp else 0
+        if half:
+            images = torch.cat([torch.from_numpy(warped(images[:half].numpy(), warp, turns)), images[half:]])
         if hide is not None:  # withheld labels stay withheld
             labels[torch.from_numpy(hide[positions])] = -1
         y = labels[:, idx]
@@ -431,6 +445,7 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
             loss = sum(F.cross_entropy(lg, y[keep, k]) for k, lg in enumerate(logits))
         else:  # a row takes part in each target it has
             target = (ds.continuous_batch(positions)[:, cidx] - mean) / sd
+            target[:half] = float("nan")  # warped rows: their continuous values are not kept
             has = torch.isfinite(target)
             use = (keep | has.any(1)) if parents else has.any(1)  # (keep is all True without discrete parents)
             if not bool(use.any()):
@@ -969,13 +984,14 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
         if say is not None and rank_env == 0:
             say(f"training the counterfactual term's reader ({steps} steps)")
         t_reader = time.perf_counter()
-        reader, reader_accuracy = train_reader(vae, ds, hide, steps, cfg.seed, shift=cfg.reader_shift)
+        reader, reader_accuracy = train_reader(vae, ds, hide, steps, cfg.seed, shift=cfg.reader_shift, warp=cfg.reader_warp)
         module.__dict__["reader"] = reader
         if rank_env == 0:
             # Its seconds are training time too (metrics.csv's clock starts after it).
             atomic_write_text(run / "reader.json", json.dumps({"steps": steps, "val_accuracy_all_parents": reader_accuracy,
                                                                "seconds": round(time.perf_counter() - t_reader, 1), **reader.validation,
                                                                **({"shift": cfg.reader_shift} if cfg.reader_shift else {}),
+                                                               **({"warp": cfg.reader_warp} if cfg.reader_warp else {}),
                                                                **({"hidden_kept": unlabelled} if unlabelled else {})}) + "\n")
 
     done, wall0, rows, sums, start = 0, 0.0, [], None, (0, 0)
