@@ -240,7 +240,7 @@ course: $(STAMP)
 # on 2 CPU cores is the budget; the recorded run took longer, on a day the machine ran the
 # previous recipe's steps slower too: docs/morpho.md);
 # its figures in docs/img/morpho_*.png and its record in docs/runs/morpho/.
-MORPHO_FLAGS := --epochs 30 --z-dim 16 --max-log-scale -3 --beta 1 --cf-weight 40 --decoder film --reader-steps 6000 --reader-shift 2
+MORPHO_FLAGS := --epochs 30 --z-dim 16 --max-log-scale -3 --beta 1 --cf-weight 40 --decoder film --reader-steps 6000 --reader-shift 2 --reader-warp 12
 recipe-morpho: $(STAMP)
 	test -f data/morpho/manifest.json || $(CLI) generate morpho --n 20000 --seed 0 --out data/morpho
 	$(CLI) train --data data/morpho --out runs/morpho $(MORPHO_FLAGS) --val-per-epoch 1 --val-limit 1000 --force
@@ -273,13 +273,21 @@ evaluate-morpho: $(STAMP)
 	# on both sides of every comparison below but compare-oracle.md, which sets the two judges
 	# apart on that model.
 	$(PY) docs/compare.py docs/reports/morpho-oracle3000/report.json docs/reports/morpho-reader2000/report.json --names "oracle of 3000 steps,oracle of 10000 steps (renders moved up to 2 px)" --out $(MORPHO_REPORT)/compare-oracle.md
-	# The recipe's previous model (its reader 2,000 steps on unmoved pictures), scored by the
-	# current oracle (docs/reports/morpho-reader2000/), against the current one.
-	$(PY) docs/compare.py docs/reports/morpho-reader2000/report.json $(MORPHO_REPORT)/report.json --names "reader 2000 steps,reader 6000 steps (pictures moved up to 2 px)" --out $(MORPHO_REPORT)/compare-reader-shift.md
+	# The recipe's model before last (its reader 2,000 steps on unmoved pictures), scored by the
+	# current oracle (docs/reports/morpho-reader2000/), against the one after it (reader 6,000
+	# steps on moved pictures; docs/reports/morpho-reader6000/).
+	$(PY) docs/compare.py docs/reports/morpho-reader2000/report.json docs/reports/morpho-reader6000/report.json --names "reader 2000 steps,reader 6000 steps (pictures moved up to 2 px)" --out $(MORPHO_REPORT)/compare-reader-shift.md
+	# That model against the current recipe's, whose reader also turns half of each batch.
+	$(PY) docs/compare.py docs/reports/morpho-reader6000/report.json $(MORPHO_REPORT)/report.json --names "reader moved only,reader moved and turned (--reader-warp 12)" --out $(MORPHO_REPORT)/compare-reader-warp.md
 	# The same two on the validation split, where the reader was chosen (their evaluation
 	# reports, made with 3,000 generated and 200 counterfactual pictures, are kept in
 	# docs/reports/morpho/validation/).
 	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/reader2000.json $(MORPHO_REPORT)/validation/reader6000-shift2.json --names "reader 2000 steps,reader 6000 steps (pictures moved up to 2 px)" --split validation --out $(MORPHO_REPORT)/compare-reader-shift-val.md
+	# The turned reader, chosen the same way (the recipe's run is docs/runs/morpho/), and the two
+	# shorter runs with it that were tried to fit the budget (docs/runs/morpho-warp12-26epochs*/).
+	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/reader6000-shift2.json $(MORPHO_REPORT)/validation/reader-warp12-30epochs.json --names "reader moved only,reader moved and turned (--reader-warp 12)" --split validation --out $(MORPHO_REPORT)/compare-reader-warp-val.md
+	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/reader-warp12-26epochs.json $(MORPHO_REPORT)/validation/reader-warp12-30epochs.json --names "26 epochs,30 epochs" --split validation --out $(MORPHO_REPORT)/compare-reader-warp-epochs-val.md
+	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/reader-warp12-26epochs-reader4000.json $(MORPHO_REPORT)/validation/reader-warp12-26epochs.json --names "reader of 4000 steps,reader of 6000 steps" --split validation --out $(MORPHO_REPORT)/compare-reader-warp-steps-val.md
 	$(PY) docs/compare.py docs/reports/morpho-encoder-mean/report.json docs/reports/morpho-oracle3000/report.json --names "encoder's mean,refined 30 steps" --out $(MORPHO_REPORT)/compare-refine.md
 	$(PY) docs/compare.py docs/reports/morpho-cf20/report.json docs/reports/morpho-encoder-mean/report.json --names "term weight 20,term weight 40 (encoder's mean)" --out $(MORPHO_REPORT)/compare-cf-weight.md
 	$(PY) docs/deepscm.py --run runs/morpho --oracle oracles/morpho --refine $(REFINE)

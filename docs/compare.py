@@ -4,7 +4,8 @@
 
 Writes the goals of the world (each report's measured value), the reconstruction's oracle
 accuracy per variable (mean absolute error per continuous one), each classifier's accuracy, and the counterfactuals per intervened
-factor (effectiveness, the share showing the new value, IoU to the true render). Every number
+factor (effectiveness, the share showing the new value, IoU to the true render), and the
+ELBO and the reconstructions' pixel error (or IoU). Every number
 comes from the two files; a figure one report lacks is shown as "-".
 """
 
@@ -53,6 +54,14 @@ def compare(a: dict, b: dict, names: tuple[str, str], split: str = "test") -> st
             for f in (fa.get(c), fb.get(c)):
                 cells.append("-" if f is None else f"{_pct(f['effectiveness'])} / {_pct(f['effectiveness_own'])} / {_num(f.get('iou_to_true_render'))}")
             lines.append(f"| do({c}) | {cells[0]} | {cells[1]} |")
+    la, lb = a.get("likelihood", {}), b.get("likelihood", {})
+    if la.get("elbo") is not None or lb.get("elbo") is not None:
+        lines += ["", f"The likelihood and the reconstructions of the {split} pictures:", "", head,
+                  f"| ELBO, nats per picture | {_num(la.get('elbo'))} | {_num(lb.get('elbo'))} |"]
+        if ra.get("iou") is not None or rb.get("iou") is not None:  # a binary world's pictures: their IoU
+            lines.append(f"| reconstruction IoU to the input | {_num(ra.get('iou'))} | {_num(rb.get('iou'))} |")
+        else:
+            lines.append(f"| reconstruction pixel MAE (0-255) | {_num(ra.get('pixel_mae'))} | {_num(rb.get('pixel_mae'))} |")
     return "\n".join(lines) + "\n"
 
 
