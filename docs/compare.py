@@ -59,7 +59,7 @@ def compare(a: dict, b: dict, names: tuple[str, str], split: str = "test") -> st
         lines += ["", f"The likelihood and the reconstructions of the {split} pictures:", "", head,
                   f"| ELBO, nats per picture | {_num(la.get('elbo'))} | {_num(lb.get('elbo'))} |"]
         if ra.get("iou") is not None or rb.get("iou") is not None:  # a binary world's pictures: their IoU
-            lines.append(f"| reconstruction IoU to the input | {_num(ra.get('iou'))} | {_num(rb.get('iou'))} |")
+            lines.append(f"| reconstruction IoU to the input (plain, not symmetry-aware) | {_num(ra.get('iou'))} | {_num(rb.get('iou'))} |")
         else:
             lines.append(f"| reconstruction pixel MAE (0-255) | {_num(ra.get('pixel_mae'))} | {_num(rb.get('pixel_mae'))} |")
     return "\n".join(lines) + "\n"

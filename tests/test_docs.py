@@ -97,7 +97,7 @@ def test_compare_puts_two_reports_figures_side_by_side(tmp_path):
     assert f"| do(posY) | {100 * posY['effectiveness']:.1f}% / {100 * posY['effectiveness_own']:.1f}% / {posY['iou_to_true_render']:.4g} | - |" in text
     assert "reconstructions of the test pictures" in text
     assert f"| ELBO, nats per picture | {a['likelihood']['elbo']:.4g} | {b['likelihood']['elbo']:.4g} |" in text
-    assert f"| reconstruction IoU to the input | {a['reconstruction']['iou']:.4g} |" in text
+    assert f"| reconstruction IoU to the input (plain, not symmetry-aware) | {a['reconstruction']['iou']:.4g} |" in text
     proc = subprocess.run([sys.executable, str(ROOT / "docs" / "compare.py"), str(pa), str(pb), "--names", "one,two", "--split", "validation", "--out", str(out)], capture_output=True, text=True)
     assert proc.returncode == 0 and "reconstructions of the validation pictures" in out.read_text() and "of the test pictures" not in out.read_text()
     b["world"] = "scenes"

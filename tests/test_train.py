@@ -484,7 +484,11 @@ def test_the_reader_warps_half_of_each_batch_for_its_discrete_parents_only(morph
 
     def spy(images, degrees, rng):
         warps.append((len(images), degrees))
-        return real_warp(images, degrees, rng)
+        out = real_warp(images, degrees, rng)
+        turned.append(out)
+        return out
+
+    turned = []
 
     def mse(reading, target):  # the continuous loss sees only the unwarped rows
         losses.append(len(target))

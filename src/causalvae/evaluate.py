@@ -381,7 +381,7 @@ def evaluate(
     for do in interventions:
         say(f"counterfactual do({', '.join(f'{k}={v}' for k, v in do.items())})")
         used, readc, exact_rows, pix, pix_noise, hidden_same, used_numbers, read_cf_numbers, drawn, near = [], [], [], [], [], [], [], [], [], []
-        read_truth, read_truth_numbers = [], []  # the oracle's reading of the true renders: the judge's own ceiling
+        read_truth, read_truth_numbers = [], []  # the oracle's reading of the true renders: a reference
         for sl in _batches(n_cf, settings.batch):
             # One abduction, the picture's pixel noise included; the counterfactual is drawn
             # as the decoder's mean and with that noise carried over, and both are scored.
@@ -404,8 +404,8 @@ def evaluate(
                 exact_rows.extend(counterfactual_distributions(graph, cols, lab[sl], act(graph, do)))
             if truth is not None and recorded:
                 # The true counterfactual pictures (a stand-in's, see stand_in_renders), read by
-                # the same oracle against the same values: what effectiveness a perfect model
-                # would score with this judge.
+                # the same oracle against the same values: how it reads real pictures of
+                # these counterfactuals (a reference, not a bound).
                 true_pics = truth.render(values, truth_style[sl])
                 read_truth.append(read_labels(oracle, torch.from_numpy(true_pics), cols))
                 if ccols:

@@ -81,8 +81,8 @@ def _intervened_accuracy(report: dict, column: str, key: str = "effectiveness") 
 
 def _true_render_figures(report: dict) -> dict[str, float]:
     """The goals' figures that the oracle also reads off the true counterfactual renders (a
-    stand-in's, where the world names one): the score a perfect model would get from this
-    judge. Empty for a report made before the true renders were read."""
+    stand-in's, where the world names one): how the oracle reads real pictures of the same
+    counterfactuals, a reference beside the model's figure, not a bound on it. Empty for a report made before the true renders were read."""
     cfs = report["counterfactuals"]
     truth = [r.get("effectiveness_true_renders") for r in cfs]
     if not cfs or any(t is None for t in truth):
@@ -195,7 +195,7 @@ def markdown(report: dict) -> str:
               *([] if not nearest else ["IoU to nearest render: the best IoU to a true render of the same values under any style the world draws (sprites: any offsets inside the bins). "
                                         "The model keeps the style in z; the true counterfactual keeps the factual picture's. The gap to the IoU to the true render bounds from above "
                                         "the part of the error that lies in the style z keeps under the new values (a drawing slightly off may also fit another style better).", ""]),
-              *([] if not judged else ["Effectiveness of the true renders: the true counterfactual pictures read by the same oracle against the same values (the judge's ceiling).", ""]),
+              *([] if not judged else ["Effectiveness of the true renders: the true counterfactual pictures read by the same oracle against the same values: how the oracle reads real pictures of these counterfactuals, a reference, not a bound (a model's pictures can read better or worse).", ""]),
               f"| do | effectiveness |{' effectiveness of the true renders |' if judged else ''} {'pixel MAE' if pix.startswith('pixel') else 'IoU'} to true render |{' IoU to nearest render |' if nearest else ''} TV read | TV used | agreement | exact sampler | ceiling |",
               "|---|---:|" + ("---:|" if judged else "") + "---:|" + ("---:|" if nearest else "") + "---:|---:|---:|---:|---:|"]
     for r in report["counterfactuals"]:
@@ -211,7 +211,7 @@ def markdown(report: dict) -> str:
                   "Per intervention, the oracle's reading of each continuous parent off the counterfactual pictures: its mean absolute error against the value the counterfactual should show "
                   "(the intervened value, or what its mechanism gives from the unit's noise), and how far it moved from the oracle's reading of the factual picture (minimality, for a parent "
                   "the intervention leaves alone). Effectiveness above: every discrete label read as used.", "",
-                  *([] if not judged else ["True renders' MAE: the same reading off the true counterfactual pictures (the judge's floor).", ""]),
+                  *([] if not judged else ["True renders' MAE: the same reading off the true counterfactual pictures (a reference for the oracle's own error, not a bound).", ""]),
                   "| do | " + " | ".join(f"{c} MAE |{f' {c} MAE, true renders |' if judged else ''} {c} moved" for c in ccols) + f" | {'pixel MAE' if pix.startswith('pixel') else 'IoU'} to true render |",
                   "|---|" + ("---:|---:|---:|" if judged else "---:|---:|") * len(ccols) + "---:|"]
         for r in report["counterfactuals"]:
@@ -325,14 +325,15 @@ def goals_markdown(report: dict) -> str:
         for g in rows:
             lines.append(f"| {g['goal']} | {g['value']:.4g} | {g['op']} {g['target']:g} | {'yes' if g['met'] else '**no**'} |")
         return "\n".join(lines) + "\n"
-    # The same figure read off the true counterfactual renders: the judge's own ceiling (or
-    # floor, for an error), which no model can be expected to pass.
+    # The same figure read off the true counterfactual renders: a reference for the oracle's
+    # own errors on real pictures (not a bound: a model's pictures may read better or worse).
     lines = ["| goal | measured | true renders, same oracle | target | met |", "|---|---:|---:|---:|---|"]
     for g in rows:
         t = f"{g['true_renders']:.4g}" if "true_renders" in g else "-"
         lines.append(f"| {g['goal']} | {g['value']:.4g} | {t} | {g['op']} {g['target']:g} | {'yes' if g['met'] else '**no**'} |")
     return "\n".join(lines) + "\n" + ("\nTrue renders, same oracle: the figure read off the true counterfactual pictures (a stand-in's where the report names one) "
-                                       "by the oracle that reads the model's: what a perfect model would score with this judge.\n")
+                                       "by the oracle that reads the model's: how that oracle reads real pictures of the same counterfactuals. It is a reference, not a bound: "
+                                       "a model's pictures can read better or worse than real ones, and a stand-in is another picture than the model's own.\n")
 
 
 def _md(text: str) -> str:

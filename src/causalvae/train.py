@@ -397,7 +397,8 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
     are never moved). ``warp``: the first half of each batch is also turned by up to that many
     degrees, scaled and sheared (:func:`~causalvae.pictures.warped`), for the discrete parents'
     loss only: a continuous parent such as a stroke's thickness is not kept by a scaling, so
-    those rows count as missing its value (the other half teaches it).
+    those rows count as missing its value (the other half teaches it). The warped half is
+    drawn at random in each batch; without discrete parents nothing is warped.
 
     Its loss is the cross-entropy of each discrete parent (rows with every discrete label)
     plus, for each continuous parent k, the squared error of its standardised value
@@ -413,6 +414,7 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
     parents = read_discrete_parents(vae)
     cont = continuous_image_parents(vae)
     idx = [cols.index(p) for p in parents]
+    warp = warp if parents else 0.0  # warped rows teach only discrete parents: none, no warp
     cidx = [list(ds.continuous_columns).index(p) for p in cont]
     dims = [vae.graph.card(p) for p in parents]
     mean = torch.tensor([vae.parent_stats[p][0] for p in cont], dtype=torch.float32)
@@ -431,9 +433,12 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
         images, labels = ds.batch(positions)
         if shift:
             images = torch.from_numpy(shifted(images.numpy(), shift, moves))
-        half = len(images) // 2 if warp else 0
-        if half:
-            images = torch.cat([torch.from_numpy(warped(images[:half].numpy(), warp, turns)), images[half:]])
+        # Half of the batch, picked at random (the batch's positions are sorted: its first half
+        # would always be the lower-numbered pictures), is warped.
+        turned = torch.from_numpy(turns.permutation(len(images))[: len(images) // 2]) if warp else None
+        if turned is not None and len(turned):
+            images = images.clone()
+            images[turned] = torch.from_numpy(warped(images[turned].numpy(), warp, turns))
         if hide is not None:  # withheld labels stay withheld
             labels[torch.from_numpy(hide[positions])] = -1
         y = labels[:, idx]
@@ -445,7 +450,8 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
             loss = sum(F.cross_entropy(lg, y[keep, k]) for k, lg in enumerate(logits))
         else:  # a row takes part in each target it has
             target = (ds.continuous_batch(positions)[:, cidx] - mean) / sd
-            target[:half] = float("nan")  # warped rows: their continuous values are not kept
+            if turned is not None:
+                target[turned] = float("nan")  # warped rows: their continuous values are not kept
             has = torch.isfinite(target)
             use = (keep | has.any(1)) if parents else has.any(1)  # (keep is all True without discrete parents)
             if not bool(use.any()):
