@@ -95,10 +95,11 @@ class Contender:
     def loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.name == "ours":
             self.model.autocast = self._autocast
-            loss = self.model.objective(images, labels).loss
+            obj = self.model.objective(images, labels)
+            loss = obj.loss
             if self.reader is not None:
-                with self._autocast():
-                    loss = loss + self.cf_weight * counterfactual_term(self.model, self.reader, images, labels)
+                with self._autocast():  # the abduction reuses the guide's mean, as training does
+                    loss = loss + self.cf_weight * counterfactual_term(self.model, self.reader, images, labels, z_loc=obj.z_loc)
             return loss
         with self._autocast():
             return self.model.loss(images.float() / 255.0, onehot(self.graph, labels))
@@ -141,7 +142,8 @@ def sprites_recipe_step(data, out, batch: int = 64, **settings):
 
     def step():
         opt.zero_grad()
-        loss = vae.objective(images, labels).loss + cfg.cf_weight * counterfactual_term(vae, reader, images, labels)
+        obj = vae.objective(images, labels)
+        loss = obj.loss + cfg.cf_weight * counterfactual_term(vae, reader, images, labels, z_loc=obj.z_loc)
         if cfg.match_weight:
             loss = loss + cfg.match_weight * prior_matching(vae, images, labels)
         loss.backward()

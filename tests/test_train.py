@@ -246,6 +246,48 @@ def test_counterfactual_term_reads_the_other_parents_and_trains_only_the_vae(sce
     assert float(counterfactual_term(vae, reader, images, labels)) == 0.0
 
 
+@pytest.mark.parametrize("swap", ["joint", "independent"])
+def test_counterfactual_term_swaps_parent_tuples_jointly_or_each_parent_alone(scenes, swap):
+    """The term decodes under other parents: with swap="joint" every decoded tuple of image
+    parents is one of the batch's own tuples; with swap="independent" each parent's values
+    are a permutation of that parent's column (its marginal kept), and tuples the batch never
+    holds appear. An unknown swap is one clear error, in the term and in TrainConfig."""
+    from causalvae.model import CausalVAE
+    from causalvae.nets import NetConfig
+    from causalvae.noise import sample as ancestral
+    from causalvae.train import CF_ROWS, TrainConfig, counterfactual_term, make_reader
+
+    dims = tuple(scenes.card(p) for p in scenes.image.parents)
+    cfg = NetConfig(image_size=16, channels=3, parent_dims=dims, z_dim=4, width=8, depth=2, hidden=32)
+    vae = CausalVAE(scenes, cfg)
+    reader = make_reader(vae).requires_grad_(False)
+    s = ancestral(scenes, 40, seed=6)
+    labels = torch.from_numpy(np.stack([s.values[c] for c in vae.label_columns], 1))
+    images = torch.randint(0, 256, (40, 3, 16, 16), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    seen = []
+    hook = vae.decoder.register_forward_pre_hook(lambda module, args: seen.append(args[1]))
+    torch.manual_seed(3)
+    counterfactual_term(vae, reader, images, labels, swap=swap)
+    hook.remove()
+    cuts = np.cumsum((0,) + dims)
+    decoded = np.stack([seen[0][:, a:b].argmax(-1).numpy() for a, b in zip(cuts[:-1], cuts[1:])], 1)
+    own = np.stack([labels[:CF_ROWS, vae.label_columns.index(p)].numpy() for p in vae.image_parents], 1)
+    tuples = {tuple(r) for r in own}
+    for k in range(len(dims)):
+        assert sorted(decoded[:, k]) == sorted(own[:, k])
+    new = sum(tuple(r) not in tuples for r in decoded)
+    if swap == "joint":
+        assert new == 0
+    else:
+        assert new > 0
+    with pytest.raises(CausalVAEError, match="cf-swap"):
+        counterfactual_term(vae, reader, images, labels, swap="pairs")
+    with pytest.raises(CausalVAEError, match="cf-swap"):
+        TrainConfig(data="d", out="o", cf_swap="pairs").check()
+    with pytest.raises(CausalVAEError, match="needs the term"):
+        TrainConfig(data="d", out="o", cf_weight=0, cf_swap="independent").check()
+
+
 def test_counterfactual_term_keeps_a_hidden_parent_at_its_inferred_value():
     """With the sprite's shape never labelled (a classifier q(shape | x)), the term swaps the
     labelled image parents only and reads only them: the hand computation abducts z and decodes
@@ -388,6 +430,40 @@ def test_counterfactual_term_reads_continuous_parents_back_by_their_gaussian_nll
 
     with pytest.raises(CausalVAEError, match="residual sd"):
         counterfactual_term(vae, Classifier(vae.config, 12), images, labels, torch.ones(n, 2))
+
+
+def test_counterfactual_term_reuses_the_guides_abduction_with_the_same_loss_and_gradients():
+    """Training passes the ELBO guide's mean of q(z | x, labels) (Objective.z_loc) to the
+    counterfactual term instead of encoding the pictures again: the loss and every gradient
+    equal those of the term encoding them itself (rows without a label drop out the same way),
+    and a mean of the wrong rows is refused."""
+    from causalvae.train import counterfactual_term
+
+    vae, reader = _tiny_morpho()
+    n = 12
+    gen = torch.Generator().manual_seed(5)
+    images = torch.randint(0, 256, (n, 1, 32, 32), generator=gen, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (n, 1), generator=gen)
+    cont = torch.stack([1.0 + 3.0 * torch.rand(n, generator=gen), 60.0 + 190.0 * torch.rand(n, generator=gen)], 1)
+    cont[3, 0] = float("nan")  # out of the term (the ELBO still sees the row's other labels)
+
+    def run(reuse):
+        vae.zero_grad()
+        torch.manual_seed(21)
+        obj = vae.objective(images, labels, torch.where(torch.isnan(cont), torch.ones_like(cont), cont))
+        assert obj.z_loc is not None and obj.z_loc.shape == (n, 4)
+        term = counterfactual_term(vae, reader, images, labels, cont, z_loc=obj.z_loc if reuse else None)
+        (obj.loss + 3.0 * term).backward()
+        return float(term.detach()), [p.grad.clone() for p in vae.parameters() if p.grad is not None]
+
+    term_own, grads_own = run(False)
+    term_reused, grads_reused = run(True)
+    assert term_reused == pytest.approx(term_own, rel=1e-6)
+    assert len(grads_own) == len(grads_reused) > 0
+    for a, b in zip(grads_own, grads_reused):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)  # summation order only
+    with pytest.raises(CausalVAEError, match="z_loc"):
+        counterfactual_term(vae, reader, images, labels, cont, z_loc=torch.zeros(n - 1, 4))
 
 
 def test_counterfactual_term_works_with_continuous_image_parents_only():

@@ -461,6 +461,7 @@ def train_cmd(
     reader_steps: int = typer.Option(400, "--reader-steps", help="Training steps of that classifier (at most the run's own)."),
     reader_shift: int = typer.Option(0, "--reader-shift", help="Move that classifier's training pictures by up to this many pixels each way, at random (for pictures whose labels say nothing of where the object sits; 0: as they are)."),
     reader_warp: float = typer.Option(0.0, "--reader-warp", help="Turn half of each of that classifier's training batches by up to this many degrees, scaled and sheared in proportion (12: +-10%, +-0.15), for its discrete parents only (0: as they are)."),
+    cf_swap: str = typer.Option("joint", "--cf-swap", help="The counterfactual term's interventions: joint (each picture takes another picture's parents, as the data combines them) or independent (each parent from a picture of its own: every combination an intervention can ask for)."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate of the networks."),
     lr_schedule: str = typer.Option("cosine", "--lr-schedule", help="cosine (down to a tenth at the last step) or constant."),
     learn_cpts: bool = typer.Option(False, "--learn-cpts", help="Learn the tables whose family is labelled (the others stay as specified)."),
@@ -500,7 +501,7 @@ def train_cmd(
     cfg = TrainConfig(
         data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         lr=lr, lr_schedule=lr_schedule, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden, max_log_scale=max_log_scale,
-        decoder=decoder, coordinates=coordinates or "cells", residual=residual, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, reader_shift=reader_shift, reader_warp=reader_warp, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
+        decoder=decoder, coordinates=coordinates or "cells", residual=residual, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, reader_shift=reader_shift, reader_warp=reader_warp, cf_swap=cf_swap, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )

@@ -113,6 +113,11 @@ class Objective:
     kl: float
     classify: float
     n: int
+    #: The guide's mean of q(z | x, parents) for every row, part of ``loss``'s graph (not
+    #: detached): set when every row's image parents are labelled (one guide run, nothing
+    #: enumerated), else None. The counterfactual term reuses it as its abduction instead of
+    #: encoding the pictures again (:func:`causalvae.train.counterfactual_term`).
+    z_loc: torch.Tensor | None = None
 
 
 class CausalVAE(nn.Module):
@@ -395,6 +400,8 @@ class CausalVAE(nn.Module):
             self._stash["q_weight"] = weights
             with self.autocast():
                 loc, scale = self.encoder(x, self.parents_onehot(values))
+            if not inferred and self._stash.get("want_z_loc"):
+                self._stash["z_loc"] = loc  # kept with its graph for Objective.z_loc
             qz = dist.Normal(loc, scale).to_event(1)
             with poutine.scale(scale=self.beta):
                 z = pyro.sample("z", qz)
@@ -425,6 +432,36 @@ class CausalVAE(nn.Module):
     def elbo() -> TraceEnum_ELBO:
         # A batch may have nothing to enumerate (every variable labelled): not a mistake.
         return TraceEnum_ELBO(max_plate_nesting=1, strict_enumeration_warning=False)
+
+    #: A batch whose every image parent is labelled, of a model whose tables and mechanisms
+    #: are all fixed, computes the ELBO directly (:meth:`_direct_neg_elbo`) instead of through
+    #: Pyro: the same loss, gradients and random draws (tests/test_model.py), without Pyro's
+    #: overhead (measured by bench/bench_step.py). False: always through Pyro.
+    direct_elbo: bool = True
+
+    def _labels_fixed(self) -> bool:
+        """No table or continuous mechanism learns: log p(labels) carries no gradient."""
+        return not self.learned and not any(True for _ in self.mechanisms.parameters())
+
+    def _direct_neg_elbo(self, images: torch.Tensor, cols: dict[str, torch.Tensor]):
+        """The negative ELBO of :meth:`model` and :meth:`guide` summed over the rows, less the
+        labels' log-probability, when every image parent is labelled: log p(x | parents, z)
+        + beta (log p(z) - log q(z | x, parents)) at one reparameterised draw of z (the same
+        draw from torch's generator as Pyro's run of the guide). Returns the loss, the detached
+        per-row log p(x | ...) and log q(z) - log p(z), and the guide's mean of z."""
+        onehot = self.parents_onehot({p: cols[p] for p in self.image_parents})
+        x = prepare(images, self.config.likelihood)
+        with self.autocast():
+            loc, scale = self.encoder(x, onehot)
+        qz = dist.Normal(loc, scale).to_event(1)
+        z = qz.rsample()
+        prior = dist.Normal(torch.zeros((), dtype=torch.float32, device=images.device), 1.0).expand(list(z.shape)).to_event(1)
+        kl = qz.log_prob(z) - prior.log_prob(z)
+        with self.autocast():
+            params = self.decoder(z, onehot)
+        log_px = pixel_distribution(params, self.config.likelihood).log_prob(images)
+        neg = -(log_px.sum() - self.beta * kl.sum())
+        return neg, log_px.detach(), kl.detach(), loc
 
     def _neg_elbo(self, model, guide, *args) -> torch.Tensor:
         """Negative ELBO summed over the rows: differentiable when gradients are on."""
@@ -469,7 +506,8 @@ class CausalVAE(nn.Module):
         """The training loss and the per-image ELBO, reconstruction and KL of a batch.
 
         Rows whose image parents are all labelled and rows that need the classifier are
-        scored in two Pyro calls, so that only the latter enumerate.
+        scored in two Pyro calls, so that only the latter enumerate. A batch with every image
+        parent labelled, of a model that learns no table, skips Pyro (:attr:`direct_elbo`).
         """
         self.check_batch(images, labels, continuous)
         labels = labels.to(torch.int64)
@@ -479,13 +517,25 @@ class CausalVAE(nn.Module):
         for p in self.classified:
             unlabelled |= cols[p] < 0 if p in cols else torch.ones_like(unlabelled)
         neg, recon, kl_z = images.new_zeros((), dtype=torch.float32), 0.0, 0.0
+        self._stash.pop("z_loc", None)
+        self._stash["want_z_loc"] = True  # only objective's own guide runs keep their mean of z
+        z_loc = None
+        direct = bool(self.direct_elbo) and not bool(unlabelled.any()) and self._labels_fixed() and not self._unlabelled_parents(cols)
         for rows in (~unlabelled, unlabelled):
             if not bool(rows.any()):
                 continue
+            if direct:  # every row: the same loss and gradients as the Pyro run below, less its overhead
+                neg, log_px, kl, z_loc = self._direct_neg_elbo(images, cols)
+                recon, kl_z = float(log_px.sum()), float(kl.sum())
+                break
             img, lab = images[rows], labels[rows]
             neg = neg + self._neg_elbo(self.model, self.guide, img, *_args(lab, None if continuous is None else continuous[rows]))
             recon, kl_z = recon + self._expected("log_px"), kl_z + self._expected("kl_z")
             self._stash.pop("q_weight", None)
+            loc = self._stash.pop("z_loc", None)
+            if bool(rows.all()) and loc is not None and loc.shape == (n, self.config.z_dim):
+                z_loc = loc  # one guide run over every row in order
+        self._stash.pop("want_z_loc", None)
         classify = images.new_zeros((), dtype=torch.float32)
         labelled_any = [(p, cols[p] >= 0) for p in self.classified if p in cols]
         if labelled_any and any(bool(m.any()) for _, m in labelled_any):
@@ -498,6 +548,8 @@ class CausalVAE(nn.Module):
         log_labels = self._log_p_complete_labels(labels)
         if log_labels is None:
             log_labels = self.log_p_labels(labels, continuous)
+        if direct:  # the labels' part of the joint bound: a constant (no table or mechanism learns)
+            neg = neg - log_labels
         # The loss weighs z's KL by beta; the reported ELBO is the true one.
         elbo_joint = -neg.item() - (1.0 - self.beta) * kl_z
         elbo_cond = (elbo_joint - log_labels) / n
@@ -508,6 +560,7 @@ class CausalVAE(nn.Module):
             kl=recon / n - elbo_cond,
             classify=classify.item() / n,
             n=n,
+            z_loc=z_loc,
         )
 
     def _expected(self, key: str) -> float:

@@ -91,6 +91,7 @@ class TrainConfig:
     reader_steps: int = 400  # at most as many as the run's own steps
     reader_shift: int = 0  # the reader's training pictures moved up to this many pixels each way
     reader_warp: float = 0.0  # half of each reader batch turned up to this many degrees (and scaled, sheared)
+    cf_swap: str = "joint"  # the term's interventions: other rows' parent tuples (joint) or each parent from its own row (independent)
     learn_cpts: bool = False
     graph: str | None = None
     withhold: dict[str, float] = field(default_factory=dict)
@@ -149,6 +150,10 @@ class TrainConfig:
             raise CausalVAEError(f"reader-warp must be a number of degrees from 0 to 30, got {wp!r}")
         if wp and not self.cf_weight:
             raise CausalVAEError("reader-warp turns the counterfactual term's reader's pictures: it needs the term (cf-weight > 0)")
+        if self.cf_swap not in CF_SWAPS:
+            raise unknown("cf-swap", self.cf_swap, CF_SWAPS)
+        if self.cf_swap != "joint" and not self.cf_weight:
+            raise CausalVAEError("cf-swap chooses the counterfactual term's interventions: it needs the term (cf-weight > 0)")
         g = self.guide_steps
         if isinstance(g, bool) or not isinstance(g, int) or g < 0:
             raise CausalVAEError(f"guide-steps must be an integer >= 0, got {g!r}")
@@ -168,7 +173,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "reader_shift": 0, "reader_warp": 0.0, "guide_steps": 0, "match_weight": 0.0}
+    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "guide_steps": 0, "match_weight": 0.0}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -314,7 +319,7 @@ class LitCausalVAE(L.LightningModule):
             return loss
         self.reader.to(images.device)
         with self._precision():
-            cf = counterfactual_term(self.vae, self.reader, images, labels, *continuous)
+            cf = counterfactual_term(self.vae, self.reader, images, labels, *continuous, z_loc=obj.z_loc, swap=self.cfg.cf_swap)
         self.log("cf", cf.item(), prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
         return loss + self.cfg.cf_weight * cf
 
@@ -499,6 +504,8 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
 #: Pictures of a batch that take part in the counterfactual term (it costs an encoder, a
 #: decoder and a reader pass with their gradients; half a batch of 64 keeps it to ~40%).
 CF_ROWS = 32
+#: How the counterfactual term draws its interventions (TrainConfig.cf_swap).
+CF_SWAPS = ("joint", "independent")
 
 
 def prior_guidance(vae: CausalVAE, images: torch.Tensor, labels: torch.Tensor, parts: list | None = None) -> torch.Tensor:
@@ -574,7 +581,7 @@ def discrete_image_parents(vae: CausalVAE) -> list[str]:
     return [p for p in vae.image_parents if p not in vae.parent_stats]
 
 
-def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> torch.Tensor:
+def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None, z_loc: torch.Tensor | None = None, swap: str = "joint") -> torch.Tensor:
     """The counterfactual training term, in nats per picture: decode under other parents and
     ask the frozen reader to read those parents back.
 
@@ -592,6 +599,15 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
     parent the Gaussian NLL (constants dropped) of its intended standardised value
     ``t_k = (v_k - mean_k) / sd_k`` under the reader's reading ``r_k``, with the reader's
     validation residual sd ``sigma_k`` (``reader.residual_sd``, see :func:`train_reader`).
+
+    ``swap="independent"`` draws each parent's new value from a row of its own (one
+    permutation per parent): the interventions then come from the product of the parents'
+    marginals, so combinations the data makes rare (a heart turned upside down) are asked for
+    as often as an intervention can ask for them, instead of as rarely as the data shows them.
+
+    ``z_loc``: the encoder's mean for every row of the batch as the ELBO's guide computed it
+    (``Objective.z_loc``, given the same labels): the abduction then reuses it, the same
+    values and gradients as encoding the pictures again, at the cost of none.
     """
     cols = vae.label_columns
     labels = labels.to(torch.int64)
@@ -614,6 +630,8 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
         keep = keep & torch.isfinite(c).all(1)
     if int(keep.sum()) < 2:
         return images.new_zeros((), dtype=torch.float32)
+    if z_loc is not None and (hidden or z_loc.shape != (len(images), vae.config.z_dim)):
+        raise CausalVAEError(f"z_loc must be the guide's mean of q(z | x, labels) for the batch's {len(images)} rows, with no hidden image parent")
     images, y = images[keep][:CF_ROWS], y[keep][:CF_ROWS]
     n = len(y)
     own = {p: y[:, k] for k, p in enumerate(parents)}
@@ -624,14 +642,23 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
         with torch.no_grad():
             guessed = vae.classify(images)
         own.update({p: guessed[p].argmax(-1) for p in hidden})
-    z_post, _ = vae.encode(images, own)
-    z = torch.cat([z_post[: n // 2], torch.randn_like(z_post[n // 2 :])])
-    perm = torch.randperm(n, device=y.device)
-    other = y[perm]
+    if z_loc is not None:
+        z_post = z_loc[keep][: n // 2]
+    else:  # only the first half keeps its abducted z (GroupNorm: each row encodes alone)
+        z_post, _ = vae.encode(images[: n // 2], {p: v[: n // 2] for p, v in own.items()})
+    z = torch.cat([z_post, torch.randn(n - n // 2, z_post.shape[1], dtype=z_post.dtype, device=z_post.device)])
+    if swap not in CF_SWAPS:
+        raise unknown("cf-swap", swap, CF_SWAPS)
+    if swap == "joint":
+        perm = torch.randperm(n, device=y.device)
+        other = y[perm]
+        c_other = c[perm] if cont else None
+    else:  # one permutation per parent, discrete then continuous
+        other = torch.stack([y[torch.randperm(n, device=y.device), k] for k in range(len(parents))], 1) if parents else y
+        c_other = torch.stack([c[torch.randperm(n, device=c.device), k] for k in range(len(cont))], 1) if cont else None
     do = {p: other[:, k] for k, p in enumerate(parents)}
     do.update({p: own[p] for p in hidden})
     if cont:
-        c_other = c[perm]
         do.update({p: c_other[:, k] for k, p in enumerate(cont)})
     x = decoded_mean(vae.decoder(z, vae.parents_onehot(do)), vae.config.likelihood)
     out = reader(x)
