@@ -279,6 +279,12 @@ evaluate-morpho: $(STAMP)
 	$(PY) docs/compare.py docs/reports/morpho-reader2000/report.json docs/reports/morpho-reader6000/report.json --names "reader 2000 steps,reader 6000 steps (pictures moved up to 2 px)" --out $(MORPHO_REPORT)/compare-reader-shift.md
 	# That model against the current recipe's, whose reader also turns half of each batch.
 	$(PY) docs/compare.py docs/reports/morpho-reader6000/report.json $(MORPHO_REPORT)/report.json --names "reader moved only,reader moved and turned (--reader-warp 12)" --out $(MORPHO_REPORT)/compare-reader-warp.md
+	# The recipe was retrained after a fix to the warp (the turned half is drawn at random in each
+	# batch; it was the batch's first half); the run before the fix and its report are kept in
+	# docs/runs/morpho-warp12-prefix/ and docs/reports/morpho-warp12-prefix/.
+	$(PY) docs/compare.py docs/reports/morpho-warp12-prefix/report.json $(MORPHO_REPORT)/report.json --names "before the warp fix,after it (the recipe)" --out $(MORPHO_REPORT)/compare-warp-fix.md
+	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/reader-warp12-30epochs.json $(MORPHO_REPORT)/validation/reader-warp12-fixed.json --names "before the warp fix,after it (the recipe)" --split validation --out $(MORPHO_REPORT)/compare-warp-fix-val.md
+	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/reader6000-shift2.json $(MORPHO_REPORT)/validation/reader-warp12-fixed.json --names "reader moved only,moved and turned (the warp fixed; the recipe)" --split validation --out $(MORPHO_REPORT)/compare-reader-warp-fixed-val.md
 	# The same two on the validation split, where the reader was chosen (their evaluation
 	# reports, made with 3,000 generated and 200 counterfactual pictures, are kept in
 	# docs/reports/morpho/validation/).
