@@ -14,7 +14,9 @@ Makefile's ``MORPHO_FLAGS`` and ``SPRITES_FLAGS``; one optimiser step (the ELBO,
 counterfactual term with a frozen reader, backward, Adam) on the same batch of 64 training
 pictures, three ways, timed interleaved in one run:
 
-- ``pyro``: the ELBO through Pyro, the term encoding its pictures again (before the savings);
+- ``pyro``: the ELBO through Pyro, the term encoding its pictures again (only the half of its
+  rows that keep their abducted z; the code before the savings encoded all of them, so the
+  ratios understate the saving a little);
 - ``pyro_reuse``: the ELBO through Pyro, the abduction reused;
 - ``direct_reuse``: both savings (what training does).
 

@@ -255,12 +255,22 @@ def test_the_direct_elbo_equals_pyros_in_loss_gradients_and_reports(world, scene
         labels = torch.from_numpy(np.stack([s.values[c] for c in vae.label_columns], 1).astype(np.int64))
     args = (images, labels) if cont is None else (images, labels, cont)
 
+    calls = []
+    direct_neg_elbo = vae._direct_neg_elbo
+
+    def counted(*a):
+        calls.append(1)
+        return direct_neg_elbo(*a)
+
+    vae._direct_neg_elbo = counted
+
     def run(direct):
         vae.direct_elbo = direct
         vae.zero_grad()
         torch.manual_seed(7)
         obj = vae.objective(*args)
         obj.loss.backward()
+        assert len(calls) == int(direct)  # the path compared is the one asked for
         return obj, [p.grad.clone() for p in vae.parameters() if p.grad is not None]
 
     pyro_obj, pyro_grads = run(False)
@@ -272,6 +282,14 @@ def test_the_direct_elbo_equals_pyros_in_loss_gradients_and_reports(world, scene
     assert len(direct_grads) == len(pyro_grads) > 0
     for a, b in zip(direct_grads, pyro_grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)  # summation order only
+    with torch.no_grad():  # evaluation's path (Pyro's loss without gradients) agrees too
+        vae.direct_elbo = False
+        torch.manual_seed(9)
+        a = vae.objective(*args)
+        vae.direct_elbo = True
+        torch.manual_seed(9)
+        b = vae.objective(*args)
+    assert b.elbo == pytest.approx(a.elbo, rel=1e-5) and len(calls) == 2
     vae.direct_elbo = True
     called = []
     vae._direct_neg_elbo = lambda *a: called.append(1)  # would fail if taken

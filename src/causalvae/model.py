@@ -423,7 +423,8 @@ class CausalVAE(nn.Module):
 
     @property
     def _stash(self) -> dict:
-        # Side values of the last model/guide run (detached): for the recon/KL split only.
+        # Side values of the last model/guide run: log_px, kl_z and q_weight (detached) for the
+        # recon/KL split; while objective runs, want_z_loc and the guide's z_loc (not detached).
         if not hasattr(self, "_stash_dict"):
             self._stash_dict = {}
         return self._stash_dict
@@ -502,25 +503,12 @@ class CausalVAE(nn.Module):
         idx = labels.detach().cpu()
         return float(table[tuple(idx[:, j] for j in range(idx.shape[1]))].sum())
 
-    def objective(self, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> Objective:
-        """The training loss and the per-image ELBO, reconstruction and KL of a batch.
-
-        Rows whose image parents are all labelled and rows that need the classifier are
-        scored in two Pyro calls, so that only the latter enumerate. A batch with every image
-        parent labelled, of a model that learns no table, skips Pyro (:attr:`direct_elbo`).
-        """
-        self.check_batch(images, labels, continuous)
-        labels = labels.to(torch.int64)
+    def _elbo_terms(self, images, labels, continuous, cols, unlabelled, direct):
+        """The negative ELBO summed over the rows (the labels' part left out on the direct
+        path), the summed recon and z-KL, and the guide's mean of z when one run covered every
+        row: :meth:`objective`'s Pyro calls or its direct computation."""
         n = images.shape[0]
-        cols = self._label_values(labels, continuous)
-        unlabelled = torch.zeros(n, dtype=torch.bool, device=labels.device)
-        for p in self.classified:
-            unlabelled |= cols[p] < 0 if p in cols else torch.ones_like(unlabelled)
-        neg, recon, kl_z = images.new_zeros((), dtype=torch.float32), 0.0, 0.0
-        self._stash.pop("z_loc", None)
-        self._stash["want_z_loc"] = True  # only objective's own guide runs keep their mean of z
-        z_loc = None
-        direct = bool(self.direct_elbo) and not bool(unlabelled.any()) and self._labels_fixed() and not self._unlabelled_parents(cols)
+        neg, recon, kl_z, z_loc = images.new_zeros((), dtype=torch.float32), 0.0, 0.0, None
         for rows in (~unlabelled, unlabelled):
             if not bool(rows.any()):
                 continue
@@ -535,7 +523,30 @@ class CausalVAE(nn.Module):
             loc = self._stash.pop("z_loc", None)
             if bool(rows.all()) and loc is not None and loc.shape == (n, self.config.z_dim):
                 z_loc = loc  # one guide run over every row in order
-        self._stash.pop("want_z_loc", None)
+        return neg, recon, kl_z, z_loc
+
+    def objective(self, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None) -> Objective:
+        """The training loss and the per-image ELBO, reconstruction and KL of a batch.
+
+        Rows whose image parents are all labelled and rows that need the classifier are
+        scored in two Pyro calls, so that only the latter enumerate. A batch with every image
+        parent labelled, of a model that learns no table, skips Pyro (:attr:`direct_elbo`).
+        """
+        self.check_batch(images, labels, continuous)
+        labels = labels.to(torch.int64)
+        n = images.shape[0]
+        cols = self._label_values(labels, continuous)
+        unlabelled = torch.zeros(n, dtype=torch.bool, device=labels.device)
+        for p in self.classified:
+            unlabelled |= cols[p] < 0 if p in cols else torch.ones_like(unlabelled)
+        self._stash.pop("z_loc", None)
+        direct = bool(self.direct_elbo) and not bool(unlabelled.any()) and self._labels_fixed() and not self._unlabelled_parents(cols)
+        self._stash["want_z_loc"] = True  # only objective's own guide runs keep their mean of z
+        try:
+            neg, recon, kl_z, z_loc = self._elbo_terms(images, labels, continuous, cols, unlabelled, direct)
+        finally:
+            self._stash.pop("want_z_loc", None)
+            self._stash.pop("z_loc", None)
         classify = images.new_zeros((), dtype=torch.float32)
         labelled_any = [(p, cols[p] >= 0) for p in self.classified if p in cols]
         if labelled_any and any(bool(m.any()) for _, m in labelled_any):

@@ -609,6 +609,8 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
     (``Objective.z_loc``, given the same labels): the abduction then reuses it, the same
     values and gradients as encoding the pictures again, at the cost of none.
     """
+    if swap not in CF_SWAPS:
+        raise unknown("cf-swap", swap, CF_SWAPS)
     cols = vae.label_columns
     labels = labels.to(torch.int64)
     parents = read_discrete_parents(vae)
@@ -647,8 +649,6 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
     else:  # only the first half keeps its abducted z (GroupNorm: each row encodes alone)
         z_post, _ = vae.encode(images[: n // 2], {p: v[: n // 2] for p, v in own.items()})
     z = torch.cat([z_post, torch.randn(n - n // 2, z_post.shape[1], dtype=z_post.dtype, device=z_post.device)])
-    if swap not in CF_SWAPS:
-        raise unknown("cf-swap", swap, CF_SWAPS)
     if swap == "joint":
         perm = torch.randperm(n, device=y.device)
         other = y[perm]
