@@ -146,6 +146,10 @@ evaluate-sprites: $(STAMP)
 	# The counterfactual term weighted 30 instead of 10 (the recipe otherwise; run not kept, record
 	# in docs/runs/sprites-cf30/), on the validation split (docs/reports/sprites/validation/).
 	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/film.json $(SPRITES_REPORT)/validation/film-cf30.json --names "the recipe (term weight 10),term weight 30" --split validation --out $(SPRITES_REPORT)/compare-cf-weight-val.md
+	# The term's interventions taking each parent from a picture of its own (--cf-swap independent,
+	# the recipe otherwise; run not kept, record in docs/runs/sprites-cf-swap/), on the validation
+	# split, scored by an oracle trained again on another machine (docs/sprites.md says so).
+	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/film.json $(SPRITES_REPORT)/validation/film-cf-swap.json --names "the recipe (--cf-swap joint),--cf-swap independent" --split validation --out $(SPRITES_REPORT)/compare-cf-swap-val.md
 
 # The same recipe with the spatial broadcast decoder (--decoder broadcast, docs/sprites.md):
 # z enters every place of a grid alike, beside the place's coordinates (in grid cells, the
