@@ -109,6 +109,7 @@ def test_off_a_terminal_long_commands_print_a_line_now_and_then(viewer_run, tmp_
     res = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "run"), *args, "--cf-weight", "1", "--reader-steps", "1"])
     assert res.exit_code == 0, res.output
     assert "training the counterfactual term's reader (1 steps)" in res.output
+    assert "reader: step 1/1 (100%)" in res.output  # the reader's steps report too
     assert "step 2/2 (100%)" in res.output
 
 
@@ -217,3 +218,4 @@ def test_train_coordinates_reach_the_broadcast_model(viewer_run, tmp_path):
     film = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "film"), *TINY, "--decoder", "film", "--coordinates", "unit"])
     assert film.exit_code != 0 and "--decoder film has no grid" in film.output
     assert not (tmp_path / "film").exists()
+

@@ -824,3 +824,20 @@ def test_guide_steps_fade_counts_the_steps_of_a_resumed_run(tmp_path, monkeypatc
     assert len(fades) == 3
     fit(TrainConfig(max_steps=6, **kw), progress=False)
     assert len(fades) == 4
+
+
+def test_reader_progress_says_a_line_at_the_end_and_draws_a_bar_on_a_terminal():
+    """The reader's steps report progress: off a terminal a line every LINE_EVERY_S seconds
+    and one at the end (not one per step); on a terminal a bar; with neither, no callback."""
+    from causalvae.train import _reader_progress
+
+    said = []
+    with _reader_progress(500, False, said.append) as tick:
+        for done in range(1, 501):
+            tick(done)
+    assert len(said) == 1 and said[0].startswith("reader: step 500/500 (100%)")
+    with _reader_progress(3, True, None) as tick:
+        for done in range(1, 4):
+            tick(done)
+    with _reader_progress(3, False, None) as tick:
+        assert tick is None

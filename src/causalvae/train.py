@@ -393,17 +393,18 @@ def make_reader(vae: CausalVAE) -> Classifier:
 
 
 def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: int, seed: int, batch_size: int = 64, shift: int = 0,
-                 warp: float = 0.0) -> tuple[Classifier, float | None]:
+                 warp: float = 0.0, tick: Callable[[int], None] | None = None) -> tuple[Classifier, float | None]:
     """A reader of the image's parents, trained on the real training pictures and their
     labels, then frozen: the judge of :func:`counterfactual_term`. (Never the evaluation
     oracle, which must not take part in training.) ``shift``: each training picture is moved
     by up to that many whole pixels each way, at random (:func:`~causalvae.pictures.shifted`),
     for pictures whose labels say nothing of where the object sits (the validation pictures
-    are never moved). ``warp``: the first half of each batch is also turned by up to that many
-    degrees, scaled and sheared (:func:`~causalvae.pictures.warped`), for the discrete parents'
-    loss only: a continuous parent such as a stroke's thickness is not kept by a scaling, so
-    those rows count as missing its value (the other half teaches it). The warped half is
-    drawn at random in each batch; without discrete parents nothing is warped.
+    are never moved). ``warp``: half of each batch, drawn at random, is also turned by up to
+    that many degrees, scaled and sheared (:func:`~causalvae.pictures.warped`), for the
+    discrete parents' loss only: a continuous parent such as a stroke's thickness is not kept
+    by a scaling, so those rows count as missing its value (the other half teaches it);
+    without discrete parents nothing is warped. ``tick``, if given, is called with the number
+    of steps done after each step (progress).
 
     Its loss is the cross-entropy of each discrete parent (rows with every discrete label)
     plus, for each continuous parent k, the squared error of its standardised value
@@ -470,6 +471,8 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if tick is not None:
+            tick(step + 1)
     reader.eval()
     for p in reader.parameters():
         p.requires_grad_(False)
@@ -961,6 +964,35 @@ def _check_resume(run: Path, cfg: TrainConfig, force: bool) -> bool:
 LINE_EVERY_S = 30.0
 
 
+@contextmanager
+def _reader_progress(steps: int, bar: bool, say: Callable[[str], None] | None):
+    """The reader's progress (its steps run before Lightning's bar): a rich bar on stderr when
+    ``bar``, else a line to ``say`` every ``LINE_EVERY_S`` seconds and at the end; yields the
+    callback :func:`train_reader` calls after each step (None when neither)."""
+    if bar:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("reader"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                      console=Console(stderr=True), transient=True) as shown:
+            task = shown.add_task("reader", total=steps)
+            yield lambda done: shown.update(task, completed=done)
+        return
+    if say is None:
+        yield None
+        return
+    t0 = last = time.perf_counter()
+
+    def tick(done: int) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if now - last >= LINE_EVERY_S or done == steps:
+            last = now
+            say(f"reader: step {done:,}/{steps:,} ({100 * done / max(1, steps):.0f}%), {now - t0:.0f} s")
+
+    yield tick
+
+
 def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Callable[[str], None] | None = None) -> Path:
     """Train (or resume) the run ``cfg.out`` and write its model files; returns the run path.
 
@@ -1017,7 +1049,8 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
         if say is not None and rank_env == 0:
             say(f"training the counterfactual term's reader ({steps} steps)")
         t_reader = time.perf_counter()
-        reader, reader_accuracy = train_reader(vae, ds, hide, steps, cfg.seed, shift=cfg.reader_shift, warp=cfg.reader_warp)
+        with _reader_progress(steps, progress and rank_env == 0, say if rank_env == 0 else None) as tick:
+            reader, reader_accuracy = train_reader(vae, ds, hide, steps, cfg.seed, shift=cfg.reader_shift, warp=cfg.reader_warp, tick=tick)
         module.__dict__["reader"] = reader
         if rank_env == 0:
             # Its seconds are training time too (metrics.csv's clock starts after it).
