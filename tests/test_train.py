@@ -560,23 +560,43 @@ def test_the_reader_warps_half_of_each_batch_for_its_discrete_parents_only(morph
 
     def spy(images, degrees, rng):
         warps.append((len(images), degrees))
+        inputs.append(images.copy())
         out = real_warp(images, degrees, rng)
         turned.append(out)
         return out
 
-    turned = []
+    turned, inputs = [], []
 
     def mse(reading, target):  # the continuous loss sees only the unwarped rows
         losses.append(len(target))
         return real_mse(reading, target)
 
+    batches = []
+    real_batch = T.Dataset.batch
+
+    def batch(self, positions):  # the reader's batches, to find the warped rows in
+        out = real_batch(self, positions)
+        batches.append((len(turned), out[0].numpy().copy()))
+        return out
+
     monkeypatch.setattr(T, "warped", spy)
     monkeypatch.setattr(T.F, "mse_loss", mse)
+    monkeypatch.setattr(T.Dataset, "batch", batch)
     run = fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=3, reader_steps=3, reader_warp=12.0, cf_weight=1.0, **TINY), progress=False)
     assert json.loads((run / "reader.json").read_text())["warp"] == 12.0
     assert json.loads((run / "train.json").read_text())["reader_warp"] == 12.0
     assert warps == [(32, 12.0)] * 3  # the reader's batches are 64 (or the training split): half of each
     assert losses[:6] == [32] * 6  # thickness and intensity, the other half of each batch
+    # Which rows were warped: drawn at random in each batch, not the batch's first half (its
+    # positions are sorted, so a fixed half would always be the lower-numbered pictures).
+    warped_rows = []
+    for k in range(3):
+        images = [b for n, b in batches if n == k][-1]  # the batch the k-th warp was taken from
+        assert len({row.tobytes() for row in images}) == len(images)  # rows tell apart
+        index = {row.tobytes(): i for i, row in enumerate(images)}
+        warped_rows.append(sorted(index[row.tobytes()] for row in inputs[k]))
+    assert all(len(rows) == 32 for rows in warped_rows)
+    assert any(rows != list(range(32)) for rows in warped_rows) and len({tuple(r) for r in warped_rows}) == 3
     with pytest.raises(CausalVAEError, match="reader-warp must be a number of degrees from 0 to 30, got 45"):
         fit(TrainConfig(data=str(data), out=str(tmp_path / "bad"), reader_warp=45.0, cf_weight=1.0, **TINY))
     with pytest.raises(CausalVAEError, match=r"reader-warp turns .* it needs the term \(cf-weight > 0\)"):
@@ -841,3 +861,24 @@ def test_reader_progress_says_a_line_at_the_end_and_draws_a_bar_on_a_terminal():
             tick(done)
     with _reader_progress(3, False, None) as tick:
         assert tick is None
+
+
+@pytest.mark.parametrize("swap", ["joint", "independent"])
+def test_training_steps_give_the_term_the_runs_swap_and_the_guides_abduction(morpho_viewer_run, tmp_path, monkeypatch, swap):
+    """Each training step calls the counterfactual term with the run's --cf-swap and the
+    guide's mean of z (the abduction it reuses), for every row of the batch."""
+    import causalvae.train as T
+
+    data, _, _ = morpho_viewer_run
+    calls = []
+    real = T.counterfactual_term
+
+    def spy(vae, reader, images, labels, *rest, **kw):
+        calls.append((kw.get("swap"), None if kw.get("z_loc") is None else tuple(kw["z_loc"].shape), len(images)))
+        return real(vae, reader, images, labels, *rest, **kw)
+
+    monkeypatch.setattr(T, "counterfactual_term", spy)
+    fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=2, reader_steps=1, cf_weight=1.0, cf_swap=swap, **TINY), progress=False)
+    assert len(calls) == 2
+    for got, z_shape, n in calls:
+        assert got == swap and z_shape == (n, TINY["z_dim"])
