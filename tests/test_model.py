@@ -305,3 +305,38 @@ def test_the_direct_elbo_equals_pyros_in_loss_gradients_and_reports(world, scene
         learner.objective(images, labels).loss.backward()
         assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for n, p in learner.named_parameters() if n.startswith("cpt_logit"))
     assert called == []
+
+
+def test_the_direct_elbo_with_missing_labels_off_the_image_equals_pyros():
+    """A label of a variable that is not the image's parent may be missing (here c, a child of
+    the hidden h and of the image parent b): the batch still takes the direct path, whose
+    labels' term is then their exact marginal, and it equals Pyro's run (which sums the
+    missing values out) in loss, reported ELBO and gradients, at the same draw of z."""
+    g = small_graph()
+    cfg = small_config(g, channels=1, likelihood="bernoulli")
+    s = sample(g, 8, seed=5)
+    images = torch.randint(0, 2, (8, 1, 16, 16), generator=torch.Generator().manual_seed(4), dtype=torch.uint8)
+    torch.manual_seed(0)
+    vae = CausalVAE(g, cfg, beta=1.5)
+    labels = torch.from_numpy(np.stack([s.values[c] for c in vae.label_columns], 1).astype(np.int64))
+    assert "c" in vae.label_columns and "c" not in g.image.parents
+    labels[::3, vae.label_columns.index("c")] = -1  # rows 0, 3, 6
+    calls = []
+    direct_neg_elbo = vae._direct_neg_elbo
+    vae._direct_neg_elbo = lambda *a: calls.append(1) or direct_neg_elbo(*a)
+
+    def run(direct):
+        vae.direct_elbo = direct
+        vae.zero_grad()
+        torch.manual_seed(7)
+        obj = vae.objective(images, labels)
+        obj.loss.backward()
+        return obj, [p.grad.clone() for p in vae.parameters() if p.grad is not None]
+
+    pyro_obj, pyro_grads = run(False)
+    direct_obj, direct_grads = run(True)
+    assert calls == [1]  # the direct path was taken
+    assert float(direct_obj.loss.detach()) == pytest.approx(float(pyro_obj.loss.detach()), rel=1e-5)
+    assert direct_obj.elbo == pytest.approx(pyro_obj.elbo, rel=1e-5)
+    for a, b in zip(direct_grads, pyro_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
