@@ -846,20 +846,32 @@ def test_guide_steps_fade_counts_the_steps_of_a_resumed_run(tmp_path, monkeypatc
     assert len(fades) == 4
 
 
-def test_reader_progress_says_a_line_at_the_end_and_draws_a_bar_on_a_terminal():
+def test_reader_progress_says_a_line_now_and_then_and_at_the_end_and_draws_a_bar_on_a_terminal(monkeypatch):
     """The reader's steps report progress: off a terminal a line every LINE_EVERY_S seconds
     and one at the end (not one per step); on a terminal a bar; with neither, no callback."""
-    from causalvae.train import _reader_progress
+    import io
 
+    import rich.console
+
+    import causalvae.train as T
+
+    clock = iter(range(0, 10_000, 10))  # each step takes 10 s
     said = []
-    with _reader_progress(500, False, said.append) as tick:
-        for done in range(1, 501):
-            tick(done)
-    assert len(said) == 1 and said[0].startswith("reader: step 500/500 (100%)")
-    with _reader_progress(3, True, None) as tick:
+    with monkeypatch.context() as m:
+        m.setattr(T.time, "perf_counter", lambda: float(next(clock)))
+        with T._reader_progress(10, False, said.append) as tick:
+            for done in range(1, 11):
+                tick(done)
+    assert [line.split(" (")[0] for line in said] == ["reader: step 3/10", "reader: step 6/10", "reader: step 9/10", "reader: step 10/10"]
+    assert said[-1].startswith("reader: step 10/10 (100%)")
+    shown = io.StringIO()
+    real_console = rich.console.Console
+    monkeypatch.setattr(rich.console, "Console", lambda **kw: real_console(file=shown, force_terminal=True, width=80))
+    with T._reader_progress(3, True, None) as tick:
         for done in range(1, 4):
             tick(done)
-    with _reader_progress(3, False, None) as tick:
+    assert "reader" in shown.getvalue()
+    with T._reader_progress(3, False, None) as tick:
         assert tick is None
 
 
@@ -873,12 +885,22 @@ def test_training_steps_give_the_term_the_runs_swap_and_the_guides_abduction(mor
     calls = []
     real = T.counterfactual_term
 
+    objectives = []
+    real_objective = T.CausalVAE.objective
+
+    def objective(self, *a, **kw):  # the guide's abduction each step computes
+        out = real_objective(self, *a, **kw)
+        objectives.append(out)
+        return out
+
     def spy(vae, reader, images, labels, *rest, **kw):
-        calls.append((kw.get("swap"), None if kw.get("z_loc") is None else tuple(kw["z_loc"].shape), len(images)))
+        calls.append((kw.get("swap"), kw.get("z_loc"), len(images)))
         return real(vae, reader, images, labels, *rest, **kw)
 
     monkeypatch.setattr(T, "counterfactual_term", spy)
+    monkeypatch.setattr(T.CausalVAE, "objective", objective)
     fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=2, reader_steps=1, cf_weight=1.0, cf_swap=swap, **TINY), progress=False)
-    assert len(calls) == 2
-    for got, z_shape, n in calls:
-        assert got == swap and z_shape == (n, TINY["z_dim"])
+    training = [o for o in objectives if o.z_loc is not None and o.z_loc.requires_grad]  # not the validation passes
+    assert len(calls) == 2 and len(training) == 2
+    for (got, z_loc, n), obj in zip(calls, training):
+        assert got == swap and z_loc is obj.z_loc and z_loc.shape == (n, TINY["z_dim"])

@@ -451,6 +451,8 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
         keep = (y >= 0).all(1)
         if not cont:  # discrete parents only: the rows with every label
             if not bool(keep.any()):
+                if tick is not None:  # a step without rows to learn from is still a step done
+                    tick(step + 1)
                 continue
             logits = reader(prepare(images[keep], vae.config.likelihood)).split(dims, dim=-1)
             loss = sum(F.cross_entropy(lg, y[keep, k]) for k, lg in enumerate(logits))
@@ -461,6 +463,8 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
             has = torch.isfinite(target)
             use = (keep | has.any(1)) if parents else has.any(1)  # (keep is all True without discrete parents)
             if not bool(use.any()):
+                if tick is not None:
+                    tick(step + 1)
                 continue
             keep, has, y, target = keep[use], has[use], y[use], target[use]
             *logits, reading = reader(prepare(images[use], vae.config.likelihood)).split([*dims, len(cont)], dim=-1)
