@@ -404,7 +404,7 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
     discrete parents' loss only: a continuous parent such as a stroke's thickness is not kept
     by a scaling, so those rows count as missing its value (the other half teaches it);
     without discrete parents nothing is warped. ``tick``, if given, is called with the number
-    of steps done after each step (progress).
+    of steps done before each step and once at the end (progress).
 
     Its loss is the cross-entropy of each discrete parent (rows with every discrete label)
     plus, for each continuous parent k, the squared error of its standardised value
@@ -433,6 +433,8 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
     moves = np.random.default_rng((seed, 15485863, 1))  # its own stream: the batches stay those of shift 0
     turns = np.random.default_rng((seed, 15485863, 2))  # and the warps theirs
     for step in range(steps):
+        if tick is not None:  # the steps done so far (a step without rows to learn from counts too)
+            tick(step)
         for g in opt.param_groups:
             g["lr"] = 2e-3 * 0.5 * (1 + math.cos(math.pi * step / steps))
         positions = np.sort(rng.choice(len(ds), size=min(batch_size, len(ds)), replace=False))
@@ -451,8 +453,6 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
         keep = (y >= 0).all(1)
         if not cont:  # discrete parents only: the rows with every label
             if not bool(keep.any()):
-                if tick is not None:  # a step without rows to learn from is still a step done
-                    tick(step + 1)
                 continue
             logits = reader(prepare(images[keep], vae.config.likelihood)).split(dims, dim=-1)
             loss = sum(F.cross_entropy(lg, y[keep, k]) for k, lg in enumerate(logits))
@@ -463,8 +463,6 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
             has = torch.isfinite(target)
             use = (keep | has.any(1)) if parents else has.any(1)  # (keep is all True without discrete parents)
             if not bool(use.any()):
-                if tick is not None:
-                    tick(step + 1)
                 continue
             keep, has, y, target = keep[use], has[use], y[use], target[use]
             *logits, reading = reader(prepare(images[use], vae.config.likelihood)).split([*dims, len(cont)], dim=-1)
@@ -475,8 +473,8 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if tick is not None:
-            tick(step + 1)
+    if tick is not None:
+        tick(steps)
     reader.eval()
     for p in reader.parameters():
         p.requires_grad_(False)
