@@ -167,3 +167,17 @@ def test_the_true_renders_read_by_the_judge_give_its_ceiling(report):
     digit = [r["variables"]["digit"]["effectiveness_true_renders"] for r in rep["counterfactuals"][:10]]
     assert table["counterfactual digit: read as the intervened value, under do(digit)"]["true_renders"] == pytest.approx(np.mean(digit))
     assert "| effectiveness of the true renders |" in text and "thickness MAE, true renders" in text
+
+
+@pytest.mark.slow  # the chain: about 25 s of CPU, most of it rendering digits (35 ms each)
+def test_the_report_names_its_judge_by_the_hash_of_its_weights(report):
+    # Two reports can be said to share one judge only if they name it: the hash of the
+    # oracle's weights file, as read, in report.json and in report.md.
+    import hashlib
+    from pathlib import Path
+
+    _, rep, text = report
+    root = Path(rep["oracle"]["path"])
+    digest = hashlib.sha256((root / "oracle.safetensors").read_bytes()).hexdigest()
+    assert rep["oracle"]["weights_sha256"] == digest == json.loads((root / "config.json").read_text())["weights_sha256"]
+    assert f"SHA-256 `{digest[:16]}`" in text

@@ -1004,7 +1004,7 @@ def evaluate_cmd(
     report = evaluate_run(r, oracle, settings, progress=lambda msg: err.print(f"[dim]{escape(msg)}[/]"))
     report["wall_s"] = round(time.perf_counter() - t0, 1)
     report["model"] = str(run)
-    report["oracle"] = {"path": str(oracle_path), "held_out_accuracy": getattr(oracle, "held_out_accuracy", {})}
+    report["oracle"] = {"path": str(oracle_path), "weights_sha256": getattr(oracle, "weights_sha256", None), "held_out_accuracy": getattr(oracle, "held_out_accuracy", {})}
     write_report(report, out_path, force=force)
     table = Table(show_header=True, header_style="bold")
     table.add_column("figure")

@@ -448,4 +448,5 @@ def load_oracle(path: str | os.PathLike, device: str = "cpu") -> Oracle:
     except Exception as exc:  # a foreign or damaged file: one clear error
         raise OracleError(f"{w_path}: cannot be loaded as this oracle ({exc})") from None
     oracle.held_out_accuracy = cfg.get("held_out_accuracy", {})
+    oracle.weights_sha256 = cfg["weights_sha256"]  # names this judge instance (checked above)
     return oracle.to(device).eval()

@@ -114,6 +114,9 @@ def markdown(report: dict) -> str:
         f"Test split of `{report['dataset']}`: {report['test_pictures']} pictures. Nats per picture; pixel errors on the 0-255 scale.",
         "",
     ]
+    judge = report.get("oracle") or {}
+    if judge.get("weights_sha256"):  # two reports with the same hash were scored by one oracle instance
+        lines += [f"Judge: the oracle in `{judge['path']}`, its weights' SHA-256 `{judge['weights_sha256'][:16]}` (reports that show the same hash were scored by the same oracle instance).", ""]
     refine = report.get("settings", {}).get("refine", 0)
     lines += [("Abduction: each picture's code z is the encoder's mean, refined by "
                f"{refine} steps toward the mode of the model's posterior (`--refine {refine}`), "
