@@ -302,6 +302,9 @@ evaluate-morpho: $(STAMP)
 	# machine and scored by an earlier instance of the oracle (docs/reports/morpho-reader6000/).
 	$(PY) docs/compare.py docs/reports/morpho-warp12-fixed/report.json $(MORPHO_REPORT)/report.json --names "moved and turned (the warp fixed),moved only (the recipe)" --out $(MORPHO_REPORT)/compare-warp-dropped.md
 	$(PY) docs/compare.py docs/reports/morpho-reader6000/report.json $(MORPHO_REPORT)/report.json --names "earlier machine and oracle,retrained (the recipe)" --out $(MORPHO_REPORT)/compare-retrained.md
+	# The term at weight 80 instead of 40, tried on the validation split (its run is
+	# docs/runs/morpho-cf80/): both models scored by the same oracle instance (the hash in each file).
+	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-cf40.json $(MORPHO_REPORT)/validation/cf80.json --names "term weight 40 (the recipe),term weight 80" --split validation --out $(MORPHO_REPORT)/compare-cf80-val.md
 	# The readers of 2,000 and 6,000 steps on the validation split, where the reader was chosen
 	# (their evaluation reports, made with 3,000 generated and 200 counterfactual pictures, are kept in
 	# docs/reports/morpho/validation/).
