@@ -1049,7 +1049,8 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
     if cfg.cf_weight and read_image_parents(vae):
         steps = min(cfg.reader_steps, total)
         if say is not None and rank_env == 0:
-            say(f"training the counterfactual term's reader ({steps} steps)")
+            capped = f"; {cfg.reader_steps} asked, and a reader takes at most the run's own {total} steps" if cfg.reader_steps > total else ""
+            say(f"training the counterfactual term's reader ({steps} steps{capped})")
         t_reader = time.perf_counter()
         with _reader_progress(steps, progress and rank_env == 0, say if rank_env == 0 else None) as tick:
             reader, reader_accuracy = train_reader(vae, ds, hide, steps, cfg.seed, shift=cfg.reader_shift, warp=cfg.reader_warp, tick=tick)
