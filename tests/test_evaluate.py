@@ -87,6 +87,17 @@ def test_evaluation_report_end_to_end(tiny_run, tmp_path):
     assert json.loads((tmp_path / "rep" / "report.json").read_text())["world"] == "scenes"
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "## Counterfactuals" in text
+    # What the misses are: per variable, wrong readings only, most frequent first, adding up to
+    # no more than what its effectiveness misses.
+    for r in cf:
+        for c, v in r["variables"].items():
+            shares = [m["share"] for m in v["misread"]]
+            assert shares == sorted(shares, reverse=True) and all(m["used"] != m["read"] for m in v["misread"])
+            assert sum(shares) <= 1 - v["effectiveness"] + 1e-9
+            if v["effectiveness"] < 1:
+                assert v["misread"] and f"| {c} | {v['misread'][0]['used']} | {v['misread'][0]['read']} |" in text
+            for m in v["misread"]:
+                assert 0.0 <= m["share_true_renders"] <= 1.0
     # No continuous image parent: none of their sections (tests/test_morpho_evaluate.py has them).
     assert "realism" not in report and "oracle_mae" not in report["reconstruction"]
     assert all("continuous_targets" not in g for g in gen) and all("continuous" not in r for r in cf)

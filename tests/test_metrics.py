@@ -61,6 +61,26 @@ def test_effectiveness_on_perfect_and_degenerate_readings():
     assert got[0] == pytest.approx(2 / 3) and np.isnan(got[1])  # no labelled row: undefined, not 0
 
 
+def test_misreadings_are_what_effectiveness_misses():
+    from causalvae.metrics import effectiveness, misreadings
+
+    used = np.array([[2, 0], [2, 0], [2, 1], [2, 1], [5, 1]])
+    read = np.array([[8, 0], [8, 1], [3, 1], [2, 1], [8, 1]])
+    mis = misreadings(read, used)
+    # column 0: 2 read as 8 twice, 2 as 3 once, 5 as 8 once (ties by value used, then read); column 1: 0 as 1 once
+    assert mis[0] == [{"used": 2, "read": 8, "share": 0.4}, {"used": 2, "read": 3, "share": 0.2}, {"used": 5, "read": 8, "share": 0.2}]
+    assert mis[1] == [{"used": 0, "read": 1, "share": 0.2}]
+    # with every kind of miss listed, their shares add up to what effectiveness misses
+    cols = effectiveness(read, used)["columns"]
+    assert [sum(m["share"] for m in col) for col in misreadings(read, used, top=10)] == pytest.approx([1 - c for c in cols])
+    assert misreadings(read, used, top=1)[0] == mis[0][:1]
+    # an accepted reading (a symmetric picture) is no miss
+    accepted = {0: np.zeros((5, 10), dtype=bool)}
+    accepted[0][:, 8] = accepted[0][np.arange(5), used[:, 0]] = True
+    assert misreadings(read, used, accepted)[0] == [{"used": 2, "read": 3, "share": 0.2}]
+    assert misreadings(used, used) == [[], []]
+
+
 def test_iw_bound_on_perfect_and_degenerate_weights():
     from causalvae.metrics import bits_per_dim, iw_bound
 

@@ -71,7 +71,7 @@ from causalvae.data import Dataset
 from causalvae.errors import CausalVAEError
 from causalvae.exact import query
 from causalvae.metrics import (
-    agreement_with_truth, bits_per_dim, composition, effectiveness, frechet_distance, iou, iw_bound, masked_accuracy, pixel_mae,
+    agreement_with_truth, bits_per_dim, composition, effectiveness, frechet_distance, iou, iw_bound, masked_accuracy, misreadings, pixel_mae,
     pooled_tv, read_right, reversibility, total_variation, wasserstein_1,
 )
 from causalvae.metrics.distributions import empirical
@@ -435,6 +435,21 @@ def evaluate(
         shown = _accepted(world, graph, cols, _concat(drawn), style_cf)
         eff, eff_raw = effectiveness(readc, used, shown), effectiveness(readc, used)
         eff_truth = effectiveness(np.concatenate(read_truth), used, shown) if read_truth else None
+        # What the misses are: each variable's most frequent (value used, value read) pairs,
+        # and how often the oracle reads the true renders of the same pictures so.
+        truth_read = np.concatenate(read_truth) if read_truth else None
+        truth_wrong = ~read_right(truth_read, used, shown) if read_truth else None
+
+        def named(rows: list[dict], k: int, c: str) -> list[dict]:
+            out = []
+            for m in rows:
+                row = {"used": graph[c].values[m["used"]], "read": graph[c].values[m["read"]], "share": m["share"]}
+                if truth_read is not None:
+                    row["share_true_renders"] = float((truth_wrong[:, k] & (used[:, k] == m["used"]) & (truth_read[:, k] == m["read"])).mean())
+                out.append(row)
+            return out
+
+        mis = misreadings(readc, used, shown)
         for k, c in enumerate(cols):
             ex = np.stack([e[c] for e in exact_rows])
             raw = {"effectiveness_raw": eff_raw["columns"][k]} if k in shown else {}
@@ -454,6 +469,7 @@ def evaluate(
                 "tv_used": pooled_tv(groups, used[:, k], ex, graph.card(c))["tv"],
                 "effectiveness": eff["columns"][k],
                 **({"effectiveness_true_renders": eff_truth["columns"][k]} if eff_truth else {}),
+                "misread": named(mis[k], k, c),
                 **{f"truth_{key}": val for key, val in agr.items()},
                 **raw,
             }

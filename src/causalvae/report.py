@@ -208,6 +208,16 @@ def markdown(report: dict) -> str:
         near = f" {_f(r.get('iou_to_nearest_render'), '.2f')} |" if nearest else ""
         judge = f" {_f(r.get('effectiveness_true_renders'), '.1f', 100, '%')} |" if judged else ""
         lines.append(f"| {do} | {100 * r['effectiveness']:.1f}% |{judge} {_f(r[pix], '.2f')} |{near} {_f(m('tv_read'), '.3f')} | {_f(m('tv_used'), '.3f')} | {_f(m('truth_agreement'), '.1f', 100, '%')} | {_f(m('truth_exact_sampler'), '.1f', 100, '%')} | {_f(m('truth_ceiling'), '.1f', 100, '%')} |")
+    mis = [(r, c, m) for r in report["counterfactuals"] for c, v in r["variables"].items() for m in v.get("misread", [])[:2]]
+    if mis:
+        lines += ["", "### What the misses are", "",
+                  "Per intervention, the two most frequent wrong readings of each label (the value the counterfactual should show, the value the oracle read instead), as a share of "
+                  "the intervention's pictures" + (", beside the share of true renders read so" if judged else "") + ".", "",
+                  "| do | label | should show | read as | share |" + (" share, true renders |" if judged else ""),
+                  "|---|---|---|---|---:|" + ("---:|" if judged else "")]
+        for r, c, m in mis:
+            do = ", ".join(f"{k}={v}" for k, v in r["do"].items())
+            lines.append(f"| {do} | {c} | {m['used']} | {m['read']} | {100 * m['share']:.1f}% |" + (f" {_f(m.get('share_true_renders'), '.1f', 100, '%')} |" if judged else ""))
     ccols = _continuous_columns(report)
     if ccols:
         lines += ["", "### Continuous parents", "",

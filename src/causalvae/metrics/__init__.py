@@ -19,13 +19,13 @@
 from causalvae.metrics.agreement import agreement_with_truth
 from causalvae.metrics.axioms import composition, reversibility
 from causalvae.metrics.distributions import pooled_tv, total_variation
-from causalvae.metrics.effectiveness import effectiveness, masked_accuracy, read_right
+from causalvae.metrics.effectiveness import effectiveness, masked_accuracy, misreadings, read_right
 from causalvae.metrics.frechet import frechet_distance
 from causalvae.metrics.likelihood import bits_per_dim, iw_bound
 from causalvae.metrics.pixels import iou, pixel_mae
 from causalvae.metrics.transport import wasserstein_1
 
 __all__ = [
-    "agreement_with_truth", "bits_per_dim", "composition", "effectiveness", "frechet_distance", "iou", "iw_bound", "masked_accuracy",
+    "agreement_with_truth", "bits_per_dim", "composition", "effectiveness", "frechet_distance", "iou", "iw_bound", "masked_accuracy", "misreadings",
     "pixel_mae", "pooled_tv", "read_right", "reversibility", "total_variation", "wasserstein_1",
 ]

@@ -52,6 +52,25 @@ def effectiveness(read: np.ndarray, used: np.ndarray, accepted: Mapping[int, np.
     return {"all": float(same.all(axis=1).mean()), "columns": [float(c) for c in same.mean(axis=0)]}
 
 
+def misreadings(read: np.ndarray, used: np.ndarray, accepted: Mapping[int, np.ndarray] | None = None, top: int = 3) -> list[list[dict]]:
+    """Per column, its most frequent wrong readings: ``[{"used": u, "read": v, "share": s}]``,
+    at most ``top``, most frequent first (ties: by value used, then read), where ``s`` is the
+    share of *all* pictures whose value ``u`` was read as ``v`` (not right by
+    :func:`read_right`). What an effectiveness below 1 is made of.
+
+        >>> misreadings(np.array([[8], [8], [3], [2]]), np.array([[2], [2], [2], [2]]))
+        [[{'used': 2, 'read': 8, 'share': 0.5}, {'used': 2, 'read': 3, 'share': 0.25}]]
+    """
+    read, used = np.asarray(read), np.asarray(used)
+    wrong = ~read_right(read, used, accepted)
+    out = []
+    for k in range(read.shape[1]):
+        pairs, counts = np.unique(np.stack([used[wrong[:, k], k], read[wrong[:, k], k]], 1), axis=0, return_counts=True)
+        order = sorted(range(len(counts)), key=lambda j: (-counts[j], int(pairs[j, 0]), int(pairs[j, 1])))[:top]
+        out.append([{"used": int(pairs[j, 0]), "read": int(pairs[j, 1]), "share": float(counts[j] / len(read))} for j in order])
+    return out
+
+
 def masked_accuracy(read: np.ndarray, labels: np.ndarray, accepted: Mapping[int, np.ndarray] | None = None) -> list[float]:
     """Per column, the share of labelled rows (label >= 0) that are read right (as labelled,
     or among the ``accepted`` readings: :func:`read_right`); NaN for a column with no label."""
