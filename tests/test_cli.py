@@ -189,6 +189,7 @@ def test_oracle_train_moves_its_batches_records_the_shift_and_refuses_one_for_a_
     res = runner.invoke(app, ["oracle", "train", "--world", "sprites", "--steps", "2", "--batch-size", "2", "--held-out", "2", "--shift", "1", "--out", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
     assert seen == [1, 1]  # every training batch, the held-out renders never
+    assert "rendering 2 held-out pictures" in res.output  # said before the minutes they may take
     assert json.loads((tmp_path / "o" / "config.json").read_text())["training"]["shift"] == 1
     res = runner.invoke(app, ["oracle", "train", "--data", str(tmp_path), "--shift", "1", "--out", str(tmp_path / "p")])
     assert res.exit_code == 2 and "--shift needs --world" in res.output and not (tmp_path / "p").exists()

@@ -940,7 +940,8 @@ def oracle_train_cmd(
     with bar:
         if world is not None:
             oracle, acc = train_oracle(world, steps=steps, batch_size=batch_size, seed=seed, resolution=resolution, held_out=held_out, pool=pool,
-                                       set_targets=set_targets, shift=shift, progress=lambda step, loss: update(step))
+                                       set_targets=set_targets, shift=shift, progress=lambda step, loss: update(step),
+                                       say=lambda message: err.print(escape(f"{time.strftime('%H:%M:%S')} {message}"), highlight=False))
         else:
             oracle, acc = train_oracle_on_dataset(data, steps=steps, batch_size=batch_size, seed=seed, progress=lambda step, loss: update(step))
     wall = time.perf_counter() - t0

@@ -277,6 +277,7 @@ def train_oracle(
     set_targets: bool = False,
     shift: int | None = None,
     progress: Callable[[int, float], None] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[Oracle, dict[str, float]]:
     """Train on fresh renders (seed stream 0) and measure on ``held_out`` renders from a
     different stream (seed stream 1; the held-out split's styles when the world draws style
@@ -288,7 +289,9 @@ def train_oracle(
     fresh renders at every step; None: the world's
     :attr:`~causalvae.worlds.World.oracle_pool` (0: fresh renders). ``shift``: move each
     training picture by up to that many pixels each way (:func:`causalvae.pictures.shifted`; the held-out renders
-    are never moved); None: the world's :attr:`~causalvae.worlds.World.oracle_shift`."""
+    are never moved); None: the world's :attr:`~causalvae.worlds.World.oracle_shift`.
+    ``say``: told (one line each) when the held-out renders and the pool, which may take
+    minutes before the first step, are being drawn."""
     w = worlds.get(world)
     resolution = w.resolution if resolution is None else resolution
     shift = w.oracle_shift if shift is None else shift
@@ -297,6 +300,8 @@ def train_oracle(
     # (checked before the held-out renders, which may take minutes)
     graph, draw = _renders(w, resolution)
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
+    say = say or (lambda message: None)
+    say(f"rendering {held_out:,} held-out pictures")
     images, labels, numbers, values, style = draw(held_out, streams[1], held_out=True)
     cols = [c for c in graph.observed if c not in graph.continuous]
     ambiguous = [c for c in cols if c in w.ambiguous]
@@ -315,6 +320,8 @@ def train_oracle(
         x, y, num, v, st = draw(n, rng)
         return (x, y, np.zeros((n, 0)) if num is None else num, *(w.accepted(c, graph.card(c), v, st) for _, c in targets))
 
+    if pool:
+        say(f"rendering a pool of {pool:,} training pictures")
     source = pooled(arrays, pool, batch_size, streams[0]) if pool else lambda: arrays(batch_size, streams[0])
 
     moves = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
