@@ -131,6 +131,11 @@ def test_all_of_mnist_is_there_with_its_class_counts_and_split():
     np.testing.assert_array_equal(val, np.array(TRAIN_COUNTS) // 12)  # ranks 11, 23, ...: floor(count / 12) per class
     world = worlds.get("morpho-full")
     assert world.source_set is digits.MNIST and world.graph().names == worlds.get("morpho").graph().names
+    # the morpho world's 5,000 digits are MNIST training digits: none is a morpho-full test source
+    where = {row.tobytes(): k for k, row in enumerate(images)}
+    found = np.array([where.get(row.tobytes(), -1) for row in digits.sources()[0]])
+    assert (found >= 0).all() and (found < digits.MNIST_TRAIN).all()
+    np.testing.assert_array_equal(classes[found], digits.sources()[1])
 
 
 @needs_mnist
