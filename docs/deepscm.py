@@ -64,6 +64,9 @@ INTENSITIES = (80.0, 120.0, 160.0, 200.0, 240.0)
 INK = 200.0
 #: Pictures shown per sheet of section 3, and test digits of section 4.
 SHOWN, DIGITS = 16, 4
+#: do(digit=MISS_TO) on MISS_N test pictures of other classes, and the misses shown: 2 is the
+#: class whose counterfactuals the morpho recipe's validation report reads worst.
+MISS_TO, MISS_N, SHOWN_MISSES = 2, 200, 8
 READ = ["thickness", "intensity"]
 
 
@@ -217,6 +220,37 @@ def digit_strips(vae, oracle, test, seed: int, img: Path, refine: int = 0) -> di
     }
 
 
+def digit_misses(vae, oracle, test, seed: int, img: Path, refine: int = 0, to: int = MISS_TO, n: int = MISS_N) -> dict:
+    """do(digit=to) on the first ``n`` test pictures of another class, read by the oracle: how
+    many of the model's counterfactuals and of their stand-in true renders it misreads, what it
+    reads instead, and a sheet of the first :data:`SHOWN_MISSES` the model's misses (the
+    picture, the model's counterfactual, the stand-in)."""
+    values_all, _ = test.truth_table()
+    picks = np.flatnonzero(values_all["digit"] != to)[:n]
+    images, labels = test.batch(picks)
+    values, noise = test.truth_table(picks)
+    style = test.truth_style[test.indices[picks]]
+    model = counterfactual(vae, images, labels, {"digit": str(to)}, continuous=test.continuous_batch(picks), seed=seed, refine=refine).images
+    _, true = true_counterfactual(values, noise, style, {"digit": str(to)})
+    read = read_labels(oracle, torch.cat([model, torch.from_numpy(true)]), ["digit"])[:, 0]
+    read_model, read_true = read[: len(picks)], read[len(picks):]
+    missed = np.flatnonzero(read_model != to)
+    instead = np.bincount(read_model[missed], minlength=10)
+    tiles, captions = [], []
+    for j in missed[:SHOWN_MISSES]:
+        tiles += [_tiles(images[j : j + 1])[0], _tiles(model[j : j + 1])[0], _tiles(true[j : j + 1])[0]]
+        captions += [f"test digit {picks[j]}, a {values['digit'][j]}", f"model, do(digit={to})\nreads {read_model[j]}", f"stand-in, a {to}\nreads {read_true[j]}"]
+    if tiles:
+        sheet = contact_sheet(np.stack(tiles), captions, 6, 3)
+        atomic_write_bytes(img / "morpho_cf_digit_misses.png", png_bytes(titled(sheet, f"do(digit={to}) read as another digit: the picture, the model's counterfactual, the stand-in")))
+    order = [d for d in np.argsort(-instead, kind="stable") if instead[d]]
+    return {
+        "miss_to": str(to), "miss_n": str(len(picks)), "miss_model": str(len(missed)), "miss_truth": str(int((read_true != to).sum())),
+        "miss_instead": ", ".join(f"{d} ({instead[d]})" for d in order) or "none",
+        "miss_shown": str(min(len(missed), SHOWN_MISSES)),
+    }
+
+
 def demonstrations(run_path: str, oracle_path: str, out: Path, n: int = 500, seed: int = 0, data: str | None = None, refine: int = 0) -> tuple[Path, dict[str, str]]:
     """Ask the run's model DeepSCM's questions; write the pictures to ``out/img/`` and
     ``out/morpho.md`` (docs/morpho.md with its generated block filled). Returns the page's
@@ -250,6 +284,7 @@ def demonstrations(run_path: str, oracle_path: str, out: Path, n: int = 500, see
     fields |= {"n": str(n), "ink": f"{INK:g}", "prior_mean": f"{graph['thickness'].law.mean():.3f}",
                "gap_exact": f"{sd['see']['exact'] - sd['do']['exact']:.3f}", "gap_read": f"{sd['see']['read'] - sd['do']['read']:.3f}"}
     fields |= digit_strips(vae, oracle, test, seed, img, refine)
+    fields |= digit_misses(vae, oracle, test, seed, img, refine)
     body = Template(TEMPLATE.read_text()).substitute(fields)
     text = BLOCK.sub(lambda m: m.group(1) + body.rstrip("\n") + "\n" + m.group(3), page, count=1)
     atomic_write_text(out / "morpho.md", text)

@@ -143,3 +143,21 @@ def test_a_page_without_the_block_and_a_missing_run_are_refused(tmp_path, monkey
     with pytest.raises(SystemExit, match="error: morpho.md: the page must hold one block"):
         deepscm.main(["--run", str(tmp_path / "nothing"), "--oracle", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()  # refused before writing anything
+
+
+@pytest.mark.slow  # shares the module's tiny model and oracle
+def test_the_digit_misses_are_counted_and_shown(written):
+    deepscm, _, root, page, fields = written
+    asked, missed = int(fields["miss_n"]), int(fields["miss_model"])
+    assert 0 < asked <= deepscm.MISS_N and 0 <= missed <= asked and 0 <= int(fields["miss_truth"]) <= asked
+    # what the oracle reads instead: digits other than the one intervened, their counts adding up to the misses
+    if missed:
+        pairs = [item.split(" (") for item in fields["miss_instead"].split(", ")]
+        assert all(d != deepscm.MISS_TO for d, _ in ((int(d), c) for d, c in pairs))
+        assert sum(int(c.rstrip(")")) for _, c in pairs) == missed
+        with Image.open(root / "docs" / "img" / "morpho_cf_digit_misses.png") as im:
+            assert im.width > 100 and im.height > 50
+    else:
+        assert fields["miss_instead"] == "none"
+    text = " ".join(page.read_text().split())
+    assert f"do(digit={fields['miss_to']}) gives {missed} counterfactuals the oracle reads as another digit" in text
