@@ -304,6 +304,7 @@ evaluate-morpho-full: $(STAMP)
 	cp reports/morpho-full-from-5000/report.md reports/morpho-full-from-5000/report.json reports/morpho-full-from-5000/goals.md $(MORPHO_FULL_REPORT)/from-5000/
 	sed -i 's|$(CURDIR)/||g' $(MORPHO_FULL_REPORT)/report.md $(MORPHO_FULL_REPORT)/report.json $(MORPHO_FULL_REPORT)/from-5000/report.md $(MORPHO_FULL_REPORT)/from-5000/report.json
 	$(PY) docs/compare.py $(MORPHO_FULL_REPORT)/from-5000/report.json $(MORPHO_FULL_REPORT)/report.json --names "trained on the 5000 digits (morpho recipe),trained on all of MNIST (morpho-full recipe)" --out $(MORPHO_FULL_REPORT)/compare-sources.md
+	$(PY) docs/misses.py --run runs/morpho-full --oracle oracles/morpho-full --digits 1,2,7 --refine $(REFINE) --prefix morpho_full_misses --out $(MORPHO_FULL_REPORT)/misses.md
 
 # The oracle and the evaluation report of the morpho recipe's model (docs/reports/morpho/), and
 # DeepSCM's demonstrations in docs/morpho.md (docs/deepscm.py).

@@ -220,18 +220,20 @@ def digit_strips(vae, oracle, test, seed: int, img: Path, refine: int = 0) -> di
     }
 
 
-def digit_misses(vae, oracle, test, seed: int, img: Path, refine: int = 0, to: int = MISS_TO, n: int = MISS_N) -> dict:
+def digit_misses(vae, oracle, test, seed: int, img: Path, refine: int = 0, to: int = MISS_TO, n: int = MISS_N, world=None,
+                 name: str = "morpho_cf_digit_misses.png") -> dict:
     """do(digit=to) on the first ``n`` test pictures of another class, read by the oracle: how
     many of the model's counterfactuals and of their stand-in true renders it misreads, what it
-    reads instead, and a sheet of the first :data:`SHOWN_MISSES` the model's misses (the
-    picture, the model's counterfactual, the stand-in)."""
+    reads instead, and a sheet ``img/name`` of the first :data:`SHOWN_MISSES` the model's
+    misses (the picture, the model's counterfactual, the stand-in). ``world``: the morpho
+    world whose sources the test pictures redraw (default ``morpho``)."""
     values_all, _ = test.truth_table()
     picks = np.flatnonzero(values_all["digit"] != to)[:n]
     images, labels = test.batch(picks)
     values, noise = test.truth_table(picks)
     style = test.truth_style[test.indices[picks]]
     model = counterfactual(vae, images, labels, {"digit": str(to)}, continuous=test.continuous_batch(picks), seed=seed, refine=refine).images
-    _, true = true_counterfactual(values, noise, style, {"digit": str(to)})
+    _, true = true_counterfactual(values, noise, style, {"digit": str(to)}, world=world)
     read = read_labels(oracle, torch.cat([model, torch.from_numpy(true)]), ["digit"])[:, 0]
     read_model, read_true = read[: len(picks)], read[len(picks):]
     missed = np.flatnonzero(read_model != to)
@@ -242,7 +244,7 @@ def digit_misses(vae, oracle, test, seed: int, img: Path, refine: int = 0, to: i
         captions += [f"test digit {picks[j]}, a {values['digit'][j]}", f"model, do(digit={to})\nreads {read_model[j]}", f"stand-in, a {to}\nreads {read_true[j]}"]
     if tiles:
         sheet = contact_sheet(np.stack(tiles), captions, 6, 3)
-        atomic_write_bytes(img / "morpho_cf_digit_misses.png", png_bytes(titled(sheet, f"do(digit={to}) read as another digit: the picture, the model's counterfactual, the stand-in")))
+        atomic_write_bytes(img / name, png_bytes(titled(sheet, f"do(digit={to}) read as another digit: the picture, the model's counterfactual, the stand-in")))
     order = [d for d in np.argsort(-instead, kind="stable") if instead[d]]
     return {
         "miss_to": str(to), "miss_n": str(len(picks)), "miss_model": str(len(missed)), "miss_truth": str(int((read_true != to).sum())),

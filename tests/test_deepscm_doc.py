@@ -161,3 +161,20 @@ def test_the_digit_misses_are_counted_and_shown(written):
         assert fields["miss_instead"] == "none"
     text = " ".join(page.read_text().split())
     assert f"do(digit={fields['miss_to']}) gives {missed} counterfactuals the oracle reads as another digit" in text
+
+
+@pytest.mark.slow  # shares the module's tiny model and oracle
+def test_misses_writes_one_row_and_one_sheet_per_digit_asked(written, tmp_path):
+    _, run, root, _, _ = written
+    spec = importlib.util.spec_from_file_location("misses", ROOT / "docs" / "misses.py")
+    misses = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(misses)
+    text = misses.misses(str(run), str(root / "oracle"), [1, 7], "tiny_misses", tmp_path / "misses.md", tmp_path, refine=0)
+    assert (tmp_path / "misses.md").read_text() == text
+    rows = [line.split(" | ") for line in text.splitlines()[2:]]
+    assert [r[0] for r in rows] == ["| do(digit=1)", "| do(digit=7)"]
+    for (_, asked, model, truth, _, sheet), to in zip(rows, (1, 7)):
+        assert 0 <= int(model) <= int(asked) and 0 <= int(truth) <= int(asked)
+        assert (sheet == "- |") == (int(model) == 0) and (tmp_path / f"tiny_misses_{to}.png").exists() == (int(model) > 0)
+    with pytest.raises(SystemExit, match="--digits must be digits 0-9"):
+        misses.main(["--run", str(run), "--oracle", str(root / "oracle"), "--digits", "1,x", "--out", str(tmp_path / "m.md")])
