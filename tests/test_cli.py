@@ -13,6 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from causalvae.cli import app
+from causalvae.errors import CausalVAEError
 
 TINY = ["--max-steps", "2", "--batch-size", "16", "--width", "8", "--depth", "3", "--hidden", "16", "--z-dim", "2", "--threads", "1", "--no-progress"]
 
@@ -45,6 +46,8 @@ def cases(viewer_run, tmp_path_factory):
         (("generate", "scenes"), ["--n", "24", "--out", str(t / "scenes")], t / "scenes" / "manifest.json"),
         (("generate", "sprites"), ["--n", "24", "--out", str(t / "sprites")], t / "sprites" / "manifest.json"),
         (("generate", "morpho"), ["--n", "6", "--out", str(t / "morpho")], t / "morpho" / "manifest.json"),
+        # all of MNIST where `make install` fetched it (npm), else its one clear error
+        (("generate", "morpho-full"), ["--n", "6", "--out", str(t / "morpho-full")], "needs MNIST"),
         # The whole grid is 3.1 GB: its refusal to overwrite runs here, the writer in test_sprites.
         (("generate", "dsprites"), ["--out", str(t / "scenes")], "refused"),
         (("data", "import"), ["--images", str(t / "png"), "--labels", str(t / "labels.csv"), "--graph", "scenes", "--out", str(t / "mine")], t / "mine" / "manifest.json"),
@@ -72,6 +75,15 @@ def test_every_command_runs(cases, monkeypatch):
         if writes == "refused":
             assert res.exit_code == 2 and "already exists" in res.output, (path, res.output)
             continue
+        if writes == "needs MNIST":
+            from causalvae.worlds.morpho import digits
+
+            try:
+                digits.mnist_dir()
+            except CausalVAEError:
+                assert res.exit_code == 2 and "digits (all of MNIST) are not installed" in res.output, (path, res.output)
+                continue
+            writes = Path(args[-1]) / "manifest.json"
         assert res.exit_code == 0, (path, res.output)
         if writes == "served":
             assert served and served[0][1]["port"] == 8123
