@@ -202,6 +202,9 @@ evaluate-sprites-broadcast: $(STAMP)
 	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/film.json $(SPRITES_REPORT)/validation/broadcast-cells.json --names "FiLM decoder (the recipe),spatial broadcast decoder" --split validation --out $(BROADCAST_REPORT)/compare-broadcast-val.md
 	# The same flags at --seed 1 (its run not kept; its validation report beside the others).
 	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/broadcast-cells.json $(SPRITES_REPORT)/validation/broadcast-cells-seed1.json --names "seed 0 (6 epochs),seed 1 (6 epochs)" --split validation --out $(BROADCAST_REPORT)/compare-seeds-val.md
+	# The same flags with --reader-steps 7500 --epochs 8 (seed 0; run not kept; record in
+	# docs/runs/sprites-broadcast-reader7500/), beside the seed-1 run: neither rose.
+	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/broadcast-cells-seed1.json $(SPRITES_REPORT)/validation/broadcast-reader7500-8epochs.json --names "reader 2000 steps (seed 1; 6 epochs),reader 7500 steps (seed 0; 8 epochs)" --split validation --out $(BROADCAST_REPORT)/compare-reader7500-val.md
 	# The same flags with --epochs 12 (run not kept; record in docs/runs/sprites-broadcast-12epochs/).
 	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/broadcast-cells.json $(SPRITES_REPORT)/validation/broadcast-cells-12epochs.json --names "6 epochs (seed 0),12 epochs (seed 0)" --split validation --out $(BROADCAST_REPORT)/compare-epochs-val.md
 	# The same flags (seed 0) trained again after the step savings of bench/bench_step.py, on an
