@@ -43,6 +43,8 @@ from causalvae.worlds.morpho.world import PAD
 
 THICKNESSES = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
 INTENSITIES = (64, 96, 128, 160, 192, 224, 255)
+#: A render with fewer bright pixels than this is a digit all but erased (a source's median is about 100).
+ERASED = 20
 
 
 def fidelity(n: int, seed: int) -> tuple[list[Figure], dict]:
@@ -61,6 +63,7 @@ def fidelity(n: int, seed: int) -> tuple[list[Figure], dict]:
     ink = np.array([morphology.intensity(p) for p in crops])
     te = np.abs(thick - values["thickness"])
     ie = np.abs(ink - values["intensity"])
+    bright = (crops >= 0.5 * values["intensity"][:, None, None]).sum((1, 2))
     figures = [
         Figure("morpho.thickness.mae", te.mean(), "px", f"measured vs target stroke thickness, mean absolute error over {n} renders", target=("<=", 0.1)),
         Figure("morpho.thickness.p95", np.percentile(te, 95), "px", "measured vs target thickness, 95th percentile of the absolute error"),
@@ -68,6 +71,8 @@ def fidelity(n: int, seed: int) -> tuple[list[Figure], dict]:
         Figure("morpho.thickness.within_0.1", (te <= 0.1).mean(), "share", "renders measured within 0.1 px of their target"),
         Figure("morpho.intensity.mae", ie.mean(), "grey levels", "bright pixels' median vs target intensity (0-255), mean absolute error"),
         Figure("morpho.intensity.max", ie.max(), "grey levels", "bright pixels' median vs target intensity, largest absolute error"),
+        Figure("morpho.render.nearly_erased", (bright < ERASED).mean(), "share",
+               f"renders with fewer than {ERASED} pixels at half their target intensity or more: digits all but erased (a thick source thinned far), whatever their measured thickness"),
         Figure("morpho.render.cpu_ms", 1000 * cpu / n, "ms", "CPU time per digit (upscale, morphology, measurement of each tried radius), one thread"),
         Figure("morpho.render.wall_ms", 1000 * wall / n, "ms", "wall-clock time per digit, one process (depends on the machine's load)"),
     ]
