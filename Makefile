@@ -12,6 +12,9 @@ OUT    := out
 # The default recipe's training settings (the training defaults, written out): docs/training.md.
 RECIPE_FLAGS := --epochs 4 --z-dim 8 --max-log-scale -3 --beta 2 --cf-weight 1000 --decoder film
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+# A recipe's record in docs/runs/NAME (its metrics, settings and reader), naming no machine's
+# paths: $(call record,NAME) after training runs/NAME.
+record = mkdir -p docs/runs/$(1) && cp runs/$(1)/metrics.csv runs/$(1)/train.json runs/$(1)/config.json runs/$(1)/reader.json docs/runs/$(1)/ && sed -i 's|$(CURDIR)/||g' docs/runs/$(1)/config.json
 
 .PHONY: install mnist test demo recipe recipe-long recipe-sprites recipe-sprites-broadcast evaluate-sprites-broadcast recipe-sprites-hidden evaluate-sprites-hidden recipe-morpho evaluate-morpho recipe-morpho-full evaluate-morpho-full evaluate-long ablation evaluate evaluate-sprites course tutorial bench bench-quick docs clean
 
@@ -83,9 +86,7 @@ recipe: $(STAMP)
 	$(CLI) train --data data/scenes --out runs/scenes $(RECIPE_FLAGS) --val-per-epoch 2 --val-limit 1000 --force
 	$(CLI) curve runs/scenes --out docs/img/scenes_elbo.png
 	$(CLI) reconstruct runs/scenes --n 16 --out docs/img/scenes_recon.png
-	mkdir -p docs/runs/scenes
-	cp runs/scenes/metrics.csv runs/scenes/train.json runs/scenes/config.json runs/scenes/reader.json docs/runs/scenes/
-	sed -i 's|$(CURDIR)/||g' docs/runs/scenes/config.json   # committed docs name no machine's paths
+	$(call record,scenes)
 
 # The long recipe of the scene world (docs/training.md): 60,000 scenes, 5,000 steps with the
 # recipe's settings (at most 60 minutes of training on 2 CPU cores; on a GPU, run it with
@@ -97,9 +98,7 @@ recipe-long: $(STAMP)
 	$(CLI) train --data data/scenes-long --out runs/scenes-long $(LONG_FLAGS) $(ACCEL) --val-per-epoch 2 --val-limit 1000 --force
 	$(CLI) curve runs/scenes-long --out docs/img/scenes_long_elbo.png
 	$(CLI) reconstruct runs/scenes-long --n 16 --out docs/img/scenes_long_recon.png
-	mkdir -p docs/runs/scenes-long
-	cp runs/scenes-long/metrics.csv runs/scenes-long/train.json runs/scenes-long/config.json runs/scenes-long/reader.json docs/runs/scenes-long/
-	sed -i 's|$(CURDIR)/||g' docs/runs/scenes-long/config.json
+	$(call record,scenes-long)
 
 LONG_REPORT := docs/reports/scenes-long
 evaluate-long: $(STAMP)
@@ -122,9 +121,7 @@ recipe-sprites: $(STAMP)
 	$(CLI) train --data data/sprites --out runs/sprites $(SPRITES_FLAGS) --val-per-epoch 2 --val-limit 1000 --force
 	$(CLI) curve runs/sprites --out docs/img/sprites_elbo.png
 	$(CLI) reconstruct runs/sprites --n 16 --out docs/img/sprites_recon.png
-	mkdir -p docs/runs/sprites
-	cp runs/sprites/metrics.csv runs/sprites/train.json runs/sprites/config.json runs/sprites/reader.json docs/runs/sprites/
-	sed -i 's|$(CURDIR)/||g' docs/runs/sprites/config.json   # committed docs name no machine's paths
+	$(call record,sprites)
 
 # The oracle and the evaluation report of the sprites recipe's model (docs/reports/sprites/).
 SPRITES_REPORT := docs/reports/sprites
@@ -180,9 +177,7 @@ BROADCAST_FLAGS := $(subst --decoder film,--decoder broadcast,$(SPRITES_FLAGS))
 recipe-sprites-broadcast: $(STAMP)
 	test -f data/sprites/manifest.json || $(CLI) generate sprites --n 100000 --seed 0 --out data/sprites
 	$(CLI) train --data data/sprites --out runs/sprites-broadcast $(BROADCAST_FLAGS) --val-per-epoch 2 --val-limit 1000 --force
-	mkdir -p docs/runs/sprites-broadcast
-	cp runs/sprites-broadcast/metrics.csv runs/sprites-broadcast/train.json runs/sprites-broadcast/config.json runs/sprites-broadcast/reader.json docs/runs/sprites-broadcast/
-	sed -i 's|$(CURDIR)/||g' docs/runs/sprites-broadcast/config.json
+	$(call record,sprites-broadcast)
 
 BROADCAST_REPORT := docs/reports/sprites-broadcast
 evaluate-sprites-broadcast: $(STAMP)
@@ -230,9 +225,7 @@ recipe-sprites-hidden: $(STAMP)
 	$(CLI) generate sprites --n 100000 --seed 0 --hide shape --out data/sprites-hidden --force
 	$(CLI) train --data data/sprites-hidden --out runs/sprites-hidden $(HIDDEN_FLAGS) --val-per-epoch 2 --val-limit 1000 --force
 	$(CLI) reconstruct runs/sprites-hidden --n 16 --out docs/img/sprites_hidden_recon.png
-	mkdir -p docs/runs/sprites-hidden
-	cp runs/sprites-hidden/metrics.csv runs/sprites-hidden/train.json runs/sprites-hidden/config.json runs/sprites-hidden/reader.json docs/runs/sprites-hidden/
-	sed -i 's|$(CURDIR)/||g' docs/runs/sprites-hidden/config.json
+	$(call record,sprites-hidden)
 
 HIDDEN_REPORT := docs/reports/sprites-hidden
 evaluate-sprites-hidden: $(STAMP)
@@ -274,9 +267,7 @@ recipe-morpho: $(STAMP)
 	$(CLI) train --data data/morpho --out runs/morpho $(MORPHO_FLAGS) --val-per-epoch 1 --val-limit 1000 --force
 	$(CLI) curve runs/morpho --out docs/img/morpho_elbo.png
 	$(CLI) reconstruct runs/morpho --n 16 --out docs/img/morpho_recon.png
-	mkdir -p docs/runs/morpho
-	cp runs/morpho/metrics.csv runs/morpho/train.json runs/morpho/config.json runs/morpho/reader.json docs/runs/morpho/
-	sed -i 's|$(CURDIR)/||g' docs/runs/morpho/config.json   # committed docs name no machine's paths
+	$(call record,morpho)
 
 # The morpho recipe's flags on the morpho-full world: 20,000 pictures redrawn from all 70,000
 # MNIST digits (MNIST's own writer-disjoint split), the same training; its record in
@@ -286,9 +277,7 @@ recipe-morpho-full: $(STAMP)
 	$(CLI) train --data data/morpho-full --out runs/morpho-full $(MORPHO_FLAGS) --val-per-epoch 1 --val-limit 1000 --force
 	$(CLI) curve runs/morpho-full --out docs/img/morpho_full_elbo.png
 	$(CLI) reconstruct runs/morpho-full --n 16 --out docs/img/morpho_full_recon.png
-	mkdir -p docs/runs/morpho-full
-	cp runs/morpho-full/metrics.csv runs/morpho-full/train.json runs/morpho-full/config.json runs/morpho-full/reader.json docs/runs/morpho-full/
-	sed -i 's|$(CURDIR)/||g' docs/runs/morpho-full/config.json
+	$(call record,morpho-full)
 
 # Its oracle (trained as the morpho world's, on renders of MNIST's training digits, held out on
 # its test writers) and two reports by that one judge on the morpho-full test pictures: the
