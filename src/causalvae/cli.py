@@ -470,6 +470,7 @@ def train_cmd(
     withhold: list[str] = typer.Option([], "--withhold", help="NAME=FRACTION: hide that fraction of NAME's training labels (repeatable), e.g. for a semi-supervised run."),
     classify: list[str] = typer.Option([], "--classify", help="Give this image parent a classifier q(y|x) (repeatable); unlabelled ones get one anyway."),
     alpha: float = typer.Option(50.0, "--alpha", help="Weight of the classifiers' cross-entropy on labelled rows."),
+    adversary_weight: float = typer.Option(0.0, "--adversary-weight", help="Weight of z's confusion of an adversary that reads the image's labelled discrete parents off z (train.adversary_terms): teaches the encoder to leave them out of z, so a counterfactual keeps no trace of the source's parents (0: off)."),
     match_weight: float = typer.Option(0.0, "--match-weight", help="Weight of the hidden image parents' aggregate match to the graph (train.prior_matching; 0: off)."),
     guide_steps: int = typer.Option(0, "--guide-steps", help="Teach the hidden image parents' classifiers what the graph says of them given the labels for the first N steps, fading out (docs/training.md; 0: off)."),
     precision: str = typer.Option("32", "--precision", help="32, or bf16 (autocast of the networks only)."),
@@ -501,7 +502,7 @@ def train_cmd(
     cfg = TrainConfig(
         data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         lr=lr, lr_schedule=lr_schedule, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden, max_log_scale=max_log_scale,
-        decoder=decoder, coordinates=coordinates or "cells", residual=residual, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, reader_shift=reader_shift, reader_warp=reader_warp, cf_swap=cf_swap, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
+        decoder=decoder, coordinates=coordinates or "cells", residual=residual, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, reader_shift=reader_shift, reader_warp=reader_warp, cf_swap=cf_swap, adversary_weight=adversary_weight, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )

@@ -50,6 +50,7 @@ import numpy as np
 import pyro
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from causalvae.data import Dataset, load as load_dataset, sha256
 from causalvae.errors import CausalVAEError, unknown
@@ -92,6 +93,7 @@ class TrainConfig:
     reader_shift: int = 0  # the reader's training pictures moved up to this many pixels each way
     reader_warp: float = 0.0  # half of each reader batch turned up to this many degrees (and scaled, sheared)
     cf_swap: str = "joint"  # the term's interventions: other rows' parent tuples (joint) or each parent from its own row (independent)
+    adversary_weight: float = 0.0  # weight of z's confusion of an adversary that reads the discrete image parents off z (0: off)
     learn_cpts: bool = False
     graph: str | None = None
     withhold: dict[str, float] = field(default_factory=dict)
@@ -137,6 +139,9 @@ class TrainConfig:
         w = self.cf_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < 1e6:
             raise CausalVAEError(f"cf-weight must be a number >= 0, got {w!r}")
+        a = self.adversary_weight
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0.0 <= a < 1e6:
+            raise CausalVAEError(f"adversary-weight must be a number >= 0, got {a!r}")
         m = self.match_weight
         if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0.0 <= m < 1e6:
             raise CausalVAEError(f"match-weight must be a number >= 0, got {m!r}")
@@ -173,7 +178,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "guide_steps": 0, "match_weight": 0.0}
+    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "adversary_weight": 0.0, "guide_steps": 0, "match_weight": 0.0}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -286,6 +291,14 @@ class LitCausalVAE(L.LightningModule):
         # The frozen reader of the counterfactual term: not a submodule (never saved, never
         # optimised; its weights are a deterministic function of the data and the seed).
         self.__dict__["reader"] = reader
+        # The adversary of z (adversary_weight > 0): trained with the networks, saved in the
+        # checkpoints beside the model (``saved``), never in the model files.
+        self.adversary = ZAdversary(vae) if cfg.adversary_weight else None
+
+    @property
+    def saved(self) -> nn.Module:
+        """What a checkpoint holds: the model, and the adversary of z when there is one."""
+        return self.vae if self.adversary is None else nn.ModuleDict({"vae": self.vae, "adversary": self.adversary})
 
     def _precision(self):
         if self.cfg.precision == "bf16":
@@ -315,6 +328,10 @@ class LitCausalVAE(L.LightningModule):
         if self.cfg.match_weight:
             with self._precision():
                 loss = loss + self.cfg.match_weight * prior_matching(self.vae, images, labels, parts)
+        if self.adversary is not None:
+            fit_loss, confusion, accuracy = adversary_terms(self.vae, self.adversary, labels, obj.z_loc)
+            self.log("adv", accuracy, prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
+            loss = loss + fit_loss + self.cfg.adversary_weight * confusion
         if self.reader is None or not self.cfg.cf_weight:
             return loss
         self.reader.to(images.device)
@@ -344,6 +361,8 @@ class LitCausalVAE(L.LightningModule):
         groups = [{"params": nets, "lr": self.cfg.lr, "base_lr": self.cfg.lr}]
         if cpts:
             groups.append({"params": cpts, "lr": self.cfg.cpt_lr, "base_lr": self.cfg.cpt_lr})
+        if self.adversary is not None:
+            groups.append({"params": list(self.adversary.parameters()), "lr": self.cfg.lr, "base_lr": self.cfg.lr})
         opt = torch.optim.Adam(groups)
         if self.optimizer_state is not None:
             opt.load_state_dict(self.optimizer_state)
@@ -678,6 +697,60 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
     return loss + (0.5 * ((reading - target) / sigma.to(reading)).square()).sum(1).mean()
 
 
+# --------------------------------------------------------------------------------------- adversary of z
+
+
+class ZAdversary(nn.Module):
+    """An adversary that reads the labelled discrete image parents off the abducted code z
+    (the encoder's mean): an MLP ``z_dim -> 256 -> 256 -> sum(cards)`` of logits, one block
+    per parent of :func:`read_discrete_parents`."""
+
+    def __init__(self, vae: CausalVAE, hidden: int = 256):
+        super().__init__()
+        self.parents = read_discrete_parents(vae)
+        if not self.parents:
+            raise CausalVAEError("--adversary-weight reads the image's labelled discrete parents off z: this graph's image has none")
+        self.dims = [vae.graph.card(p) for p in self.parents]
+        self.net = nn.Sequential(nn.Linear(vae.config.z_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, sum(self.dims)))
+
+    def forward(self, z: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.net(z.float()).split(self.dims, dim=-1))
+
+
+def adversary_terms(vae: CausalVAE, adversary: ZAdversary, labels: torch.Tensor, z_loc: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """The two sides of the adversary of z, on the rows whose parents are all labelled.
+
+    - ``fit``: the adversary's cross-entropy of the true parents from the *detached* code: its
+      gradient trains the adversary only.
+    - ``confusion``: sum over parents of KL(uniform || adversary's reading of z), read by the
+      adversary with its weights frozen: its gradient reaches the encoder only, and vanishes
+      when nothing of the parents can be read off z (Tzeng et al.'s domain confusion). It is in
+      nats per picture: 0 when the reading is flat, growing as the adversary grows sure.
+    - the adversary's accuracy (all parents right) on the batch, a float for the progress bar.
+
+    A counterfactual keeps z and changes the parents: whatever of the parents z still holds
+    is drawn from the source picture (a 7 drawn from a 2 keeps the 2's foot). The confusion
+    term teaches the encoder to leave the parents out of z.
+    """
+    if z_loc is None:
+        raise CausalVAEError("the adversary of z needs every image parent labelled in every row (no hidden or withheld image parent)")
+    labels = labels.to(torch.int64)
+    y = torch.stack([labels[:, vae.label_columns.index(p)] for p in adversary.parents], 1)
+    keep = (y >= 0).all(1)
+    if int(keep.sum()) == 0:
+        zero = z_loc.new_zeros((), dtype=torch.float32)
+        return zero, zero, float("nan")
+    z, y = z_loc[keep], y[keep]
+    fit_logits = adversary(z.detach())
+    fit = sum(F.cross_entropy(lg, y[:, k]) for k, lg in enumerate(fit_logits))
+    frozen = {name: p.detach() for name, p in adversary.named_parameters()}
+    read = torch.func.functional_call(adversary, frozen, (z,))
+    confusion = sum((-F.log_softmax(lg, -1).mean(-1) - math.log(lg.shape[-1])).mean() for lg in read)
+    with torch.no_grad():
+        right = torch.stack([lg.argmax(-1) == y[:, k] for k, lg in enumerate(fit_logits)], 1).all(1)
+    return fit, confusion, float(right.float().mean())
+
+
 # --------------------------------------------------------------------------------------- callback
 
 
@@ -769,7 +842,7 @@ class RunKeeper(L.Callback):
                 "train_sums": (sums / max(trainer.world_size, 1)).tolist() if trainer.world_size > 1 else sums.tolist(),
                 "world_size": trainer.world_size,
             }
-            save_checkpoint(self.run / "checkpoints", step, model=pl_module.vae, optimizer=trainer.optimizers[0], meta=meta)
+            save_checkpoint(self.run / "checkpoints", step, model=pl_module.saved, optimizer=trainer.optimizers[0], meta=meta)
         if trainer.world_size > 1:
             trainer.strategy.barrier()
 
@@ -1039,6 +1112,10 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
     total = cfg.max_steps or cfg.epochs * epoch_steps
     # Continuous image parents are always labelled (check_mixed): only discrete ones can be hidden.
     unlabelled = hidden_image_parents(vae)
+    if cfg.adversary_weight:
+        withheld_parents = sorted(p for p, f in cfg.withhold.items() if f > 0 and p in vae.graph.image.parents)
+        if unlabelled or withheld_parents:
+            raise CausalVAEError(f"--adversary-weight reads the image's parents off z and needs each of them labelled in every row: {', '.join(unlabelled + withheld_parents)} {'is' if len(unlabelled + withheld_parents) == 1 else 'are'} not")
     if cfg.cf_weight and not read_image_parents(vae) and unlabelled and rank_env == 0:
         # The reader learns from labels: with every image parent hidden the term is off.
         atomic_write_text(run / "reader.json", json.dumps({"steps": 0, "off": f"hidden image parents: {', '.join(unlabelled)}"}) + "\n")
@@ -1068,7 +1145,7 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
     ckpt = latest_checkpoint(run / "checkpoints") if resume else None
     if ckpt is not None:
         opt = module.configure_optimizers()
-        state = load_checkpoint(ckpt, model=vae, optimizer=opt)
+        state = load_checkpoint(ckpt, model=module.saved, optimizer=opt)
         done, meta = state["step"], state["meta"]
         if meta.get("world_size", 1) != world:
             raise CausalVAEError(f"{run}: the checkpoint was written by {meta.get('world_size')} processes; resume it with --devices {meta.get('world_size')}")
