@@ -178,3 +178,20 @@ def test_misses_writes_one_row_and_one_sheet_per_digit_asked(written, tmp_path):
         assert (sheet == "- |") == (int(model) == 0) and (tmp_path / f"tiny_misses_{to}.png").exists() == (int(model) > 0)
     with pytest.raises(SystemExit, match="--digits must be digits 0-9"):
         misses.main(["--run", str(run), "--oracle", str(root / "oracle"), "--digits", "1,x", "--out", str(tmp_path / "m.md")])
+
+
+def test_zprobe_reads_a_parent_written_into_the_code_and_not_one_left_out():
+    """docs/zprobe.py's probe: a code that holds the digit (its one-hot plus noise) is read
+    far above chance, a code of pure noise at about chance (10 values, 2,000 scored)."""
+    spec = importlib.util.spec_from_file_location("zprobe", ROOT / "docs" / "zprobe.py")
+    zprobe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zprobe)
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 10, (4000,), generator=g)
+    holds = torch.cat([torch.eye(10)[y] + 0.15 * torch.randn(4000, 10, generator=g), torch.randn(4000, 6, generator=g)], 1)
+    noise = torch.randn(4000, 16, generator=g)
+    for kind in ("linear", "mlp"):
+        assert zprobe.probe(holds[:2000], y[:2000], holds[2000:], y[2000:], kind, steps=400) > 0.95
+        assert abs(zprobe.probe(noise[:2000], y[:2000], noise[2000:], y[2000:], kind, steps=400) - 0.1) < 0.04
