@@ -344,6 +344,11 @@ evaluate-morpho: $(STAMP)
 	# The term at weight 80 instead of 40, tried on the validation split (its run is
 	# docs/runs/morpho-cf80/): both models scored by the same oracle instance (the hash in each file).
 	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-cf40.json $(MORPHO_REPORT)/validation/cf80.json --names "term weight 40 (the recipe),term weight 80" --split validation --out $(MORPHO_REPORT)/compare-cf80-val.md
+	# An adversary on z (--adversary-weight 20), tried on the validation split (its run is
+	# docs/runs/morpho-adversary20/; the model is not kept), and how much of the digit each
+	# model's code still holds (docs/zprobe.py: probes on training and validation codes only).
+	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-cf40.json $(MORPHO_REPORT)/validation/adversary20.json --names "the recipe,adversary on z (weight 20)" --split validation --out $(MORPHO_REPORT)/compare-adversary-val.md
+	test ! -f runs/morpho-adv20/config.json || $(PY) docs/zprobe.py --runs runs/morpho,runs/morpho-adv20 --names "the recipe,adversary on z (weight 20)" --out $(MORPHO_REPORT)/zprobe.md
 	# The readers of 2,000 and 6,000 steps on the validation split, where the reader was chosen
 	# (their evaluation reports, made with 3,000 generated and 200 counterfactual pictures, are kept in
 	# docs/reports/morpho/validation/).

@@ -104,3 +104,56 @@ def test_the_adversary_refuses_a_graph_it_cannot_read_and_bad_weights(morpho_tin
     with pytest.raises(CausalVAEError, match="adversary-weight reads the image's parents off z.*digit is not"):
         fit(TrainConfig(data=str(morpho_tiny), out=str(tmp_path / "w"), max_steps=1, cf_weight=0.0, adversary_weight=1.0, withhold={"digit": 0.5}, **TINY), progress=False)
     assert not (tmp_path / "w" / "config.json").exists()
+
+
+def test_several_readers_give_the_mean_of_their_terms_on_the_same_counterfactuals(morpho_tiny):
+    """counterfactual_term with readers [a, b] is (term(a) + term(b)) / 2 at the same random
+    draws (the same interventions and prior codes), and a list of one is the reader itself."""
+    from causalvae.train import counterfactual_term, make_reader
+
+    vae, ds = _vae(morpho_tiny)
+    images, labels = ds.batch(np.arange(16))
+    cont = ds.continuous_batch(np.arange(16))
+    torch.manual_seed(1)
+    a, b = make_reader(vae).eval(), make_reader(vae).eval()
+
+    def term(r):
+        torch.manual_seed(7)
+        with torch.no_grad():
+            return float(counterfactual_term(vae.eval(), r, images, labels, cont))
+
+    assert term([a, b]) == pytest.approx((term(a) + term(b)) / 2, rel=1e-5)
+    assert term([a]) == pytest.approx(term(a), rel=1e-6)
+    assert term(a) != pytest.approx(term(b), rel=1e-3)
+    with pytest.raises(CausalVAEError, match="at least one reader"):
+        counterfactual_term(vae, [], images, labels, cont)
+
+
+def test_a_run_with_two_readers_trains_both_and_records_each(morpho_tiny, tmp_path):
+    """--readers 2: two readers of seeds seed and seed + 1 (the first is the one reader a
+    single-reader run trains), each recorded in reader.json; the training steps ask both."""
+    import causalvae.train as T
+
+    seen = []
+    real = T.counterfactual_term
+
+    def spy(vae, reader, *a, **kw):
+        seen.append(reader)
+        return real(vae, reader, *a, **kw)
+
+    kw = dict(data=str(morpho_tiny), cf_weight=1.0, reader_steps=3, max_steps=2, val_limit=16, **TINY)
+    import unittest.mock as mock
+
+    with mock.patch.object(T, "counterfactual_term", spy):
+        two = fit(TrainConfig(out=str(tmp_path / "two"), readers=2, **kw), progress=False)
+    one = fit(TrainConfig(out=str(tmp_path / "one"), **kw), progress=False)
+    rec2, rec1 = (json.loads((r / "reader.json").read_text()) for r in (two, one))
+    assert rec2["readers"] == 2 and len(rec2["each"]) == 2 and "readers" not in rec1
+    assert rec2["val_accuracy_all_parents"] == rec1["val_accuracy_all_parents"] == rec2["each"][0]["val_accuracy_all_parents"]
+    assert rec2["each"][0]["val_residual_sd"] == rec1["val_residual_sd"] != rec2["each"][1]["val_residual_sd"]
+    assert len(seen) == 2 and all(isinstance(r, list) and len(r) == 2 for r in seen)
+    for bad in (0, 9, True, 1.5):
+        with pytest.raises(CausalVAEError, match="readers must be a whole number from 1 to 8"):
+            TrainConfig(data="d", out="o", readers=bad).check()
+    with pytest.raises(CausalVAEError, match="readers sets how many readers.*cf-weight > 0"):
+        TrainConfig(data="d", out="o", readers=2, cf_weight=0.0).check()

@@ -459,6 +459,7 @@ def train_cmd(
     kl_warmup: int = typer.Option(0, "--kl-warmup", help="Raise z's KL weight linearly from near 0 to --beta over the first N steps (a KL warm-up; 0: --beta from the start)."),
     cf_weight: float = typer.Option(1000.0, "--cf-weight", help="Weight of the counterfactual training term: pictures decoded under other parents must be read back by a classifier trained on the real pictures (0: off)."),
     reader_steps: int = typer.Option(400, "--reader-steps", help="Training steps of that classifier (at most the run's own)."),
+    readers: int = typer.Option(1, "--readers", help="How many such readers the term asks (seeds seed, seed+1, ...; each trained --reader-steps): the term is their mean, so the decoder draws what they agree on instead of one reader's blind spots."),
     reader_shift: int = typer.Option(0, "--reader-shift", help="Move that classifier's training pictures by up to this many pixels each way, at random (for pictures whose labels say nothing of where the object sits; 0: as they are)."),
     reader_warp: float = typer.Option(0.0, "--reader-warp", help="Turn half of each of that classifier's training batches by up to this many degrees, scaled and sheared in proportion (12: +-10%, +-0.15), for its discrete parents only (0: as they are)."),
     cf_swap: str = typer.Option("joint", "--cf-swap", help="The counterfactual term's interventions: joint (each picture takes another picture's parents, as the data combines them) or independent (each parent from a picture of its own: every combination an intervention can ask for)."),
@@ -502,7 +503,7 @@ def train_cmd(
     cfg = TrainConfig(
         data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         lr=lr, lr_schedule=lr_schedule, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden, max_log_scale=max_log_scale,
-        decoder=decoder, coordinates=coordinates or "cells", residual=residual, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, reader_shift=reader_shift, reader_warp=reader_warp, cf_swap=cf_swap, adversary_weight=adversary_weight, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
+        decoder=decoder, coordinates=coordinates or "cells", residual=residual, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, readers=readers, reader_shift=reader_shift, reader_warp=reader_warp, cf_swap=cf_swap, adversary_weight=adversary_weight, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )
@@ -644,6 +645,12 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
     figures = _reader_figures(reader) if reader else []
     if reader and isinstance(reader.get("steps"), int) and reader["steps"] > 0 and figures:
         line = f"counterfactual term's reader: {reader['steps']} steps, " + ", ".join(figures)
+        n = reader.get("readers")
+        if isinstance(n, int) and n > 1 and isinstance(reader.get("each"), list):
+            accs = [e.get("val_accuracy_all_parents") for e in reader["each"] if isinstance(e, dict)]
+            shown = ", ".join(f"{100 * a:.1f}%" for a in accs if isinstance(a, (int, float)))
+            line = (f"counterfactual term's readers: {n} of {reader['steps']} steps each (seeds seed..seed+{n - 1}); the first: "
+                    + ", ".join(figures) + (f"; accuracy of each: {shown}" if shown else ""))
         if isinstance(reader.get("seconds"), (int, float)):
             line += (f", {reader['seconds'] / 60:.1f} min before the steps above; training in all "
                      f"{(reader['seconds'] + rows[-1]['wall_s']) / 60:.1f} min")

@@ -39,7 +39,7 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -90,6 +90,7 @@ class TrainConfig:
     kl_warmup: int = 0  # steps over which z's KL weight rises linearly to beta (0: beta from the start)
     cf_weight: float = 1000.0
     reader_steps: int = 400  # at most as many as the run's own steps
+    readers: int = 1  # readers of the counterfactual term (seeds seed, seed+1, ...): the term is their mean
     reader_shift: int = 0  # the reader's training pictures moved up to this many pixels each way
     reader_warp: float = 0.0  # half of each reader batch turned up to this many degrees (and scaled, sheared)
     cf_swap: str = "joint"  # the term's interventions: other rows' parent tuples (joint) or each parent from its own row (independent)
@@ -145,6 +146,11 @@ class TrainConfig:
         m = self.match_weight
         if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0.0 <= m < 1e6:
             raise CausalVAEError(f"match-weight must be a number >= 0, got {m!r}")
+        n = self.readers
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 8:
+            raise CausalVAEError(f"readers must be a whole number from 1 to 8, got {n!r}")
+        if n > 1 and not self.cf_weight:
+            raise CausalVAEError("readers sets how many readers the counterfactual term asks: it needs the term (cf-weight > 0)")
         r = self.reader_shift
         if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= 8:
             raise CausalVAEError(f"reader-shift must be a number of pixels from 0 to 8, got {r!r}")
@@ -178,7 +184,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "adversary_weight": 0.0, "guide_steps": 0, "match_weight": 0.0}
+    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "adversary_weight": 0.0, "guide_steps": 0, "match_weight": 0.0}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -334,7 +340,8 @@ class LitCausalVAE(L.LightningModule):
             loss = loss + fit_loss + self.cfg.adversary_weight * confusion
         if self.reader is None or not self.cfg.cf_weight:
             return loss
-        self.reader.to(images.device)
+        for one in ([self.reader] if isinstance(self.reader, nn.Module) else self.reader):
+            one.to(images.device)
         with self._precision():
             cf = counterfactual_term(self.vae, self.reader, images, labels, *continuous, z_loc=obj.z_loc, swap=self.cfg.cf_swap)
         self.log("cf", cf.item(), prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
@@ -605,7 +612,7 @@ def discrete_image_parents(vae: CausalVAE) -> list[str]:
     return [p for p in vae.image_parents if p not in vae.parent_stats]
 
 
-def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None, z_loc: torch.Tensor | None = None, swap: str = "joint") -> torch.Tensor:
+def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier], images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None, z_loc: torch.Tensor | None = None, swap: str = "joint") -> torch.Tensor:
     """The counterfactual training term, in nats per picture: decode under other parents and
     ask the frozen reader to read those parents back.
 
@@ -624,6 +631,12 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
     ``t_k = (v_k - mean_k) / sd_k`` under the reader's reading ``r_k``, with the reader's
     validation residual sd ``sigma_k`` (``reader.residual_sd``, see :func:`train_reader`).
 
+    ``reader`` may be several readers (``--readers N``: the same training, seeds ``seed``,
+    ``seed + 1``, ...): the term is then the mean of their terms on the same counterfactuals.
+    A decoder pushed by one reader learns that reader's blind spots as well as the digit (it
+    draws 2s the reader reads as 2 and an independent judge reads as 8); to satisfy several at
+    once it has to draw what they agree on.
+
     ``swap="independent"`` draws each parent's new value from a row of its own (one
     permutation per parent): the interventions then come from the product of the parents'
     marginals, so combinations the data makes rare (a heart turned upside down) are asked for
@@ -635,6 +648,9 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
     """
     if swap not in CF_SWAPS:
         raise unknown("cf-swap", swap, CF_SWAPS)
+    readers = [reader] if isinstance(reader, nn.Module) else list(reader)
+    if not readers:
+        raise CausalVAEError("the counterfactual term needs at least one reader")
     cols = vae.label_columns
     labels = labels.to(torch.int64)
     parents = read_discrete_parents(vae)
@@ -646,9 +662,10 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
     if cont:
         if continuous is None:
             raise CausalVAEError(f"the counterfactual term needs the continuous labels ({', '.join(vae.continuous_columns)}) beside the discrete ones")
-        sigma = getattr(reader, "residual_sd", None)
-        if not isinstance(sigma, torch.Tensor) or sigma.shape != (len(cont),):
-            raise CausalVAEError(f"the reader has no residual sd of its {len(cont)} continuous reading(s): build it with make_reader or train_reader")
+        for one in readers:
+            sigma = getattr(one, "residual_sd", None)
+            if not isinstance(sigma, torch.Tensor) or sigma.shape != (len(cont),):
+                raise CausalVAEError(f"the reader has no residual sd of its {len(cont)} continuous reading(s): build it with make_reader or train_reader")
     y = torch.stack([labels[:, cols.index(p)] for p in parents], 1) if parents else labels[:, :0]
     keep = (y >= 0).all(1)
     if cont:
@@ -685,16 +702,20 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier, images: torch.Tensor
     if cont:
         do.update({p: c_other[:, k] for k, p in enumerate(cont)})
     x = decoded_mean(vae.decoder(z, vae.parents_onehot(do)), vae.config.likelihood)
-    out = reader(x)
-    if out.shape[-1] != sum(dims) + len(cont):
-        raise CausalVAEError(f"the reader gives {out.shape[-1]} outputs; the image's parents need {sum(dims) + len(cont)} (make it with make_reader)")
-    if not cont:
-        logits = out.split(dims, dim=-1)
-        return sum(F.cross_entropy(lg.float(), other[:, k]) for k, lg in enumerate(logits))
-    *logits, reading = out.float().split([*dims, len(cont)], dim=-1)
-    loss = sum(F.cross_entropy(lg, other[:, k]) for k, lg in enumerate(logits))
-    target = torch.stack([standardise(c_other[:, k], vae.parent_stats[p]) for k, p in enumerate(cont)], 1)
-    return loss + (0.5 * ((reading - target) / sigma.to(reading)).square()).sum(1).mean()
+    target = torch.stack([standardise(c_other[:, k], vae.parent_stats[p]) for k, p in enumerate(cont)], 1) if cont else None
+
+    def read_loss(one: Classifier) -> torch.Tensor:
+        out = one(x)
+        if out.shape[-1] != sum(dims) + len(cont):
+            raise CausalVAEError(f"the reader gives {out.shape[-1]} outputs; the image's parents need {sum(dims) + len(cont)} (make it with make_reader)")
+        if not cont:
+            logits = out.split(dims, dim=-1)
+            return sum(F.cross_entropy(lg.float(), other[:, k]) for k, lg in enumerate(logits))
+        *logits, reading = out.float().split([*dims, len(cont)], dim=-1)
+        loss = sum(F.cross_entropy(lg, other[:, k]) for k, lg in enumerate(logits))
+        return loss + (0.5 * ((reading - target) / one.residual_sd.to(reading)).square()).sum(1).mean()
+
+    return sum(read_loss(one) for one in readers) / len(readers)
 
 
 # --------------------------------------------------------------------------------------- adversary of z
@@ -1129,12 +1150,19 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
             capped = f"; {cfg.reader_steps} asked, and a reader takes at most the run's own {total} steps" if cfg.reader_steps > total else ""
             say(f"training the counterfactual term's reader ({steps} steps{capped})")
         t_reader = time.perf_counter()
-        with _reader_progress(steps, progress and rank_env == 0, say if rank_env == 0 else None) as tick:
-            reader, reader_accuracy = train_reader(vae, ds, hide, steps, cfg.seed, shift=cfg.reader_shift, warp=cfg.reader_warp, tick=tick)
-        module.__dict__["reader"] = reader
+        readers, accuracies = [], []
+        with _reader_progress(steps * cfg.readers, progress and rank_env == 0, say if rank_env == 0 else None) as tick:
+            for k in range(cfg.readers):  # seeds seed, seed + 1, ...: the first is the single reader's
+                on = (lambda done, k=k: tick(k * steps + done)) if tick is not None else None
+                one, acc = train_reader(vae, ds, hide, steps, cfg.seed + k, shift=cfg.reader_shift, warp=cfg.reader_warp, tick=on)
+                readers.append(one)
+                accuracies.append(acc)
+        reader, reader_accuracy = readers[0], accuracies[0]
+        module.__dict__["reader"] = reader if cfg.readers == 1 else readers
         if rank_env == 0:
-            # Its seconds are training time too (metrics.csv's clock starts after it).
-            atomic_write_text(run / "reader.json", json.dumps({"steps": steps, "val_accuracy_all_parents": reader_accuracy,
+            # Their seconds are training time too (metrics.csv's clock starts after them).
+            each = {"readers": cfg.readers, "each": [{"val_accuracy_all_parents": a, **r.validation} for a, r in zip(accuracies, readers)]} if cfg.readers > 1 else {}
+            atomic_write_text(run / "reader.json", json.dumps({"steps": steps, "val_accuracy_all_parents": reader_accuracy, **each,
                                                                "seconds": round(time.perf_counter() - t_reader, 1), **reader.validation,
                                                                **({"shift": cfg.reader_shift} if cfg.reader_shift else {}),
                                                                **({"warp": cfg.reader_warp} if cfg.reader_warp else {}),
