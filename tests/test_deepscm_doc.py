@@ -195,3 +195,41 @@ def test_zprobe_reads_a_parent_written_into_the_code_and_not_one_left_out():
     for kind in ("linear", "mlp"):
         assert zprobe.probe(holds[:2000], y[:2000], holds[2000:], y[2000:], kind, steps=400) > 0.95
         assert abs(zprobe.probe(noise[:2000], y[:2000], noise[2000:], y[2000:], kind, steps=400) - 0.1) < 0.04
+
+
+@pytest.mark.slow  # about 10 s: 80 digits rendered, a tiny training and a tiny oracle
+def test_readers_doc_reads_the_same_counterfactuals_with_reader_and_oracle(tmp_path):
+    """docs/readers.py: the reader it retrains is the run's (the same settings and seed give
+    the same weights), and its table's shares are consistent: the reader-but-not-oracle share
+    lies between reader - oracle and the smaller of reader and 1 - oracle."""
+    import torch
+
+    from causalvae.errors import CausalVAEError
+    from causalvae.generate import generate
+    from causalvae.oracle import save_oracle, train_oracle
+    from causalvae.run import Run
+    from causalvae.train import TrainConfig, fit
+
+    spec = importlib.util.spec_from_file_location("readers", ROOT / "docs" / "readers.py")
+    readers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(readers)
+    data = generate("morpho", tmp_path / "data", 80, seed=3)
+    run = fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=2, batch_size=16, width=8, depth=3, hidden=16, z_dim=2,
+                          cf_weight=1.0, reader_steps=2, threads=1), progress=False)
+    oracle, scores = train_oracle("morpho", steps=2, batch_size=8, held_out=8, pool=16, seed=1)
+    save_oracle(oracle, tmp_path / "oracle", scores, {"steps": 2})
+    a, b = readers.first_reader(Run.open(run)), readers.first_reader(Run.open(run))
+    for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), k
+    from causalvae.oracle import load_oracle
+
+    got = readers.readings(Run.open(run), a, load_oracle(tmp_path / "oracle"), n=3, refine=0)
+    assert got["n"] == 30
+    assert got["reader"] - got["oracle"] - 1e-9 <= got["fooled"] <= min(got["reader"], 1 - got["oracle"]) + 1e-9
+    readers.main(["--runs", str(run), "--names", "tiny", "--oracle", str(tmp_path / "oracle"), "--n", "3", "--out", str(tmp_path / "r.md")])
+    table = (tmp_path / "r.md").read_text()
+    assert f"| read as the intervened digit by the oracle | {got['oracle']:.1%} |" in table
+    assert f"| read so by the reader and not by the oracle | {got['fooled']:.1%} |" in table
+    with pytest.raises(CausalVAEError, match="no counterfactual term"):
+        readers.first_reader(Run.open(fit(TrainConfig(data=str(data), out=str(tmp_path / "plain"), max_steps=1, batch_size=16, width=8, depth=3,
+                                                       hidden=16, z_dim=2, cf_weight=0.0, threads=1), progress=False)))
