@@ -16,7 +16,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # paths: $(call record,NAME) after training runs/NAME.
 record = mkdir -p docs/runs/$(1) && cp runs/$(1)/metrics.csv runs/$(1)/train.json runs/$(1)/config.json runs/$(1)/reader.json docs/runs/$(1)/ && sed -i 's|$(CURDIR)/||g' docs/runs/$(1)/config.json
 
-.PHONY: install mnist test demo recipe recipe-long recipe-sprites recipe-sprites-broadcast evaluate-sprites-broadcast recipe-sprites-hidden evaluate-sprites-hidden recipe-morpho evaluate-morpho recipe-morpho-full evaluate-morpho-full evaluate-long ablation evaluate evaluate-sprites course tutorial bench bench-quick docs clean
+.PHONY: install mnist test demo recipe recipe-long recipe-sprites recipe-sprites-broadcast evaluate-sprites-broadcast recipe-sprites-hidden evaluate-sprites-hidden recipe-morpho evaluate-morpho morpho-trials recipe-morpho-full evaluate-morpho-full evaluate-long ablation evaluate evaluate-sprites course tutorial bench bench-quick docs clean
 
 install: $(STAMP)
 
@@ -298,6 +298,22 @@ evaluate-morpho-full: $(STAMP)
 	$(PY) docs/compare.py $(MORPHO_FULL_REPORT)/from-5000/report.json $(MORPHO_FULL_REPORT)/report.json --names "trained on the 5000 digits (morpho recipe),trained on all of MNIST (morpho-full recipe)" --out $(MORPHO_FULL_REPORT)/compare-sources.md
 	$(PY) docs/misses.py --run runs/morpho-full --oracle oracles/morpho-full --digits 1,2,7 --refine $(REFINE) --prefix morpho_full_misses --out $(MORPHO_FULL_REPORT)/misses.md
 
+# Two trials against the do(digit) misses (docs/morpho.md), each the recipe's flags plus one
+# option: an adversary on z, and three readers. Their validation reports (docs/valeval.py, the
+# judge of evaluate-morpho), how much of the digit each model's z holds (docs/zprobe.py), and
+# how the term's reader and the oracle read the same counterfactuals (docs/readers.py).
+morpho-trials: $(STAMP)
+	test -f runs/morpho/config.json || $(MAKE) recipe-morpho
+	test -f oracles/morpho/config.json || $(MAKE) evaluate-morpho
+	test -f runs/morpho-adv20/config.json || $(CLI) train --data data/morpho --out runs/morpho-adv20 $(MORPHO_FLAGS) --adversary-weight 20 --val-per-epoch 1 --val-limit 1000 --force
+	test -f runs/morpho-readers3/config.json || $(CLI) train --data data/morpho --out runs/morpho-readers3 $(MORPHO_FLAGS) --readers 3 --val-per-epoch 1 --val-limit 1000 --force
+	$(call record,morpho-adv20)
+	$(call record,morpho-readers3)
+	$(PY) docs/valeval.py runs/morpho-adv20 --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/adversary20.json
+	$(PY) docs/valeval.py runs/morpho-readers3 --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/readers3.json
+	$(PY) docs/zprobe.py --runs runs/morpho,runs/morpho-adv20,runs/morpho-readers3 --names "the recipe,adversary on z (weight 20),three readers" --out $(MORPHO_REPORT)/zprobe.md
+	$(PY) docs/readers.py --runs runs/morpho,runs/morpho-adv20,runs/morpho-readers3 --names "the recipe,adversary on z (weight 20),three readers" --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/readers.md
+
 # The oracle and the evaluation report of the morpho recipe's model (docs/reports/morpho/), and
 # DeepSCM's demonstrations in docs/morpho.md (docs/deepscm.py).
 MORPHO_REPORT := docs/reports/morpho
@@ -344,11 +360,10 @@ evaluate-morpho: $(STAMP)
 	# The term at weight 80 instead of 40, tried on the validation split (its run is
 	# docs/runs/morpho-cf80/): both models scored by the same oracle instance (the hash in each file).
 	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-cf40.json $(MORPHO_REPORT)/validation/cf80.json --names "term weight 40 (the recipe),term weight 80" --split validation --out $(MORPHO_REPORT)/compare-cf80-val.md
-	# An adversary on z (--adversary-weight 20), tried on the validation split (its run is
-	# docs/runs/morpho-adversary20/; the model is not kept), and how much of the digit each
-	# model's code still holds (docs/zprobe.py: probes on training and validation codes only).
-	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-cf40.json $(MORPHO_REPORT)/validation/adversary20.json --names "the recipe,adversary on z (weight 20)" --split validation --out $(MORPHO_REPORT)/compare-adversary-val.md
-	test ! -f runs/morpho-adv20/config.json || $(PY) docs/zprobe.py --runs runs/morpho,runs/morpho-adv20 --names "the recipe,adversary on z (weight 20)" --out $(MORPHO_REPORT)/zprobe.md
+	# An adversary on z and three readers, tried on the validation split (make morpho-trials
+	# trains them and writes their validation reports; docs/morpho.md).
+	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-cf40.json $(MORPHO_REPORT)/validation/adversary20.json --names "the recipe,adversary on z (weight 20)" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-adversary-val.md
+	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-cf40.json $(MORPHO_REPORT)/validation/readers3.json --names "one reader (the recipe),three readers" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-readers3-val.md
 	# The readers of 2,000 and 6,000 steps on the validation split, where the reader was chosen
 	# (their evaluation reports, made with 3,000 generated and 200 counterfactual pictures, are kept in
 	# docs/reports/morpho/validation/).

@@ -28,7 +28,29 @@ def _num(x) -> str:
     return "-" if x is None else f"{x:.4g}"
 
 
-def compare(a: dict, b: dict, names: tuple[str, str], split: str = "test") -> str:
+def per_value(a: dict, b: dict, names: tuple[str, str], var: str) -> list[str]:
+    """One row per value of ``var``: under do(var=value), the share of counterfactuals whose
+    ``var`` the oracle reads as the value, in each report, beside the share of its true renders
+    read so (the first report's; both reports' true renders are the same pictures when they
+    score the same split of the same data)."""
+    def rows(r: dict) -> dict:
+        return {c["do"][var]: c["variables"][var] for c in r.get("counterfactuals", []) if list(c["do"]) == [var] and var in c.get("variables", {})}
+
+    ra, rb = rows(a), rows(b)
+    if not ra and not rb:
+        raise SystemExit(f"--per-value {var}: neither report has a counterfactual do({var}=...)")
+    out = ["", f"do({var}) per value: the share of counterfactuals whose {var} the oracle reads as the value set (and of the true renders, read by the same oracle):", "",
+           f"| intervention | {names[0]} | {names[1]} | true renders |", "|---|---:|---:|---:|"]
+    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
+    for v in list(ra) + [k for k in rb if k not in ra]:
+        x, y = ra.get(v, {}), rb.get(v, {})
+        out.append(f"| do({var}={v}) | {_pct(x.get('effectiveness'))} | {_pct(y.get('effectiveness'))} | {_pct((x or y).get('effectiveness_true_renders'))} |")
+    out.append(f"| mean | {_pct(mean([x['effectiveness'] for x in ra.values()]))} | {_pct(mean([y['effectiveness'] for y in rb.values()]))} | "
+               f"{_pct(mean([x['effectiveness_true_renders'] for x in (ra or rb).values() if x.get('effectiveness_true_renders') is not None]))} |")
+    return out
+
+
+def compare(a: dict, b: dict, names: tuple[str, str], split: str = "test", per: str | None = None) -> str:
     if a["world"] != b["world"]:
         raise SystemExit(f"the reports are of two worlds: {a['world']} and {b['world']}")
     head = f"| figure | {names[0]} | {names[1]} |\n|---|---:|---:|"
@@ -62,6 +84,8 @@ def compare(a: dict, b: dict, names: tuple[str, str], split: str = "test") -> st
             lines.append(f"| reconstruction IoU to the input (plain, not symmetry-aware) | {_num(ra.get('iou'))} | {_num(rb.get('iou'))} |")
         else:
             lines.append(f"| reconstruction pixel MAE (0-255) | {_num(ra.get('pixel_mae'))} | {_num(rb.get('pixel_mae'))} |")
+    if per:
+        lines += per_value(a, b, names, per)
     return "\n".join(lines) + "\n"
 
 
@@ -83,6 +107,7 @@ def main(argv=None) -> int:
     ap.add_argument("b")
     ap.add_argument("--names", required=True, help="the two columns' names, comma-separated")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--per-value", help="a discrete variable: one row per do(VAR=value), the oracle's reading of VAR beside the true renders'")
     ap.add_argument("--split", default="test", choices=("test", "validation"), help="the split both reports scored (named in the captions)")
     args = ap.parse_args(argv)
     names = tuple(n.strip() for n in args.names.split(","))
@@ -90,7 +115,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"--names: give two names, comma-separated, got {args.names!r}")
     reports = [_load(args.a), _load(args.b)]
     try:
-        text = compare(*reports, names, args.split)
+        text = compare(*reports, names, args.split, args.per_value)
     except (KeyError, TypeError, AttributeError) as e:
         raise SystemExit(f"the reports are not both evaluation reports (report.json of causalvae evaluate): missing {e}")
     out = Path(args.out)

@@ -233,3 +233,25 @@ def test_readers_doc_reads_the_same_counterfactuals_with_reader_and_oracle(tmp_p
     with pytest.raises(CausalVAEError, match="no counterfactual term"):
         readers.first_reader(Run.open(fit(TrainConfig(data=str(data), out=str(tmp_path / "plain"), max_steps=1, batch_size=16, width=8, depth=3,
                                                        hidden=16, z_dim=2, cf_weight=0.0, threads=1), progress=False)))
+
+
+@pytest.mark.slow  # a tiny evaluation of the tiny model
+def test_valeval_scores_the_validation_split_and_names_its_judge(written, tmp_path):
+    """docs/valeval.py: the report of the validation split (as many test pictures as the split
+    holds), marked so, with the oracle's weights hash."""
+    import json
+
+    from causalvae.data import load as load_data
+    from causalvae.oracle import load_oracle
+    from causalvae.run import Run
+
+    _, run, root, _, _ = written
+    spec = importlib.util.spec_from_file_location("valeval", ROOT / "docs" / "valeval.py")
+    valeval = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(valeval)
+    out = tmp_path / "val.json"
+    valeval.main([str(run), "--oracle", str(root / "oracle"), "--n-generate", "20", "--cf-images", "3", "--threads", "1", "--out", str(out)])
+    rep = json.loads(out.read_text())
+    n_val = len(load_data(Run.open(run).dataset_path, split="val", verify=False))
+    assert rep["split"] == "validation" and rep["test_pictures"] == n_val
+    assert rep["oracle"]["weights_sha256"] == load_oracle(root / "oracle").weights_sha256

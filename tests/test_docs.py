@@ -122,3 +122,32 @@ def test_the_staleness_check_forgives_floating_point_noise_only():
     assert not render.same("thickness 2.506", "thickness 2.507")
     assert not render.same("P(a) 0.25", "P(b) 0.25")
     assert not render.same("0.25 0.5", "0.25")
+
+
+def test_compare_per_value_lists_each_intervention_beside_its_true_renders(tmp_path):
+    """docs/compare.py --per-value digit: one row per do(digit=v) with each report's share of
+    counterfactuals read as v and the true renders' share, and their means; a variable no
+    report intervenes on is one clear error."""
+    import json
+
+    a = json.loads((ROOT / "docs" / "reports" / "morpho" / "validation" / "recipe-cf40.json").read_text())
+    b = json.loads(json.dumps(a))
+    for c in b["counterfactuals"]:
+        if list(c["do"]) == ["digit"]:
+            c["variables"]["digit"]["effectiveness"] = 0.5
+    pa, pb, out = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.md"
+    pa.write_text(json.dumps(a))
+    pb.write_text(json.dumps(b))
+    args = [sys.executable, str(ROOT / "docs" / "compare.py"), str(pa), str(pb), "--names", "one,two", "--split", "validation"]
+    proc = subprocess.run(args + ["--per-value", "digit", "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    rows = {c["do"]["digit"]: c["variables"]["digit"] for c in a["counterfactuals"] if list(c["do"]) == ["digit"]}
+    assert len(rows) == 10
+    for v, d in rows.items():
+        assert f"| do(digit={v}) | {100 * d['effectiveness']:.1f}% | 50.0% | {100 * d['effectiveness_true_renders']:.1f}% |" in text
+    mean = sum(d["effectiveness"] for d in rows.values()) / 10
+    assert f"| mean | {100 * mean:.1f}% | 50.0% |" in text
+    proc = subprocess.run(args + ["--per-value", "colour", "--out", str(tmp_path / "d.md")], capture_output=True, text=True)
+    assert proc.returncode != 0 and "--per-value colour: neither report has a counterfactual do(colour=...)" in proc.stderr
+    assert not (tmp_path / "d.md").exists()
