@@ -157,6 +157,25 @@ def test_summary_adds_the_readers_training_to_the_time(viewer_run):
     assert f"before the steps above; training in all {(record['seconds'] + wall) / 60:.1f} min" in text
 
 
+def test_summary_names_each_of_several_readers(viewer_run, tmp_path):
+    """A run of --readers 3 records each reader's accuracy: the summary says how many readers
+    of how many steps, the first one's figures, each one's accuracy, and all their minutes."""
+    import shutil
+
+    _, run, _ = viewer_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    record = json.loads((run / "reader.json").read_text())
+    record |= {"readers": 3, "each": [{"val_accuracy_all_parents": a} for a in (0.5, 0.625, 0.75)], "seconds": 120.0}
+    (copy / "reader.json").write_text(json.dumps(record))
+    r = CliRunner().invoke(app, ["summary", str(copy)])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    wall = float((run / "metrics.csv").read_text().strip().splitlines()[-1].split(",")[2])
+    assert "counterfactual term's readers: 3 of 4 steps each (seeds seed..seed+2); the first:" in text
+    assert f"accuracy of each: 50.0%, 62.5%, 75.0%; 2.0 min before the steps above; training in all {(120 + wall) / 60:.1f} min" in text
+
+
 def test_summary_ignores_a_damaged_reader_record(viewer_run, tmp_path):
     """reader.json is a side record: empty, truncated or odd, the summary still prints the run
     (without the reader's line) and exits 0."""

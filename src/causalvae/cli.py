@@ -652,7 +652,7 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
             line = (f"counterfactual term's readers: {n} of {reader['steps']} steps each (seeds seed..seed+{n - 1}); the first: "
                     + ", ".join(figures) + (f"; accuracy of each: {shown}" if shown else ""))
         if isinstance(reader.get("seconds"), (int, float)):
-            line += (f", {reader['seconds'] / 60:.1f} min before the steps above; training in all "
+            line += (f"{'; ' if isinstance(n, int) and n > 1 else ', '}{reader['seconds'] / 60:.1f} min before the steps above; training in all "
                      f"{(reader['seconds'] + rows[-1]['wall_s']) / 60:.1f} min")
         out.print(line, highlight=False)
 
