@@ -200,6 +200,9 @@ evaluate-sprites-broadcast: $(STAMP)
 	# The same flags with --reader-steps 7500 --epochs 8 (seed 0; run not kept; record in
 	# docs/runs/sprites-broadcast-reader7500/), beside the seed-1 run: neither rose.
 	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/broadcast-cells-seed1.json $(SPRITES_REPORT)/validation/broadcast-reader7500-8epochs.json --names "reader 2000 steps (seed 1; 6 epochs),reader 7500 steps (seed 0; 8 epochs)" --split validation --out $(BROADCAST_REPORT)/compare-reader7500-val.md
+	# The 7,500-step reader for 12 epochs instead of 8 (seed 0; run not kept; record in
+	# docs/runs/sprites-broadcast-reader7500-12epochs/; its report by docs/valeval.py).
+	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/broadcast-reader7500-8epochs.json $(SPRITES_REPORT)/validation/broadcast-reader7500-12epochs.json --names "reader 7500 steps (8 epochs),reader 7500 steps (12 epochs)" --split validation --out $(BROADCAST_REPORT)/compare-reader7500-epochs-val.md
 	# The same flags with --epochs 12 (run not kept; record in docs/runs/sprites-broadcast-12epochs/).
 	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/broadcast-cells.json $(SPRITES_REPORT)/validation/broadcast-cells-12epochs.json --names "6 epochs (seed 0),12 epochs (seed 0)" --split validation --out $(BROADCAST_REPORT)/compare-epochs-val.md
 	# The same flags (seed 0) trained again after the step savings of bench/bench_step.py, on an
