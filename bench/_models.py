@@ -25,7 +25,8 @@ from causalvae.model import CausalVAE
 from causalvae.nets import NetConfig
 from causalvae.noise import sample as ancestral
 from causalvae.queries import to_pixels
-from causalvae.train import TrainConfig, build_model, counterfactual_term, make_reader, prior_matching, train_reader
+from causalvae import worlds
+from causalvae.train import TrainConfig, build_model, counterfactual_term, make_reader, prior_matching, reading_sets, train_reader
 from causalvae.worlds.scenes import SceneRenderer
 
 NAMES = ("ours", "tutorial_conv", "course_mlp")
@@ -143,11 +144,14 @@ def sprites_recipe_step(data, out, batch: int = 64, savings: bool = True, **sett
     reader = make_reader(vae).eval().requires_grad_(False)  # its weights do not change its cost
     opt = torch.optim.Adam(vae.parameters(), lr=1e-4)
     vae.direct_elbo = vae.direct_elbo and savings
+    sets = reading_sets(worlds.for_dataset(ds), vae) if cfg.reader_sets else None
+    if sets is not None:  # the world's tables are built once, before any timing, as training builds them
+        sets({p: labels[:, vae.label_columns.index(p)] for p in sets.names})
 
     def step():
         opt.zero_grad()
         obj = vae.objective(images, labels)
-        loss = obj.loss + cfg.cf_weight * counterfactual_term(vae, reader, images, labels, z_loc=obj.z_loc if savings else None)
+        loss = obj.loss + cfg.cf_weight * counterfactual_term(vae, reader, images, labels, z_loc=obj.z_loc if savings else None, sets=sets)
         if cfg.match_weight:
             loss = loss + cfg.match_weight * prior_matching(vae, images, labels)
         loss.backward()

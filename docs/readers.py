@@ -28,7 +28,7 @@ from causalvae.nets import prepare
 from causalvae.oracle import load_oracle
 from causalvae.queries import counterfactual
 from causalvae.run import Run
-from causalvae.train import read_discrete_parents, train_reader
+from causalvae.train import read_discrete_parents, reading_sets, train_reader
 
 
 def first_reader(run: Run):
@@ -36,8 +36,13 @@ def first_reader(run: Run):
     s = run.settings
     if not s.get("cf_weight"):
         raise CausalVAEError(f"{run.path}: the run has no counterfactual term, hence no reader")
+    sets = None
+    if s.get("reader_sets"):
+        from causalvae import worlds
+
+        sets = reading_sets(worlds.for_dataset(run.dataset("train")), run.model)
     return train_reader(run.model, run.dataset("train"), None, int(s["reader_steps"]), int(s["seed"]),
-                        shift=int(s.get("reader_shift", 0)), warp=float(s.get("reader_warp", 0.0)))[0]
+                        shift=int(s.get("reader_shift", 0)), warp=float(s.get("reader_warp", 0.0)), sets=sets)[0]
 
 
 @torch.no_grad()

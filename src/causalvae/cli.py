@@ -462,6 +462,7 @@ def train_cmd(
     readers: int = typer.Option(1, "--readers", help="How many such readers the term asks (seeds seed, seed+1, ...; each trained --reader-steps): the term is their mean, so the decoder draws what they agree on instead of one reader's blind spots."),
     reader_shift: int = typer.Option(0, "--reader-shift", help="Move that classifier's training pictures by up to this many pixels each way, at random (for pictures whose labels say nothing of where the object sits; 0: as they are)."),
     reader_warp: float = typer.Option(0.0, "--reader-warp", help="Turn half of each of that classifier's training batches by up to this many degrees, scaled and sheared in proportion (12: +-10%, +-0.15), for its discrete parents only (0: as they are)."),
+    reader_sets: bool = typer.Option(False, "--reader-sets", help="Train the counterfactual term's reader, and ask it, on the set of readings the world says no reader can tell apart from a label (the sprites world's orientation: a square's quarter turns), instead of the one label."),
     cf_swap: str = typer.Option("joint", "--cf-swap", help="The counterfactual term's interventions: joint (each picture takes another picture's parents, as the data combines them) or independent (each parent from a picture of its own: every combination an intervention can ask for)."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate of the networks."),
     lr_schedule: str = typer.Option("cosine", "--lr-schedule", help="cosine (down to a tenth at the last step) or constant."),
@@ -503,7 +504,7 @@ def train_cmd(
     cfg = TrainConfig(
         data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         lr=lr, lr_schedule=lr_schedule, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden, max_log_scale=max_log_scale,
-        decoder=decoder, coordinates=coordinates or "cells", residual=residual, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, readers=readers, reader_shift=reader_shift, reader_warp=reader_warp, cf_swap=cf_swap, adversary_weight=adversary_weight, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
+        decoder=decoder, coordinates=coordinates or "cells", residual=residual, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, readers=readers, reader_shift=reader_shift, reader_warp=reader_warp, reader_sets=reader_sets, cf_swap=cf_swap, adversary_weight=adversary_weight, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )
@@ -669,8 +670,12 @@ def _reader_figures(reader: dict) -> list[str]:
     acc = reader.get("val_accuracy_all_parents")
     kept = reader.get("hidden_kept")
     kept = [str(k) for k in kept] if isinstance(kept, list) else []
+    sets = reader.get("sets")
+    sets = [str(k) for k in sets] if isinstance(sets, list) else []
     if isinstance(acc, (int, float)) and not isinstance(acc, bool):
         what = "all labelled parents" if kept else "all discrete parents" if sds or maes else "all parents"
+        if sets:
+            what += f"; {', '.join(sets)} right when in the set the world accepts"
         out.append(f"validation accuracy ({what}) {acc:.1%}")
     if kept:
         out.append(f"not read: {', '.join(kept)} (hidden; kept at each picture's inferred value)")

@@ -465,6 +465,16 @@ class Classifier(nn.Module):
         return self.mlp(_run_trunk(self.convs, x, self.config)).float()
 
 
+def set_cross_entropy(logits: torch.Tensor, accepted: torch.Tensor) -> torch.Tensor:
+    """``-log sum_{v accepted} p(v)`` for logits ``(B, card)`` and bool ``accepted`` ``(B, card)``,
+    the mean over the rows that accept something (a one-hot row gives the cross-entropy; a row
+    accepting every value gives 0). The loss of a reading that may be any of several values a
+    picture cannot tell apart (a square turned a quarter turn)."""
+    keep = accepted.any(-1)
+    inside = logits.masked_fill(~accepted, float("-inf")).logsumexp(-1)
+    return (logits.logsumexp(-1) - inside)[keep].mean()
+
+
 def decoded_mean(params: torch.Tensor, likelihood: str) -> torch.Tensor:
     """The decoder's picture as network input, differentiably: the discretised logistic's
     location clamped to [-1, 1], or the Bernoulli probabilities (the scale of :func:`prepare`)."""

@@ -53,6 +53,7 @@ from causalvae import worlds
 from causalvae.errors import CausalVAEError
 from causalvae.graph import Graph
 from causalvae.io import atomic_write_bytes, atomic_write_text
+from causalvae.nets import set_cross_entropy
 from causalvae.pictures import shifted
 
 FORMAT = "causalvae-oracle/1"
@@ -387,7 +388,7 @@ def _fit(cfg: OracleConfig, draw: Callable[[], tuple], *, steps: int, lr: float,
         h = oracle.features(torch.from_numpy(images))
         logits = [head(h) for head in oracle.heads]
         target = torch.from_numpy(labels)
-        loss = sum(_set_loss(lg, torch.from_numpy(sets[k])) if k in sets else F.cross_entropy(lg, target[:, k], ignore_index=-1)
+        loss = sum(set_cross_entropy(lg, torch.from_numpy(sets[k])) if k in sets else F.cross_entropy(lg, target[:, k], ignore_index=-1)
                    for k, lg in enumerate(logits) if bool((target[:, k] >= 0).any()))
         if numbers is not None and cfg.continuous:
             mean, sd = (torch.tensor(v, dtype=torch.float32) for v in zip(*cfg.scales))
@@ -400,14 +401,6 @@ def _fit(cfg: OracleConfig, draw: Callable[[], tuple], *, steps: int, lr: float,
             progress(step, loss.item() if isinstance(loss, torch.Tensor) else float("nan"))
     oracle.eval()
     return oracle
-
-
-def _set_loss(logits: torch.Tensor, accepted: torch.Tensor) -> torch.Tensor:
-    """``-log sum_{v accepted} p(v)``, the mean over the rows that accept something (a
-    one-hot row gives the cross-entropy)."""
-    keep = accepted.any(-1)
-    inside = logits.masked_fill(~accepted, float("-inf")).logsumexp(-1)
-    return (logits.logsumexp(-1) - inside)[keep].mean()
 
 
 # ------------------------------------------------------------------------------ files

@@ -58,7 +58,7 @@ from causalvae.graph import Graph
 from causalvae.io import atomic_write_text
 from causalvae.flows import column_stats, standardise
 from causalvae.model import CausalVAE, check_mixed
-from causalvae.nets import COORDINATES, DECODERS, Classifier, NetConfig, decoded_mean, prepare
+from causalvae.nets import COORDINATES, DECODERS, Classifier, NetConfig, decoded_mean, prepare, set_cross_entropy
 from causalvae.pictures import shifted, warped
 
 METRIC_COLUMNS = ["epoch", "step", "wall_s", "train_elbo", "train_recon", "train_kl", "val_elbo", "val_recon", "val_kl"]
@@ -94,6 +94,7 @@ class TrainConfig:
     reader_shift: int = 0  # the reader's training pictures moved up to this many pixels each way
     reader_warp: float = 0.0  # half of each reader batch turned up to this many degrees (and scaled, sheared)
     cf_swap: str = "joint"  # the term's interventions: other rows' parent tuples (joint) or each parent from its own row (independent)
+    reader_sets: bool = False  # the reader and the term accept every reading the world says no reader can tell from the label
     adversary_weight: float = 0.0  # weight of z's confusion of an adversary that reads the discrete image parents off z (0: off)
     learn_cpts: bool = False
     graph: str | None = None
@@ -165,6 +166,10 @@ class TrainConfig:
             raise unknown("cf-swap", self.cf_swap, CF_SWAPS)
         if self.cf_swap != "joint" and not self.cf_weight:
             raise CausalVAEError("cf-swap chooses the counterfactual term's interventions: it needs the term (cf-weight > 0)")
+        if not isinstance(self.reader_sets, bool):
+            raise CausalVAEError(f"reader-sets is on or off (true or false), got {self.reader_sets!r}")
+        if self.reader_sets and not self.cf_weight:
+            raise CausalVAEError("reader-sets changes how the counterfactual term's reader reads: it needs the term (cf-weight > 0)")
         g = self.guide_steps
         if isinstance(g, bool) or not isinstance(g, int) or g < 0:
             raise CausalVAEError(f"guide-steps must be an integer >= 0, got {g!r}")
@@ -184,7 +189,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "adversary_weight": 0.0, "guide_steps": 0, "match_weight": 0.0}
+    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "reader_sets": False, "adversary_weight": 0.0, "guide_steps": 0, "match_weight": 0.0}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -297,6 +302,7 @@ class LitCausalVAE(L.LightningModule):
         # The frozen reader of the counterfactual term: not a submodule (never saved, never
         # optimised; its weights are a deterministic function of the data and the seed).
         self.__dict__["reader"] = reader
+        self.__dict__["sets"] = None  # ReadingSets of --reader-sets
         # The adversary of z (adversary_weight > 0): trained with the networks, saved in the
         # checkpoints beside the model (``saved``), never in the model files.
         self.adversary = ZAdversary(vae) if cfg.adversary_weight else None
@@ -343,7 +349,7 @@ class LitCausalVAE(L.LightningModule):
         for one in ([self.reader] if isinstance(self.reader, nn.Module) else self.reader):
             one.to(images.device)
         with self._precision():
-            cf = counterfactual_term(self.vae, self.reader, images, labels, *continuous, z_loc=obj.z_loc, swap=self.cfg.cf_swap)
+            cf = counterfactual_term(self.vae, self.reader, images, labels, *continuous, z_loc=obj.z_loc, swap=self.cfg.cf_swap, sets=self.sets)
         self.log("cf", cf.item(), prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
         return loss + self.cfg.cf_weight * cf
 
@@ -402,6 +408,59 @@ def read_image_parents(vae: CausalVAE) -> list[str]:
     return read_discrete_parents(vae) + continuous_image_parents(vae)
 
 
+class ReadingSets:
+    """Which readings of the reader's discrete parents no reader could tell apart from the
+    label, as the world says (:meth:`~causalvae.worlds.World.accepted` with the style unknown:
+    the sprites world's orientation, where a square turned a quarter turn is the same picture).
+
+    Calling it with the values of every discrete image parent (value indices; -1: not known,
+    e.g. a hidden parent in the reader's training rows) gives ``{k: bool (R, card)}`` for the
+    k-th parent of :func:`read_discrete_parents` that the world reads ambiguously: the readings
+    accepted for each row, the union over every value of a parent not known. A reader trained
+    and asked this way (``--reader-sets``) is never pushed to tell apart what the pictures do
+    not show, which a plain cross-entropy does: a reader that cannot see which quarter turn a
+    square has guesses it from what goes with it in the data (its position), and the
+    counterfactual term would then move a turned square to where that guess points.
+    """
+
+    def __init__(self, world: Any, vae: CausalVAE):
+        self.world = world
+        self.graph = vae.graph
+        self.names = discrete_image_parents(vae)
+        self.columns = {k: p for k, p in enumerate(read_discrete_parents(vae)) if p in world.ambiguous}
+
+    def __call__(self, values: dict[str, Any]) -> dict[int, torch.Tensor]:
+        vals = {n: np.asarray(values[n].cpu() if isinstance(values[n], torch.Tensor) else values[n], dtype=np.int64) for n in self.names}
+        return {k: torch.from_numpy(self._accepted(p, vals)) for k, p in self.columns.items()}
+
+    def _accepted(self, column: str, vals: dict[str, np.ndarray]) -> np.ndarray:
+        missing = next((n for n, a in vals.items() if n != column and bool((a < 0).any())), None)
+        if missing is None:
+            try:
+                return self.world.accepted(column, self.graph.card(column), vals, None)
+            except KeyError as e:
+                raise CausalVAEError(f"the {self.world.name} world's readings of {column} need the value of {e.args[0]}, which is not a discrete parent of the image") from None
+        out = None
+        for v in range(self.graph.card(missing)):
+            acc = self._accepted(column, {**vals, missing: np.where(vals[missing] < 0, v, vals[missing])})
+            out = acc if out is None else out | acc
+        return out
+
+
+def reading_sets(world: Any, vae: CausalVAE) -> ReadingSets | None:
+    """:class:`ReadingSets` of ``vae``'s read parents in ``world``, or None when the world
+    reads every one of them unambiguously."""
+    sets = ReadingSets(world, vae)
+    return sets if sets.columns else None
+
+
+def _read_loss(logits: Sequence[torch.Tensor], target: torch.Tensor, accepted: dict[int, torch.Tensor] | None) -> torch.Tensor:
+    """Sum over the discrete parents of the cross-entropy of ``target[:, k]``, or where
+    ``accepted`` has the parent, of the set of readings it accepts (:func:`set_cross_entropy`)."""
+    accepted = accepted or {}
+    return sum(set_cross_entropy(lg.float(), accepted[k].to(lg.device)) if k in accepted else F.cross_entropy(lg.float(), target[:, k]) for k, lg in enumerate(logits))
+
+
 #: Floor of a continuous parent's residual sd in the counterfactual term (standardised units):
 #: a near-perfect reader must not make the term's Gaussian NLL explode.
 MIN_RESIDUAL_SD = 0.05
@@ -419,7 +478,7 @@ def make_reader(vae: CausalVAE) -> Classifier:
 
 
 def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: int, seed: int, batch_size: int = 64, shift: int = 0,
-                 warp: float = 0.0, tick: Callable[[int], None] | None = None) -> tuple[Classifier, float | None]:
+                 warp: float = 0.0, tick: Callable[[int], None] | None = None, sets: ReadingSets | None = None) -> tuple[Classifier, float | None]:
     """A reader of the image's parents, trained on the real training pictures and their
     labels, then frozen: the judge of :func:`counterfactual_term`. (Never the evaluation
     oracle, which must not take part in training.) ``shift``: each training picture is moved
@@ -430,7 +489,9 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
     discrete parents' loss only: a continuous parent such as a stroke's thickness is not kept
     by a scaling, so those rows count as missing its value (the other half teaches it);
     without discrete parents nothing is warped. ``tick``, if given, is called with the number
-    of steps done before each step and once at the end (progress).
+    of steps done before each step and once at the end (progress). ``sets``: the parents the
+    world reads ambiguously are learnt, and scored, on the set of readings it accepts
+    (:class:`ReadingSets`; the accuracy then counts a reading right when it is in the set).
 
     Its loss is the cross-entropy of each discrete parent (rows with every discrete label)
     plus, for each continuous parent k, the squared error of its standardised value
@@ -481,7 +542,7 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
             if not bool(keep.any()):
                 continue
             logits = reader(prepare(images[keep], vae.config.likelihood)).split(dims, dim=-1)
-            loss = sum(F.cross_entropy(lg, y[keep, k]) for k, lg in enumerate(logits))
+            loss = _read_loss(logits, y[keep], _known_sets(sets, vae, labels[keep], cols))
         else:  # a row takes part in each target it has
             target = (ds.continuous_batch(positions)[:, cidx] - mean) / sd
             if turned is not None:
@@ -492,7 +553,7 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
                 continue
             keep, has, y, target = keep[use], has[use], y[use], target[use]
             *logits, reading = reader(prepare(images[use], vae.config.likelihood)).split([*dims, len(cont)], dim=-1)
-            loss = sum(F.cross_entropy(lg[keep], y[keep, k]) for k, lg in enumerate(logits)) if bool(keep.any()) else 0.0
+            loss = _read_loss([lg[keep] for lg in logits], y[keep], _known_sets(sets, vae, labels[use][keep], cols)) if bool(keep.any()) else 0.0
             for k in range(len(cont)):
                 if bool(has[:, k].any()):
                     loss = loss + F.mse_loss(reading[has[:, k], k], target[has[:, k], k])
@@ -516,7 +577,9 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
         *logits, reading = reader(prepare(images, vae.config.likelihood)).split([*dims, len(cont)], dim=-1)
     accuracy = None
     if parents:
-        right = torch.stack([lg.argmax(-1) == labels[:, i] for lg, i in zip(logits, idx)], 1).all(1)
+        accepted = _known_sets(sets, vae, labels, cols)
+        right = torch.stack([accepted[k][torch.arange(n), lg.argmax(-1)] if k in accepted else lg.argmax(-1) == labels[:, i]
+                             for k, (lg, i) in enumerate(zip(logits, idx))], 1).all(1)
         accuracy = float(right.float().mean())
     if cont:
         target = (val.continuous_batch(np.arange(n))[:, cidx] - mean) / sd
@@ -530,6 +593,13 @@ def train_reader(vae: CausalVAE, ds: Dataset, hide: np.ndarray | None, steps: in
             reader.validation["val_residual_sd"][p] = sigma
             reader.validation["val_mae"][p] = float(err.abs().mean() * sd[k])
     return reader, accuracy
+
+
+def _known_sets(sets: ReadingSets | None, vae: CausalVAE, labels: torch.Tensor, cols: list[str]) -> dict[int, torch.Tensor]:
+    """``sets`` of rows of a dataset's labels (a parent without a label column: not known)."""
+    if sets is None:
+        return {}
+    return sets({p: labels[:, cols.index(p)] if p in cols else torch.full((len(labels),), -1) for p in sets.names})
 
 
 #: Pictures of a batch that take part in the counterfactual term (it costs an encoder, a
@@ -612,7 +682,8 @@ def discrete_image_parents(vae: CausalVAE) -> list[str]:
     return [p for p in vae.image_parents if p not in vae.parent_stats]
 
 
-def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier], images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None, z_loc: torch.Tensor | None = None, swap: str = "joint") -> torch.Tensor:
+def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier], images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None, z_loc: torch.Tensor | None = None, swap: str = "joint",
+                        sets: ReadingSets | None = None) -> torch.Tensor:
     """The counterfactual training term, in nats per picture: decode under other parents and
     ask the frozen reader to read those parents back.
 
@@ -641,6 +712,10 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier
     permutation per parent): the interventions then come from the product of the parents'
     marginals, so combinations the data makes rare (a heart turned upside down) are asked for
     as often as an intervention can ask for them, instead of as rarely as the data shows them.
+
+    ``sets`` (``--reader-sets``): a parent the world reads ambiguously is asked for the set of
+    readings the world accepts for the intervened values (:class:`ReadingSets`), not for the
+    one value (the reader must have been trained so too).
 
     ``z_loc``: the encoder's mean for every row of the batch as the ELBO's guide computed it
     (``Objective.z_loc``, given the same labels): the abduction then reuses it, the same
@@ -703,16 +778,16 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier
         do.update({p: c_other[:, k] for k, p in enumerate(cont)})
     x = decoded_mean(vae.decoder(z, vae.parents_onehot(do)), vae.config.likelihood)
     target = torch.stack([standardise(c_other[:, k], vae.parent_stats[p]) for k, p in enumerate(cont)], 1) if cont else None
+    accepted = sets({p: do[p] for p in sets.names}) if sets is not None else None
 
     def read_loss(one: Classifier) -> torch.Tensor:
         out = one(x)
         if out.shape[-1] != sum(dims) + len(cont):
             raise CausalVAEError(f"the reader gives {out.shape[-1]} outputs; the image's parents need {sum(dims) + len(cont)} (make it with make_reader)")
         if not cont:
-            logits = out.split(dims, dim=-1)
-            return sum(F.cross_entropy(lg.float(), other[:, k]) for k, lg in enumerate(logits))
+            return _read_loss(out.split(dims, dim=-1), other, accepted)
         *logits, reading = out.float().split([*dims, len(cont)], dim=-1)
-        loss = sum(F.cross_entropy(lg, other[:, k]) for k, lg in enumerate(logits))
+        loss = _read_loss(logits, other, accepted)
         return loss + (0.5 * ((reading - target) / one.residual_sd.to(reading)).square()).sum(1).mean()
 
     return sum(read_loss(one) for one in readers) / len(readers)
@@ -1144,6 +1219,16 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
             say(f"the counterfactual term is off: the image's parent(s) {', '.join(unlabelled)} are hidden")
     if cfg.cf_weight and unlabelled and read_image_parents(vae) and rank_env == 0 and say is not None:
         say(f"the counterfactual term keeps the hidden parent(s) {', '.join(unlabelled)} at each picture's inferred value")
+    sets = None
+    if cfg.reader_sets:
+        from causalvae import worlds
+
+        world_of_data = worlds.for_dataset(ds)
+        sets = reading_sets(world_of_data, vae)
+        if sets is None:
+            raise CausalVAEError(f"--reader-sets: the {world_of_data.name} world reads each of the image's parents ({', '.join(read_discrete_parents(vae)) or 'none discrete'}) "
+                                 "unambiguously; there is no set of readings to accept (leave the option out)")
+        module.__dict__["sets"] = sets
     if cfg.cf_weight and read_image_parents(vae):
         steps = min(cfg.reader_steps, total)
         if say is not None and rank_env == 0:
@@ -1154,7 +1239,7 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
         with _reader_progress(steps * cfg.readers, progress and rank_env == 0, say if rank_env == 0 else None) as tick:
             for k in range(cfg.readers):  # seeds seed, seed + 1, ...: the first is the single reader's
                 on = (lambda done, k=k: tick(k * steps + done)) if tick is not None else None
-                one, acc = train_reader(vae, ds, hide, steps, cfg.seed + k, shift=cfg.reader_shift, warp=cfg.reader_warp, tick=on)
+                one, acc = train_reader(vae, ds, hide, steps, cfg.seed + k, shift=cfg.reader_shift, warp=cfg.reader_warp, tick=on, sets=sets)
                 readers.append(one)
                 accuracies.append(acc)
         reader, reader_accuracy = readers[0], accuracies[0]
@@ -1166,6 +1251,7 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
                                                                "seconds": round(time.perf_counter() - t_reader, 1), **reader.validation,
                                                                **({"shift": cfg.reader_shift} if cfg.reader_shift else {}),
                                                                **({"warp": cfg.reader_warp} if cfg.reader_warp else {}),
+                                                               **({"sets": list(sets.columns.values())} if sets is not None else {}),
                                                                **({"hidden_kept": unlabelled} if unlabelled else {})}) + "\n")
 
     done, wall0, rows, sums, start = 0, 0.0, [], None, (0, 0)

@@ -148,9 +148,25 @@ def orientation_bins(classes: np.ndarray) -> np.ndarray:
     return out
 
 
-#: :meth:`SpritesWorld.accepted` with the style unknown, per graph unit (shape, scale,
-#: orientation, posX, posY): at most 9,216 entries.
-_ANY_OFFSET: dict[tuple[int, int, int, int, int], np.ndarray] = {}
+#: :meth:`SpritesWorld.accepted` with the style unknown, per shape and scale class: bool
+#: ``(orientation, posX, posY, orientation bins)``, every graph unit of that shape and scale
+#: (18 blocks of 8 x 8 x 8 x 8).
+_ANY_OFFSET: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _any_offset_block(shape: int, scale: int) -> np.ndarray:
+    """The :data:`_ANY_OFFSET` block of one shape and scale: for each orientation, posX and
+    posY bin, the bins of every symmetric equivalent of every picture in those bins (any
+    offset in each bin). All 1,024 positions of the shape and scale at once (a second or two)."""
+    key = (shape, scale)
+    if key not in _ANY_OFFSET:
+        size = {f: GRAPH_BINS[f] for f in ("orientation", "posX", "posY")}
+        nx, ny = 32 // size["posX"], 32 // size["posY"]
+        positions = [(x, y) for x in range(32) for y in range(32)]
+        tables = np.stack(_bin_tables(shape, scale, positions)).reshape(nx, size["posX"], ny, size["posY"], 40 // size["orientation"], size["orientation"], -1)
+        # (x bin, x offset, y bin, y offset, orientation bin, orientation offset, readable bins)
+        _ANY_OFFSET[key] = tables.any(axis=(1, 3, 5)).transpose(2, 0, 1, 3)
+    return _ANY_OFFSET[key]
 
 
 class SpritesWorld(World):
@@ -203,13 +219,11 @@ class SpritesWorld(World):
             return orientation_bins(SpritesRenderer().classes(values, style))
         units = np.stack([np.asarray(values[f], dtype=np.int64) for f in ("shape", "scale", "orientation", "posX", "posY")], 1).reshape(-1, 5)
         out = np.zeros((len(units), card), dtype=bool)
-        size = {f: GRAPH_BINS[f] for f in ("orientation", "posX", "posY")}
-        for i, (sh, sc, o, x, y) in enumerate(units.tolist()):
-            if (sh, sc, o, x, y) not in _ANY_OFFSET:
-                positions = [(x * size["posX"] + dx, y * size["posY"] + dy) for dx in range(size["posX"]) for dy in range(size["posY"])]
-                tables = np.stack(_bin_tables(sh, sc, positions))
-                _ANY_OFFSET[(sh, sc, o, x, y)] = tables[:, o * size["orientation"] : (o + 1) * size["orientation"]].any(axis=(0, 1))
-            out[i] = _ANY_OFFSET[(sh, sc, o, x, y)]
+        if len(units) and ((units < 0).any() or (units >= [len(SHAPES), 6, 40 // GRAPH_BINS["orientation"], 32 // GRAPH_BINS["posX"], 32 // GRAPH_BINS["posY"]]).any()):
+            raise CausalVAEError("the sprites world's readable orientations need every unit's shape, scale, orientation, posX and posY (a missing or out-of-range value was given)")
+        for sh, sc in np.unique(units[:, :2], axis=0).tolist():
+            rows = np.flatnonzero((units[:, 0] == sh) & (units[:, 1] == sc))
+            out[rows] = _any_offset_block(sh, sc)[units[rows, 2], units[rows, 3], units[rows, 4]]
         return out
 
     def renderer(self, resolution: int | None = None) -> SpritesRenderer:
