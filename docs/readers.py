@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     for path in runs:
         run = Run.open(path)
         s = run.settings
-        key = (str(run.dataset_path), s.get("seed"), s.get("reader_steps"), s.get("reader_shift", 0), s.get("reader_warp", 0.0))
+        key = (str(run.dataset_path), s.get("seed"), s.get("reader_steps"), s.get("reader_shift", 0), s.get("reader_warp", 0.0), s.get("reader_sets", False))
         if key not in readers:
             t = time.perf_counter()
             print(f"{path}: training its first reader ({s.get('reader_steps')} steps)", flush=True)

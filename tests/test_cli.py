@@ -253,3 +253,22 @@ def test_train_coordinates_reach_the_broadcast_model(viewer_run, tmp_path):
     assert film.exit_code != 0 and "--decoder film has no grid" in film.output
     assert not (tmp_path / "film").exists()
 
+
+
+def test_train_reader_sets_reaches_the_run_and_a_world_without_ambiguity_refuses_it(viewer_run, sprites_viewer_run, tmp_path):
+    """`train --reader-sets` on sprites records the option and the set column (reader.json,
+    train.json, the summary's reader line); on the scene world, which reads every parent
+    unambiguously, it is one error naming the option, and no run folder appears."""
+    runner = CliRunner()
+    data = sprites_viewer_run[0]
+    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY, "--cf-weight", "1", "--reader-steps", "1", "--reader-sets"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["reader_sets"] is True
+    assert json.loads((tmp_path / "run" / "reader.json").read_text())["sets"] == ["orientation"]
+    summary = runner.invoke(app, ["summary", str(tmp_path / "run")], env={"COLUMNS": "200"})
+    assert "orientation right when in the set the world accepts" in summary.output
+    bad = runner.invoke(app, ["train", "--data", str(viewer_run[0]), "--out", str(tmp_path / "bad"), *TINY, "--cf-weight", "1", "--reader-sets"])
+    assert bad.exit_code != 0
+    assert "reader-sets" in bad.output and "unambiguously" in bad.output
+    assert "Traceback" not in bad.output
+    assert not (tmp_path / "bad").exists()

@@ -54,21 +54,32 @@ class _Accepting:
 
 
 def test_style_free_readings_are_the_union_of_the_exact_ones_over_every_offset():
-    """The sprites world's accepted orientations of a graph unit with the style unknown are
-    exactly the bins of every symmetric equivalent of every picture in the unit's bins (its 80
-    offsets), and a heart, which has no symmetry, is read in its own bin only."""
+    """The sprites world's accepted orientations of every graph unit of one shape and scale,
+    with the style unknown, are exactly the bins of every symmetric equivalent of every picture
+    in the unit's bins (its 80 offsets); a heart, which has no symmetry, is read in its own
+    bin only (0 = 2 pi: bins 0 and 7 share the upright heart)."""
     w = worlds.get("sprites")
-    for shape, scale, o, x, y in [(1, 3, 2, 3, 5), (0, 3, 5, 0, 7), (2, 3, 3, 6, 1)]:
-        classes = np.array([[0, shape, scale, 5 * o + do, 4 * x + dx, 4 * y + dy] for do in range(5) for dx in range(4) for dy in range(4)])
-        union = orientation_bins(classes).any(0)
-        got = w.accepted("orientation", 8, {k: np.array([v]) for k, v in zip(UNITS, (shape, scale, o, x, y))}, None)[0]
-        assert (got == union).all(), (shape, o, got, union)
+    o, x, y = (a.ravel() for a in np.meshgrid(np.arange(8), np.arange(8), np.arange(8), indexing="ij"))
+    offsets = np.array([(do, dx, dy) for do in range(5) for dx in range(4) for dy in range(4)])
+    for shape in (1, 2):  # an ellipse (whose sets differ between posX and posY), a heart
+        classes = np.zeros((len(o), len(offsets), 6), dtype=np.int64)
+        classes[..., 1], classes[..., 2] = shape, 3
+        classes[..., 3] = 5 * o[:, None] + offsets[None, :, 0]
+        classes[..., 4] = 4 * x[:, None] + offsets[None, :, 1]
+        classes[..., 5] = 4 * y[:, None] + offsets[None, :, 2]
+        union = orientation_bins(classes.reshape(-1, 6)).reshape(len(o), len(offsets), 8).any(1)
+        values = dict(zip(UNITS, (np.full(len(o), shape), np.full(len(o), 3), o, x, y)))
+        got = w.accepted("orientation", 8, values, None)
+        assert (got == union).all()
         if shape == 2:
-            assert got.tolist() == [b == o for b in range(8)]
+            own = np.eye(8, dtype=bool)[o]
+            assert (got[(o > 0) & (o < 7)] == own[(o > 0) & (o < 7)]).all()
         else:
-            assert got.sum() >= 2 and got[o]
+            assert (got.sum(1) >= 2).all() and got[np.arange(len(o)), o].all()
     with pytest.raises(CausalVAEError, match="posX"):
         w.accepted("orientation", 8, {**{k: np.array([1]) for k in UNITS}, "posX": np.array([-1])}, None)
+    with pytest.raises(CausalVAEError, match="8 bins"):
+        w.accepted("orientation", 6, {k: np.array([1]) for k in UNITS}, None)
 
 
 def test_a_parent_not_known_accepts_the_union_over_its_values(sprites_tiny):
@@ -83,6 +94,8 @@ def test_a_parent_not_known_accepts_the_union_over_its_values(sprites_tiny):
     assert each[0].sum() > each[2].sum()  # the square: its quarter turns too
     unknown = sets({**row, "shape": torch.tensor([-1])})[k][0]
     assert unknown.tolist() == (each[0] | each[1] | each[2]).tolist()
+    unread = sets({**row, "shape": torch.tensor([2]), "orientation": torch.tensor([-1])})[k][0]
+    assert not unread.any()  # a row without its own orientation accepts nothing
 
 
 def test_the_term_asks_for_the_set(morpho_tiny):
@@ -130,8 +143,34 @@ def test_a_reader_accepting_every_reading_learns_nothing_and_is_always_right(mor
     assert not torch.equal(last.weight[10:], first.weight[10:])
 
 
+def test_the_reader_is_asked_for_the_sets_of_its_own_rows(morpho_tiny, monkeypatch):
+    """In the reader's training (withheld labels, continuous parents beside) each row's set is
+    built from that row's own label: with sets accepting the label alone, every set marks the
+    target its loss row reads, and no withheld label reaches the world."""
+    import causalvae.train as train
+
+    vae, ds = _vae(morpho_tiny, cf_weight=1.0)
+    hide = np.zeros((len(ds), len(ds.label_columns)), dtype=bool)
+    hide[::3, ds.label_columns.index("digit")] = True  # a third of the digits withheld
+
+    def one_hot(v, card):
+        assert (v >= 0).all()
+        return np.eye(card, dtype=bool)[v]
+
+    calls = []
+    real = train._read_loss
+    monkeypatch.setattr(train, "_read_loss", lambda logits, target, accepted: calls.append((target.clone(), accepted)) or real(logits, target, accepted))
+    sets = ReadingSets(_Accepting(one_hot), vae)
+    train_reader(vae, ds, hide, 6, seed=0, batch_size=16, sets=sets)
+    assert len(calls) == 6
+    for target, accepted in calls:
+        assert accepted[0].shape == (len(target), 10)
+        assert torch.equal(accepted[0].to(torch.int64).argmax(-1), target[:, 0]) and int(accepted[0].sum()) == len(target)
+
+
 def test_reader_sets_is_refused_where_nothing_is_ambiguous_or_without_the_term(morpho_tiny, tmp_path):
     with pytest.raises(CausalVAEError, match="reader-sets.*unambiguously"):
         fit(TrainConfig(data=str(morpho_tiny), out=str(tmp_path / "r"), max_steps=2, cf_weight=1.0, reader_steps=1, reader_sets=True, **TINY))
+    assert not (tmp_path / "r").exists()  # refused before the run folder is written
     with pytest.raises(CausalVAEError, match="reader-sets.*cf-weight"):
         TrainConfig(data=str(morpho_tiny), out="o", cf_weight=0.0, reader_sets=True).check()

@@ -416,7 +416,9 @@ class ReadingSets:
     Calling it with the values of every discrete image parent (value indices; -1: not known,
     e.g. a hidden parent in the reader's training rows) gives ``{k: bool (R, card)}`` for the
     k-th parent of :func:`read_discrete_parents` that the world reads ambiguously: the readings
-    accepted for each row, the union over every value of a parent not known. A reader trained
+    accepted for each row, the union over every value of a parent not known (a row without the
+    parent's own value accepts nothing). The reader learns a hidden parent's union; the term,
+    which knows each picture's inferred value of it, asks for that value's set. A reader trained
     and asked this way (``--reader-sets``) is never pushed to tell apart what the pictures do
     not show, which a plain cross-entropy does: a reader that cannot see which quarter turn a
     square has guesses it from what goes with it in the data (its position), and the
@@ -434,6 +436,11 @@ class ReadingSets:
         return {k: torch.from_numpy(self._accepted(p, vals)) for k, p in self.columns.items()}
 
     def _accepted(self, column: str, vals: dict[str, np.ndarray]) -> np.ndarray:
+        unread = vals[column] < 0
+        if unread.any():  # a row without the column's own value accepts nothing
+            out = self._accepted(column, {**vals, column: np.where(unread, 0, vals[column])})
+            out[unread] = False
+            return out
         missing = next((n for n, a in vals.items() if n != column and bool((a < 0).any())), None)
         if missing is None:
             try:
@@ -445,6 +452,18 @@ class ReadingSets:
             acc = self._accepted(column, {**vals, missing: np.where(vals[missing] < 0, v, vals[missing])})
             out = acc if out is None else out | acc
         return out
+
+
+def _check_reader_sets(graph: Graph, ds: Dataset) -> None:
+    """Refuse ``--reader-sets`` (before anything is written) where the dataset's world reads
+    every labelled discrete parent of the image unambiguously."""
+    from causalvae import worlds
+
+    world = worlds.for_dataset(ds)
+    read = [p for p in graph.image.parents if p not in graph.continuous and p in ds.label_columns]
+    if not any(p in world.ambiguous for p in read):
+        raise CausalVAEError(f"--reader-sets: the {world.name} world reads each of the image's labelled parents ({', '.join(read) or 'none discrete'}) "
+                             "unambiguously; there is no set of readings to accept (leave the option out)")
 
 
 def reading_sets(world: Any, vae: CausalVAE) -> ReadingSets | None:
@@ -1186,6 +1205,8 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
         _check_guided(model_graph(cfg, ds))
     if cfg.match_weight:
         _check_guided(model_graph(cfg, ds), "--match-weight")
+    if cfg.reader_sets:
+        _check_reader_sets(model_graph(cfg, ds), ds)
     resume = _check_resume(run, cfg, force) if rank_env == 0 else True
     if rank_env == 0:
         run.mkdir(parents=True, exist_ok=True)
@@ -1223,11 +1244,7 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
     if cfg.reader_sets:
         from causalvae import worlds
 
-        world_of_data = worlds.for_dataset(ds)
-        sets = reading_sets(world_of_data, vae)
-        if sets is None:
-            raise CausalVAEError(f"--reader-sets: the {world_of_data.name} world reads each of the image's parents ({', '.join(read_discrete_parents(vae)) or 'none discrete'}) "
-                                 "unambiguously; there is no set of readings to accept (leave the option out)")
+        sets = reading_sets(worlds.for_dataset(ds), vae)  # not None: _check_reader_sets
         module.__dict__["sets"] = sets
     if cfg.cf_weight and read_image_parents(vae):
         steps = min(cfg.reader_steps, total)

@@ -217,6 +217,8 @@ class SpritesWorld(World):
             return super().accepted(column, card, values, style)
         if style is not None:
             return orientation_bins(SpritesRenderer().classes(values, style))
+        if card != 40 // GRAPH_BINS["orientation"]:
+            raise CausalVAEError(f"the sprites graph's orientation has {40 // GRAPH_BINS['orientation']} bins, not {card}")
         units = np.stack([np.asarray(values[f], dtype=np.int64) for f in ("shape", "scale", "orientation", "posX", "posY")], 1).reshape(-1, 5)
         out = np.zeros((len(units), card), dtype=bool)
         if len(units) and ((units < 0).any() or (units >= [len(SHAPES), 6, 40 // GRAPH_BINS["orientation"], 32 // GRAPH_BINS["posX"], 32 // GRAPH_BINS["posY"]]).any()):
