@@ -1,4 +1,4 @@
-"""Two evaluation reports of one world side by side, as a Markdown file for the docs.
+"""Two or more evaluation reports of one world side by side, as a Markdown file for the docs.
 
     python docs/compare.py A/report.json B/report.json --names "labelled,shape hidden" --out FILE.md
 
@@ -6,7 +6,7 @@ Writes the goals of the world (each report's measured value), the reconstruction
 accuracy per variable (mean absolute error per continuous one), each classifier's accuracy, and the counterfactuals per intervened
 factor (effectiveness, the share showing the new value, IoU to the true render), and the
 ELBO and the reconstructions' pixel error (or IoU). Every number
-comes from the two files; a figure one report lacks is shown as "-".
+comes from the files; a figure one report lacks is shown as "-".
 """
 
 from __future__ import annotations
@@ -28,64 +28,70 @@ def _num(x) -> str:
     return "-" if x is None else f"{x:.4g}"
 
 
-def per_value(a: dict, b: dict, names: tuple[str, str], var: str) -> list[str]:
+def per_value(reports: list[dict], names: tuple[str, ...], var: str) -> list[str]:
     """One row per value of ``var``: under do(var=value), the share of counterfactuals whose
     ``var`` the oracle reads as the value, in each report, beside the share of its true renders
-    read so (the first report's; both reports' true renders are the same pictures when they
-    score the same split of the same data)."""
+    read so (the first report's that has them; the reports' true renders are the same pictures
+    when they score the same split of the same data)."""
     def rows(r: dict) -> dict:
         return {c["do"][var]: c["variables"][var] for c in r.get("counterfactuals", []) if list(c["do"]) == [var] and var in c.get("variables", {})}
 
-    ra, rb = rows(a), rows(b)
-    if not ra and not rb:
-        raise SystemExit(f"--per-value {var}: neither report has a counterfactual do({var}=...)")
+    each = [rows(r) for r in reports]
+    if not any(each):
+        raise SystemExit(f"--per-value {var}: no report has a counterfactual do({var}=...)")
     out = ["", f"do({var}) per value: the share of counterfactuals whose {var} the oracle reads as the value set (and of the true renders, read by the same oracle):", "",
-           f"| intervention | {names[0]} | {names[1]} | true renders |", "|---|---:|---:|---:|"]
+           "| intervention | " + " | ".join(names) + " | true renders |", "|---|" + "---:|" * (len(names) + 1)]
     mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
-    for v in list(ra) + [k for k in rb if k not in ra]:
-        x, y = ra.get(v, {}), rb.get(v, {})
-        out.append(f"| do({var}={v}) | {_pct(x.get('effectiveness'))} | {_pct(y.get('effectiveness'))} | {_pct((x or y).get('effectiveness_true_renders'))} |")
-    out.append(f"| mean | {_pct(mean([x['effectiveness'] for x in ra.values()]))} | {_pct(mean([y['effectiveness'] for y in rb.values()]))} | "
-               f"{_pct(mean([x['effectiveness_true_renders'] for x in (ra or rb).values() if x.get('effectiveness_true_renders') is not None]))} |")
+    values = list(dict.fromkeys(v for r in each for v in r))
+    first = next(r for r in each if r)
+    for v in values:
+        cells = [r.get(v, {}) for r in each]
+        truth = next((c.get("effectiveness_true_renders") for c in cells if c), None)
+        out.append(f"| do({var}={v}) | " + " | ".join(_pct(c.get("effectiveness")) for c in cells) + f" | {_pct(truth)} |")
+    out.append("| mean | " + " | ".join(_pct(mean([x["effectiveness"] for x in r.values()])) for r in each) + " | "
+               f"{_pct(mean([x['effectiveness_true_renders'] for x in first.values() if x.get('effectiveness_true_renders') is not None]))} |")
     return out
 
 
-def compare(a: dict, b: dict, names: tuple[str, str], split: str = "test", per: str | None = None) -> str:
-    if a["world"] != b["world"]:
-        raise SystemExit(f"the reports are of two worlds: {a['world']} and {b['world']}")
-    head = f"| figure | {names[0]} | {names[1]} |\n|---|---:|---:|"
+def compare(*args, split: str = "test", per: str | None = None) -> str:
+    """``compare(report, report, ..., names)``: two or more reports of one world, and one name
+    per report (the columns)."""
+    *reports, names = args
+    if len(names) != len(reports) or len(reports) < 2:
+        raise SystemExit(f"give two or more reports and one name per report (got {len(reports)} reports, {len(names)} names)")
+    worlds_ = list(dict.fromkeys(r["world"] for r in reports))
+    if len(worlds_) > 1:
+        raise SystemExit(f"the reports are of {'two' if len(worlds_) == 2 else len(worlds_)} worlds: {' and '.join(worlds_)}")
+    a = reports[0]
+    head = "| figure | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names)
+    row = lambda label, cells: f"| {label} | " + " | ".join(cells) + " |"  # noqa: E731
     lines = [f"Goals of the {a['world']} world (the target in brackets):", "", head]
-    ga, gb = ({g["goal"]: g for g in goals(r)} for r in (a, b))
-    for key in list(ga) + [k for k in gb if k not in ga]:
-        g = ga.get(key) or gb[key]
-        lines.append(f"| {key} ({g['op']} {g['target']:g}) | {_num(ga[key]['value']) if key in ga else '-'} | {_num(gb[key]['value']) if key in gb else '-'} |")
-    ra, rb = a["reconstruction"], b["reconstruction"]
+    gs = [{g["goal"]: g for g in goals(r)} for r in reports]
+    for key in dict.fromkeys(k for g in gs for k in g):
+        g = next(x[key] for x in gs if key in x)
+        lines.append(row(f"{key} ({g['op']} {g['target']:g})", [_num(x[key]["value"]) if key in x else "-" for x in gs]))
+    rs = [r["reconstruction"] for r in reports]
     lines += ["", f"The oracle's accuracy on reconstructions of the {split} pictures, and the classifiers' accuracy on the {split} pictures:", "", head]
-    for c in ra["oracle_accuracy"]:
-        lines.append(f"| {c}, read off the reconstruction | {_pct(ra['oracle_accuracy'].get(c))} | {_pct(rb['oracle_accuracy'].get(c))} |")
-    for c in ra.get("oracle_mae", {}):
-        lines.append(f"| {c}, read off the reconstruction: mean absolute error | {_num(ra['oracle_mae'].get(c))} | {_num(rb.get('oracle_mae', {}).get(c))} |")
-    for c in sorted(set(a.get("classifiers", {})) | set(b.get("classifiers", {}))):
-        acc = [r.get("classifiers", {}).get(c, {}).get("accuracy") for r in (a, b)]
-        lines.append(f"| {c}: its classifier q({c} \\| x) | {_pct(acc[0])} | {_pct(acc[1])} |")
-    fa, fb = a.get("counterfactual_factors", {}), b.get("counterfactual_factors", {})
-    if fa or fb:
+    for c in rs[0]["oracle_accuracy"]:
+        lines.append(row(f"{c}, read off the reconstruction", [_pct(r["oracle_accuracy"].get(c)) for r in rs]))
+    for c in rs[0].get("oracle_mae", {}):
+        lines.append(row(f"{c}, read off the reconstruction: mean absolute error", [_num(r.get("oracle_mae", {}).get(c)) for r in rs]))
+    for c in sorted(set().union(*(r.get("classifiers", {}) for r in reports))):
+        lines.append(row(f"{c}: its classifier q({c} \\| x)", [_pct(r.get("classifiers", {}).get(c, {}).get("accuracy")) for r in reports]))
+    fs = [r.get("counterfactual_factors", {}) for r in reports]
+    if any(fs):
         lines += ["", "Counterfactuals per intervened factor, mean over its values: effectiveness (every label read as used) / the new value read / IoU to the true render:", "", head]
-        for c in list(fa) + [k for k in fb if k not in fa]:
-            cells = []
-            for f in (fa.get(c), fb.get(c)):
-                cells.append("-" if f is None else f"{_pct(f['effectiveness'])} / {_pct(f['effectiveness_own'])} / {_num(f.get('iou_to_true_render'))}")
-            lines.append(f"| do({c}) | {cells[0]} | {cells[1]} |")
-    la, lb = a.get("likelihood", {}), b.get("likelihood", {})
-    if la.get("elbo") is not None or lb.get("elbo") is not None:
-        lines += ["", f"The likelihood and the reconstructions of the {split} pictures:", "", head,
-                  f"| ELBO, nats per picture | {_num(la.get('elbo'))} | {_num(lb.get('elbo'))} |"]
-        if ra.get("iou") is not None or rb.get("iou") is not None:  # a binary world's pictures: their IoU
-            lines.append(f"| reconstruction IoU to the input (plain, not symmetry-aware) | {_num(ra.get('iou'))} | {_num(rb.get('iou'))} |")
+        for c in dict.fromkeys(k for f in fs for k in f):
+            lines.append(row(f"do({c})", ["-" if f.get(c) is None else f"{_pct(f[c]['effectiveness'])} / {_pct(f[c]['effectiveness_own'])} / {_num(f[c].get('iou_to_true_render'))}" for f in fs]))
+    ls = [r.get("likelihood", {}) for r in reports]
+    if any(x.get("elbo") is not None for x in ls):
+        lines += ["", f"The likelihood and the reconstructions of the {split} pictures:", "", head, row("ELBO, nats per picture", [_num(x.get("elbo")) for x in ls])]
+        if any(r.get("iou") is not None for r in rs):  # a binary world's pictures: their IoU
+            lines.append(row("reconstruction IoU to the input (plain, not symmetry-aware)", [_num(r.get("iou")) for r in rs]))
         else:
-            lines.append(f"| reconstruction pixel MAE (0-255) | {_num(ra.get('pixel_mae'))} | {_num(rb.get('pixel_mae'))} |")
+            lines.append(row("reconstruction pixel MAE (0-255)", [_num(r.get("pixel_mae")) for r in rs]))
     if per:
-        lines += per_value(a, b, names, per)
+        lines += per_value(reports, names, per)
     return "\n".join(lines) + "\n"
 
 
@@ -103,21 +109,22 @@ def _load(path: str) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("a")
-    ap.add_argument("b")
-    ap.add_argument("--names", required=True, help="the two columns' names, comma-separated")
+    ap.add_argument("reports", nargs="+", help="two or more report.json files of one world")
+    ap.add_argument("--names", required=True, help="the columns' names, one per report, comma-separated")
     ap.add_argument("--out", required=True)
     ap.add_argument("--per-value", help="a discrete variable: one row per do(VAR=value), the oracle's reading of VAR beside the true renders'")
     ap.add_argument("--split", default="test", choices=("test", "validation"), help="the split both reports scored (named in the captions)")
     args = ap.parse_args(argv)
     names = tuple(n.strip() for n in args.names.split(","))
-    if len(names) != 2:
-        raise SystemExit(f"--names: give two names, comma-separated, got {args.names!r}")
-    reports = [_load(args.a), _load(args.b)]
+    if len(args.reports) < 2:
+        raise SystemExit("give two or more reports")
+    if len(names) != len(args.reports):
+        raise SystemExit(f"--names: give {len(args.reports)} names, one per report, comma-separated, got {args.names!r}")
+    reports = [_load(p) for p in args.reports]
     try:
-        text = compare(*reports, names, args.split, args.per_value)
+        text = compare(*reports, names, split=args.split, per=args.per_value)
     except (KeyError, TypeError, AttributeError) as e:
-        raise SystemExit(f"the reports are not both evaluation reports (report.json of causalvae evaluate): missing {e}")
+        raise SystemExit(f"the reports are not all evaluation reports (report.json of causalvae evaluate): missing {e}")
     out = Path(args.out)
     if not out.parent.is_dir():
         raise SystemExit(f"--out {out}: the folder {out.parent} does not exist")

@@ -148,6 +148,17 @@ def test_compare_per_value_lists_each_intervention_beside_its_true_renders(tmp_p
         assert f"| do(digit={v}) | {100 * d['effectiveness']:.1f}% | 50.0% | {100 * d['effectiveness_true_renders']:.1f}% |" in text
     mean = sum(d["effectiveness"] for d in rows.values()) / 10
     assert f"| mean | {100 * mean:.1f}% | 50.0% |" in text
+    # three reports: three columns, in the order given; names must match the reports
+    args3 = [sys.executable, str(ROOT / "docs" / "compare.py"), str(pa), str(pb), str(pa), "--split", "validation", "--per-value", "digit"]
+    proc = subprocess.run(args3 + ["--names", "one,two,three", "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert "| figure | one | two | three |" in text and "| intervention | one | two | three | true renders |" in text
+    for v, d in rows.items():
+        e = f"{100 * d['effectiveness']:.1f}%"
+        assert f"| do(digit={v}) | {e} | 50.0% | {e} | {100 * d['effectiveness_true_renders']:.1f}% |" in text
+    proc = subprocess.run(args3 + ["--names", "one,two", "--out", str(tmp_path / "e.md")], capture_output=True, text=True)
+    assert proc.returncode != 0 and "give 3 names, one per report" in proc.stderr and not (tmp_path / "e.md").exists()
     proc = subprocess.run(args + ["--per-value", "colour", "--out", str(tmp_path / "d.md")], capture_output=True, text=True)
-    assert proc.returncode != 0 and "--per-value colour: neither report has a counterfactual do(colour=...)" in proc.stderr
+    assert proc.returncode != 0 and "--per-value colour: no report has a counterfactual do(colour=...)" in proc.stderr
     assert not (tmp_path / "d.md").exists()
