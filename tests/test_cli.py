@@ -272,3 +272,19 @@ def test_train_reader_sets_reaches_the_run_and_a_world_without_ambiguity_refuses
     assert "reader-sets" in bad.output and "unambiguously" in bad.output
     assert "Traceback" not in bad.output
     assert not (tmp_path / "bad").exists()
+
+
+def test_train_ema_reaches_the_run_and_the_summary_and_a_bad_decay_is_one_error(viewer_run, tmp_path):
+    """`train --ema 0.9` records the decay and the summary says the model is the average;
+    `--ema 1` is one error naming the option, and no run folder appears."""
+    runner = CliRunner()
+    data = viewer_run[0]
+    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY, "--cf-weight", "0", "--ema", "0.9"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["ema"] == 0.9
+    summary = runner.invoke(app, ["summary", str(tmp_path / "run")], env={"COLUMNS": "200"})
+    assert "ema=0.9" in summary.output and "moving average of the weights" in summary.output
+    bad = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "bad"), *TINY, "--ema", "1"])
+    assert bad.exit_code != 0
+    assert "ema is the decay" in bad.output and "Traceback" not in bad.output
+    assert not (tmp_path / "bad").exists()

@@ -473,6 +473,7 @@ def train_cmd(
     classify: list[str] = typer.Option([], "--classify", help="Give this image parent a classifier q(y|x) (repeatable); unlabelled ones get one anyway."),
     alpha: float = typer.Option(50.0, "--alpha", help="Weight of the classifiers' cross-entropy on labelled rows."),
     adversary_weight: float = typer.Option(0.0, "--adversary-weight", help="Weight of z's confusion of an adversary that reads the image's labelled discrete parents off z (train.adversary_terms): teaches the encoder to leave them out of z, so a counterfactual keeps no trace of the source's parents (0: off)."),
+    ema: float = typer.Option(0.0, "--ema", help="Decay of a moving average of the model's weights (e.g. 0.999), updated after every step: the run validates and saves the average (train.WeightAverage; 0: off)."),
     match_weight: float = typer.Option(0.0, "--match-weight", help="Weight of the hidden image parents' aggregate match to the graph (train.prior_matching; 0: off)."),
     guide_steps: int = typer.Option(0, "--guide-steps", help="Teach the hidden image parents' classifiers what the graph says of them given the labels for the first N steps, fading out (docs/training.md; 0: off)."),
     precision: str = typer.Option("32", "--precision", help="32, or bf16 (autocast of the networks only)."),
@@ -504,7 +505,7 @@ def train_cmd(
     cfg = TrainConfig(
         data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         lr=lr, lr_schedule=lr_schedule, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden, max_log_scale=max_log_scale,
-        decoder=decoder, coordinates=coordinates or "cells", residual=residual, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, readers=readers, reader_shift=reader_shift, reader_warp=reader_warp, reader_sets=reader_sets, cf_swap=cf_swap, adversary_weight=adversary_weight, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
+        decoder=decoder, coordinates=coordinates or "cells", residual=residual, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, readers=readers, reader_shift=reader_shift, reader_warp=reader_warp, reader_sets=reader_sets, cf_swap=cf_swap, adversary_weight=adversary_weight, ema=ema, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )
@@ -627,10 +628,12 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
         dims = None
     keys = ("epochs", "max_steps", "batch_size", "lr", "seed", "devices", "precision")
     shown = [f"{k}={settings[k]}" for k in keys if k in settings and settings[k] is not None]
-    for k in ("kl_warmup", "guide_steps", "match_weight"):  # only where used
+    for k in ("kl_warmup", "guide_steps", "match_weight", "ema"):  # only where used
         if settings.get(k):
             shown.append(f"{k}={settings[k]:g}")
     out.print("settings: " + ", ".join(shown), highlight=False)
+    if settings.get("ema"):
+        out.print("the model is the moving average of the weights (ema): val columns score it, the train ELBO the live weights", highlight=False)
     table = Table(show_header=True, header_style="bold")
     for col in ("epoch", "step", "minutes", "train ELBO", "val ELBO", "val recon", "val KL") + (("val bits/dim",) if dims else ()):
         table.add_column(col, justify="right")

@@ -96,6 +96,7 @@ class TrainConfig:
     cf_swap: str = "joint"  # the term's interventions: other rows' parent tuples (joint) or each parent from its own row (independent)
     reader_sets: bool = False  # the reader and the term accept every reading the world says no reader can tell from the label
     adversary_weight: float = 0.0  # weight of z's confusion of an adversary that reads the discrete image parents off z (0: off)
+    ema: float = 0.0  # decay of a moving average of the model's weights, which the run validates and saves (0: off)
     learn_cpts: bool = False
     graph: str | None = None
     withhold: dict[str, float] = field(default_factory=dict)
@@ -170,6 +171,9 @@ class TrainConfig:
             raise CausalVAEError(f"reader-sets is on or off (true or false), got {self.reader_sets!r}")
         if self.reader_sets and not self.cf_weight:
             raise CausalVAEError("reader-sets changes how the counterfactual term's reader reads: it needs the term (cf-weight > 0)")
+        e = self.ema
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not 0.0 <= e < 1.0:
+            raise CausalVAEError(f"ema is the decay of the weights' moving average: a number from 0 (off) up to but not including 1, got {e!r}")
         g = self.guide_steps
         if isinstance(g, bool) or not isinstance(g, int) or g < 0:
             raise CausalVAEError(f"guide-steps must be an integer >= 0, got {g!r}")
@@ -189,7 +193,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "reader_sets": False, "adversary_weight": 0.0, "guide_steps": 0, "match_weight": 0.0}
+    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "reader_sets": False, "adversary_weight": 0.0, "ema": 0.0, "guide_steps": 0, "match_weight": 0.0}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -306,11 +310,16 @@ class LitCausalVAE(L.LightningModule):
         # The adversary of z (adversary_weight > 0): trained with the networks, saved in the
         # checkpoints beside the model (``saved``), never in the model files.
         self.adversary = ZAdversary(vae) if cfg.adversary_weight else None
+        # The moving average of the model's weights (--ema): in the checkpoints, and what the
+        # run validates and saves at its end.
+        self.ema = WeightAverage(vae, cfg.ema) if cfg.ema else None
 
     @property
     def saved(self) -> nn.Module:
-        """What a checkpoint holds: the model, and the adversary of z when there is one."""
-        return self.vae if self.adversary is None else nn.ModuleDict({"vae": self.vae, "adversary": self.adversary})
+        """What a checkpoint holds: the model, and the adversary of z and the weights' moving
+        average when there are."""
+        extra = {k: m for k, m in (("adversary", self.adversary), ("ema", self.ema)) if m is not None}
+        return self.vae if not extra else nn.ModuleDict({"vae": self.vae, **extra})
 
     def _precision(self):
         if self.cfg.precision == "bf16":
@@ -360,8 +369,9 @@ class LitCausalVAE(L.LightningModule):
         was_training = self.vae.training
         self.vae.eval()
         self.vae.autocast = self._precision
-        for images, labels, *continuous in loader:
-            sums.add(self.vae.objective(images.to(self.device), labels.to(self.device), *(c.to(self.device) for c in continuous)))
+        with (self.ema.swapped_in(self.vae) if self.ema is not None else nullcontext()):  # the weights the run saves
+            for images, labels, *continuous in loader:
+                sums.add(self.vae.objective(images.to(self.device), labels.to(self.device), *(c.to(self.device) for c in continuous)))
         self.vae.train(was_training)
         return sums.t
 
@@ -380,6 +390,54 @@ class LitCausalVAE(L.LightningModule):
         if self.optimizer_state is not None:
             opt.load_state_dict(self.optimizer_state)
         return opt
+
+
+class WeightAverage(nn.Module):
+    """An exponential moving average of a model's weights (Polyak averaging, as generative
+    models commonly sample from): after each optimiser step, every floating-point entry ``a``
+    of the model's state becomes ``decay * a + (1 - decay) * w`` (``torch.lerp``) of the live
+    weight ``w``; other entries are copied. It starts at the model's initial weights.
+
+    Its entries are buffers named after the model's state with ``/`` for ``.``, so a checkpoint
+    holds them (``model.ema.*``) and a resumed run continues the same average."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        super().__init__()
+        if not 0.0 < decay < 1.0:
+            raise CausalVAEError(f"a weights' moving average needs a decay between 0 and 1, got {decay!r}")
+        self.decay = float(decay)
+        self.names = list(model.state_dict())
+        for name, t in model.state_dict().items():
+            self.register_buffer(name.replace(".", "/"), t.detach().clone())
+
+    def entries(self) -> dict[str, torch.Tensor]:
+        """The averaged state, under the model's own names."""
+        return {name: getattr(self, name.replace(".", "/")) for name in self.names}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        mine = self.entries()
+        for name, t in model.state_dict().items():
+            a = mine[name]
+            if a.is_floating_point():
+                a.lerp_(t.detach().to(a.dtype), 1.0 - self.decay)
+            else:
+                a.copy_(t)
+
+    @torch.no_grad()
+    def copy_to(self, model: nn.Module) -> None:
+        """Load the averaged weights into ``model`` (in place: its parameters stay the same objects)."""
+        model.load_state_dict(self.entries(), strict=True)
+
+    @contextmanager
+    def swapped_in(self, model: nn.Module):
+        """``model`` holds the averaged weights inside the block and its own, exactly, after it."""
+        live = {k: t.detach().clone() for k, t in model.state_dict().items()}
+        self.copy_to(model)
+        try:
+            yield model
+        finally:
+            model.load_state_dict(live, strict=True)
 
 
 # --------------------------------------------------------------------------------------- counterfactual training
@@ -930,6 +988,8 @@ class RunKeeper(L.Callback):
         pl_module.vae.beta = kl_weight(self.cfg, step)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if pl_module.ema is not None:  # after the optimiser's step, before validating or checkpointing
+            pl_module.ema.update(pl_module.vae)
         step = self.step(trainer)
         now = time.perf_counter()
         if self.say is not None and trainer.is_global_zero and (now - self.said >= LINE_EVERY_S or step == self.total_steps):
@@ -1286,6 +1346,8 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
         rows = [r for r in read_metrics(run / "metrics.csv") if r["step"] <= done]
         opt_state = opt.state_dict()
     if done >= total:
+        if module.ema is not None:
+            module.ema.copy_to(vae)
         if not (run / "config.json").exists() and rank_env == 0:
             save_model(vae, run, dataset=_dataset_info(cfg.data), training=_training_info(cfg, done, wall0))
         return run
@@ -1326,6 +1388,8 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
         )
         trainer.fit(module)
     vae.beta = float(cfg.beta)  # the model object left at its settled weight, even mid-warm-up
+    if module.ema is not None:  # the run's model is the weights' moving average
+        module.ema.copy_to(vae)
     _write_rank(run, trainer, keeper, vae)
     if trainer.global_rank == 0 and keeper.step(trainer) >= total:
         save_model(vae, run, dataset=_dataset_info(cfg.data), training=_training_info(cfg, keeper.step(trainer), keeper.wall()))
