@@ -317,7 +317,8 @@ evaluate-morpho-full: $(STAMP)
 # option: an adversary on z, and three readers. Their validation reports (docs/valeval.py, the
 # judge of evaluate-morpho), how much of the digit each model's z holds (docs/zprobe.py), and
 # how the term's reader and the oracle read the same counterfactuals (docs/readers.py). And the
-# recipe's flags at seeds 1 and 2: how much do(digit) moves from one run to another.
+# recipe's flags at seeds 1 and 2: how much do(digit) moves from one run to another; and seed 2
+# with a moving average of the weights (--ema).
 morpho-trials: $(STAMP)
 	test -f runs/morpho/config.json || $(MAKE) recipe-morpho
 	test -f oracles/morpho/config.json || $(MAKE) evaluate-morpho
@@ -325,14 +326,17 @@ morpho-trials: $(STAMP)
 	test -f runs/morpho-readers3/config.json || $(CLI) train --data data/morpho --out runs/morpho-readers3 $(MORPHO_FLAGS) --readers 3 --val-per-epoch 1 --val-limit 1000 --force
 	test -f runs/morpho-seed1/config.json || $(CLI) train --data data/morpho --out runs/morpho-seed1 $(MORPHO_FLAGS) --seed 1 --val-per-epoch 1 --val-limit 1000 --force
 	test -f runs/morpho-seed2/config.json || $(CLI) train --data data/morpho --out runs/morpho-seed2 $(MORPHO_FLAGS) --seed 2 --val-per-epoch 1 --val-limit 1000 --force
+	test -f runs/morpho-seed2-ema/config.json || $(CLI) train --data data/morpho --out runs/morpho-seed2-ema $(MORPHO_FLAGS) --seed 2 --ema 0.999 --val-per-epoch 1 --val-limit 1000 --force
 	$(call record,morpho-adv20)
 	$(call record,morpho-readers3)
 	$(call record,morpho-seed1)
 	$(call record,morpho-seed2)
+	$(call record,morpho-seed2-ema)
 	$(PY) docs/valeval.py runs/morpho-adv20 --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/adversary20.json
 	$(PY) docs/valeval.py runs/morpho-readers3 --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/readers3.json
 	$(PY) docs/valeval.py runs/morpho-seed1 --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/recipe-seed1.json
 	$(PY) docs/valeval.py runs/morpho-seed2 --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/recipe-seed2.json
+	$(PY) docs/valeval.py runs/morpho-seed2-ema --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/seed2-ema.json
 	$(PY) docs/zprobe.py --runs runs/morpho,runs/morpho-adv20,runs/morpho-readers3 --names "the recipe,adversary on z (weight 20),three readers" --out $(MORPHO_REPORT)/zprobe.md
 	$(PY) docs/readers.py --runs runs/morpho,runs/morpho-adv20,runs/morpho-readers3 --names "the recipe,adversary on z (weight 20),three readers" --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/readers.md
 
@@ -388,6 +392,8 @@ evaluate-morpho: $(STAMP)
 	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-cf40.json $(MORPHO_REPORT)/validation/readers3.json --names "one reader (the recipe),three readers" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-readers3-val.md
 	# The recipe's flags at seeds 0 (the recipe), 1 and 2 (make morpho-trials), on the validation split.
 	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-cf40.json $(MORPHO_REPORT)/validation/recipe-seed1.json $(MORPHO_REPORT)/validation/recipe-seed2.json --names "seed 0 (the recipe),seed 1,seed 2" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-seeds-val.md
+	# Seed 2's run, and the same run's moving average of the weights (--ema 0.999).
+	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-seed2.json $(MORPHO_REPORT)/validation/seed2-ema.json --names "seed 2: the last weights,seed 2: their moving average (ema 0.999)" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-ema-val.md
 	# The readers of 2,000 and 6,000 steps on the validation split, where the reader was chosen
 	# (their evaluation reports, made with 3,000 generated and 200 counterfactual pictures, are kept in
 	# docs/reports/morpho/validation/).
