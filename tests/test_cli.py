@@ -192,6 +192,22 @@ def test_summary_ignores_a_damaged_reader_record(viewer_run, tmp_path):
         assert "nats per image" in r.output and "counterfactual term's reader" not in r.output
 
 
+def test_summary_skips_optional_settings_that_are_not_numbers(viewer_run, tmp_path):
+    """An optional setting shown only where used (kl_warmup, guide_steps, match_weight, ema)
+    that train.json holds as something else than a number is left out, not a crash."""
+    import shutil
+
+    _, run, _ = viewer_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    settings = json.loads((copy / "train.json").read_text())
+    for key in ("kl_warmup", "guide_steps", "match_weight", "ema"):
+        (copy / "train.json").write_text(json.dumps({**settings, key: "x"}))
+        r = CliRunner().invoke(app, ["summary", str(copy)], env={"COLUMNS": "200"})
+        assert r.exit_code == 0, (key, r.output)
+        assert "nats per image" in r.output and f"{key}=" not in r.output
+
+
 def test_the_readers_line_shows_continuous_figures_and_old_records_alike():
     """reader.json of a run with continuous image parents adds each one's residual sd and mean
     absolute error, and the summary shows them; an old record (accuracy only) reads as before,

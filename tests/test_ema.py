@@ -52,18 +52,41 @@ def test_the_average_moves_each_weight_by_one_minus_the_decay_and_swaps_back_exa
     torch.testing.assert_close(avg.entries()["1.bias"], before + 0.1 * (net[1].bias.detach() - before), rtol=0, atol=1e-6)
 
 
+def _checkpoint(ck):
+    return load_file(ck / json.loads((ck / "state.json").read_text())["tensors"]["file"])
+
+
 def test_a_run_with_the_average_saves_it_and_resumes_exactly(morpho_tiny, tmp_path):
-    """The model file is the average held in the last checkpoint, not the live weights beside
-    it; a run stopped after 2 steps and resumed to 4 ends with the same model as one that was
-    not stopped (which needs the average in the checkpoint)."""
-    kw = dict(data=str(morpho_tiny), cf_weight=0.0, ema=0.5, lr_schedule="constant", checkpoint_every=1, val_limit=16, **TINY)
-    whole = fit(TrainConfig(out=str(tmp_path / "whole"), max_steps=4, **kw), progress=False)
-    fit(TrainConfig(out=str(tmp_path / "parts"), max_steps=2, **kw), progress=False)
-    parts = fit(TrainConfig(out=str(tmp_path / "parts"), max_steps=4, **kw), progress=False)
-    ck = latest_checkpoint(whole / "checkpoints")
-    state = json.loads((ck / "state.json").read_text())
-    tensors = load_file(ck / state["tensors"]["file"])
+    """The average moves after each optimiser step by half the gap (decay 0.5) to that step's
+    live weights; the model file is the average held in the last checkpoint, not the live
+    weights beside it; the validation rows score the average; a run of 2 steps extended to 4
+    ends with the model of a 4-step run (which needs the average in the checkpoint); and a
+    finished run whose model files are lost writes the average again."""
+    kw = dict(data=str(morpho_tiny), cf_weight=0.0, lr_schedule="constant", checkpoint_every=1, val_limit=16, **TINY)
+    whole = fit(TrainConfig(out=str(tmp_path / "whole"), max_steps=4, ema=0.5, **kw), progress=False)
+    fit(TrainConfig(out=str(tmp_path / "parts"), max_steps=2, ema=0.5, **kw), progress=False)
+    parts = fit(TrainConfig(out=str(tmp_path / "parts"), max_steps=4, ema=0.5, **kw), progress=False)
+    plain = fit(TrainConfig(out=str(tmp_path / "plain"), max_steps=4, **kw), progress=False)
+    step3, step4 = sorted((whole / "checkpoints").glob("step-*"))
+    before, tensors = _checkpoint(step3), _checkpoint(step4)
     model = load_file(whole / "model.safetensors")
+    for k in model:  # ema_4 = lerp(ema_3, live_4, 1 - decay), and not with the step-3 live weights
+        ema3, ema4 = before["model.ema." + k.replace(".", "/")], tensors["model.ema." + k.replace(".", "/")]
+        torch.testing.assert_close(ema4, torch.lerp(ema3, tensors["model.vae." + k], 0.5), rtol=0, atol=0, msg=k)
+    assert any(not torch.equal(tensors["model.ema." + k.replace(".", "/")], torch.lerp(before["model.ema." + k.replace(".", "/")], before["model.vae." + k], 0.5)) for k in model)
+    # The live weights take the plain run's steps; the validation columns score the average.
+    rows = [r.split(",") for r in (whole / "metrics.csv").read_text().splitlines()]
+    rows_plain = [r.split(",") for r in (plain / "metrics.csv").read_text().splitlines()]
+    head = rows[0]
+    train_cols = [head.index(c) for c in ("train_elbo", "train_recon", "train_kl")]
+    val_cols = [head.index(c) for c in ("val_elbo", "val_recon")]
+    assert len(rows) == len(rows_plain) > 1
+    for r, q in zip(rows[1:], rows_plain[1:]):
+        assert [r[i] for i in train_cols] == [q[i] for i in train_cols]
+        assert all(r[i] != q[i] for i in val_cols)
+    plain_model = load_file(plain / "model.safetensors")
+    for k in model:
+        torch.testing.assert_close(plain_model[k], tensors["model.vae." + k], rtol=0, atol=0, msg=k)
     assert not any("ema" in k or "/" in k for k in model)
     moved = 0
     for k, t in model.items():
@@ -75,6 +98,13 @@ def test_a_run_with_the_average_saves_it_and_resumes_exactly(morpho_tiny, tmp_pa
     for k in model:
         torch.testing.assert_close(other[k], model[k], rtol=0, atol=0, msg=k)
     assert json.loads((whole / "train.json").read_text())["ema"] == 0.5
+    # A finished run whose model files are lost writes them again from the checkpoint: the average.
+    (whole / "config.json").unlink()
+    (whole / "model.safetensors").unlink()
+    fit(TrainConfig(out=str(tmp_path / "whole"), max_steps=4, ema=0.5, **kw), progress=False)
+    again = load_file(whole / "model.safetensors")
+    for k in model:
+        torch.testing.assert_close(again[k], model[k], rtol=0, atol=0, msg=k)
 
 
 def test_a_run_without_the_average_saves_its_live_weights(morpho_tiny, tmp_path):

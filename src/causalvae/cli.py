@@ -628,11 +628,11 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
         dims = None
     keys = ("epochs", "max_steps", "batch_size", "lr", "seed", "devices", "precision")
     shown = [f"{k}={settings[k]}" for k in keys if k in settings and settings[k] is not None]
-    for k in ("kl_warmup", "guide_steps", "match_weight", "ema"):  # only where used
-        if settings.get(k):
+    for k in ("kl_warmup", "guide_steps", "match_weight", "ema"):  # only where used (and a number)
+        if isinstance(settings.get(k), (int, float)) and not isinstance(settings[k], bool) and settings[k]:
             shown.append(f"{k}={settings[k]:g}")
     out.print("settings: " + ", ".join(shown), highlight=False)
-    if settings.get("ema"):
+    if isinstance(settings.get("ema"), (int, float)) and settings["ema"]:
         out.print("the model is the moving average of the weights (ema): val columns score it, the train ELBO the live weights", highlight=False)
     table = Table(show_header=True, header_style="bold")
     for col in ("epoch", "step", "minutes", "train ELBO", "val ELBO", "val recon", "val KL") + (("val bits/dim",) if dims else ()):

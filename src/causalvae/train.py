@@ -14,7 +14,8 @@ the module between devices and DDP averages its gradients across processes.
       checkpoints/step-*/   model, optimiser and random states every K steps (store.py)
       model.safetensors     the trained model, with
       config.json           graph, architecture, likelihood, dataset path and checksum, version
-      ranks/rank-R.json     each process's data shard and final parameter checksum
+      ranks/rank-R.json     each process's data shard and final parameter checksum (of the
+                            saved weights: with --ema, their moving average)
       tb/                   TensorBoard scalars, when tensorboard is installed
 
 The ELBO columns are per image in nats, as a bound on log p(x | labels): the joint bound
