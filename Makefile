@@ -339,6 +339,7 @@ morpho-trials: $(STAMP)
 	$(PY) docs/valeval.py runs/morpho-seed2-ema --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/seed2-ema.json
 	$(PY) docs/zprobe.py --runs runs/morpho,runs/morpho-adv20,runs/morpho-readers3 --names "the recipe,adversary on z (weight 20),three readers" --out $(MORPHO_REPORT)/zprobe.md
 	$(PY) docs/readers.py --runs runs/morpho,runs/morpho-adv20,runs/morpho-readers3 --names "the recipe,adversary on z (weight 20),three readers" --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/readers.md
+	$(PY) docs/readers.py --runs runs/morpho,runs/morpho-seed1,runs/morpho-seed2 --names "seed 0 (the recipe),seed 1,seed 2" --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/readers-seeds.md
 
 # The oracle and the evaluation report of the morpho recipe's model (docs/reports/morpho/), and
 # DeepSCM's demonstrations in docs/morpho.md (docs/deepscm.py).
