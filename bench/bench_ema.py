@@ -23,18 +23,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pyro
 import torch
 
 from _common import Figure, print_table, timeit_many, write_results
+from bench_step import BATCH, recipe_step
 
-from causalvae.data import load as load_dataset
-from causalvae.generate import generate
-from causalvae.train import TrainConfig, WeightAverage, build_model, counterfactual_term, make_reader
-
-BATCH = 64
-FLAGS = dict(epochs=30, z_dim=16, max_log_scale=-3.0, beta=1.0, cf_weight=40.0, decoder="film")  # the Makefile's MORPHO_FLAGS
+from causalvae.train import WeightAverage
 
 
 def main(argv=None) -> int:
@@ -44,27 +39,15 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     pyro.settings.set(module_local_params=True)
     with tempfile.TemporaryDirectory() as tmp:
-        data = generate("morpho", Path(tmp) / "morpho", 256, seed=0)
-        ds = load_dataset(data, split="train", verify=False)
-        cfg = TrainConfig(data=str(data), out=str(Path(tmp) / "run"), **FLAGS)
-        torch.manual_seed(0)
-        vae = build_model(cfg, ds)
-        images, labels = ds.batch(np.arange(BATCH))
-        cont = (ds.continuous_batch(np.arange(BATCH)),)
-        reader = make_reader(vae).eval().requires_grad_(False)  # its weights do not change its cost
-        opt = torch.optim.Adam(vae.parameters(), lr=1e-6)
+        vae, step = recipe_step("morpho", Path(tmp))  # the Makefile's MORPHO_FLAGS, as bench_step.py builds it
         average = WeightAverage(vae, 0.999)
         n_weights = sum(t.numel() for t in vae.state_dict().values())
 
-        def step(ema: bool):
-            opt.zero_grad()
-            obj = vae.objective(images, labels, *cont)
-            (obj.loss + cfg.cf_weight * counterfactual_term(vae, reader, images, labels, *cont, z_loc=obj.z_loc)).backward()
-            opt.step()
-            if ema:
-                average.update(vae)
+        def with_update():
+            step(True, True)
+            average.update(vae)
 
-        t = timeit_many({"plain": lambda: step(False), "ema": lambda: step(True)}, repeat=args.repeat)
+        t = timeit_many({"plain": lambda: step(True, True), "ema": with_update}, repeat=args.repeat)
     figs = [
         Figure("ema.plain_images_per_s", BATCH / t["plain"], "images/s", f"one training step of the morpho recipe's model (ELBO + counterfactual term), batch {BATCH}"),
         Figure("ema.ema_images_per_s", BATCH / t["ema"], "images/s", f"the same, then the moving average's update of its {n_weights:,} weights"),

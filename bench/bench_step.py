@@ -50,8 +50,10 @@ WORLDS = {
 }
 
 
-def steps(world: str, tmp: Path):
-    """The world's recipe model and its two training steps: (with the reuse, without)."""
+def recipe_step(world: str, tmp: Path):
+    """The world's recipe model and one optimiser step of it on a fixed batch of 64 training
+    pictures: ``(vae, step)``, ``step(reuse, direct)`` (``reuse=direct=True``: as training
+    takes it)."""
     data = generate(world, tmp / world, 256, seed=0)
     ds = load_dataset(data, split="train", verify=False)
     cfg = TrainConfig(data=str(data), out=str(tmp / f"{world}-run"), **WORLDS[world])
@@ -71,6 +73,12 @@ def steps(world: str, tmp: Path):
         (obj.loss + cfg.cf_weight * term).backward()
         opt.step()
 
+    return vae, step
+
+
+def steps(world: str, tmp: Path):
+    """The world's recipe model's training step three ways (see the module's docstring)."""
+    _, step = recipe_step(world, tmp)
     return {"pyro": lambda: step(False, False), "pyro_reuse": lambda: step(True, False), "direct_reuse": lambda: step(True, True)}
 
 
