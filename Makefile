@@ -166,15 +166,27 @@ evaluate-sprites: $(STAMP)
 	# The term's reader trained and asked on the orientation bins the world accepts (--reader-sets;
 	# `make sprites-trials` trains it and writes its validation report), on the validation split.
 	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/film.json $(SPRITES_REPORT)/validation/film-reader-sets.json --names "the recipe (one label),--reader-sets" --split validation --out $(SPRITES_REPORT)/compare-reader-sets-val.md
+	# The decoder that moves what it draws by posX and posY (--place posX,posY) at two seeds, on
+	# the validation split (`make sprites-trials` trains them and writes their validation reports).
+	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/film.json $(SPRITES_REPORT)/validation/film-place.json $(SPRITES_REPORT)/validation/film-place-seed1.json --names "the recipe,--place posX posY (seed 0),--place posX posY (seed 1)" --split validation --out $(SPRITES_REPORT)/compare-place-val.md
 
 # Trials of the sprites recipe, scored on the validation split (docs/sprites.md): the recipe's
-# flags with --reader-sets (its record in docs/runs/sprites-reader-sets/).
+# flags with --reader-sets (its record in docs/runs/sprites-reader-sets/), and with
+# --place posX,posY at seeds 0 and 1 (docs/runs/sprites-place/, docs/runs/sprites-place-seed1/).
 sprites-trials: $(STAMP)
 	test -f data/sprites/manifest.json || $(CLI) generate sprites --n 100000 --seed 0 --out data/sprites
 	test -f oracles/sprites/config.json || $(MAKE) evaluate-sprites
 	test -f runs/sprites-reader-sets/config.json || $(CLI) train --data data/sprites --out runs/sprites-reader-sets $(SPRITES_FLAGS) --reader-sets --val-per-epoch 2 --val-limit 1000 --force
 	$(call record,sprites-reader-sets)
 	$(PY) docs/valeval.py runs/sprites-reader-sets --oracle oracles/sprites --refine $(REFINE) --out $(SPRITES_REPORT)/validation/film-reader-sets.json
+	test -f runs/sprites-place/config.json || $(CLI) train --data data/sprites --out runs/sprites-place $(SPRITES_FLAGS) --place posX,posY --val-per-epoch 2 --val-limit 1000 --force
+	$(call record,sprites-place)
+	$(PY) docs/valeval.py runs/sprites-place --oracle oracles/sprites --refine $(REFINE) --out $(SPRITES_REPORT)/validation/film-place.json
+	test -f runs/sprites-place-seed1/config.json || $(CLI) train --data data/sprites --out runs/sprites-place-seed1 $(SPRITES_FLAGS) --place posX,posY --seed 1 --val-per-epoch 2 --val-limit 1000 --force
+	$(call record,sprites-place-seed1)
+	$(PY) docs/valeval.py runs/sprites-place-seed1 --oracle oracles/sprites --refine $(REFINE) --out $(SPRITES_REPORT)/validation/film-place-seed1.json
+	sed -i 's|$(CURDIR)/||g' $(SPRITES_REPORT)/validation/film-place.json $(SPRITES_REPORT)/validation/film-place-seed1.json
+	$(PY) docs/placeprobe.py runs/sprites-place runs/sprites-place-seed1 --names "seed 0,seed 1" --out $(SPRITES_REPORT)/place-probe.md
 
 # The same recipe with the spatial broadcast decoder (--decoder broadcast, docs/sprites.md):
 # z enters every place of a grid alike, beside the place's coordinates (in grid cells, the

@@ -271,6 +271,25 @@ def test_train_coordinates_reach_the_broadcast_model(viewer_run, tmp_path):
 
 
 
+def test_train_place_reaches_the_model_and_the_summary_and_a_wrong_name_is_one_error(sprites_viewer_run, tmp_path):
+    """`train --place posX,posY` saves a model whose decoder moves what it draws by those
+    parents (their indices among the picture's parents) and the summary names them; an
+    unknown parent is one error naming the valid ones, and no run folder appears."""
+    runner = CliRunner()
+    data = sprites_viewer_run[0]
+    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY, "--cf-weight", "0", "--place", "posY, posX"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["net"]["place"] == [3, 4]
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["place"] == ["posY", "posX"]
+    summary = runner.invoke(app, ["summary", str(tmp_path / "run")], env={"COLUMNS": "200"})
+    assert "decoder film, moved by posX, posY," in " ".join(summary.output.split())
+    for place, words in (("posZ", "unknown parent of the picture 'posZ' in --place"), (",", "name the parents"), ("shape,scale,orientation,posX,posY", "names every parent of the picture")):
+        bad = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "bad"), *TINY, "--place", place])
+        assert bad.exit_code != 0 and words in bad.output, bad.output
+        assert "Traceback" not in bad.output
+        assert not (tmp_path / "bad").exists()
+
+
 def test_train_reader_sets_reaches_the_run_and_a_world_without_ambiguity_refuses_it(viewer_run, sprites_viewer_run, tmp_path):
     """`train --reader-sets` on sprites records the option and the set column (reader.json,
     train.json, the summary's reader line); on the scene world, which reads every parent

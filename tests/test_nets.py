@@ -386,3 +386,62 @@ def test_broadcast_coordinates_count_grid_cells_and_older_models_keep_the_unit_s
         torch.testing.assert_close(dec.place(dec.grid), legacy.place(legacy.grid) * (g - 1) / 2)
         assert not torch.allclose(dec(z, a), legacy(z, a))
     assert NetConfig.from_dict(json.loads(json.dumps(old.to_dict()))) == old
+
+
+def test_translate_moves_maps_by_whole_pixels_and_repeats_the_border():
+    """A shift of 2/W (2/H) moves the maps one pixel right (down), exactly; places that come
+    from outside the picture repeat its border; a zero shift is the identity."""
+    from causalvae.nets import translate
+
+    maps = torch.zeros(2, 1, 8, 8)
+    maps[0, 0, 3, 2] = 1.0
+    maps[1, 0, 5, 5] = 1.0
+    maps[1, 0, :, 0] = -4.0  # a left border
+    shift = torch.tensor([[2 * 3 / 8, 0.0], [2 * -1 / 8, 2 * -2 / 8]])
+    out = translate(maps, shift)
+    assert out[0, 0, 3, 5] == pytest.approx(1.0) and out[0, 0].sum() == pytest.approx(1.0)
+    assert out[1, 0, 3, 4] == pytest.approx(1.0) and out[1, 0, :, 1:7].sum() == pytest.approx(1.0)
+    # Moved left by one: column 0 now holds what was column 1 (0), and what left the picture on the right repeats column 7.
+    assert torch.allclose(out[1, 0, :, 0], torch.zeros(8))
+    assert torch.allclose(out[1, 0, :6, 7], maps[1, 0, 2:, 7])
+    torch.testing.assert_close(translate(maps, torch.zeros(2, 2)), maps)
+
+
+def test_placed_parents_only_move_what_the_others_draw():
+    """NetConfig.place: the parents it names never reach the drawing (with the shift held at
+    zero, changing them changes nothing); the shift comes from z and them alone, and the
+    output is the drawing moved by it. The shift starts at zero; the config round-trips, and
+    wrong indices are one error each."""
+    from causalvae.nets import translate
+
+    torch.manual_seed(0)
+    for decoder in ("film", "concat", "broadcast"):
+        cfg = NetConfig(image_size=16, channels=1, parent_dims=(2, 3, 4), z_dim=4, width=8, depth=2, hidden=16, decoder=decoder, place=(2, 1))
+        assert cfg.place == (1, 2) and cfg.columns(True) == [2, 3, 4, 5, 6, 7, 8] and cfg.columns(False) == [0, 1]
+        _, dec = make_nets(cfg)
+        z = torch.randn(3, 4)
+        a = torch.cat([F.one_hot(torch.tensor([0, 1, 1]), 2), F.one_hot(torch.tensor([0, 2, 1]), 3), F.one_hot(torch.tensor([3, 0, 1]), 4)], -1).float()
+        b = torch.cat([a[:, :2], F.one_hot(torch.tensor([1, 1, 0]), 3).float(), F.one_hot(torch.tensor([0, 2, 2]), 4).float()], -1)
+        with torch.no_grad():
+            drawn = dec(z, a)
+            assert torch.equal(dec(z, b), drawn)  # the shift starts at zero: the placed parents do nothing yet
+            for p in dec.placer[-1].parameters():
+                p.normal_(0, 0.3)
+            for p in (a, b):
+                shift = dec.placer(torch.cat([z, p[:, 2:]], -1))
+                torch.testing.assert_close(dec(z, p), translate(drawn, shift))
+            assert not torch.allclose(dec(z, a), dec(z, b))
+            other = a.clone()
+            other[:, :2] = other[:, :2].flip(-1)  # a drawn parent does change the drawing
+            assert not torch.allclose(dec(z, other), dec(z, a))
+        again = NetConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+        assert again == cfg
+        _, loaded = make_nets(again)
+        loaded.load_state_dict(dec.state_dict(), strict=True)
+        with torch.no_grad():
+            assert torch.equal(loaded(z, a), dec(z, a))
+            assert loaded(z[None].expand(2, 3, -1), a).shape == (2, 3, 2, 16, 16)  # leading dims broadcast (location and log-scale)
+    assert "place" not in small().to_dict()  # files of models without it stay as they were
+    for bad, words in (((3,), "indices of the 3 parents"), ((1, 1), "names a parent twice"), ((0, 1, 2), "cannot hold every parent"), ("ab", "list of parent indices")):
+        with pytest.raises(CausalVAEError, match=words):
+            NetConfig(image_size=16, channels=1, parent_dims=(2, 3, 4), place=bad)

@@ -74,7 +74,7 @@ MIN_LOG_SCALE = -7.0
 
 #: The values that fields added after the first release take when a saved config lacks them:
 #: the behaviour of the models that were saved without them.
-LEGACY: dict[str, Any] = {"decoder": "concat", "residual": False, "parent_stats": (), "coordinates": "unit"}
+LEGACY: dict[str, Any] = {"decoder": "concat", "residual": False, "parent_stats": (), "coordinates": "unit", "place": ()}
 #: Units of the broadcast grid's coordinates: ``"unit"`` ([-1, 1] across the grid: the first
 #: broadcast decoders) or ``"cells"`` (one per place of the grid, centred on it: -(g-1)/2 .. (g-1)/2).
 COORDINATES = ("unit", "cells")
@@ -156,6 +156,10 @@ class NetConfig:
     #: (g-1)/2-fold (7.5 on a 16x16 grid) before neighbouring places differ as much, which
     #: delays the learning of where things sit (docs/sprites.md sets the two side by side).
     coordinates: str = "cells"
+    #: Indices (into ``parent_dims``) of the parents that say *where* the picture's content
+    #: sits: the decoder draws the picture from z and the other parents alone, and a small MLP
+    #: of z and these parents moves it by a translation (:class:`Decoder`). Empty: no move.
+    place: tuple[int, ...] = ()
 
     def __post_init__(self):
         def positive(name):
@@ -209,11 +213,32 @@ class NetConfig:
             if not ok or s[1] <= 0 or d != 1:
                 raise CausalVAEError(f"NetConfig.parent_stats entries of continuous parents must be [mean, sd > 0] with parent_dims 1, got {list(s)} (dims {d})")
         object.__setattr__(self, "parent_stats", tuple(None if s is None else (float(s[0]), float(s[1])) for s in stats))
+        place = self.place
+        if isinstance(place, (str, bytes)) or not hasattr(place, "__iter__"):
+            raise CausalVAEError(f"NetConfig.place must be a list of parent indices, got {place!r}")
+        place = tuple(place)
+        if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(dims) for i in place):
+            raise CausalVAEError(f"NetConfig.place must hold indices of the {len(dims)} parents (0 to {len(dims) - 1}), got {list(place)}")
+        if len(set(place)) != len(place):
+            raise CausalVAEError(f"NetConfig.place names a parent twice: {list(place)}")
+        if place and len(place) == len(dims):
+            raise CausalVAEError("NetConfig.place cannot hold every parent: the decoder draws the picture from the others")
+        object.__setattr__(self, "place", tuple(sorted(place)))
 
     @property
     def parent_size(self) -> int:
         """Length of the concatenated one-hot parent vector."""
         return sum(self.parent_dims)
+
+    def columns(self, placed: bool) -> list[int]:
+        """The columns of the concatenated parent code that belong to the parents in
+        ``place`` (``placed``) or to the others."""
+        out, start = [], 0
+        for i, d in enumerate(self.parent_dims):
+            if (i in self.place) == placed:
+                out.extend(range(start, start + d))
+            start += d
+        return out
 
     @property
     def stage_channels(self) -> list[int]:
@@ -228,6 +253,10 @@ class NetConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["parent_dims"] = list(self.parent_dims)
+        if self.place:  # written only when set: older files stay as they were
+            d["place"] = list(self.place)
+        else:
+            del d["place"]
         if self.parent_stats:  # written only when a parent is continuous: older files stay as they were
             d["parent_stats"] = [None if s is None else list(s) for s in self.parent_stats]
         else:
@@ -333,6 +362,14 @@ class Decoder(nn.Module):
     guarantee: the layers after the first are modulated by the parents). Then
     :data:`BROADCAST_LAYERS` FiLM-modulated 3x3 convolutions at the grid, one upsampling stage
     and the output's.
+
+    ``place`` (any decoder): the parents it names never reach the layers above. They draw
+    the picture from z and the other parents, which cannot say where its content sits; a
+    small MLP of z and the named parents gives a shift (x, y), and the drawn maps (logits, or
+    location and log-scale) are moved by it (:func:`translate`). Where a thing sits is then
+    one mechanism shared by every shape, and what z says about it (the offset inside a
+    position bin) adds to what the parents say, whatever their values: the structure of a
+    renderer that draws a sprite and then places it. The shift starts at zero.
     """
 
     def __init__(self, config: NetConfig):
@@ -340,7 +377,17 @@ class Decoder(nn.Module):
         self.config = config
         chs = config.stage_channels
         film = config.decoder in ("film", "broadcast")
-        self.embed = _mlp(config.parent_size, config.hidden, config.hidden) if film else None
+        n_parents = config.parent_size
+        self.placer = None
+        if config.place:  # the content is drawn from the other parents, then moved
+            glyph, placed = config.columns(False), config.columns(True)
+            self.register_buffer("glyph_columns", torch.tensor(glyph), persistent=False)
+            self.register_buffer("place_columns", torch.tensor(placed), persistent=False)
+            n_parents = len(glyph)
+            self.placer = _mlp(config.z_dim + len(placed), config.hidden, 2)
+            nn.init.zeros_(self.placer[-1].weight)  # no move at first
+            nn.init.zeros_(self.placer[-1].bias)
+        self.embed = _mlp(n_parents, config.hidden, config.hidden) if film else None
         n_out = config.channels * (2 if config.likelihood == "dlogistic" else 1)
         if config.decoder == "broadcast":
             c0, g = chs[1], config.image_size // 4  # 2 x width channels at the grid
@@ -352,7 +399,7 @@ class Decoder(nn.Module):
             self.stages = nn.ModuleList([_UpStage(c0, chs[0], config.hidden, config.residual)])
             self.out = nn.ConvTranspose2d(chs[0], n_out, 4, stride=2, padding=1)
             return
-        n_in = config.z_dim + (config.hidden if film else config.parent_size)
+        n_in = config.z_dim + (config.hidden if film else n_parents)
         self.mlp = _mlp(n_in, config.hidden, chs[-1] * config.bottom_size**2)
         self.stages = nn.ModuleList()
         for c_in, c_out in zip(chs[::-1], chs[-2::-1]):
@@ -379,6 +426,10 @@ class Decoder(nn.Module):
         """
         c = self.config
         z, p, lead = _broadcast_lead(z, parents_onehot.to(z.dtype))
+        shift = None
+        if self.placer is not None:
+            shift = self.placer(torch.cat([z, p[:, self.place_columns]], dim=-1))  # (B, 2): x, y in [-1, 1] units
+            p = p[:, self.glyph_columns]
         e = F.silu(self.embed(p)) if self.embed is not None else None
         if c.decoder == "broadcast":
             v = self.project(torch.cat([z, e], dim=-1))  # (B, c0): the same at every place
@@ -387,11 +438,25 @@ class Decoder(nn.Module):
             h = F.silu(self.mlp(torch.cat([z, e if e is not None else p], dim=-1)))
             h = h.reshape(-1, c.stage_channels[-1], c.bottom_size, c.bottom_size)
         out = _decode(self, h, e).float()
+        if shift is not None:
+            out = translate(out, shift.float())
         out = out.reshape(*lead, *out.shape[1:])
         if c.likelihood == "dlogistic":
             loc, log_scale = out.chunk(2, dim=-3)
             out = torch.cat([loc, log_scale.clamp(min=MIN_LOG_SCALE, max=c.max_log_scale)], dim=-3)
         return out
+
+
+def translate(maps: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """``maps`` (B, C, H, W) moved by ``shift`` (B, 2): x and y in units of half the picture
+    (a shift of 2 / W is one pixel; positive moves right and down), by bilinear interpolation;
+    places that come from outside the picture repeat its border."""
+    theta = torch.zeros(len(maps), 2, 3, dtype=maps.dtype, device=maps.device)
+    theta[:, 0, 0] = 1.0
+    theta[:, 1, 1] = 1.0
+    theta[:, :, 2] = -shift  # the grid samples the place the content comes from
+    grid = F.affine_grid(theta, list(maps.shape), align_corners=False)
+    return F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 class _FiLM(nn.Module):

@@ -86,6 +86,7 @@ class TrainConfig:
     max_log_scale: float | None = -3.0  # 8-bit pictures only (binary ones have no scale)
     decoder: str = "film"
     coordinates: str = "cells"  # units of the broadcast decoder's grid (NetConfig.coordinates)
+    place: list[str] = field(default_factory=list)  # parents that move the drawn picture (NetConfig.place)
     residual: bool = False
     beta: float = 2.0
     kl_warmup: int = 0  # steps over which z's KL weight rises linearly to beta (0: beta from the start)
@@ -140,6 +141,10 @@ class TrainConfig:
             raise unknown("coordinates", self.coordinates, COORDINATES)
         if self.residual and self.decoder == "concat":
             raise CausalVAEError("--residual needs --decoder film or broadcast")
+        if isinstance(self.place, (str, bytes)) or not all(isinstance(n, str) for n in self.place):
+            raise CausalVAEError(f"place must be a list of parent names, got {self.place!r}")
+        if len(set(self.place)) != len(self.place):
+            raise CausalVAEError(f"place names a parent twice: {', '.join(self.place)}")
         w = self.cf_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < 1e6:
             raise CausalVAEError(f"cf-weight must be a number >= 0, got {w!r}")
@@ -194,7 +199,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "reader_sets": False, "adversary_weight": 0.0, "ema": 0.0, "guide_steps": 0, "match_weight": 0.0}
+    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "reader_sets": False, "adversary_weight": 0.0, "ema": 0.0, "guide_steps": 0, "match_weight": 0.0, "place": []}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -1155,13 +1160,14 @@ def build_model(cfg: TrainConfig, ds: Dataset, hide: np.ndarray | None = None) -
         column_stats(ds.continuous_labels[ds.indices, ds.continuous_columns.index(p)]) if p in graph.continuous else None
         for p in graph.image.parents
     )
+    _check_place(graph, cfg.place)
     net = NetConfig(
         image_size=int(h), channels=int(m["channels"]),
         parent_dims=tuple(1 if p in graph.continuous else graph.card(p) for p in graph.image.parents),
         parent_stats=stats if any(s is not None for s in stats) else (),
         z_dim=cfg.z_dim, width=cfg.width, depth=cfg.depth, hidden=cfg.hidden, likelihood="bernoulli" if binary else "dlogistic",
         max_log_scale=None if binary else cfg.max_log_scale, decoder=cfg.decoder, residual=cfg.residual,
-        coordinates=cfg.coordinates,
+        coordinates=cfg.coordinates, place=tuple(graph.image.parents.index(n) for n in cfg.place),
     )
     cols = list(ds.label_columns)
     classified = set(cfg.classify)
@@ -1172,6 +1178,15 @@ def build_model(cfg: TrainConfig, ds: Dataset, hide: np.ndarray | None = None) -
         if not graph[p].observed or (labels[:, cols.index(p)] < 0).any():
             classified.add(p)
     return CausalVAE(graph, net, learn_cpts=cfg.learn_cpts, classified=sorted(classified, key=graph.image.parents.index), alpha=cfg.alpha, beta=cfg.beta)
+
+
+def _check_place(graph, place: list[str]) -> None:
+    """Every name in ``--place`` is a parent of the picture, and some parent is left to draw it."""
+    for name in place:
+        if name not in graph.image.parents:
+            raise unknown("parent of the picture", name, graph.image.parents, where="in --place")
+    if place and set(place) >= set(graph.image.parents):
+        raise CausalVAEError(f"--place names every parent of the picture ({', '.join(graph.image.parents)}); leave at least one to draw it")
 
 
 def _check_resume(run: Path, cfg: TrainConfig, force: bool) -> bool:
@@ -1268,6 +1283,8 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
         _check_guided(model_graph(cfg, ds), "--match-weight")
     if cfg.reader_sets:
         _check_reader_sets(model_graph(cfg, ds), ds)
+    if cfg.place:
+        _check_place(model_graph(cfg, ds), cfg.place)
     resume = _check_resume(run, cfg, force) if rank_env == 0 else True
     if rank_env == 0:
         run.mkdir(parents=True, exist_ok=True)
