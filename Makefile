@@ -187,6 +187,8 @@ sprites-trials: $(STAMP)
 	$(PY) docs/valeval.py runs/sprites-place-seed1 --oracle oracles/sprites --refine $(REFINE) --out $(SPRITES_REPORT)/validation/film-place-seed1.json
 	sed -i 's|$(CURDIR)/||g' $(SPRITES_REPORT)/validation/film-place.json $(SPRITES_REPORT)/validation/film-place-seed1.json
 	$(PY) docs/placeprobe.py runs/sprites-place runs/sprites-place-seed1 --names "seed 0,seed 1" --out $(SPRITES_REPORT)/place-probe.md
+	$(CLI) reconstruct runs/sprites-place --n 16 --split val --out docs/img/sprites_place_recon.png
+	$(CLI) sample runs/sprites-place-seed1 --do "posX=6" --n 16 --out docs/img/sprites_place_seed1_do.png
 
 # The same recipe with the spatial broadcast decoder (--decoder broadcast, docs/sprites.md):
 # z enters every place of a grid alike, beside the place's coordinates (in grid cells, the

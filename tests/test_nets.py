@@ -401,9 +401,11 @@ def test_translate_moves_maps_by_whole_pixels_and_repeats_the_border():
     out = translate(maps, shift)
     assert out[0, 0, 3, 5] == pytest.approx(1.0) and out[0, 0].sum() == pytest.approx(1.0)
     assert out[1, 0, 3, 4] == pytest.approx(1.0) and out[1, 0, :, 1:7].sum() == pytest.approx(1.0)
-    # Moved left by one: column 0 now holds what was column 1 (0), and what left the picture on the right repeats column 7.
+    # Moved left by one: column 0 now holds what was column 1, and the -4 border left the picture.
     assert torch.allclose(out[1, 0, :, 0], torch.zeros(8))
-    assert torch.allclose(out[1, 0, :6, 7], maps[1, 0, 2:, 7])
+    # Moved right by one: the places that come from outside on the left repeat the border (-4), not zeros.
+    right = translate(maps[1:], torch.tensor([[2 / 8, 0.0]]))
+    assert torch.allclose(right[0, 0, :, 0], torch.full((8,), -4.0)) and torch.allclose(right[0, 0, :, 1], torch.full((8,), -4.0))
     torch.testing.assert_close(translate(maps, torch.zeros(2, 2)), maps)
 
 

@@ -368,8 +368,9 @@ class Decoder(nn.Module):
     small MLP of z and the named parents gives a shift (x, y), and the drawn maps (logits, or
     location and log-scale) are moved by it (:func:`translate`). Where a thing sits is then
     one mechanism shared by every shape, and what z says about it (the offset inside a
-    position bin) adds to what the parents say, whatever their values: the structure of a
-    renderer that draws a sprite and then places it. The shift starts at zero.
+    position bin) can add to what the parents say, whatever their values: the structure of a
+    renderer that draws a sprite and then places it. Nothing enforces that split (z reaches
+    the drawing too). The shift starts at zero.
     """
 
     def __init__(self, config: NetConfig):
