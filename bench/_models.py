@@ -158,3 +158,43 @@ def sprites_recipe_step(data, out, batch: int = 64, savings: bool = True, **sett
         opt.step()
 
     return vae, step
+
+
+#: The Makefile's SPRITES_FLAGS, as TrainConfig settings.
+SPRITES_FLAGS = dict(epochs=6, z_dim=8, width=16, lr=0.002, beta=0.5, cf_weight=10.0, decoder="film")
+
+
+def sprites_option_cost(argv, doc: str, benchmark: str, short: str, label: str, **option) -> int:
+    """The main of a benchmark of one ``train`` option's cost per step: the sprites recipe's
+    model (:data:`SPRITES_FLAGS`) without and with ``option`` (TrainConfig settings, e.g.
+    ``place=["posX", "posY"]``), one optimiser step each on the same batch of 64 causal
+    sprites, timed interleaved in one run. Writes the figures ``<benchmark>.plain_images_per_s``,
+    ``<benchmark>.<short>_images_per_s`` and ``<benchmark>.cost_per_step`` (with / without) to
+    ``--out``; ``label`` names the option in their descriptions."""
+    import argparse
+    import tempfile
+    from pathlib import Path
+
+    from _common import Figure, print_table, timeit_many, write_results
+
+    from causalvae.generate import generate
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--repeat", type=int, default=21)
+    args = ap.parse_args(argv)
+    pyro.settings.set(module_local_params=True)
+    batch = 64
+    with tempfile.TemporaryDirectory() as tmp:
+        data = generate("sprites", Path(tmp) / "sprites", 256, seed=0)
+        _, plain = sprites_recipe_step(data, Path(tmp) / "plain", batch, **SPRITES_FLAGS)
+        _, other = sprites_recipe_step(data, Path(tmp) / short, batch, **option, **SPRITES_FLAGS)
+        times = timeit_many({"plain": plain, short: other}, repeat=args.repeat)
+    figs = [
+        Figure(f"{benchmark}.plain_images_per_s", batch / times["plain"], "images/s", f"one optimiser step of the sprites recipe's model, FiLM decoder (ELBO + counterfactual term), batch {batch}"),
+        Figure(f"{benchmark}.{short}_images_per_s", batch / times[short], "images/s", f"the same with {label}, batch {batch}"),
+        Figure(f"{benchmark}.cost_per_step", times[short] / times["plain"], "x", f"step time, with {label} / without"),
+    ]
+    print_table(figs)
+    write_results(args.out, benchmark, figs, notes=[f"torch threads: {torch.get_num_threads()}"])
+    return 0
