@@ -409,6 +409,72 @@ def test_translate_moves_maps_by_whole_pixels_and_repeats_the_border():
     torch.testing.assert_close(translate(maps, torch.zeros(2, 2)), maps)
 
 
+def test_transform_turns_scales_and_moves_as_documented():
+    """nets.transform: zero params are the identity; a quarter turn puts what lay right of the
+    centre below it; a log-scale of log 2 doubles a distance from the centre; a shift alone is
+    translate's; the border repeats."""
+    from causalvae.nets import transform, translate
+
+    torch.manual_seed(0)
+    maps = torch.randn(3, 2, 8, 8)
+    torch.testing.assert_close(transform(maps, torch.zeros(3, 4)), maps)
+    shift = torch.tensor([[2 / 8, 0.0], [0.0, -4 / 8], [6 / 8, 2 / 8]])
+    torch.testing.assert_close(transform(maps, torch.cat([shift, torch.zeros(3, 2)], -1)), translate(maps, shift))
+    # A quarter turn of an 8x8 picture maps pixel centres onto pixel centres exactly: (row r,
+    # column c) -> (row c, column 7 - r), i.e. the picture turned clockwise on screen (y down).
+    quarter = transform(maps, torch.tensor([[0.0, 0.0, 0.0, math.pi / 2]]).expand(3, 4))
+    torch.testing.assert_close(quarter, maps.transpose(-1, -2).flip(-1), atol=1e-5, rtol=0)
+    dot = torch.zeros(1, 1, 8, 8)
+    dot[0, 0, 3:5, 5] = 1.0  # right of the centre (columns 3.5 is the centre; 5 is 1.5 to its right)
+    turned = transform(dot, torch.tensor([[0.0, 0.0, 0.0, math.pi / 2]]))
+    assert turned[0, 0, 5, 3:5].sum() == pytest.approx(2.0) and turned.sum() == pytest.approx(2.0)  # now below it
+    # Doubled: a column 0.5 px right of the centre (3.5) lands, twice as wide, 1 px right of it.
+    wide = torch.zeros(1, 1, 8, 8)
+    wide[0, 0, :, 4] = 1.0
+    row = transform(wide, torch.tensor([[0.0, 0.0, math.log(2.0), 0.0]]))[0, 0, 4]
+    cols = torch.arange(8.0)
+    assert row.sum() == pytest.approx(2.0) and (row * cols).sum() / row.sum() == pytest.approx(4.5)
+    border = torch.zeros(1, 1, 8, 8)
+    border[0, 0, :, 0] = -4.0
+    moved = transform(border, torch.tensor([[2 / 8, 0.0, 0.0, 0.0]]))
+    assert torch.allclose(moved[0, 0, :, 0], torch.full((8,), -4.0))
+
+
+def test_similarity_placing_keeps_the_code_out_of_the_drawing():
+    """place_mode="similarity": z and the placed parents reach only the placer, which gives a
+    shift, a log-scale and an angle; the output is the drawing (of the other parents alone)
+    transformed by them. At first the transform is the identity, so neither z nor the placed
+    parents change anything; the mode round-trips through the config and needs place."""
+    from causalvae.nets import transform
+
+    torch.manual_seed(0)
+    for decoder in ("film", "concat", "broadcast"):
+        cfg = NetConfig(image_size=16, channels=1, parent_dims=(2, 3, 4), z_dim=4, width=8, depth=2, hidden=16, decoder=decoder, place=(1, 2), place_mode="similarity")
+        _, dec = make_nets(cfg)
+        z = torch.randn(3, 4)
+        a = torch.cat([F.one_hot(torch.tensor([0, 1, 1]), 2), F.one_hot(torch.tensor([0, 2, 1]), 3), F.one_hot(torch.tensor([3, 0, 1]), 4)], -1).float()
+        b = torch.cat([a[:, :2], F.one_hot(torch.tensor([1, 1, 0]), 3).float(), F.one_hot(torch.tensor([0, 2, 2]), 4).float()], -1)
+        with torch.no_grad():
+            drawn = dec(z, a)
+            assert torch.equal(dec(torch.randn(3, 4), b), drawn)  # neither z nor the placed parents draw
+            for p in dec.placer[-1].parameters():
+                p.normal_(0, 0.3)
+            params = dec.placer(torch.cat([z, a[:, 2:]], -1))
+            assert params.shape == (3, 4)
+            torch.testing.assert_close(dec(z, a), transform(drawn, params))
+            assert not torch.allclose(dec(torch.randn(3, 4), a), dec(z, a))  # z now turns, scales, moves
+            other = a.clone()
+            other[:, :2] = other[:, :2].flip(-1)
+            assert not torch.allclose(dec(z, other), dec(z, a))  # a drawn parent changes the drawing
+        again = NetConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+        assert again == cfg and again.to_dict()["place_mode"] == "similarity"
+    assert "place_mode" not in NetConfig(image_size=16, channels=1, parent_dims=(2, 3, 4), place=(1,)).to_dict()  # shift: files as before
+    with pytest.raises(CausalVAEError, match="place_mode must be one of shift, similarity"):
+        NetConfig(image_size=16, channels=1, parent_dims=(2, 3, 4), place=(1,), place_mode="affine")
+    with pytest.raises(CausalVAEError, match="which is empty"):
+        NetConfig(image_size=16, channels=1, parent_dims=(2, 3, 4), place_mode="similarity")
+
+
 def test_placed_parents_only_move_what_the_others_draw():
     """NetConfig.place: the parents it names never reach the drawing (with the shift held at
     zero, changing them changes nothing); the shift comes from z and them alone, and the

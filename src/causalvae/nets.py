@@ -74,10 +74,14 @@ MIN_LOG_SCALE = -7.0
 
 #: The values that fields added after the first release take when a saved config lacks them:
 #: the behaviour of the models that were saved without them.
-LEGACY: dict[str, Any] = {"decoder": "concat", "residual": False, "parent_stats": (), "coordinates": "unit", "place": ()}
+LEGACY: dict[str, Any] = {"decoder": "concat", "residual": False, "parent_stats": (), "coordinates": "unit", "place": (), "place_mode": "shift"}
 #: Units of the broadcast grid's coordinates: ``"unit"`` ([-1, 1] across the grid: the first
 #: broadcast decoders) or ``"cells"`` (one per place of the grid, centred on it: -(g-1)/2 .. (g-1)/2).
 COORDINATES = ("unit", "cells")
+#: How ``NetConfig.place`` moves what the decoder draws: ``"shift"`` (a translation; z reaches
+#: the drawing too) or ``"similarity"`` (a turn, a scaling and a translation; z reaches only
+#: the placer, so the drawing is one picture per value of the other parents).
+PLACE_MODES = ("shift", "similarity")
 
 #: When to run the convolutions on channels_last tensors: "inference" (the default: without
 #: gradients only), True (always) or False (never). On the reference CPU channels_last gives a
@@ -160,6 +164,10 @@ class NetConfig:
     #: sits: the decoder draws the picture from z and the other parents alone, and a small MLP
     #: of z and these parents moves it by a translation (:class:`Decoder`). Empty: no move.
     place: tuple[int, ...] = ()
+    #: How the placed parents move the drawing (:data:`PLACE_MODES`): ``"shift"``, a
+    #: translation, the drawing seeing z too; ``"similarity"``, a turn, a scaling and a
+    #: translation from z and the placed parents, the drawing seeing the other parents only.
+    place_mode: str = "shift"
 
     def __post_init__(self):
         def positive(name):
@@ -224,6 +232,10 @@ class NetConfig:
         if place and len(place) == len(dims):
             raise CausalVAEError("NetConfig.place cannot hold every parent: the decoder draws the picture from the others")
         object.__setattr__(self, "place", tuple(sorted(place)))
+        if self.place_mode not in PLACE_MODES:
+            raise CausalVAEError(f"NetConfig.place_mode must be one of {', '.join(PLACE_MODES)}, got {self.place_mode!r}")
+        if self.place_mode != "shift" and not place:
+            raise CausalVAEError(f"NetConfig.place_mode {self.place_mode!r} moves the parents in place, which is empty")
 
     @property
     def parent_size(self) -> int:
@@ -257,6 +269,8 @@ class NetConfig:
             d["place"] = list(self.place)
         else:
             del d["place"]
+        if self.place_mode == "shift":
+            del d["place_mode"]
         if self.parent_stats:  # written only when a parent is continuous: older files stay as they were
             d["parent_stats"] = [None if s is None else list(s) for s in self.parent_stats]
         else:
@@ -371,6 +385,13 @@ class Decoder(nn.Module):
     position bin) can add to what the parents say, whatever their values: the structure of a
     renderer that draws a sprite and then places it. Nothing enforces that split (z reaches
     the drawing too). The shift starts at zero.
+
+    ``place_mode="similarity"``: the placer gives a shift, a log-scale and an angle, and the
+    drawn maps are turned, scaled and moved by them (:func:`transform`); z reaches the placer
+    only (the drawing's layers are fed a zero code), so the drawing is one picture per value
+    of the other parents, and everything z says (the offsets inside the placed parents' bins)
+    can only turn, scale or move it: the same way whatever the other parents are. The
+    transform starts at the identity.
     """
 
     def __init__(self, config: NetConfig):
@@ -385,7 +406,7 @@ class Decoder(nn.Module):
             self.register_buffer("glyph_columns", torch.tensor(glyph), persistent=False)
             self.register_buffer("place_columns", torch.tensor(placed), persistent=False)
             n_parents = len(glyph)
-            self.placer = _mlp(config.z_dim + len(placed), config.hidden, 2)
+            self.placer = _mlp(config.z_dim + len(placed), config.hidden, 2 if config.place_mode == "shift" else 4)
             nn.init.zeros_(self.placer[-1].weight)  # no move at first
             nn.init.zeros_(self.placer[-1].bias)
         self.embed = _mlp(n_parents, config.hidden, config.hidden) if film else None
@@ -429,8 +450,10 @@ class Decoder(nn.Module):
         z, p, lead = _broadcast_lead(z, parents_onehot.to(z.dtype))
         shift = None
         if self.placer is not None:
-            shift = self.placer(torch.cat([z, p[:, self.place_columns]], dim=-1))  # (B, 2): x, y in [-1, 1] units
+            shift = self.placer(torch.cat([z, p[:, self.place_columns]], dim=-1))  # (B, 2): x, y in [-1, 1] units; (B, 4) with log-scale, angle
             p = p[:, self.glyph_columns]
+            if c.place_mode == "similarity":
+                z = torch.zeros_like(z)  # the drawing never sees the code: only the placer does
         e = F.silu(self.embed(p)) if self.embed is not None else None
         if c.decoder == "broadcast":
             v = self.project(torch.cat([z, e], dim=-1))  # (B, c0): the same at every place
@@ -440,7 +463,7 @@ class Decoder(nn.Module):
             h = h.reshape(-1, c.stage_channels[-1], c.bottom_size, c.bottom_size)
         out = _decode(self, h, e).float()
         if shift is not None:
-            out = translate(out, shift.float())
+            out = translate(out, shift.float()) if c.place_mode == "shift" else transform(out, shift.float())
         out = out.reshape(*lead, *out.shape[1:])
         if c.likelihood == "dlogistic":
             loc, log_scale = out.chunk(2, dim=-3)
@@ -456,6 +479,23 @@ def translate(maps: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     theta[:, 0, 0] = 1.0
     theta[:, 1, 1] = 1.0
     theta[:, :, 2] = -shift  # the grid samples the place the content comes from
+    grid = F.affine_grid(theta, list(maps.shape), align_corners=False)
+    return F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def transform(maps: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """``maps`` (B, C, H, W) turned by ``angle``, scaled by ``exp(log_scale)`` about the
+    picture's centre, then moved by ``(x, y)``, for ``params`` (B, 4) = (x, y, log_scale,
+    angle): what sits at ``q`` (in units of half the picture, y down) lands at ``s R(angle) q
+    + (x, y)``; an angle of pi / 2 turns what lay right of the centre below it. Bilinear
+    interpolation; places that come from outside the picture repeat its border. Zero params
+    are the identity."""
+    x, y, log_scale, angle = params.unbind(-1)
+    cos, sin, inv = torch.cos(angle), torch.sin(angle), torch.exp(-log_scale)
+    # The grid samples where each place's content comes from: q = R(-angle) (p - t) / s.
+    a = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2) * inv[:, None, None]
+    t = torch.stack([x, y], -1)
+    theta = torch.cat([a, -(a @ t[:, :, None])], dim=-1).to(maps.dtype)
     grid = F.affine_grid(theta, list(maps.shape), align_corners=False)
     return F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
 

@@ -59,7 +59,7 @@ from causalvae.graph import Graph
 from causalvae.io import atomic_write_text
 from causalvae.flows import column_stats, standardise
 from causalvae.model import CausalVAE, check_mixed
-from causalvae.nets import COORDINATES, DECODERS, Classifier, NetConfig, decoded_mean, prepare, set_cross_entropy
+from causalvae.nets import COORDINATES, DECODERS, PLACE_MODES, Classifier, NetConfig, decoded_mean, prepare, set_cross_entropy
 from causalvae.pictures import shifted, warped
 
 METRIC_COLUMNS = ["epoch", "step", "wall_s", "train_elbo", "train_recon", "train_kl", "val_elbo", "val_recon", "val_kl"]
@@ -87,6 +87,7 @@ class TrainConfig:
     decoder: str = "film"
     coordinates: str = "cells"  # units of the broadcast decoder's grid (NetConfig.coordinates)
     place: list[str] = field(default_factory=list)  # parents that move the drawn picture (NetConfig.place)
+    place_mode: str = "shift"  # how they move it: shift, or similarity (turn, scale, shift; z reaches only the placer)
     residual: bool = False
     beta: float = 2.0
     kl_warmup: int = 0  # steps over which z's KL weight rises linearly to beta (0: beta from the start)
@@ -145,6 +146,10 @@ class TrainConfig:
             raise CausalVAEError(f"place must be a list of parent names, got {self.place!r}")
         if len(set(self.place)) != len(self.place):
             raise CausalVAEError(f"place names a parent twice: {', '.join(self.place)}")
+        if self.place_mode not in PLACE_MODES:
+            raise unknown("place-mode", self.place_mode, PLACE_MODES)
+        if self.place_mode != "shift" and not self.place:
+            raise CausalVAEError(f"place-mode {self.place_mode} says how the parents named by --place move the picture: name them (--place)")
         w = self.cf_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < 1e6:
             raise CausalVAEError(f"cf-weight must be a number >= 0, got {w!r}")
@@ -199,7 +204,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "reader_sets": False, "adversary_weight": 0.0, "ema": 0.0, "guide_steps": 0, "match_weight": 0.0, "place": []}
+    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "reader_sets": False, "adversary_weight": 0.0, "ema": 0.0, "guide_steps": 0, "match_weight": 0.0, "place": [], "place_mode": "shift"}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -1167,7 +1172,7 @@ def build_model(cfg: TrainConfig, ds: Dataset, hide: np.ndarray | None = None) -
         parent_stats=stats if any(s is not None for s in stats) else (),
         z_dim=cfg.z_dim, width=cfg.width, depth=cfg.depth, hidden=cfg.hidden, likelihood="bernoulli" if binary else "dlogistic",
         max_log_scale=None if binary else cfg.max_log_scale, decoder=cfg.decoder, residual=cfg.residual,
-        coordinates=cfg.coordinates, place=tuple(graph.image.parents.index(n) for n in cfg.place),
+        coordinates=cfg.coordinates, place=tuple(graph.image.parents.index(n) for n in cfg.place), place_mode=cfg.place_mode,
     )
     cols = list(ds.label_columns)
     classified = set(cfg.classify)
