@@ -291,19 +291,22 @@ def test_train_place_reaches_the_model_and_the_summary_and_a_wrong_name_is_one_e
 
 
 def test_train_place_mode_similarity_reaches_the_model_and_the_summary_and_needs_place(sprites_viewer_run, tmp_path):
-    """`train --place ... --place-mode similarity` saves the mode in the model's config and
-    the run's settings, and the summary says the decoder turns, scales and moves what it draws;
-    the mode without --place, or an unknown mode, is one error each and no run folder appears."""
+    """`train --place ... --place-mode similarity --draw-scale 2` saves the mode and the scale
+    in the model's config and the run's settings, and the summary says the decoder turns,
+    scales and moves what it draws, drawn at twice the size;
+    the mode or the scale without --place, an unknown mode or scale, is one error each and no
+    run folder appears."""
     runner = CliRunner()
     data = sprites_viewer_run[0]
-    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY, "--cf-weight", "0", "--place", "scale,orientation,posX,posY", "--place-mode", "similarity"])
+    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY, "--cf-weight", "0", "--place", "scale,orientation,posX,posY", "--place-mode", "similarity", "--draw-scale", "2"])
     assert res.exit_code == 0, res.output
     net = json.loads((tmp_path / "run" / "config.json").read_text())["net"]
-    assert net["place"] == [1, 2, 3, 4] and net["place_mode"] == "similarity"
+    assert net["place"] == [1, 2, 3, 4] and net["place_mode"] == "similarity" and net["draw_scale"] == 2
     assert json.loads((tmp_path / "run" / "train.json").read_text())["place_mode"] == "similarity"
     summary = runner.invoke(app, ["summary", str(tmp_path / "run")], env={"COLUMNS": "200"})
-    assert "decoder film, turned, scaled and moved by scale, orientation, posX, posY (z reaches only the placer)," in " ".join(summary.output.split())
-    for extra, words in ((["--place-mode", "similarity"], "name them (--place)"), (["--place", "posX", "--place-mode", "affine"], "unknown place-mode 'affine'")):
+    assert "decoder film, turned, scaled and moved by scale, orientation, posX, posY (z reaches only the placer), drawn at 2x," in " ".join(summary.output.split())
+    for extra, words in ((["--place-mode", "similarity"], "name them (--place)"), (["--place", "posX", "--place-mode", "affine"], "unknown place-mode 'affine'"),
+                         (["--draw-scale", "2"], "name the placed parents (--place)"), (["--place", "posX", "--draw-scale", "3"], "draw-scale must be 1 or 2")):
         bad = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "bad"), *TINY, *extra])
         assert bad.exit_code != 0 and words in " ".join(bad.output.split()), bad.output
         assert "Traceback" not in bad.output

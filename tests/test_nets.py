@@ -475,6 +475,37 @@ def test_similarity_placing_keeps_the_code_out_of_the_drawing():
         NetConfig(image_size=16, channels=1, parent_dims=(2, 3, 4), place_mode="similarity")
 
 
+def test_a_drawing_twice_the_size_is_sampled_at_the_pictures_pixels():
+    """draw_scale=2: the decoder draws at twice the picture's size (one more stage) and the
+    placer's transform samples the drawing at the picture's pixels. A drawing made of 2x2
+    blocks of a picture comes back as that picture under the identity (translate and
+    transform alike), and moved by a whole pixel exactly; the option round-trips and needs
+    place."""
+    from causalvae.nets import transform, translate
+
+    torch.manual_seed(0)
+    small_maps = torch.randn(2, 1, 8, 8)
+    big = small_maps.repeat_interleave(2, -1).repeat_interleave(2, -2)  # (2, 1, 16, 16)
+    torch.testing.assert_close(transform(big, torch.zeros(2, 4), 8), small_maps)
+    torch.testing.assert_close(translate(big, torch.zeros(2, 2), 8), small_maps)
+    moved = transform(big, torch.tensor([[2 / 8, 0.0, 0.0, 0.0]]).expand(2, 4), 8)
+    torch.testing.assert_close(moved[..., 1:], small_maps[..., :-1])
+    for decoder in ("film", "concat", "broadcast"):
+        cfg = NetConfig(image_size=16, channels=1, parent_dims=(2, 3, 4), z_dim=4, width=8, depth=2, hidden=16, decoder=decoder, place=(1, 2), place_mode="similarity", draw_scale=2)
+        _, dec = make_nets(cfg)
+        plain = make_nets(NetConfig(**{**cfg.to_dict(), "draw_scale": 1}))[1]
+        assert len(dec.stages) == len(plain.stages) + 1
+        z, p = torch.randn(3, 4), torch.cat([F.one_hot(torch.tensor([0, 1, 1]), 2), F.one_hot(torch.tensor([0, 2, 1]), 3), F.one_hot(torch.tensor([3, 0, 1]), 4)], -1).float()
+        with torch.no_grad():
+            assert dec(z, p).shape == (3, 2, 16, 16)  # the picture's size, location and log-scale
+        again = NetConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+        assert again == cfg and again.to_dict()["draw_scale"] == 2
+    assert "draw_scale" not in NetConfig(image_size=16, channels=1, parent_dims=(2, 3, 4), place=(1,)).to_dict()
+    for bad, words in (({"place": (1,), "draw_scale": 3}, "draw_scale must be 1 or 2"), ({"draw_scale": 2}, "it needs place")):
+        with pytest.raises(CausalVAEError, match=words):
+            NetConfig(image_size=16, channels=1, parent_dims=(2, 3, 4), **bad)
+
+
 def test_placed_parents_only_move_what_the_others_draw():
     """NetConfig.place: the parents it names never reach the drawing (with the shift held at
     zero, changing them changes nothing); the shift comes from z and them alone, and the

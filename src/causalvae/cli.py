@@ -456,6 +456,7 @@ def train_cmd(
     coordinates: Optional[str] = typer.Option(None, "--coordinates", help="Units of the broadcast decoder's coordinates: cells (one per place of its grid; the default) or unit ([-1, 1] across the grid, as the first broadcast models had)."),
     residual: bool = typer.Option(False, "--residual/--no-residual", help="A FiLM-modulated residual block after each decoder upsampling."),
     place: Optional[str] = typer.Option(None, "--place", help="Comma-separated parents of the picture that say where its content sits (the sprites world: posX,posY): the decoder draws the picture from z and the other parents, and moves it by a shift learned from z and these (docs/training.md)."),
+    draw_scale: int = typer.Option(1, "--draw-scale", help="With --place: the decoder draws the picture at this many times its size (1 or 2), and the placer samples that drawing at the picture's pixels."),
     place_mode: str = typer.Option("shift", "--place-mode", help="How --place moves the picture: shift (a translation; z reaches the drawing too) or similarity (a turn, a scaling and a translation; z reaches only the placer, the drawing is one picture per value of the other parents)."),
     beta: float = typer.Option(2.0, "--beta", help="Weight of z's KL term in the training loss (the reported ELBO stays the true one)."),
     kl_warmup: int = typer.Option(0, "--kl-warmup", help="Raise z's KL weight linearly from near 0 to --beta over the first N steps (a KL warm-up; 0: --beta from the start)."),
@@ -510,7 +511,7 @@ def train_cmd(
     cfg = TrainConfig(
         data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         lr=lr, lr_schedule=lr_schedule, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden, max_log_scale=max_log_scale,
-        decoder=decoder, coordinates=coordinates or "cells", residual=residual, place=placed, place_mode=place_mode, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, readers=readers, reader_shift=reader_shift, reader_warp=reader_warp, reader_sets=reader_sets, cf_swap=cf_swap, adversary_weight=adversary_weight, ema=ema, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
+        decoder=decoder, coordinates=coordinates or "cells", residual=residual, place=placed, place_mode=place_mode, draw_scale=draw_scale, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, readers=readers, reader_shift=reader_shift, reader_warp=reader_warp, reader_sets=reader_sets, cf_swap=cf_swap, adversary_weight=adversary_weight, ema=ema, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )
@@ -630,6 +631,8 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
             decoder += f", {how} by {', '.join(moved)}"
             if net.get("place_mode", "shift") == "similarity":
                 decoder += " (z reaches only the placer)"
+            if net.get("draw_scale", 1) != 1:
+                decoder += f", drawn at {net['draw_scale']}x"
         out.print(
             f"model: {config['likelihood']} likelihood, {net['image_size']}x{net['image_size']}x{net['channels']}, "
             f"z {net['z_dim']}, width {net['width']}, depth {net['depth']}, hidden {net['hidden']}, decoder {decoder}, "

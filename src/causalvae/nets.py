@@ -74,7 +74,7 @@ MIN_LOG_SCALE = -7.0
 
 #: The values that fields added after the first release take when a saved config lacks them:
 #: the behaviour of the models that were saved without them.
-LEGACY: dict[str, Any] = {"decoder": "concat", "residual": False, "parent_stats": (), "coordinates": "unit", "place": (), "place_mode": "shift"}
+LEGACY: dict[str, Any] = {"decoder": "concat", "residual": False, "parent_stats": (), "coordinates": "unit", "place": (), "place_mode": "shift", "draw_scale": 1}
 #: Units of the broadcast grid's coordinates: ``"unit"`` ([-1, 1] across the grid: the first
 #: broadcast decoders) or ``"cells"`` (one per place of the grid, centred on it: -(g-1)/2 .. (g-1)/2).
 COORDINATES = ("unit", "cells")
@@ -168,6 +168,11 @@ class NetConfig:
     #: translation, the drawing seeing z too; ``"similarity"``, a turn, a scaling and a
     #: translation from z and the placed parents, the drawing seeing the other parents only.
     place_mode: str = "shift"
+    #: With ``place``: the drawing is made at this many times the picture's size (1 or 2; 2
+    #: adds one upsampling stage at the picture's size) and the placer's transform samples it
+    #: at the picture's pixels, so a moved or turned edge falls between the picture's pixels
+    #: at the drawing's finer step instead of its own.
+    draw_scale: int = 1
 
     def __post_init__(self):
         def positive(name):
@@ -236,6 +241,10 @@ class NetConfig:
             raise CausalVAEError(f"NetConfig.place_mode must be one of {', '.join(PLACE_MODES)}, got {self.place_mode!r}")
         if self.place_mode != "shift" and not place:
             raise CausalVAEError(f"NetConfig.place_mode {self.place_mode!r} moves the parents in place, which is empty")
+        if self.draw_scale not in (1, 2) or isinstance(self.draw_scale, bool):
+            raise CausalVAEError(f"NetConfig.draw_scale must be 1 or 2, got {self.draw_scale!r}")
+        if self.draw_scale != 1 and not place:
+            raise CausalVAEError("NetConfig.draw_scale draws the picture larger for the placer to sample: it needs place")
 
     @property
     def parent_size(self) -> int:
@@ -271,6 +280,8 @@ class NetConfig:
             del d["place"]
         if self.place_mode == "shift":
             del d["place_mode"]
+        if self.draw_scale == 1:
+            del d["draw_scale"]
         if self.parent_stats:  # written only when a parent is continuous: older files stay as they were
             d["parent_stats"] = [None if s is None else list(s) for s in self.parent_stats]
         else:
@@ -392,6 +403,11 @@ class Decoder(nn.Module):
     of the other parents, and everything z says (the offsets inside the placed parents' bins)
     can only turn, scale or move it: the same way whatever the other parents are. The
     transform starts at the identity.
+
+    ``draw_scale=2`` (with ``place``): one more upsampling stage makes the drawing twice the
+    picture's size, and the placer's move samples it at the picture's pixels. Resampling a
+    drawing at the picture's own size puts a moved or turned edge on that drawing's pixel
+    step; a drawing twice as fine puts it on half that step.
     """
 
     def __init__(self, config: NetConfig):
@@ -419,6 +435,8 @@ class Decoder(nn.Module):
             self.register_buffer("grid", torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1), persistent=False)  # (g, g, 2): x, y
             self.grid_convs = nn.ModuleList(nn.ModuleList([nn.Conv2d(c0, c0, 3, padding=1), _FiLM(c0, config.hidden)]) for _ in range(BROADCAST_LAYERS))
             self.stages = nn.ModuleList([_UpStage(c0, chs[0], config.hidden, config.residual)])
+            if config.draw_scale == 2:  # one more stage: the drawing at twice the picture's size
+                self.stages.append(_UpStage(chs[0], chs[0], config.hidden, config.residual))
             self.out = nn.ConvTranspose2d(chs[0], n_out, 4, stride=2, padding=1)
             return
         n_in = config.z_dim + (config.hidden if film else n_parents)
@@ -426,6 +444,8 @@ class Decoder(nn.Module):
         self.stages = nn.ModuleList()
         for c_in, c_out in zip(chs[::-1], chs[-2::-1]):
             self.stages.append(_UpStage(c_in, c_out, config.hidden if film else 0, config.residual))
+        if config.draw_scale == 2:  # one more stage: the drawing at twice the picture's size
+            self.stages.append(_UpStage(chs[0], chs[0], config.hidden if film else 0, config.residual))
         self.out = nn.ConvTranspose2d(chs[0], n_out, 4, stride=2, padding=1)
         self._register_load_state_dict_pre_hook(self._rename_legacy)
 
@@ -463,7 +483,8 @@ class Decoder(nn.Module):
             h = h.reshape(-1, c.stage_channels[-1], c.bottom_size, c.bottom_size)
         out = _decode(self, h, e).float()
         if shift is not None:
-            out = translate(out, shift.float()) if c.place_mode == "shift" else transform(out, shift.float())
+            size = c.image_size  # the drawing (draw_scale times larger) is sampled at the picture's pixels
+            out = translate(out, shift.float(), size) if c.place_mode == "shift" else transform(out, shift.float(), size)
         out = out.reshape(*lead, *out.shape[1:])
         if c.likelihood == "dlogistic":
             loc, log_scale = out.chunk(2, dim=-3)
@@ -471,32 +492,39 @@ class Decoder(nn.Module):
         return out
 
 
-def translate(maps: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+def translate(maps: torch.Tensor, shift: torch.Tensor, size: int | None = None) -> torch.Tensor:
     """``maps`` (B, C, H, W) moved by ``shift`` (B, 2): x and y in units of half the picture
     (a shift of 2 / W is one pixel; positive moves right and down), by bilinear interpolation;
-    places that come from outside the picture repeat its border."""
+    places that come from outside the picture repeat its border. ``size``: the output's
+    height and width (default the maps'), sampled from the maps over the same extent."""
     theta = torch.zeros(len(maps), 2, 3, dtype=maps.dtype, device=maps.device)
     theta[:, 0, 0] = 1.0
     theta[:, 1, 1] = 1.0
     theta[:, :, 2] = -shift  # the grid samples the place the content comes from
-    grid = F.affine_grid(theta, list(maps.shape), align_corners=False)
+    grid = F.affine_grid(theta, _out_shape(maps, size), align_corners=False)
     return F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def transform(maps: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+def _out_shape(maps: torch.Tensor, size: int | None) -> list[int]:
+    b, c, h, w = maps.shape
+    return [b, c, h, w] if size is None else [b, c, size, size]
+
+
+def transform(maps: torch.Tensor, params: torch.Tensor, size: int | None = None) -> torch.Tensor:
     """``maps`` (B, C, H, W) turned by ``angle``, scaled by ``exp(log_scale)`` about the
     picture's centre, then moved by ``(x, y)``, for ``params`` (B, 4) = (x, y, log_scale,
     angle): what sits at ``q`` (in units of half the picture, y down) lands at ``s R(angle) q
     + (x, y)``; an angle of pi / 2 turns what lay right of the centre below it. Bilinear
     interpolation; places that come from outside the picture repeat its border. Zero params
-    are the identity."""
+    are the identity. ``size``: the output's height and width (default the maps'), sampled
+    from the maps over the same extent (maps twice the size: a finer drawing)."""
     x, y, log_scale, angle = params.unbind(-1)
     cos, sin, inv = torch.cos(angle), torch.sin(angle), torch.exp(-log_scale)
     # The grid samples where each place's content comes from: q = R(-angle) (p - t) / s.
     a = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2) * inv[:, None, None]
     t = torch.stack([x, y], -1)
     theta = torch.cat([a, -(a @ t[:, :, None])], dim=-1).to(maps.dtype)
-    grid = F.affine_grid(theta, list(maps.shape), align_corners=False)
+    grid = F.affine_grid(theta, _out_shape(maps, size), align_corners=False)
     return F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 

@@ -88,6 +88,7 @@ class TrainConfig:
     coordinates: str = "cells"  # units of the broadcast decoder's grid (NetConfig.coordinates)
     place: list[str] = field(default_factory=list)  # parents that move the drawn picture (NetConfig.place)
     place_mode: str = "shift"  # how they move it: shift, or similarity (turn, scale, shift; z reaches only the placer)
+    draw_scale: int = 1  # with place: the drawing made at this many times the picture's size (1 or 2), sampled by the placer
     residual: bool = False
     beta: float = 2.0
     kl_warmup: int = 0  # steps over which z's KL weight rises linearly to beta (0: beta from the start)
@@ -150,6 +151,10 @@ class TrainConfig:
             raise unknown("place-mode", self.place_mode, PLACE_MODES)
         if self.place_mode != "shift" and not self.place:
             raise CausalVAEError(f"place-mode {self.place_mode} says how the parents named by --place move the picture: name them (--place)")
+        if isinstance(self.draw_scale, bool) or self.draw_scale not in (1, 2):
+            raise CausalVAEError(f"draw-scale must be 1 or 2, got {self.draw_scale!r}")
+        if self.draw_scale != 1 and not self.place:
+            raise CausalVAEError("draw-scale makes the drawing larger for the placer to sample: name the placed parents (--place)")
         w = self.cf_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < 1e6:
             raise CausalVAEError(f"cf-weight must be a number >= 0, got {w!r}")
@@ -204,7 +209,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "reader_sets": False, "adversary_weight": 0.0, "ema": 0.0, "guide_steps": 0, "match_weight": 0.0, "place": [], "place_mode": "shift"}
+    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "reader_sets": False, "adversary_weight": 0.0, "ema": 0.0, "guide_steps": 0, "match_weight": 0.0, "place": [], "place_mode": "shift", "draw_scale": 1}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -1172,7 +1177,7 @@ def build_model(cfg: TrainConfig, ds: Dataset, hide: np.ndarray | None = None) -
         parent_stats=stats if any(s is not None for s in stats) else (),
         z_dim=cfg.z_dim, width=cfg.width, depth=cfg.depth, hidden=cfg.hidden, likelihood="bernoulli" if binary else "dlogistic",
         max_log_scale=None if binary else cfg.max_log_scale, decoder=cfg.decoder, residual=cfg.residual,
-        coordinates=cfg.coordinates, place=tuple(graph.image.parents.index(n) for n in cfg.place), place_mode=cfg.place_mode,
+        coordinates=cfg.coordinates, place=tuple(graph.image.parents.index(n) for n in cfg.place), place_mode=cfg.place_mode, draw_scale=cfg.draw_scale,
     )
     cols = list(ds.label_columns)
     classified = set(cfg.classify)
