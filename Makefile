@@ -169,10 +169,18 @@ evaluate-sprites: $(STAMP)
 	# The decoder that moves what it draws by posX and posY (--place posX,posY) at two seeds, on
 	# the validation split (`make sprites-trials` trains them and writes their validation reports).
 	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/film.json $(SPRITES_REPORT)/validation/film-place.json $(SPRITES_REPORT)/validation/film-place-seed1.json --names "the recipe,--place posX posY (seed 0),--place posX posY (seed 1)" --split validation --out $(SPRITES_REPORT)/compare-place-val.md
+	# The decoder whose drawing z never reaches, turned, scaled and moved by a placer of z and the
+	# named parents (--place-mode similarity): the placer turning the sprite to its orientation bin
+	# too (scale,orientation,posX,posY), or the drawing doing so (scale,posX,posY), the latter
+	# also drawn at twice the picture's size (--draw-scale 2); on the validation split (`make sprites-trials` trains them and writes their validation reports).
+	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/film.json $(SPRITES_REPORT)/validation/film-place.json $(SPRITES_REPORT)/validation/film-similar.json $(SPRITES_REPORT)/validation/film-similar-turned.json $(SPRITES_REPORT)/validation/film-similar-fine.json --names "the recipe,--place posX posY,similarity: scale orientation posX posY,similarity: scale posX posY,the same drawn at 2x" --split validation --out $(SPRITES_REPORT)/compare-similarity-val.md
 
 # Trials of the sprites recipe, scored on the validation split (docs/sprites.md): the recipe's
-# flags with --reader-sets (its record in docs/runs/sprites-reader-sets/), and with
-# --place posX,posY at seeds 0 and 1 (docs/runs/sprites-place/, docs/runs/sprites-place-seed1/).
+# flags with --reader-sets (its record in docs/runs/sprites-reader-sets/), with
+# --place posX,posY at seeds 0 and 1 (docs/runs/sprites-place/, docs/runs/sprites-place-seed1/),
+# and with --place-mode similarity, the placer turning the sprite or the drawing doing so, the
+# latter also drawn at twice the size (docs/runs/sprites-similar/, docs/runs/sprites-similar-turned/,
+# docs/runs/sprites-similar-fine/).
 sprites-trials: $(STAMP)
 	test -f data/sprites/manifest.json || $(CLI) generate sprites --n 100000 --seed 0 --out data/sprites
 	test -f oracles/sprites/config.json || $(MAKE) evaluate-sprites
@@ -189,6 +197,22 @@ sprites-trials: $(STAMP)
 	$(PY) docs/placeprobe.py runs/sprites-place runs/sprites-place-seed1 --names "seed 0,seed 1" --out $(SPRITES_REPORT)/place-probe.md
 	$(CLI) reconstruct runs/sprites-place --n 16 --split val --out docs/img/sprites_place_recon.png
 	$(CLI) sample runs/sprites-place-seed1 --do "posX=6" --n 16 --out docs/img/sprites_place_seed1_do.png
+	test -f runs/sprites-similar/config.json || $(CLI) train --data data/sprites --out runs/sprites-similar $(SPRITES_FLAGS) --place scale,orientation,posX,posY --place-mode similarity --val-per-epoch 2 --val-limit 1000 --force
+	$(call record,sprites-similar)
+	$(PY) docs/valeval.py runs/sprites-similar --oracle oracles/sprites --refine $(REFINE) --out $(SPRITES_REPORT)/validation/film-similar.json
+	test -f runs/sprites-similar-turned/config.json || $(CLI) train --data data/sprites --out runs/sprites-similar-turned $(SPRITES_FLAGS) --place scale,posX,posY --place-mode similarity --val-per-epoch 2 --val-limit 1000 --force
+	$(call record,sprites-similar-turned)
+	$(PY) docs/valeval.py runs/sprites-similar-turned --oracle oracles/sprites --refine $(REFINE) --out $(SPRITES_REPORT)/validation/film-similar-turned.json
+	test -f runs/sprites-similar-fine/config.json || $(CLI) train --data data/sprites --out runs/sprites-similar-fine $(SPRITES_FLAGS) --place scale,posX,posY --place-mode similarity --draw-scale 2 --val-per-epoch 2 --val-limit 1000 --force
+	$(call record,sprites-similar-fine)
+	$(PY) docs/valeval.py runs/sprites-similar-fine --oracle oracles/sprites --refine $(REFINE) --out $(SPRITES_REPORT)/validation/film-similar-fine.json
+	sed -i 's|$(CURDIR)/||g' $(SPRITES_REPORT)/validation/film-similar.json $(SPRITES_REPORT)/validation/film-similar-turned.json $(SPRITES_REPORT)/validation/film-similar-fine.json
+	$(PY) docs/placeprobe.py runs/sprites-similar runs/sprites-similar-turned runs/sprites-similar-fine --names "scale orientation posX posY,scale posX posY,scale posX posY at 2x" --similarity --out $(SPRITES_REPORT)/similarity-probe.md
+	$(PY) docs/templateceiling.py --data data/sprites --out $(SPRITES_REPORT)/template-ceiling.md
+	$(PY) docs/offsetchance.py --data data/sprites --reports $(SPRITES_REPORT)/validation/film.json,$(SPRITES_REPORT)/validation/film-place.json,$(SPRITES_REPORT)/validation/film-similar.json,$(SPRITES_REPORT)/validation/film-similar-turned.json,$(SPRITES_REPORT)/validation/film-similar-fine.json --names "the recipe,--place posX posY,similarity: all four,similarity: scale posX posY,the same at 2x" --out $(SPRITES_REPORT)/offset-chance.md
+	$(CLI) reconstruct runs/sprites-similar --n 16 --split val --out docs/img/sprites_similar_recon.png
+	$(CLI) sample runs/sprites-similar --do "shape=heart, orientation=3" --n 16 --out docs/img/sprites_similar_heart_do.png
+	$(CLI) reconstruct runs/sprites-similar-fine --n 16 --split val --out docs/img/sprites_similar_fine_recon.png
 
 # The same recipe with the spatial broadcast decoder (--decoder broadcast, docs/sprites.md):
 # z enters every place of a grid alike, beside the place's coordinates (in grid cells, the
