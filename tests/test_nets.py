@@ -434,6 +434,16 @@ def test_transform_turns_scales_and_moves_as_documented():
     row = transform(wide, torch.tensor([[0.0, 0.0, math.log(2.0), 0.0]]))[0, 0, 4]
     cols = torch.arange(8.0)
     assert row.sum() == pytest.approx(2.0) and (row * cols).sum() / row.sum() == pytest.approx(4.5)
+    # All four at once: content at q lands at s R(angle) q + t (turned and scaled about the
+    # centre, then moved), checked on the centroid of a small blob off the centre.
+    big = torch.zeros(1, 1, 64, 64)
+    big[0, 0, 30:34, 40:44] = 1.0  # centre at (41.5, 31.5): q = (10, 0) px from the centre (31.5, 31.5)
+    s, angle, t = 1.5, math.pi / 2, torch.tensor([6.0, -4.0])  # t in pixels
+    out = transform(big, torch.tensor([[t[0] / 32, t[1] / 32, math.log(s), angle]]))[0, 0]
+    ys, xs = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    centroid = torch.stack([(out * xs).sum(), (out * ys).sum()]) / out.sum() - 31.5
+    expected = torch.tensor([0.0, 10.0 * s]) + t  # R(pi/2) (10, 0) = (0, 10), scaled, then moved
+    torch.testing.assert_close(centroid, expected, atol=1e-3, rtol=0)
     border = torch.zeros(1, 1, 8, 8)
     border[0, 0, :, 0] = -4.0
     moved = transform(border, torch.tensor([[2 / 8, 0.0, 0.0, 0.0]]))
@@ -471,7 +481,7 @@ def test_similarity_placing_keeps_the_code_out_of_the_drawing():
     assert "place_mode" not in NetConfig(image_size=16, channels=1, parent_dims=(2, 3, 4), place=(1,)).to_dict()  # shift: files as before
     with pytest.raises(CausalVAEError, match="place_mode must be one of shift, similarity"):
         NetConfig(image_size=16, channels=1, parent_dims=(2, 3, 4), place=(1,), place_mode="affine")
-    with pytest.raises(CausalVAEError, match="which is empty"):
+    with pytest.raises(CausalVAEError, match="and place is empty"):
         NetConfig(image_size=16, channels=1, parent_dims=(2, 3, 4), place_mode="similarity")
 
 

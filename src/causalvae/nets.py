@@ -170,8 +170,9 @@ class NetConfig:
     place_mode: str = "shift"
     #: With ``place``: the drawing is made at this many times the picture's size (1 or 2; 2
     #: adds one upsampling stage at the picture's size) and the placer's transform samples it
-    #: at the picture's pixels, so a moved or turned edge falls between the picture's pixels
-    #: at the drawing's finer step instead of its own.
+    #: at the picture's pixels. A drawing with saturated logits puts a moved or turned edge on
+    #: its own pixel step, which a finer drawing halves; one with smooth logits needs no more
+    #: than the picture's size (docs/sprites.md measures both).
     draw_scale: int = 1
 
     def __post_init__(self):
@@ -240,8 +241,8 @@ class NetConfig:
         if self.place_mode not in PLACE_MODES:
             raise CausalVAEError(f"NetConfig.place_mode must be one of {', '.join(PLACE_MODES)}, got {self.place_mode!r}")
         if self.place_mode != "shift" and not place:
-            raise CausalVAEError(f"NetConfig.place_mode {self.place_mode!r} moves the parents in place, which is empty")
-        if self.draw_scale not in (1, 2) or isinstance(self.draw_scale, bool):
+            raise CausalVAEError(f"NetConfig.place_mode {self.place_mode!r} says how the parents in place move the picture, and place is empty")
+        if isinstance(self.draw_scale, bool) or not isinstance(self.draw_scale, int) or self.draw_scale not in (1, 2):
             raise CausalVAEError(f"NetConfig.draw_scale must be 1 or 2, got {self.draw_scale!r}")
         if self.draw_scale != 1 and not place:
             raise CausalVAEError("NetConfig.draw_scale draws the picture larger for the placer to sample: it needs place")
@@ -406,8 +407,8 @@ class Decoder(nn.Module):
 
     ``draw_scale=2`` (with ``place``): one more upsampling stage makes the drawing twice the
     picture's size, and the placer's move samples it at the picture's pixels. Resampling a
-    drawing at the picture's own size puts a moved or turned edge on that drawing's pixel
-    step; a drawing twice as fine puts it on half that step.
+    drawing with saturated logits puts a moved or turned edge on that drawing's pixel step;
+    a drawing twice as fine puts it on half that step (smooth logits need neither).
     """
 
     def __init__(self, config: NetConfig):

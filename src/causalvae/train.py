@@ -151,7 +151,7 @@ class TrainConfig:
             raise unknown("place-mode", self.place_mode, PLACE_MODES)
         if self.place_mode != "shift" and not self.place:
             raise CausalVAEError(f"place-mode {self.place_mode} says how the parents named by --place move the picture: name them (--place)")
-        if isinstance(self.draw_scale, bool) or self.draw_scale not in (1, 2):
+        if isinstance(self.draw_scale, bool) or not isinstance(self.draw_scale, int) or self.draw_scale not in (1, 2):
             raise CausalVAEError(f"draw-scale must be 1 or 2, got {self.draw_scale!r}")
         if self.draw_scale != 1 and not self.place:
             raise CausalVAEError("draw-scale makes the drawing larger for the placer to sample: name the placed parents (--place)")
