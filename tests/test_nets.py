@@ -409,6 +409,14 @@ def test_translate_moves_maps_by_whole_pixels_and_repeats_the_border():
     torch.testing.assert_close(translate(maps, torch.zeros(2, 2)), maps)
 
 
+def _placed_rows() -> tuple[torch.Tensor, torch.Tensor]:
+    """Parent codes of three rows for parent_dims (2, 3, 4): ``a``, and ``b`` that differs
+    from it in parents 1 and 2 only (the placed ones in the tests below)."""
+    a = torch.cat([F.one_hot(torch.tensor([0, 1, 1]), 2), F.one_hot(torch.tensor([0, 2, 1]), 3), F.one_hot(torch.tensor([3, 0, 1]), 4)], -1).float()
+    b = torch.cat([a[:, :2], F.one_hot(torch.tensor([1, 1, 0]), 3).float(), F.one_hot(torch.tensor([0, 2, 2]), 4).float()], -1)
+    return a, b
+
+
 def test_transform_turns_scales_and_moves_as_documented():
     """nets.transform: zero params are the identity; a quarter turn puts what lay right of the
     centre below it; a log-scale of log 2 doubles a distance from the centre; a shift alone is
@@ -462,8 +470,7 @@ def test_similarity_placing_keeps_the_code_out_of_the_drawing():
         cfg = NetConfig(image_size=16, channels=1, parent_dims=(2, 3, 4), z_dim=4, width=8, depth=2, hidden=16, decoder=decoder, place=(1, 2), place_mode="similarity")
         _, dec = make_nets(cfg)
         z = torch.randn(3, 4)
-        a = torch.cat([F.one_hot(torch.tensor([0, 1, 1]), 2), F.one_hot(torch.tensor([0, 2, 1]), 3), F.one_hot(torch.tensor([3, 0, 1]), 4)], -1).float()
-        b = torch.cat([a[:, :2], F.one_hot(torch.tensor([1, 1, 0]), 3).float(), F.one_hot(torch.tensor([0, 2, 2]), 4).float()], -1)
+        a, b = _placed_rows()
         with torch.no_grad():
             drawn = dec(z, a)
             assert torch.equal(dec(torch.randn(3, 4), b), drawn)  # neither z nor the placed parents draw
@@ -505,7 +512,7 @@ def test_a_drawing_twice_the_size_is_sampled_at_the_pictures_pixels():
         _, dec = make_nets(cfg)
         plain = make_nets(NetConfig(**{**cfg.to_dict(), "draw_scale": 1}))[1]
         assert len(dec.stages) == len(plain.stages) + 1
-        z, p = torch.randn(3, 4), torch.cat([F.one_hot(torch.tensor([0, 1, 1]), 2), F.one_hot(torch.tensor([0, 2, 1]), 3), F.one_hot(torch.tensor([3, 0, 1]), 4)], -1).float()
+        z, p = torch.randn(3, 4), _placed_rows()[0]
         with torch.no_grad():
             assert dec(z, p).shape == (3, 2, 16, 16)  # the picture's size, location and log-scale
         again = NetConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
@@ -529,8 +536,7 @@ def test_placed_parents_only_move_what_the_others_draw():
         assert cfg.place == (1, 2) and cfg.columns(True) == [2, 3, 4, 5, 6, 7, 8] and cfg.columns(False) == [0, 1]
         _, dec = make_nets(cfg)
         z = torch.randn(3, 4)
-        a = torch.cat([F.one_hot(torch.tensor([0, 1, 1]), 2), F.one_hot(torch.tensor([0, 2, 1]), 3), F.one_hot(torch.tensor([3, 0, 1]), 4)], -1).float()
-        b = torch.cat([a[:, :2], F.one_hot(torch.tensor([1, 1, 0]), 3).float(), F.one_hot(torch.tensor([0, 2, 2]), 4).float()], -1)
+        a, b = _placed_rows()
         with torch.no_grad():
             drawn = dec(z, a)
             assert torch.equal(dec(z, b), drawn)  # the shift starts at zero: the placed parents do nothing yet
