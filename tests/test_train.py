@@ -466,6 +466,38 @@ def test_counterfactual_term_reuses_the_guides_abduction_with_the_same_loss_and_
         counterfactual_term(vae, reader, images, labels, cont, z_loc=torch.zeros(n - 1, 4))
 
 
+@pytest.mark.parametrize("share,n_post", [(0.0, 12), (0.25, 9), (0.5, 6), (1.0, 0)])
+def test_counterfactual_term_divides_its_rows_between_abduction_and_prior_by_the_share(share, n_post):
+    """``prior_share`` (--cf-prior-share): the first floor(n * (1 - share)) rows of the term
+    are decoded from their own abducted z (the guide's mean, the same row), the others from
+    fresh draws of the prior; a share outside [0, 1] is one clear error, in the term and in
+    TrainConfig, and so is a share without the term."""
+    from causalvae.train import TrainConfig, counterfactual_term
+
+    vae, reader = _tiny_morpho()
+    n = 12
+    gen = torch.Generator().manual_seed(5)
+    images = torch.randint(0, 256, (n, 1, 32, 32), generator=gen, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (n, 1), generator=gen)
+    cont = torch.stack([1.0 + 3.0 * torch.rand(n, generator=gen), 60.0 + 190.0 * torch.rand(n, generator=gen)], 1)
+    z_loc = torch.randn(n, 4, generator=gen) + 100.0  # far from any prior draw
+    seen = []
+    hook = vae.decoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    counterfactual_term(vae, reader, images, labels, cont, z_loc=z_loc, prior_share=share)
+    hook.remove()
+    z = seen[0]
+    assert z.shape == (n, 4)
+    torch.testing.assert_close(z[:n_post], z_loc[:n_post])
+    assert (z[n_post:].abs() < 10).all()  # prior draws, none of the abducted codes
+    with pytest.raises(CausalVAEError, match="prior_share"):
+        counterfactual_term(vae, reader, images, labels, cont, z_loc=z_loc, prior_share=1.5)
+    with pytest.raises(CausalVAEError, match="cf-prior-share"):
+        TrainConfig(data="d", out="o", cf_prior_share=-0.1).check()
+    with pytest.raises(CausalVAEError, match="needs the term"):
+        TrainConfig(data="d", out="o", cf_weight=0, cf_prior_share=0.0).check()
+    TrainConfig(data="d", out="o", cf_prior_share=share).check()
+
+
 def test_counterfactual_term_works_with_continuous_image_parents_only():
     """A model whose image parents are all continuous gets a term too (a reader with one
     reading per parent); its gradient reaches the decoder."""
@@ -877,8 +909,9 @@ def test_reader_progress_says_a_line_now_and_then_and_at_the_end_and_draws_a_bar
 
 @pytest.mark.parametrize("swap", ["joint", "independent"])
 def test_training_steps_give_the_term_the_runs_swap_and_the_guides_abduction(morpho_viewer_run, tmp_path, monkeypatch, swap):
-    """Each training step calls the counterfactual term with the run's --cf-swap and the
-    guide's mean of z (the abduction it reuses), for every row of the batch."""
+    """Each training step calls the counterfactual term with the run's --cf-swap and
+    --cf-prior-share and the guide's mean of z (the abduction it reuses), for every row of
+    the batch."""
     import causalvae.train as T
 
     data, _, _ = morpho_viewer_run
@@ -894,13 +927,14 @@ def test_training_steps_give_the_term_the_runs_swap_and_the_guides_abduction(mor
         return out
 
     def spy(vae, reader, images, labels, *rest, **kw):
-        calls.append((kw.get("swap"), kw.get("z_loc"), len(images)))
+        calls.append((kw.get("swap"), kw.get("z_loc"), len(images), kw.get("prior_share")))
         return real(vae, reader, images, labels, *rest, **kw)
 
     monkeypatch.setattr(T, "counterfactual_term", spy)
     monkeypatch.setattr(T.CausalVAE, "objective", objective)
-    fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=2, reader_steps=1, cf_weight=1.0, cf_swap=swap, **TINY), progress=False)
+    share = 0.5 if swap == "joint" else 0.25
+    fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=2, reader_steps=1, cf_weight=1.0, cf_swap=swap, cf_prior_share=share, **TINY), progress=False)
     training = [o for o in objectives if o.z_loc is not None and o.z_loc.requires_grad]  # not the validation passes
     assert len(calls) == 2 and len(training) == 2
-    for (got, z_loc, n), obj in zip(calls, training):
-        assert got == swap and z_loc is obj.z_loc and z_loc.shape == (n, TINY["z_dim"])
+    for (got, z_loc, n, got_share), obj in zip(calls, training):
+        assert got == swap and got_share == share and z_loc is obj.z_loc and z_loc.shape == (n, TINY["z_dim"])

@@ -98,6 +98,7 @@ class TrainConfig:
     reader_shift: int = 0  # the reader's training pictures moved up to this many pixels each way
     reader_warp: float = 0.0  # half of each reader batch turned up to this many degrees (and scaled, sheared)
     cf_swap: str = "joint"  # the term's interventions: other rows' parent tuples (joint) or each parent from its own row (independent)
+    cf_prior_share: float = 0.5  # share of the term's rows decoded from a prior draw of z (generation); the rest keep their abducted z (counterfactuals)
     reader_sets: bool = False  # the reader and the term accept every reading the world says no reader can tell from the label
     adversary_weight: float = 0.0  # weight of z's confusion of an adversary that reads the discrete image parents off z (0: off)
     ema: float = 0.0  # decay of a moving average of the model's weights, which the run validates and saves (0: off)
@@ -183,6 +184,11 @@ class TrainConfig:
             raise unknown("cf-swap", self.cf_swap, CF_SWAPS)
         if self.cf_swap != "joint" and not self.cf_weight:
             raise CausalVAEError("cf-swap chooses the counterfactual term's interventions: it needs the term (cf-weight > 0)")
+        ps = self.cf_prior_share
+        if isinstance(ps, bool) or not isinstance(ps, (int, float)) or not 0.0 <= ps <= 1.0:
+            raise CausalVAEError(f"cf-prior-share is the share of the counterfactual term's rows that draw z from the prior: a number from 0 to 1, got {ps!r}")
+        if ps != 0.5 and not self.cf_weight:
+            raise CausalVAEError("cf-prior-share divides the counterfactual term's rows: it needs the term (cf-weight > 0)")
         if not isinstance(self.reader_sets, bool):
             raise CausalVAEError(f"reader-sets is on or off (true or false), got {self.reader_sets!r}")
         if self.reader_sets and not self.cf_weight:
@@ -209,7 +215,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "reader_sets": False, "adversary_weight": 0.0, "ema": 0.0, "guide_steps": 0, "match_weight": 0.0, "place": [], "place_mode": "shift", "draw_scale": 1}
+    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "cf_prior_share": 0.5, "reader_sets": False, "adversary_weight": 0.0, "ema": 0.0, "guide_steps": 0, "match_weight": 0.0, "place": [], "place_mode": "shift", "draw_scale": 1}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -374,7 +380,7 @@ class LitCausalVAE(L.LightningModule):
         for one in ([self.reader] if isinstance(self.reader, nn.Module) else self.reader):
             one.to(images.device)
         with self._precision():
-            cf = counterfactual_term(self.vae, self.reader, images, labels, *continuous, z_loc=obj.z_loc, swap=self.cfg.cf_swap, sets=self.sets)
+            cf = counterfactual_term(self.vae, self.reader, images, labels, *continuous, z_loc=obj.z_loc, swap=self.cfg.cf_swap, sets=self.sets, prior_share=self.cfg.cf_prior_share)
         self.log("cf", cf.item(), prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
         return loss + self.cfg.cf_weight * cf
 
@@ -776,15 +782,16 @@ def discrete_image_parents(vae: CausalVAE) -> list[str]:
 
 
 def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier], images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None, z_loc: torch.Tensor | None = None, swap: str = "joint",
-                        sets: ReadingSets | None = None) -> torch.Tensor:
+                        sets: ReadingSets | None = None, prior_share: float = 0.5) -> torch.Tensor:
     """The counterfactual training term, in nats per picture: decode under other parents and
     ask the frozen reader to read those parents back.
 
     Each picture's image parents, discrete and continuous, are replaced at once by another
     picture's of the batch (one permutation: a random intervention drawn from the tuples the
-    data holds). Half of the pictures keep their own abducted z (the encoder's mean: a
-    counterfactual, and the gradient teaches the encoder to leave the parents out of z), the
-    other half draw z from the prior (generation). Rows missing any parent value (-1 or NaN)
+    data holds). The first ``floor(n * (1 - prior_share))`` of the ``n`` rows keep their own
+    abducted z (the encoder's mean: a counterfactual, and the gradient teaches the encoder to
+    leave the parents out of z), the others draw z from the prior (generation); by default
+    half and half (``--cf-prior-share``). Rows missing any parent value (-1 or NaN)
     take no part, and at most :data:`CF_ROWS` rows do. An image parent that is never labelled
     (:func:`hidden_image_parents`) is not swapped and not read: each picture keeps the value its
     classifier q(y | x) finds most probable, in the abduction and in the counterfactual alike.
@@ -853,11 +860,14 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier
         with torch.no_grad():
             guessed = vae.classify(images)
         own.update({p: guessed[p].argmax(-1) for p in hidden})
+    if not 0.0 <= prior_share <= 1.0:
+        raise CausalVAEError(f"prior_share must be from 0 to 1, got {prior_share}")
+    n_post = n // 2 if prior_share == 0.5 else int(math.floor(n * (1.0 - prior_share) + 1e-9))
     if z_loc is not None:
-        z_post = z_loc[keep][: n // 2]
-    else:  # only the first half keeps its abducted z (GroupNorm: each row encodes alone)
-        z_post, _ = vae.encode(images[: n // 2], {p: v[: n // 2] for p, v in own.items()})
-    z = torch.cat([z_post, torch.randn(n - n // 2, z_post.shape[1], dtype=z_post.dtype, device=z_post.device)])
+        z_post = z_loc[keep][:n_post]
+    else:  # only the first n_post rows keep their abducted z (GroupNorm: each row encodes alone)
+        z_post, _ = vae.encode(images[:n_post], {p: v[:n_post] for p, v in own.items()})
+    z = torch.cat([z_post, torch.randn(n - n_post, z_post.shape[1], dtype=z_post.dtype, device=z_post.device)])
     if swap == "joint":
         perm = torch.randperm(n, device=y.device)
         other = y[perm]
