@@ -498,6 +498,44 @@ def test_counterfactual_term_divides_its_rows_between_abduction_and_prior_by_the
     TrainConfig(data="d", out="o", cf_prior_share=share).check()
 
 
+@pytest.mark.parametrize("reuse", [True, False])
+def test_counterfactual_term_detached_trains_the_decoder_and_never_the_encoder(reuse):
+    """``detach`` (--cf-detach): the term's value is unchanged, its gradient reaches the
+    decoder as before and the encoder not at all, whether it reuses the guide's codes or
+    encodes the pictures itself; without it the encoder gets a gradient."""
+    from causalvae.train import TrainConfig, counterfactual_term
+
+    vae, reader = _tiny_morpho()
+    n = 12
+    gen = torch.Generator().manual_seed(5)
+    images = torch.randint(0, 256, (n, 1, 32, 32), generator=gen, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (n, 1), generator=gen)
+    cont = torch.stack([1.0 + 3.0 * torch.rand(n, generator=gen), 60.0 + 190.0 * torch.rand(n, generator=gen)], 1)
+
+    def run(detach):
+        vae.zero_grad()
+        torch.manual_seed(21)
+        z_loc = vae.objective(images, labels, cont).z_loc if reuse else None
+        term = counterfactual_term(vae, reader, images, labels, cont, z_loc=z_loc, detach=detach)
+        term.backward()
+        enc = [p.grad for p in vae.encoder.parameters()]
+        dec = {k: p.grad.clone() for k, p in vae.decoder.named_parameters() if p.grad is not None}
+        return float(term.detach()), enc, dec
+
+    value, enc, dec = run(False)
+    assert any(g is not None and g.abs().sum() > 0 for g in enc)
+    value_d, enc_d, dec_d = run(True)
+    assert value_d == pytest.approx(value, rel=1e-6)
+    assert all(g is None or not g.any() for g in enc_d)
+    assert dec_d.keys() == dec.keys() and dec
+    for k in dec:
+        torch.testing.assert_close(dec_d[k], dec[k])
+    with pytest.raises(CausalVAEError, match="needs the term"):
+        TrainConfig(data="d", out="o", cf_weight=0, cf_detach=True).check()
+    with pytest.raises(CausalVAEError, match="cf-detach"):
+        TrainConfig(data="d", out="o", cf_detach=1).check()
+
+
 def test_counterfactual_term_works_with_continuous_image_parents_only():
     """A model whose image parents are all continuous gets a term too (a reader with one
     reading per parent); its gradient reaches the decoder."""
@@ -909,8 +947,8 @@ def test_reader_progress_says_a_line_now_and_then_and_at_the_end_and_draws_a_bar
 
 @pytest.mark.parametrize("swap", ["joint", "independent"])
 def test_training_steps_give_the_term_the_runs_swap_and_the_guides_abduction(morpho_viewer_run, tmp_path, monkeypatch, swap):
-    """Each training step calls the counterfactual term with the run's --cf-swap and
-    --cf-prior-share and the guide's mean of z (the abduction it reuses), for every row of
+    """Each training step calls the counterfactual term with the run's --cf-swap,
+    --cf-prior-share and --cf-detach and the guide's mean of z (the abduction it reuses), for every row of
     the batch."""
     import causalvae.train as T
 
@@ -927,14 +965,14 @@ def test_training_steps_give_the_term_the_runs_swap_and_the_guides_abduction(mor
         return out
 
     def spy(vae, reader, images, labels, *rest, **kw):
-        calls.append((kw.get("swap"), kw.get("z_loc"), len(images), kw.get("prior_share")))
+        calls.append((kw.get("swap"), kw.get("z_loc"), len(images), kw.get("prior_share"), kw.get("detach")))
         return real(vae, reader, images, labels, *rest, **kw)
 
     monkeypatch.setattr(T, "counterfactual_term", spy)
     monkeypatch.setattr(T.CausalVAE, "objective", objective)
     share = 0.5 if swap == "joint" else 0.25
-    fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=2, reader_steps=1, cf_weight=1.0, cf_swap=swap, cf_prior_share=share, **TINY), progress=False)
+    fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=2, reader_steps=1, cf_weight=1.0, cf_swap=swap, cf_prior_share=share, cf_detach=swap != "joint", **TINY), progress=False)
     training = [o for o in objectives if o.z_loc is not None and o.z_loc.requires_grad]  # not the validation passes
     assert len(calls) == 2 and len(training) == 2
-    for (got, z_loc, n, got_share), obj in zip(calls, training):
-        assert got == swap and got_share == share and z_loc is obj.z_loc and z_loc.shape == (n, TINY["z_dim"])
+    for (got, z_loc, n, got_share, detach), obj in zip(calls, training):
+        assert got == swap and got_share == share and detach == (swap != "joint") and z_loc is obj.z_loc and z_loc.shape == (n, TINY["z_dim"])

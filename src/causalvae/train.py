@@ -98,6 +98,7 @@ class TrainConfig:
     reader_shift: int = 0  # the reader's training pictures moved up to this many pixels each way
     reader_warp: float = 0.0  # half of each reader batch turned up to this many degrees (and scaled, sheared)
     cf_swap: str = "joint"  # the term's interventions: other rows' parent tuples (joint) or each parent from its own row (independent)
+    cf_detach: bool = False  # the term's abducted codes detached: its gradient reaches the decoder only, never the encoder
     cf_prior_share: float = 0.5  # share of the term's rows decoded from a prior draw of z (generation); the rest keep their abducted z (counterfactuals)
     reader_sets: bool = False  # the reader and the term accept every reading the world says no reader can tell from the label
     adversary_weight: float = 0.0  # weight of z's confusion of an adversary that reads the discrete image parents off z (0: off)
@@ -184,6 +185,10 @@ class TrainConfig:
             raise unknown("cf-swap", self.cf_swap, CF_SWAPS)
         if self.cf_swap != "joint" and not self.cf_weight:
             raise CausalVAEError("cf-swap chooses the counterfactual term's interventions: it needs the term (cf-weight > 0)")
+        if not isinstance(self.cf_detach, bool):
+            raise CausalVAEError(f"cf-detach is on or off (true or false), got {self.cf_detach!r}")
+        if self.cf_detach and not self.cf_weight:
+            raise CausalVAEError("cf-detach stops the counterfactual term's gradient at the abducted codes: it needs the term (cf-weight > 0)")
         ps = self.cf_prior_share
         if isinstance(ps, bool) or not isinstance(ps, (int, float)) or not 0.0 <= ps <= 1.0:
             raise CausalVAEError(f"cf-prior-share is the share of the counterfactual term's rows that draw z from the prior: a number from 0 to 1, got {ps!r}")
@@ -215,7 +220,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "cf_prior_share": 0.5, "reader_sets": False, "adversary_weight": 0.0, "ema": 0.0, "guide_steps": 0, "match_weight": 0.0, "place": [], "place_mode": "shift", "draw_scale": 1}
+    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "cf_prior_share": 0.5, "cf_detach": False, "reader_sets": False, "adversary_weight": 0.0, "ema": 0.0, "guide_steps": 0, "match_weight": 0.0, "place": [], "place_mode": "shift", "draw_scale": 1}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -380,7 +385,7 @@ class LitCausalVAE(L.LightningModule):
         for one in ([self.reader] if isinstance(self.reader, nn.Module) else self.reader):
             one.to(images.device)
         with self._precision():
-            cf = counterfactual_term(self.vae, self.reader, images, labels, *continuous, z_loc=obj.z_loc, swap=self.cfg.cf_swap, sets=self.sets, prior_share=self.cfg.cf_prior_share)
+            cf = counterfactual_term(self.vae, self.reader, images, labels, *continuous, z_loc=obj.z_loc, swap=self.cfg.cf_swap, sets=self.sets, prior_share=self.cfg.cf_prior_share, detach=self.cfg.cf_detach)
         self.log("cf", cf.item(), prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
         return loss + self.cfg.cf_weight * cf
 
@@ -782,7 +787,7 @@ def discrete_image_parents(vae: CausalVAE) -> list[str]:
 
 
 def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier], images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None, z_loc: torch.Tensor | None = None, swap: str = "joint",
-                        sets: ReadingSets | None = None, prior_share: float = 0.5) -> torch.Tensor:
+                        sets: ReadingSets | None = None, prior_share: float = 0.5, detach: bool = False) -> torch.Tensor:
     """The counterfactual training term, in nats per picture: decode under other parents and
     ask the frozen reader to read those parents back.
 
@@ -791,7 +796,11 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier
     data holds). The first ``floor(n * (1 - prior_share))`` of the ``n`` rows keep their own
     abducted z (the encoder's mean: a counterfactual, and the gradient teaches the encoder to
     leave the parents out of z), the others draw z from the prior (generation); by default
-    half and half (``--cf-prior-share``). Rows missing any parent value (-1 or NaN)
+    half and half (``--cf-prior-share``). ``detach`` (``--cf-detach``) stops the term's
+    gradient at the abducted codes: the encoder then learns from the ELBO alone, and the term
+    teaches only the decoder to draw the new parents from the code it is given. (The term
+    otherwise also rewards an encoder that puts less of the picture into z: a code that says
+    nothing can never contradict the parents.) Rows missing any parent value (-1 or NaN)
     take no part, and at most :data:`CF_ROWS` rows do. An image parent that is never labelled
     (:func:`hidden_image_parents`) is not swapped and not read: each picture keeps the value its
     classifier q(y | x) finds most probable, in the abduction and in the counterfactual alike.
@@ -867,6 +876,8 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier
         z_post = z_loc[keep][:n_post]
     else:  # only the first n_post rows keep their abducted z (GroupNorm: each row encodes alone)
         z_post, _ = vae.encode(images[:n_post], {p: v[:n_post] for p, v in own.items()})
+    if detach:
+        z_post = z_post.detach()
     z = torch.cat([z_post, torch.randn(n - n_post, z_post.shape[1], dtype=z_post.dtype, device=z_post.device)])
     if swap == "joint":
         perm = torch.randperm(n, device=y.device)
