@@ -365,16 +365,31 @@ morpho-trials: $(STAMP)
 	test -f runs/morpho-seed1/config.json || $(CLI) train --data data/morpho --out runs/morpho-seed1 $(MORPHO_FLAGS) --seed 1 --val-per-epoch 1 --val-limit 1000 --force
 	test -f runs/morpho-seed2/config.json || $(CLI) train --data data/morpho --out runs/morpho-seed2 $(MORPHO_FLAGS) --seed 2 --val-per-epoch 1 --val-limit 1000 --force
 	test -f runs/morpho-seed2-ema/config.json || $(CLI) train --data data/morpho --out runs/morpho-seed2-ema $(MORPHO_FLAGS) --seed 2 --ema 0.999 --val-per-epoch 1 --val-limit 1000 --force
+	# The recipe trained again beside the oracle of this machine, and the counterfactual term with
+	# every row a counterfactual (--cf-prior-share 0), without and with its gradient stopped at the
+	# abducted codes (--cf-detach); the latter also at seed 2 (docs/morpho.md).
+	test -f runs/morpho-again/config.json || $(CLI) train --data data/morpho --out runs/morpho-again $(MORPHO_FLAGS) --val-per-epoch 1 --val-limit 1000 --force
+	test -f runs/morpho-abducted/config.json || $(CLI) train --data data/morpho --out runs/morpho-abducted $(MORPHO_FLAGS) --cf-prior-share 0 --val-per-epoch 1 --val-limit 1000 --force
+	test -f runs/morpho-detached/config.json || $(CLI) train --data data/morpho --out runs/morpho-detached $(MORPHO_FLAGS) --cf-prior-share 0 --cf-detach --val-per-epoch 1 --val-limit 1000 --force
+	test -f runs/morpho-detached-seed2/config.json || $(CLI) train --data data/morpho --out runs/morpho-detached-seed2 $(MORPHO_FLAGS) --cf-prior-share 0 --cf-detach --seed 2 --val-per-epoch 1 --val-limit 1000 --force
 	$(call record,morpho-adv20)
 	$(call record,morpho-readers3)
 	$(call record,morpho-seed1)
 	$(call record,morpho-seed2)
 	$(call record,morpho-seed2-ema)
+	$(call record,morpho-again)
+	$(call record,morpho-abducted)
+	$(call record,morpho-detached)
+	$(call record,morpho-detached-seed2)
 	$(PY) docs/valeval.py runs/morpho-adv20 --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/adversary20.json
 	$(PY) docs/valeval.py runs/morpho-readers3 --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/readers3.json
 	$(PY) docs/valeval.py runs/morpho-seed1 --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/recipe-seed1.json
 	$(PY) docs/valeval.py runs/morpho-seed2 --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/recipe-seed2.json
 	$(PY) docs/valeval.py runs/morpho-seed2-ema --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/seed2-ema.json
+	$(PY) docs/valeval.py runs/morpho-again --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/recipe-again.json
+	$(PY) docs/valeval.py runs/morpho-abducted --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/abducted.json
+	$(PY) docs/valeval.py runs/morpho-detached --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/detached.json
+	$(PY) docs/valeval.py runs/morpho-detached-seed2 --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/detached-seed2.json
 	$(PY) docs/zprobe.py --runs runs/morpho,runs/morpho-adv20,runs/morpho-readers3 --names "the recipe,adversary on z (weight 20),three readers" --out $(MORPHO_REPORT)/zprobe.md
 	$(PY) docs/readers.py --runs runs/morpho,runs/morpho-adv20,runs/morpho-readers3 --names "the recipe,adversary on z (weight 20),three readers" --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/readers.md
 	$(PY) docs/readers.py --runs runs/morpho,runs/morpho-seed1,runs/morpho-seed2 --names "seed 0 (the recipe),seed 1,seed 2" --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/readers-seeds.md
@@ -433,6 +448,11 @@ evaluate-morpho: $(STAMP)
 	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-cf40.json $(MORPHO_REPORT)/validation/recipe-seed1.json $(MORPHO_REPORT)/validation/recipe-seed2.json --names "seed 0 (the recipe),seed 1,seed 2" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-seeds-val.md
 	# Seed 2's run, and the same run's moving average of the weights (--ema 0.999).
 	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-seed2.json $(MORPHO_REPORT)/validation/seed2-ema.json --names "seed 2: the last weights,seed 2: their moving average (ema 0.999)" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-ema-val.md
+	# Every row of the counterfactual term a counterfactual, its gradient into the encoder kept or
+	# stopped, against the recipe trained again (one oracle instance for the three); and at seed 2
+	# against the recipe's seed 2, scored by the earlier oracle instance (the hash in each file).
+	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-again.json $(MORPHO_REPORT)/validation/abducted.json $(MORPHO_REPORT)/validation/detached.json --names "the recipe (trained again),every row abducted,every row abducted and detached" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-detach-val.md
+	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-seed2.json $(MORPHO_REPORT)/validation/detached-seed2.json --names "the recipe at seed 2 (the earlier oracle),abducted and detached at seed 2" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-detach-seed2-val.md
 	# The readers of 2,000 and 6,000 steps on the validation split, where the reader was chosen
 	# (their evaluation reports, made with 3,000 generated and 200 counterfactual pictures, are kept in
 	# docs/reports/morpho/validation/).
