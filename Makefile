@@ -450,7 +450,9 @@ evaluate-morpho: $(STAMP)
 	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-seed2.json $(MORPHO_REPORT)/validation/seed2-ema.json --names "seed 2: the last weights,seed 2: their moving average (ema 0.999)" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-ema-val.md
 	# Every row of the counterfactual term a counterfactual, its gradient into the encoder kept or
 	# stopped, against the recipe trained again (one oracle instance for the three); and at seed 2
-	# against the recipe's seed 2, scored by the earlier oracle instance (the hash in each file).
+	# against the recipe's seed 2. The committed recipe-seed2.json was scored by an earlier oracle
+	# instance than detached-seed2.json (the hash in each file); rerunning morpho-trials scores
+	# both with the oracle present, and the first column's "(the earlier oracle)" no longer holds.
 	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-again.json $(MORPHO_REPORT)/validation/abducted.json $(MORPHO_REPORT)/validation/detached.json --names "the recipe (trained again),every row abducted,every row abducted and detached" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-detach-val.md
 	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-seed2.json $(MORPHO_REPORT)/validation/detached-seed2.json --names "the recipe at seed 2 (the earlier oracle),abducted and detached at seed 2" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-detach-seed2-val.md
 	# The readers of 2,000 and 6,000 steps on the validation split, where the reader was chosen

@@ -466,7 +466,7 @@ def test_counterfactual_term_reuses_the_guides_abduction_with_the_same_loss_and_
         counterfactual_term(vae, reader, images, labels, cont, z_loc=torch.zeros(n - 1, 4))
 
 
-@pytest.mark.parametrize("share,n_post", [(0.0, 12), (0.25, 9), (0.5, 6), (1.0, 0)])
+@pytest.mark.parametrize("share,n_post", [(0.0, 12), (0.25, 9), (0.3, 8), (0.5, 6), (0.95, 0), (1.0, 0)])
 def test_counterfactual_term_divides_its_rows_between_abduction_and_prior_by_the_share(share, n_post):
     """``prior_share`` (--cf-prior-share): the first floor(n * (1 - share)) rows of the term
     are decoded from their own abducted z (the guide's mean, the same row), the others from
@@ -489,6 +489,12 @@ def test_counterfactual_term_divides_its_rows_between_abduction_and_prior_by_the
     assert z.shape == (n, 4)
     torch.testing.assert_close(z[:n_post], z_loc[:n_post])
     assert (z[n_post:].abs() < 10).all()  # prior draws, none of the abducted codes
+    for detach in (False, True):  # encoding the pictures itself, even none of them
+        seen.clear()
+        hook = vae.decoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+        counterfactual_term(vae, reader, images, labels, cont, prior_share=share, detach=detach)
+        hook.remove()
+        assert seen[0].shape == (n, 4)
     with pytest.raises(CausalVAEError, match="prior_share"):
         counterfactual_term(vae, reader, images, labels, cont, z_loc=z_loc, prior_share=1.5)
     with pytest.raises(CausalVAEError, match="cf-prior-share"):

@@ -31,6 +31,7 @@ boundary first.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -832,6 +833,8 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier
     """
     if swap not in CF_SWAPS:
         raise unknown("cf-swap", swap, CF_SWAPS)
+    if not 0.0 <= prior_share <= 1.0:
+        raise CausalVAEError(f"prior_share must be from 0 to 1, got {prior_share}")
     readers = [reader] if isinstance(reader, nn.Module) else list(reader)
     if not readers:
         raise CausalVAEError("the counterfactual term needs at least one reader")
@@ -869,13 +872,14 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier
         with torch.no_grad():
             guessed = vae.classify(images)
         own.update({p: guessed[p].argmax(-1) for p in hidden})
-    if not 0.0 <= prior_share <= 1.0:
-        raise CausalVAEError(f"prior_share must be from 0 to 1, got {prior_share}")
     n_post = n // 2 if prior_share == 0.5 else int(math.floor(n * (1.0 - prior_share) + 1e-9))
     if z_loc is not None:
         z_post = z_loc[keep][:n_post]
+    elif n_post == 0:  # every row from the prior: nothing to encode
+        z_post = torch.zeros(0, vae.config.z_dim, dtype=torch.float32, device=images.device)
     else:  # only the first n_post rows keep their abducted z (GroupNorm: each row encodes alone)
-        z_post, _ = vae.encode(images[:n_post], {p: v[:n_post] for p, v in own.items()})
+        with torch.no_grad() if detach else contextlib.nullcontext():
+            z_post, _ = vae.encode(images[:n_post], {p: v[:n_post] for p, v in own.items()})
     if detach:
         z_post = z_post.detach()
     z = torch.cat([z_post, torch.randn(n - n_post, z_post.shape[1], dtype=z_post.dtype, device=z_post.device)])
