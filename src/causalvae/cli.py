@@ -648,6 +648,11 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
     for k in ("kl_warmup", "guide_steps", "match_weight", "ema"):  # only where used (and a number)
         if isinstance(settings.get(k), (int, float)) and not isinstance(settings[k], bool) and settings[k]:
             shown.append(f"{k}={settings[k]:g}")
+    share = settings.get("cf_prior_share")
+    if isinstance(share, (int, float)) and not isinstance(share, bool) and share != 0.5:  # the counterfactual term's rows
+        shown.append(f"cf_prior_share={share:g}")
+    if settings.get("cf_detach") is True:
+        shown.append("cf_detach")
     out.print("settings: " + ", ".join(shown), highlight=False)
     if isinstance(settings.get("ema"), (int, float)) and settings["ema"]:
         out.print("the model is the moving average of the weights (ema): val columns score it, the train ELBO the live weights", highlight=False)
