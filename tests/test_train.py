@@ -348,6 +348,15 @@ def _tiny_morpho(stats=((2.5, 0.8), (160.0, 40.0))):
     return vae, reader
 
 
+def _tiny_morpho_batch(n, gen):
+    """``n`` random 32 x 32 grey pictures for :func:`_tiny_morpho`'s model, their digit
+    labels (n, 1) and continuous labels (n, 2): thickness in [1, 4], intensity in [60, 250]."""
+    images = torch.randint(0, 256, (n, 1, 32, 32), generator=gen, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (n, 1), generator=gen)
+    cont = torch.stack([1.0 + 3.0 * torch.rand(n, generator=gen), 60.0 + 190.0 * torch.rand(n, generator=gen)], 1)
+    return images, labels, cont
+
+
 def _by_hand(vae, reader, images, digit, cont, seed):
     """The counterfactual term's continuous part as the brief states it, for rows that all
     take part: mean over rows of sum_k 0.5 * ((reading_k - target_k) / sigma_k)^2, where the
@@ -442,9 +451,7 @@ def test_counterfactual_term_reuses_the_guides_abduction_with_the_same_loss_and_
     vae, reader = _tiny_morpho()
     n = 12
     gen = torch.Generator().manual_seed(5)
-    images = torch.randint(0, 256, (n, 1, 32, 32), generator=gen, dtype=torch.uint8)
-    labels = torch.randint(0, 10, (n, 1), generator=gen)
-    cont = torch.stack([1.0 + 3.0 * torch.rand(n, generator=gen), 60.0 + 190.0 * torch.rand(n, generator=gen)], 1)
+    images, labels, cont = _tiny_morpho_batch(n, gen)
     cont[3, 0] = float("nan")  # out of the term (the ELBO still sees the row's other labels)
 
     def run(reuse):
@@ -477,24 +484,21 @@ def test_counterfactual_term_divides_its_rows_between_abduction_and_prior_by_the
     vae, reader = _tiny_morpho()
     n = 12
     gen = torch.Generator().manual_seed(5)
-    images = torch.randint(0, 256, (n, 1, 32, 32), generator=gen, dtype=torch.uint8)
-    labels = torch.randint(0, 10, (n, 1), generator=gen)
-    cont = torch.stack([1.0 + 3.0 * torch.rand(n, generator=gen), 60.0 + 190.0 * torch.rand(n, generator=gen)], 1)
+    images, labels, cont = _tiny_morpho_batch(n, gen)
     z_loc = torch.randn(n, 4, generator=gen) + 100.0  # far from any prior draw
-    seen = []
-    hook = vae.decoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
-    counterfactual_term(vae, reader, images, labels, cont, z_loc=z_loc, prior_share=share)
-    hook.remove()
-    z = seen[0]
+    def decoded_codes(**kw):  # the codes the term hands the decoder
+        seen = []
+        hook = vae.decoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+        counterfactual_term(vae, reader, images, labels, cont, prior_share=share, **kw)
+        hook.remove()
+        return seen[0]
+
+    z = decoded_codes(z_loc=z_loc)
     assert z.shape == (n, 4)
     torch.testing.assert_close(z[:n_post], z_loc[:n_post])
     assert (z[n_post:].abs() < 10).all()  # prior draws, none of the abducted codes
     for detach in (False, True):  # encoding the pictures itself, even none of them
-        seen.clear()
-        hook = vae.decoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
-        counterfactual_term(vae, reader, images, labels, cont, prior_share=share, detach=detach)
-        hook.remove()
-        assert seen[0].shape == (n, 4)
+        assert decoded_codes(detach=detach).shape == (n, 4)
     with pytest.raises(CausalVAEError, match="prior_share"):
         counterfactual_term(vae, reader, images, labels, cont, z_loc=z_loc, prior_share=1.5)
     with pytest.raises(CausalVAEError, match="cf-prior-share"):
@@ -514,9 +518,7 @@ def test_counterfactual_term_detached_trains_the_decoder_and_never_the_encoder(r
     vae, reader = _tiny_morpho()
     n = 12
     gen = torch.Generator().manual_seed(5)
-    images = torch.randint(0, 256, (n, 1, 32, 32), generator=gen, dtype=torch.uint8)
-    labels = torch.randint(0, 10, (n, 1), generator=gen)
-    cont = torch.stack([1.0 + 3.0 * torch.rand(n, generator=gen), 60.0 + 190.0 * torch.rand(n, generator=gen)], 1)
+    images, labels, cont = _tiny_morpho_batch(n, gen)
 
     def run(detach):
         vae.zero_grad()
