@@ -332,23 +332,24 @@ def test_train_reader_sets_reaches_the_run_and_a_world_without_ambiguity_refuses
     assert not (tmp_path / "bad").exists()
 
 
-def test_train_cf_prior_share_and_detach_reach_the_run_and_the_summary_and_bad_ones_are_one_error(viewer_run, tmp_path):
-    """`train --cf-prior-share 0 --cf-detach` records both settings and the summary names them
+def test_train_cf_prior_share_detach_and_cycle_reach_the_run_and_the_summary_and_bad_ones_are_one_error(viewer_run, tmp_path):
+    """`train --cf-prior-share 0 --cf-detach --cf-cycle 0.5` records the settings and the summary names them
     (a run with the defaults names neither); a share above 1, or either option without the
     term, is one error naming the option, and no run folder appears."""
     runner = CliRunner()
     data = viewer_run[0]
-    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY, "--cf-weight", "1", "--reader-steps", "1", "--cf-prior-share", "0", "--cf-detach"])
+    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY, "--cf-weight", "1", "--reader-steps", "1", "--cf-prior-share", "0", "--cf-detach", "--cf-cycle", "0.5"])
     assert res.exit_code == 0, res.output
     settings = json.loads((tmp_path / "run" / "train.json").read_text())
-    assert settings["cf_prior_share"] == 0.0 and settings["cf_detach"] is True
+    assert settings["cf_prior_share"] == 0.0 and settings["cf_detach"] is True and settings["cf_cycle"] == 0.5
     summary = runner.invoke(app, ["summary", str(tmp_path / "run")], env={"COLUMNS": "200"})
-    assert "cf_prior_share=0," in summary.output and "cf_detach" in summary.output
+    assert "cf_prior_share=0," in summary.output and "cf_detach" in summary.output and "cf_cycle=0.5" in summary.output
     plain = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "plain"), *TINY, "--cf-weight", "1", "--reader-steps", "1"])
     assert plain.exit_code == 0, plain.output
     summary = runner.invoke(app, ["summary", str(tmp_path / "plain")], env={"COLUMNS": "200"})
-    assert "cf_prior_share" not in summary.output and "cf_detach" not in summary.output
-    for name, args, message in [("share", ["--cf-weight", "1", "--cf-prior-share", "1.5"], "cf-prior-share"), ("detach", ["--cf-weight", "0", "--cf-detach"], "cf-detach")]:
+    assert "cf_prior_share" not in summary.output and "cf_detach" not in summary.output and "cf_cycle" not in summary.output
+    for name, args, message in [("share", ["--cf-weight", "1", "--cf-prior-share", "1.5"], "cf-prior-share"), ("detach", ["--cf-weight", "0", "--cf-detach"], "cf-detach"),
+                                ("cycle", ["--cf-weight", "0", "--cf-cycle", "1"], "cf-cycle"), ("negative", ["--cf-weight", "1", "--cf-cycle", "-1"], "cf-cycle")]:
         bad = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / name), *TINY, *args])
         assert bad.exit_code != 0
         assert message in bad.output and "Traceback" not in bad.output

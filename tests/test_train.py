@@ -544,6 +544,67 @@ def test_counterfactual_term_detached_trains_the_decoder_and_never_the_encoder(r
         TrainConfig(data="d", out="o", cf_detach=1).check()
 
 
+@pytest.mark.parametrize("detach", [False, True])
+def test_counterfactual_term_return_trip_adds_the_frozen_encoders_distance_and_trains_the_decoder_only(detach):
+    """``cycle`` (--cf-cycle): the term grows by ``cycle * 0.5 * ||z_back - z||^2`` over the
+    rows that kept their code, z_back the frozen encoder's mean of each counterfactual under
+    its new parents (computed here by hand with the same draws); the return trip's gradient
+    reaches the decoder and no weight of the encoder, and every weight trains again after."""
+    from causalvae.nets import decoded_mean
+    from causalvae.train import TrainConfig, counterfactual_term, return_trip
+
+    vae, reader = _tiny_morpho()
+    n = 12
+    gen = torch.Generator().manual_seed(8)
+    images, labels, cont = _tiny_morpho_batch(n, gen)
+    digit = labels[:, 0]
+    own = {"digit": digit, "thickness": cont[:, 0], "intensity": cont[:, 1]}
+
+    def term(cycle):
+        torch.manual_seed(13)
+        return counterfactual_term(vae, reader, images, labels, cont, cycle=cycle, detach=detach)
+
+    base = term(0.0).detach()
+    torch.manual_seed(13)
+    with torch.no_grad():
+        z_post, _ = vae.encode(images[: n // 2], {p: v[: n // 2] for p, v in own.items()})
+    torch.randn(n - n // 2, z_post.shape[1])
+    perm = torch.randperm(n)
+    do = {"digit": digit[perm], "thickness": cont[perm, 0], "intensity": cont[perm, 1]}
+    z = torch.cat([z_post, torch.zeros(n - n // 2, z_post.shape[1])])
+    with torch.no_grad():
+        x = decoded_mean(vae.decoder(z, vae.parents_onehot(do)), vae.config.likelihood)[: n // 2]
+        z_back, _ = vae.encoder(x, vae.parents_onehot({p: v[: n // 2] for p, v in do.items()}))
+    by_hand = 0.5 * (z_back - z_post).square().sum(1).mean()
+    assert float(by_hand) > 0
+    assert float(return_trip(vae, x, {p: v[: n // 2] for p, v in do.items()}, z_post).detach()) == pytest.approx(float(by_hand), rel=1e-5)
+    with_trip = term(2.5).detach()
+    assert float(with_trip) == pytest.approx(float(base) + 2.5 * float(by_hand), rel=1e-5)
+
+    # The return trip reads the pictures with the encoder frozen: its gradient reaches the
+    # pictures and no weight, and every weight trains again after.
+    vae.zero_grad()
+    pictures = x.detach().requires_grad_(True)
+    return_trip(vae, pictures, {p: v[: n // 2] for p, v in do.items()}, z_post).backward()
+    assert pictures.grad is not None and pictures.grad.abs().sum() > 0
+    assert all(p.grad is None for p in vae.parameters())
+    assert all(p.requires_grad for p in vae.parameters())
+    vae.zero_grad()
+    torch.manual_seed(13)
+    (term(2.5) - term(0.0)).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in vae.decoder.parameters())
+    if detach:
+        assert all(p.grad is None or not p.grad.any() for p in vae.encoder.parameters())
+    with pytest.raises(CausalVAEError, match="needs the term"):
+        TrainConfig(data="d", out="o", cf_weight=0, cf_cycle=1.0).check()
+    for bad in (-1.0, float("nan"), True):
+        with pytest.raises(CausalVAEError, match="cf-cycle"):
+            TrainConfig(data="d", out="o", cf_cycle=bad).check()
+    with pytest.raises(CausalVAEError, match="cf-prior-share 1"):
+        TrainConfig(data="d", out="o", cf_cycle=1.0, cf_prior_share=1.0).check()
+    TrainConfig(data="d", out="o", cf_cycle=1.0).check()
+
+
 def test_counterfactual_term_works_with_continuous_image_parents_only():
     """A model whose image parents are all continuous gets a term too (a reader with one
     reading per parent); its gradient reaches the decoder."""

@@ -469,6 +469,7 @@ def train_cmd(
     cf_swap: str = typer.Option("joint", "--cf-swap", help="The counterfactual term's interventions: joint (each picture takes another picture's parents, as the data combines them) or independent (each parent from a picture of its own: every combination an intervention can ask for)."),
     cf_prior_share: float = typer.Option(0.5, "--cf-prior-share", help="Share of the counterfactual term's pictures decoded from a prior draw of z (generation); the others keep their own abducted z (counterfactuals). 0: every row a counterfactual."),
     cf_detach: bool = typer.Option(False, "--cf-detach", help="Stop the counterfactual term's gradient at the abducted codes: the term trains the decoder only, the encoder learns from the ELBO alone."),
+    cf_cycle: float = typer.Option(0.0, "--cf-cycle", help="Weight of the counterfactual term's return trip: each counterfactual, abducted again under its new parents by the frozen encoder, must give back the code it was drawn from (the decoder keeps the source's style; 0: off)."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate of the networks."),
     lr_schedule: str = typer.Option("cosine", "--lr-schedule", help="cosine (down to a tenth at the last step) or constant."),
     learn_cpts: bool = typer.Option(False, "--learn-cpts", help="Learn the tables whose family is labelled (the others stay as specified)."),
@@ -513,7 +514,7 @@ def train_cmd(
     cfg = TrainConfig(
         data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         lr=lr, lr_schedule=lr_schedule, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden, max_log_scale=max_log_scale,
-        decoder=decoder, coordinates=coordinates or "cells", residual=residual, place=placed, place_mode=place_mode, draw_scale=draw_scale, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, readers=readers, reader_shift=reader_shift, reader_warp=reader_warp, reader_sets=reader_sets, cf_swap=cf_swap, cf_prior_share=cf_prior_share, cf_detach=cf_detach, adversary_weight=adversary_weight, ema=ema, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
+        decoder=decoder, coordinates=coordinates or "cells", residual=residual, place=placed, place_mode=place_mode, draw_scale=draw_scale, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, readers=readers, reader_shift=reader_shift, reader_warp=reader_warp, reader_sets=reader_sets, cf_swap=cf_swap, cf_prior_share=cf_prior_share, cf_detach=cf_detach, cf_cycle=cf_cycle, adversary_weight=adversary_weight, ema=ema, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )
@@ -653,6 +654,9 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
         shown.append(f"cf_prior_share={share:g}")
     if settings.get("cf_detach") is True:
         shown.append("cf_detach")
+    cycle = settings.get("cf_cycle")
+    if isinstance(cycle, (int, float)) and not isinstance(cycle, bool) and cycle:
+        shown.append(f"cf_cycle={cycle:g}")
     out.print("settings: " + ", ".join(shown), highlight=False)
     if isinstance(settings.get("ema"), (int, float)) and settings["ema"]:
         out.print("the model is the moving average of the weights (ema): val columns score it, the train ELBO the live weights", highlight=False)

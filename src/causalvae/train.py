@@ -101,6 +101,7 @@ class TrainConfig:
     cf_swap: str = "joint"  # the term's interventions: other rows' parent tuples (joint) or each parent from its own row (independent)
     cf_detach: bool = False  # the term's abducted codes detached: its gradient reaches the decoder only, never the encoder
     cf_prior_share: float = 0.5  # share of the term's rows decoded from a prior draw of z (generation); the rest keep their abducted z (counterfactuals)
+    cf_cycle: float = 0.0  # weight of the term's return trip: a counterfactual, abducted again under its own parents (encoder frozen), must give back its code
     reader_sets: bool = False  # the reader and the term accept every reading the world says no reader can tell from the label
     adversary_weight: float = 0.0  # weight of z's confusion of an adversary that reads the discrete image parents off z (0: off)
     ema: float = 0.0  # decay of a moving average of the model's weights, which the run validates and saves (0: off)
@@ -195,6 +196,13 @@ class TrainConfig:
             raise CausalVAEError(f"cf-prior-share is the share of the counterfactual term's rows that draw z from the prior: a number from 0 to 1, got {ps!r}")
         if ps != 0.5 and not self.cf_weight:
             raise CausalVAEError("cf-prior-share divides the counterfactual term's rows: it needs the term (cf-weight > 0)")
+        cy = self.cf_cycle
+        if isinstance(cy, bool) or not isinstance(cy, (int, float)) or not 0.0 <= cy < 1e6:
+            raise CausalVAEError(f"cf-cycle is the weight of the counterfactual term's return trip: a number >= 0, got {cy!r}")
+        if cy and not self.cf_weight:
+            raise CausalVAEError("cf-cycle weighs a part of the counterfactual term: it needs the term (cf-weight > 0)")
+        if cy and ps >= 1.0:
+            raise CausalVAEError("cf-cycle abducts the term's counterfactuals again: with cf-prior-share 1 every row is drawn from the prior and there is none")
         if not isinstance(self.reader_sets, bool):
             raise CausalVAEError(f"reader-sets is on or off (true or false), got {self.reader_sets!r}")
         if self.reader_sets and not self.cf_weight:
@@ -221,7 +229,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "cf_prior_share": 0.5, "cf_detach": False, "reader_sets": False, "adversary_weight": 0.0, "ema": 0.0, "guide_steps": 0, "match_weight": 0.0, "place": [], "place_mode": "shift", "draw_scale": 1}
+    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "cf_prior_share": 0.5, "cf_detach": False, "cf_cycle": 0.0, "reader_sets": False, "adversary_weight": 0.0, "ema": 0.0, "guide_steps": 0, "match_weight": 0.0, "place": [], "place_mode": "shift", "draw_scale": 1}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -386,7 +394,7 @@ class LitCausalVAE(L.LightningModule):
         for one in ([self.reader] if isinstance(self.reader, nn.Module) else self.reader):
             one.to(images.device)
         with self._precision():
-            cf = counterfactual_term(self.vae, self.reader, images, labels, *continuous, z_loc=obj.z_loc, swap=self.cfg.cf_swap, sets=self.sets, prior_share=self.cfg.cf_prior_share, detach=self.cfg.cf_detach)
+            cf = counterfactual_term(self.vae, self.reader, images, labels, *continuous, z_loc=obj.z_loc, swap=self.cfg.cf_swap, sets=self.sets, prior_share=self.cfg.cf_prior_share, detach=self.cfg.cf_detach, cycle=self.cfg.cf_cycle)
         self.log("cf", cf.item(), prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
         return loss + self.cfg.cf_weight * cf
 
@@ -788,7 +796,7 @@ def discrete_image_parents(vae: CausalVAE) -> list[str]:
 
 
 def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier], images: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor | None = None, z_loc: torch.Tensor | None = None, swap: str = "joint",
-                        sets: ReadingSets | None = None, prior_share: float = 0.5, detach: bool = False) -> torch.Tensor:
+                        sets: ReadingSets | None = None, prior_share: float = 0.5, detach: bool = False, cycle: float = 0.0) -> torch.Tensor:
     """The counterfactual training term, in nats per picture: decode under other parents and
     ask the frozen reader to read those parents back.
 
@@ -827,6 +835,16 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier
     readings the world accepts for the intervened values (:class:`ReadingSets`), not for the
     one value (the reader must have been trained so too).
 
+    ``cycle`` (``--cf-cycle``): the weight of the return trip. Each counterfactual row (one
+    that kept its abducted code z) is abducted again, under the parents it was drawn with, by
+    the encoder with its weights frozen, and ``cycle * 0.5 * ||z_back - z||^2`` (z in the
+    prior's units; the mean over those rows) joins the term. Its gradient reaches the decoder
+    through the counterfactual picture (and, without ``detach``, the encoder through the code
+    the picture was drawn from), never the frozen encoder's reading: the decoder must keep in
+    the picture what the code said of the source (the writer's hand), whatever the new
+    parents are. The reader
+    alone asks only that the new parents be read, which a generic digit satisfies as well.
+
     ``z_loc``: the encoder's mean for every row of the batch as the ELBO's guide computed it
     (``Objective.z_loc``, given the same labels): the abduction then reuses it, the same
     values and gradients as encoding the pictures again, at the cost of none.
@@ -835,6 +853,8 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier
         raise unknown("cf-swap", swap, CF_SWAPS)
     if not 0.0 <= prior_share <= 1.0:
         raise CausalVAEError(f"prior_share must be from 0 to 1, got {prior_share}")
+    if not cycle >= 0.0:
+        raise CausalVAEError(f"cycle must be a weight >= 0, got {cycle}")
     readers = [reader] if isinstance(reader, nn.Module) else list(reader)
     if not readers:
         raise CausalVAEError("the counterfactual term needs at least one reader")
@@ -908,7 +928,26 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier
         loss = _read_loss(logits, other, accepted)
         return loss + (0.5 * ((reading - target) / one.residual_sd.to(reading)).square()).sum(1).mean()
 
-    return sum(read_loss(one) for one in readers) / len(readers)
+    term = sum(read_loss(one) for one in readers) / len(readers)
+    if cycle and n_post:
+        term = term + cycle * return_trip(vae, x[:n_post], {p: v[:n_post] for p, v in do.items()}, z_post)
+    return term
+
+
+def return_trip(vae: CausalVAE, pictures: torch.Tensor, values: dict[str, torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+    """``0.5 * ||z_back - z||^2``, the mean over rows: ``z_back`` is the encoder's mean of
+    q(z | pictures, values) computed with every weight of the model frozen (the gradient
+    reaches the pictures only), ``z`` the codes they were decoded from (detached).
+    ``pictures`` are in the network's input scale (:func:`decoded_mean`)."""
+    frozen = [p for p in vae.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        z_back, _ = vae.encoder(pictures, vae.parents_onehot(values))
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    return 0.5 * (z_back.float() - z.detach().float()).square().sum(1).mean()
 
 
 # --------------------------------------------------------------------------------------- adversary of z
