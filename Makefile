@@ -372,6 +372,8 @@ morpho-trials: $(STAMP)
 	test -f runs/morpho-abducted/config.json || $(CLI) train --data data/morpho --out runs/morpho-abducted $(MORPHO_FLAGS) --cf-prior-share 0 --val-per-epoch 1 --val-limit 1000 --force
 	test -f runs/morpho-detached/config.json || $(CLI) train --data data/morpho --out runs/morpho-detached $(MORPHO_FLAGS) --cf-prior-share 0 --cf-detach --val-per-epoch 1 --val-limit 1000 --force
 	test -f runs/morpho-detached-seed2/config.json || $(CLI) train --data data/morpho --out runs/morpho-detached-seed2 $(MORPHO_FLAGS) --cf-prior-share 0 --cf-detach --seed 2 --val-per-epoch 1 --val-limit 1000 --force
+	# The recipe at seed 2 trained again beside this oracle instance (the seed-2 comparisons).
+	test -f runs/morpho-seed2-again/config.json || $(CLI) train --data data/morpho --out runs/morpho-seed2-again $(MORPHO_FLAGS) --seed 2 --val-per-epoch 1 --val-limit 1000 --force
 	# The detached term at seed 2 with its return trip (--cf-cycle 0.1; docs/morpho.md).
 	test -f runs/morpho-cycle-seed2/config.json || $(CLI) train --data data/morpho --out runs/morpho-cycle-seed2 $(MORPHO_FLAGS) --cf-prior-share 0 --cf-detach --cf-cycle 0.1 --seed 2 --val-per-epoch 1 --val-limit 1000 --force
 	$(call record,morpho-adv20)
@@ -384,6 +386,7 @@ morpho-trials: $(STAMP)
 	$(call record,morpho-detached)
 	$(call record,morpho-detached-seed2)
 	$(call record,morpho-cycle-seed2)
+	$(call record,morpho-seed2-again)
 	$(PY) docs/valeval.py runs/morpho-adv20 --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/adversary20.json
 	$(PY) docs/valeval.py runs/morpho-readers3 --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/readers3.json
 	$(PY) docs/valeval.py runs/morpho-seed1 --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/recipe-seed1.json
@@ -393,6 +396,7 @@ morpho-trials: $(STAMP)
 	$(PY) docs/valeval.py runs/morpho-abducted --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/abducted.json
 	$(PY) docs/valeval.py runs/morpho-detached --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/detached.json
 	$(PY) docs/valeval.py runs/morpho-detached-seed2 --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/detached-seed2.json
+	$(PY) docs/valeval.py runs/morpho-seed2-again --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/recipe-seed2-again.json
 	$(PY) docs/valeval.py runs/morpho-cycle-seed2 --oracle oracles/morpho --refine $(REFINE) --out $(MORPHO_REPORT)/validation/cycle-seed2.json
 	$(PY) docs/trialstrip.py --runs runs/morpho-again,runs/morpho-detached,runs/morpho-detached-seed2,runs/morpho-cycle-seed2 --names "the recipe (again),detached (seed 0),detached (seed 2),detached + return trip (seed 2)" --do thickness=3.23 --refine $(REFINE) --out docs/img/morpho_trials_thickness.png
 	# The recipe trained again, its abducted codes refined by 10 steps and by none (the report's
@@ -458,14 +462,11 @@ evaluate-morpho: $(STAMP)
 	# Seed 2's run, and the same run's moving average of the weights (--ema 0.999).
 	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-seed2.json $(MORPHO_REPORT)/validation/seed2-ema.json --names "seed 2: the last weights,seed 2: their moving average (ema 0.999)" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-ema-val.md
 	# Every row of the counterfactual term a counterfactual, its gradient into the encoder kept or
-	# stopped, against the recipe trained again (one oracle instance for the three); and at seed 2
-	# against the recipe's seed 2. The committed recipe-seed2.json was scored by an earlier oracle
-	# instance than detached-seed2.json (the hash in each file); rerunning morpho-trials scores
-	# both with the oracle present, and the first column's "(the earlier oracle)" no longer holds.
+	# stopped, against the recipe trained again; and at seed 2 against the recipe's seed 2 trained
+	# again, and with the return trip (one oracle instance for all: the hash in each file).
 	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-again.json $(MORPHO_REPORT)/validation/abducted.json $(MORPHO_REPORT)/validation/detached.json --names "the recipe (trained again),every row abducted,every row abducted and detached" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-detach-val.md
-	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-seed2.json $(MORPHO_REPORT)/validation/detached-seed2.json --names "the recipe at seed 2 (the earlier oracle),abducted and detached at seed 2" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-detach-seed2-val.md
-	# The detached term at seed 2 without and with its return trip (one oracle instance).
-	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/detached-seed2.json $(MORPHO_REPORT)/validation/cycle-seed2.json --names "detached at seed 2,detached with the return trip (--cf-cycle 0.1)" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-cycle-seed2-val.md
+	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-seed2-again.json $(MORPHO_REPORT)/validation/detached-seed2.json --names "the recipe at seed 2 (trained again),abducted and detached at seed 2" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-detach-seed2-val.md
+	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-seed2-again.json $(MORPHO_REPORT)/validation/detached-seed2.json $(MORPHO_REPORT)/validation/cycle-seed2.json --names "the recipe at seed 2 (trained again),detached at seed 2,detached with the return trip (--cf-cycle 0.1)" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-cycle-seed2-val.md
 	# The recipe trained again, scored with its codes refined by $(REFINE), 10 and 0 steps.
 	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-again.json $(MORPHO_REPORT)/validation/recipe-again-refine10.json $(MORPHO_REPORT)/validation/recipe-again-refine0.json --names "refined by $(REFINE) steps (the report),by 10,by none" --split validation --per-value digit --out $(MORPHO_REPORT)/compare-refine-val.md
 	# The readers of 2,000 and 6,000 steps on the validation split, where the reader was chosen

@@ -333,9 +333,10 @@ def test_train_reader_sets_reaches_the_run_and_a_world_without_ambiguity_refuses
 
 
 def test_train_cf_prior_share_detach_and_cycle_reach_the_run_and_the_summary_and_bad_ones_are_one_error(viewer_run, tmp_path):
-    """`train --cf-prior-share 0 --cf-detach --cf-cycle 0.5` records the settings and the summary names them
-    (a run with the defaults names neither); a share above 1, or either option without the
-    term, is one error naming the option, and no run folder appears."""
+    """`train --cf-prior-share 0 --cf-detach --cf-cycle 0.5` records the settings and the
+    summary names them (a run with the defaults names none); a share above 1, a negative
+    cycle, or any of the three without the term, is one error naming the option, and no run
+    folder appears."""
     runner = CliRunner()
     data = viewer_run[0]
     res = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY, "--cf-weight", "1", "--reader-steps", "1", "--cf-prior-share", "0", "--cf-detach", "--cf-cycle", "0.5"])

@@ -545,11 +545,15 @@ def test_counterfactual_term_detached_trains_the_decoder_and_never_the_encoder(r
 
 
 @pytest.mark.parametrize("detach", [False, True])
-def test_counterfactual_term_return_trip_adds_the_frozen_encoders_distance_and_trains_the_decoder_only(detach):
+@pytest.mark.parametrize("reuse", [False, True])
+def test_counterfactual_term_return_trip_adds_the_frozen_encoders_distance_and_trains_the_decoder_only(detach, reuse):
     """``cycle`` (--cf-cycle): the term grows by ``cycle * 0.5 * ||z_back - z||^2`` over the
     rows that kept their code, z_back the frozen encoder's mean of each counterfactual under
-    its new parents (computed here by hand with the same draws); the return trip's gradient
-    reaches the decoder and no weight of the encoder, and every weight trains again after."""
+    its new parents (computed here by hand with the same draws), whether the term encodes the
+    pictures or reuses the guide's codes (``z_loc``, as training does). The trip's gradient
+    reaches the pictures and no weight of the encoder through its reading; the encoder gets
+    one through the code only without ``detach``. With no row keeping its code the trip adds
+    nothing, and a run whose share leaves no such row is refused."""
     from causalvae.nets import decoded_mean
     from causalvae.train import TrainConfig, counterfactual_term, return_trip
 
@@ -560,9 +564,10 @@ def test_counterfactual_term_return_trip_adds_the_frozen_encoders_distance_and_t
     digit = labels[:, 0]
     own = {"digit": digit, "thickness": cont[:, 0], "intensity": cont[:, 1]}
 
-    def term(cycle):
+    def term(cycle, share=0.5):
         torch.manual_seed(13)
-        return counterfactual_term(vae, reader, images, labels, cont, cycle=cycle, detach=detach)
+        z_loc = vae.encode(images, own)[0] if reuse else None
+        return counterfactual_term(vae, reader, images, labels, cont, z_loc=z_loc, cycle=cycle, detach=detach, prior_share=share)
 
     base = term(0.0).detach()
     torch.manual_seed(13)
@@ -571,38 +576,50 @@ def test_counterfactual_term_return_trip_adds_the_frozen_encoders_distance_and_t
     torch.randn(n - n // 2, z_post.shape[1])
     perm = torch.randperm(n)
     do = {"digit": digit[perm], "thickness": cont[perm, 0], "intensity": cont[perm, 1]}
+    half = {p: v[: n // 2] for p, v in do.items()}
     z = torch.cat([z_post, torch.zeros(n - n // 2, z_post.shape[1])])
     with torch.no_grad():
         x = decoded_mean(vae.decoder(z, vae.parents_onehot(do)), vae.config.likelihood)[: n // 2]
-        z_back, _ = vae.encoder(x, vae.parents_onehot({p: v[: n // 2] for p, v in do.items()}))
+        z_back, _ = vae.encoder(x, vae.parents_onehot(half))
     by_hand = 0.5 * (z_back - z_post).square().sum(1).mean()
     assert float(by_hand) > 0
-    assert float(return_trip(vae, x, {p: v[: n // 2] for p, v in do.items()}, z_post).detach()) == pytest.approx(float(by_hand), rel=1e-5)
-    with_trip = term(2.5).detach()
-    assert float(with_trip) == pytest.approx(float(base) + 2.5 * float(by_hand), rel=1e-5)
+    assert float(return_trip(vae, x, half, z_post).detach()) == pytest.approx(float(by_hand), rel=1e-5)
+    assert float(term(2.5).detach()) == pytest.approx(float(base) + 2.5 * float(by_hand), rel=1e-5)
+    # No row keeps its code (12 rows, share 0.95): the trip adds nothing.
+    assert float(term(2.5, share=0.95).detach()) == pytest.approx(float(term(0.0, share=0.95).detach()), rel=1e-6)
 
-    # The return trip reads the pictures with the encoder frozen: its gradient reaches the
-    # pictures and no weight, and every weight trains again after.
+    # The trip reads the pictures with the encoder's weights detached: its gradient reaches
+    # the pictures and no weight, and no weight's requires_grad changes (one frozen stays so).
     vae.zero_grad()
+    frozen = next(vae.decoder.parameters())
+    frozen.requires_grad_(False)
+    flags = [p.requires_grad for p in vae.parameters()]
     pictures = x.detach().requires_grad_(True)
-    return_trip(vae, pictures, {p: v[: n // 2] for p, v in do.items()}, z_post).backward()
+    return_trip(vae, pictures, half, z_post).backward()
     assert pictures.grad is not None and pictures.grad.abs().sum() > 0
     assert all(p.grad is None for p in vae.parameters())
-    assert all(p.requires_grad for p in vae.parameters())
+    assert [p.requires_grad for p in vae.parameters()] == flags
+    frozen.requires_grad_(True)
+
+    # The trip's own gradient (the term with it minus without, the same draws): the decoder
+    # always, the encoder through the code only when the term is not detached.
     vae.zero_grad()
-    torch.manual_seed(13)
     (term(2.5) - term(0.0)).backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in vae.decoder.parameters())
-    if detach:
-        assert all(p.grad is None or not p.grad.any() for p in vae.encoder.parameters())
+    encoder_moved = any(p.grad is not None and p.grad.abs().sum() > 0 for p in vae.encoder.parameters())
+    assert encoder_moved is (not detach)
+
     with pytest.raises(CausalVAEError, match="needs the term"):
         TrainConfig(data="d", out="o", cf_weight=0, cf_cycle=1.0).check()
-    for bad in (-1.0, float("nan"), True):
+    for bad in (-1.0, float("nan"), float("inf"), True, "1"):
         with pytest.raises(CausalVAEError, match="cf-cycle"):
             TrainConfig(data="d", out="o", cf_cycle=bad).check()
-    with pytest.raises(CausalVAEError, match="cf-prior-share 1"):
-        TrainConfig(data="d", out="o", cf_cycle=1.0, cf_prior_share=1.0).check()
-    TrainConfig(data="d", out="o", cf_cycle=1.0).check()
+    for share in (1.0, 0.99):  # 32 rows a step: floor(32 * 0.01) = 0 keep their code
+        with pytest.raises(CausalVAEError, match="there is none"):
+            TrainConfig(data="d", out="o", cf_cycle=1.0, cf_prior_share=share).check()
+    TrainConfig(data="d", out="o", cf_cycle=1.0, cf_prior_share=0.95).check()
+    with pytest.raises(CausalVAEError, match="finite weight"):
+        counterfactual_term(vae, reader, images, labels, cont, cycle=float("inf"))
 
 
 def test_counterfactual_term_works_with_continuous_image_parents_only():

@@ -469,7 +469,7 @@ def train_cmd(
     cf_swap: str = typer.Option("joint", "--cf-swap", help="The counterfactual term's interventions: joint (each picture takes another picture's parents, as the data combines them) or independent (each parent from a picture of its own: every combination an intervention can ask for)."),
     cf_prior_share: float = typer.Option(0.5, "--cf-prior-share", help="Share of the counterfactual term's pictures decoded from a prior draw of z (generation); the others keep their own abducted z (counterfactuals). 0: every row a counterfactual."),
     cf_detach: bool = typer.Option(False, "--cf-detach", help="Stop the counterfactual term's gradient at the abducted codes: the term trains the decoder only, the encoder learns from the ELBO alone."),
-    cf_cycle: float = typer.Option(0.0, "--cf-cycle", help="Weight of the counterfactual term's return trip: each counterfactual, abducted again under its new parents by the frozen encoder, must give back the code it was drawn from (the decoder keeps the source's style; 0: off)."),
+    cf_cycle: float = typer.Option(0.0, "--cf-cycle", help="Weight of the counterfactual term's return trip: each counterfactual, abducted again under its new parents by the frozen encoder, must give back the code it was drawn from (the decoder keeps the source's style; 0: off). It weighs the trip against the term's readings; --cf-weight scales both."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate of the networks."),
     lr_schedule: str = typer.Option("cosine", "--lr-schedule", help="cosine (down to a tenth at the last step) or constant."),
     learn_cpts: bool = typer.Option(False, "--learn-cpts", help="Learn the tables whose family is labelled (the others stay as specified)."),

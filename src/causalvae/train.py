@@ -198,11 +198,11 @@ class TrainConfig:
             raise CausalVAEError("cf-prior-share divides the counterfactual term's rows: it needs the term (cf-weight > 0)")
         cy = self.cf_cycle
         if isinstance(cy, bool) or not isinstance(cy, (int, float)) or not 0.0 <= cy < 1e6:
-            raise CausalVAEError(f"cf-cycle is the weight of the counterfactual term's return trip: a number >= 0, got {cy!r}")
+            raise CausalVAEError(f"cf-cycle is the weight of the counterfactual term's return trip: a finite number from 0 to below 1e6, got {cy!r}")
         if cy and not self.cf_weight:
             raise CausalVAEError("cf-cycle weighs a part of the counterfactual term: it needs the term (cf-weight > 0)")
-        if cy and ps >= 1.0:
-            raise CausalVAEError("cf-cycle abducts the term's counterfactuals again: with cf-prior-share 1 every row is drawn from the prior and there is none")
+        if cy and math.floor(min(self.batch_size, CF_ROWS) * (1.0 - ps) + 1e-9) == 0:
+            raise CausalVAEError(f"cf-cycle abducts the term's counterfactuals again: with cf-prior-share {ps:g} and at most {min(self.batch_size, CF_ROWS)} rows a step, every row draws z from the prior and there is none")
         if not isinstance(self.reader_sets, bool):
             raise CausalVAEError(f"reader-sets is on or off (true or false), got {self.reader_sets!r}")
         if self.reader_sets and not self.cf_weight:
@@ -853,8 +853,8 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier
         raise unknown("cf-swap", swap, CF_SWAPS)
     if not 0.0 <= prior_share <= 1.0:
         raise CausalVAEError(f"prior_share must be from 0 to 1, got {prior_share}")
-    if not cycle >= 0.0:
-        raise CausalVAEError(f"cycle must be a weight >= 0, got {cycle}")
+    if isinstance(cycle, bool) or not math.isfinite(cycle) or cycle < 0.0:
+        raise CausalVAEError(f"cycle must be a finite weight >= 0, got {cycle!r}")
     readers = [reader] if isinstance(reader, nn.Module) else list(reader)
     if not readers:
         raise CausalVAEError("the counterfactual term needs at least one reader")
@@ -936,17 +936,12 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier
 
 def return_trip(vae: CausalVAE, pictures: torch.Tensor, values: dict[str, torch.Tensor], z: torch.Tensor) -> torch.Tensor:
     """``0.5 * ||z_back - z||^2``, the mean over rows: ``z_back`` is the encoder's mean of
-    q(z | pictures, values) computed with every weight of the model frozen (the gradient
-    reaches the pictures only), ``z`` the codes they were decoded from (detached).
-    ``pictures`` are in the network's input scale (:func:`decoded_mean`)."""
-    frozen = [p for p in vae.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)
-    try:
-        z_back, _ = vae.encoder(pictures, vae.parents_onehot(values))
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
+    q(z | pictures, values) computed with the encoder's weights detached (a functional call:
+    the gradient reaches the pictures only, and no module's state changes), ``z`` the codes
+    they were decoded from (detached). ``pictures`` are in the network's input scale
+    (:func:`decoded_mean`)."""
+    frozen = {name: p.detach() for name, p in vae.encoder.named_parameters()}
+    z_back, _ = torch.func.functional_call(vae.encoder, frozen, (pictures, vae.parents_onehot(values)))
     return 0.5 * (z_back.float() - z.detach().float()).square().sum(1).mean()
 
 
