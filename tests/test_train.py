@@ -212,6 +212,15 @@ def test_a_damaged_metrics_file_gets_one_clear_error(tmp_path):
     path.write_text("epoch,step\n1,2\n")
     with pytest.raises(CausalVAEError, match="not a metrics file of a run"):
         read_metrics(path)
+    # The optional train_cf column: written when a row has it, empty in the rows without it,
+    # read back where it has a value; a value that is not a number is one clear error.
+    with_cf = {**row, "step": 20, "train_cf": 1.25}
+    write_metrics(path, [row, with_cf])
+    assert path.read_text().splitlines()[0].endswith(",val_kl,train_cf")
+    assert read_metrics(path) == [row, with_cf]
+    path.write_text(path.read_text().replace(",1.25", ",x"))
+    with pytest.raises(CausalVAEError, match="line 3 is not a row of numbers"):
+        read_metrics(path)
 
 
 def test_counterfactual_term_reads_the_other_parents_and_trains_only_the_vae(scenes):
@@ -1050,15 +1059,27 @@ def test_training_steps_give_the_term_the_runs_swap_and_the_guides_abduction(mor
         objectives.append(out)
         return out
 
+    values = []
+
     def spy(vae, reader, images, labels, *rest, **kw):
-        calls.append((kw.get("swap"), kw.get("z_loc"), len(images), kw.get("prior_share"), kw.get("detach")))
-        return real(vae, reader, images, labels, *rest, **kw)
+        calls.append((kw.get("swap"), kw.get("z_loc"), len(images), kw.get("prior_share"), kw.get("detach"), kw.get("cycle")))
+        out = real(vae, reader, images, labels, *rest, **kw)
+        values.append(float(out.detach()))
+        return out
 
     monkeypatch.setattr(T, "counterfactual_term", spy)
     monkeypatch.setattr(T.CausalVAE, "objective", objective)
     share = 0.5 if swap == "joint" else 0.25
-    fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=2, reader_steps=1, cf_weight=1.0, cf_swap=swap, cf_prior_share=share, cf_detach=swap != "joint", **TINY), progress=False)
+    cycle = 0.0 if swap == "joint" else 0.5
+    fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=2, reader_steps=1, cf_weight=1.0, cf_swap=swap, cf_prior_share=share, cf_detach=swap != "joint", cf_cycle=cycle, **TINY), progress=False)
     training = [o for o in objectives if o.z_loc is not None and o.z_loc.requires_grad]  # not the validation passes
     assert len(calls) == 2 and len(training) == 2
-    for (got, z_loc, n, got_share, detach), obj in zip(calls, training):
-        assert got == swap and got_share == share and detach == (swap != "joint") and z_loc is obj.z_loc and z_loc.shape == (n, TINY["z_dim"])
+    for (got, z_loc, n, got_share, detach, got_cycle), obj in zip(calls, training):
+        assert got == swap and got_share == share and detach == (swap != "joint") and got_cycle == cycle and z_loc is obj.z_loc and z_loc.shape == (n, TINY["z_dim"])
+    # metrics.csv's train_cf: each row, the mean of the term's values over its steps.
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    assert rows and rows[-1]["step"] == 2
+    before = 0
+    for r in rows:
+        assert r["train_cf"] == pytest.approx(sum(values[before : r["step"]]) / (r["step"] - before), abs=1e-4)
+        before = r["step"]

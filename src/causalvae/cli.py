@@ -661,16 +661,19 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
     if isinstance(settings.get("ema"), (int, float)) and settings["ema"]:
         out.print("the model is the moving average of the weights (ema): val columns score it, the train ELBO the live weights", highlight=False)
     table = Table(show_header=True, header_style="bold")
-    for col in ("epoch", "step", "minutes", "train ELBO", "val ELBO", "val recon", "val KL") + (("val bits/dim",) if dims else ()):
+    with_cf = any("train_cf" in r for r in rows)  # the counterfactual term's mean (runs that log it)
+    for col in ("epoch", "step", "minutes", "train ELBO", "val ELBO", "val recon", "val KL") + (("val bits/dim",) if dims else ()) + (("train cf term",) if with_cf else ()):
         table.add_column(col, justify="right")
     shown = rows if len(rows) <= 12 else [rows[i] for i in sorted({round(k * (len(rows) - 1) / 11) for k in range(12)})]
     for r in shown:
         cells = [f"{r['epoch']:g}", str(r["step"]), f"{r['wall_s'] / 60:.1f}", f"{r['train_elbo']:.0f}", f"{r['val_elbo']:.0f}", f"{r['val_recon']:.0f}", f"{r['val_kl']:.1f}"]
         if dims:
             cells.append(f"{-r['val_elbo'] / (dims * math.log(2)):.3f}")
+        if with_cf:
+            cells.append(f"{r['train_cf']:.3f}" if "train_cf" in r else "")
         table.add_row(*cells)
     out.print(table)
-    out.print("ELBO, recon and KL in nats per image; the ELBO bounds log p(x | labels).", highlight=False)
+    out.print("ELBO, recon and KL in nats per image; the ELBO bounds log p(x | labels)." + (" The cf term: its mean per step since the row before, in nats per picture before --cf-weight." if with_cf else ""), highlight=False)
     reader = _reader_record(run)
     figures = _reader_figures(reader) if reader else []
     if reader and isinstance(reader.get("steps"), int) and reader["steps"] > 0 and figures:

@@ -11,6 +11,7 @@ the module between devices and DDP averages its gradients across processes.
     runs/NAME/
       train.json            the run's settings (a resumed run must match them)
       metrics.csv           epoch, step, wall_s, train_elbo, train_recon, train_kl, val_elbo, val_recon, val_kl
+                            (and train_cf, the counterfactual term's mean, in runs with the term)
       checkpoints/step-*/   model, optimiser and random states every K steps (store.py)
       model.safetensors     the trained model, with
       config.json           graph, architecture, likelihood, dataset path and checksum, version
@@ -64,6 +65,10 @@ from causalvae.nets import COORDINATES, DECODERS, PLACE_MODES, Classifier, NetCo
 from causalvae.pictures import shifted, warped
 
 METRIC_COLUMNS = ["epoch", "step", "wall_s", "train_elbo", "train_recon", "train_kl", "val_elbo", "val_recon", "val_kl"]
+#: Columns a run writes when it has what they measure (older runs lack them): ``train_cf``, the
+#: counterfactual term's mean per step since the last row, in nats per picture before
+#: ``--cf-weight`` (its readings, and its return trip where there is one).
+OPTIONAL_METRIC_COLUMNS = ["train_cf"]
 PRECISIONS = ("32", "bf16")
 
 
@@ -317,10 +322,19 @@ class _Sums:
     """Running sums of per-image ELBO terms (nats), reducible across processes."""
 
     def __init__(self):
-        self.t = torch.zeros(4, dtype=torch.float64)  # elbo, recon, kl, count
+        self.t = torch.zeros(6, dtype=torch.float64)  # elbo, recon, kl, count; the counterfactual term's sum and steps
 
     def add(self, obj) -> None:
-        self.t += torch.tensor([obj.elbo * obj.n, obj.recon * obj.n, obj.kl * obj.n, obj.n], dtype=torch.float64)
+        self.t[:4] += torch.tensor([obj.elbo * obj.n, obj.recon * obj.n, obj.kl * obj.n, obj.n], dtype=torch.float64)
+
+    def add_cf(self, value: float) -> None:
+        """One step's counterfactual term (nats per picture, before its weight)."""
+        self.t[4] += value
+        self.t[5] += 1
+
+    def cf_mean(self) -> float:
+        n = self.t[5].item()
+        return self.t[4].item() / n if n else math.nan
 
     def means(self) -> tuple[float, float, float]:
         n = self.t[3].item()
@@ -395,7 +409,9 @@ class LitCausalVAE(L.LightningModule):
             one.to(images.device)
         with self._precision():
             cf = counterfactual_term(self.vae, self.reader, images, labels, *continuous, z_loc=obj.z_loc, swap=self.cfg.cf_swap, sets=self.sets, prior_share=self.cfg.cf_prior_share, detach=self.cfg.cf_detach, cycle=self.cfg.cf_cycle)
-        self.log("cf", cf.item(), prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
+        value = cf.item()
+        self.train_sums.add_cf(value)
+        self.log("cf", value, prog_bar=True, on_step=True, logger=False, batch_size=obj.n)
         return loss + self.cfg.cf_weight * cf
 
     @torch.no_grad()
@@ -1117,6 +1133,8 @@ class RunKeeper(L.Callback):
         for prefix, sums in (("train", tv), ("val", vv)):
             for key, value in zip(("elbo", "recon", "kl"), sums.means()):
                 row[f"{prefix}_{key}"] = round(value, 4)
+        if self.cfg.cf_weight and pl_module.reader is not None:
+            row["train_cf"] = round(tv.cf_mean(), 4)
         self.rows.append(row)
         write_metrics(self.run / "metrics.csv", self.rows)
         if self.tb is not None:
@@ -1161,8 +1179,11 @@ def _main_thread() -> bool:
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:
+    """The rows as metrics.csv, atomically: the required columns, then each optional one some
+    row has (left empty in the rows without it)."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    extra = [c for c in OPTIONAL_METRIC_COLUMNS if any(c in r for r in rows)]
+    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS + extra, lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(path, buf.getvalue())
@@ -1176,10 +1197,13 @@ def read_metrics(path: Path) -> list[dict]:
         missing = [c for c in METRIC_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise CausalVAEError(f"{path}: not a metrics file of a run (missing columns: {', '.join(missing)})")
+        extra = [c for c in OPTIONAL_METRIC_COLUMNS if c in (reader.fieldnames or [])]
         out = []
         for line, r in enumerate(reader, start=2):
             try:
-                out.append({k: (int(r[k]) if k == "step" else float(r[k])) for k in METRIC_COLUMNS})
+                row = {k: (int(r[k]) if k == "step" else float(r[k])) for k in METRIC_COLUMNS}
+                row.update({k: float(r[k]) for k in extra if r[k] not in ("", None)})
+                out.append(row)
             except (TypeError, ValueError):
                 raise CausalVAEError(f"{path}: line {line} is not a row of numbers (truncated or edited?)") from None
     return out
@@ -1428,7 +1452,9 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
         if meta.get("world_size", 1) != world:
             raise CausalVAEError(f"{run}: the checkpoint was written by {meta.get('world_size')} processes; resume it with --devices {meta.get('world_size')}")
         wall0 = float(meta["wall_s"])
-        sums = torch.tensor(meta["train_sums"], dtype=torch.float64)
+        sums = torch.zeros(6, dtype=torch.float64)  # a checkpoint of an older version holds the first 4
+        held = torch.tensor(meta["train_sums"], dtype=torch.float64).flatten()[:6]
+        sums[: len(held)] = held
         start = (int(meta["epoch"]), int(meta["batch"]))
         rows = [r for r in read_metrics(run / "metrics.csv") if r["step"] <= done]
         opt_state = opt.state_dict()
