@@ -221,6 +221,13 @@ def test_a_damaged_metrics_file_gets_one_clear_error(tmp_path):
     path.write_text(path.read_text().replace(",1.25", ",x"))
     with pytest.raises(CausalVAEError, match="line 3 is not a row of numbers"):
         read_metrics(path)
+    path.write_bytes(b"\xc8\xff\xfe" * 20)
+    with pytest.raises(CausalVAEError, match="not text"):
+        read_metrics(path)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(CausalVAEError, match="not a regular file"):
+        read_metrics(path)
 
 
 def test_counterfactual_term_reads_the_other_parents_and_trains_only_the_vae(scenes):

@@ -1192,6 +1192,15 @@ def write_metrics(path: Path, rows: list[dict]) -> None:
 def read_metrics(path: Path) -> list[dict]:
     if not path.exists():
         return []
+    if not path.is_file():
+        raise CausalVAEError(f"{path}: not a metrics file of a run (not a regular file)")
+    try:
+        return _read_metrics(path)
+    except UnicodeDecodeError:
+        raise CausalVAEError(f"{path}: not a metrics file of a run (not text: corrupt?)") from None
+
+
+def _read_metrics(path: Path) -> list[dict]:
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in METRIC_COLUMNS if c not in (reader.fieldnames or [])]
