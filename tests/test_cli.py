@@ -345,7 +345,8 @@ def test_train_cf_prior_share_detach_and_cycle_reach_the_run_and_the_summary_and
     assert settings["cf_prior_share"] == 0.0 and settings["cf_detach"] is True and settings["cf_cycle"] == 0.5
     summary = runner.invoke(app, ["summary", str(tmp_path / "run")], env={"COLUMNS": "200"})
     assert "cf_prior_share=0," in summary.output and "cf_detach" in summary.output and "cf_cycle=0.5" in summary.output
-    assert "train cf term" in summary.output and "before --cf-weight" in summary.output  # the term's mean, logged per row
+    assert "train_cf" in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]  # the term's mean, logged per row
+    assert "before --cf-weight" in " ".join(summary.output.split())  # the summary's note on its column (wrapped lines joined)
     plain = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "plain"), *TINY, "--cf-weight", "1", "--reader-steps", "1"])
     assert plain.exit_code == 0, plain.output
     summary = runner.invoke(app, ["summary", str(tmp_path / "plain")], env={"COLUMNS": "200"})
