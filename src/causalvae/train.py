@@ -858,8 +858,8 @@ def counterfactual_term(vae: CausalVAE, reader: Classifier | Sequence[Classifier
     through the counterfactual picture (and, without ``detach``, the encoder through the code
     the picture was drawn from), never the frozen encoder's reading: the decoder must keep in
     the picture what the code said of the source (the writer's hand), whatever the new
-    parents are. The reader
-    alone asks only that the new parents be read, which a generic digit satisfies as well.
+    parents are. The reader alone asks only that the new parents be read, which a generic
+    digit satisfies as well.
 
     ``z_loc``: the encoder's mean for every row of the batch as the ELBO's guide computed it
     (``Objective.z_loc``, given the same labels): the abduction then reuses it, the same
