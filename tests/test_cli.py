@@ -176,20 +176,38 @@ def test_summary_names_each_of_several_readers(viewer_run, tmp_path):
     assert f"accuracy of each: 50.0%, 62.5%, 75.0%; 2.0 min before the steps above; training in all {(120 + wall) / 60:.1f} min" in text
 
 
-def test_summary_ignores_a_damaged_reader_record(viewer_run, tmp_path):
-    """reader.json is a side record: empty, truncated or odd, the summary still prints the run
-    (without the reader's line) and exits 0."""
+def test_summary_refuses_a_damaged_reader_record_and_reads_a_run_without_one(viewer_run, tmp_path):
+    """reader.json is optional (a run without the counterfactual term has none), but a present
+    one that is damaged (not JSON, not an object, a field of the wrong type, a number that is
+    not finite, a directory) is one error naming the file and the problem, before any of the
+    summary: never a line of nan or inf, never silently dropped."""
     import shutil
 
     _, run, _ = viewer_run
-    for text in ("", '{"steps": 4, "val_acc', '{"steps": "four"}', "[1, 2]"):
-        copy = tmp_path / "run"
+    copy = tmp_path / "run"
+    for text, problem in (("", "not valid JSON"), ('{"steps": 4, "val_acc', "not valid JSON"), ("[1, 2]", "expected a JSON object"),
+                          ('{"steps": "four"}', "'steps' must be a whole number >= 0, got 'four'"),
+                          ('{"steps": 4, "val_accuracy_all_parents": NaN}', "'val_accuracy_all_parents' must be a finite number or null, got nan"),
+                          ('{"steps": 4, "seconds": Infinity}', "'seconds' must be a finite number, got inf"),
+                          ('{"steps": 4, "readers": 2, "each": [{"val_mae": {"a": "x"}}]}', "'each[0].val_mae' must be an object of finite numbers"),
+                          (None, "not a regular file")):
         shutil.rmtree(copy, ignore_errors=True)
         shutil.copytree(run, copy)
-        (copy / "reader.json").write_text(text)
-        r = CliRunner().invoke(app, ["summary", str(copy)])
-        assert r.exit_code == 0, (text, r.output)
-        assert "nats per image" in r.output and "counterfactual term's reader" not in r.output
+        if text is None:
+            (copy / "reader.json").unlink()
+            (copy / "reader.json").mkdir()
+        else:
+            (copy / "reader.json").write_text(text)
+        r = CliRunner().invoke(app, ["summary", str(copy)], env={"COLUMNS": "300"})
+        assert r.exit_code == 2, (text, r.output)
+        assert r.output.startswith("error: ") and "reader.json: " in r.output and problem in r.output, (text, r.output)
+        assert len(r.output.strip().splitlines()) == 1 and "nats per image" not in r.output, (text, r.output)
+    (copy / "reader.json").rmdir()
+    r = CliRunner().invoke(app, ["summary", str(copy)])
+    assert r.exit_code == 0, r.output
+    assert "nats per image" in r.output and "counterfactual term's reader" not in r.output
+    (copy / "reader.json").write_text('{"steps": 0, "off": "hidden image parents: shape"}')  # what a run with the term off writes
+    assert CliRunner().invoke(app, ["summary", str(copy)]).exit_code == 0
 
 
 def test_summary_skips_optional_settings_that_are_not_numbers(viewer_run, tmp_path):

@@ -619,6 +619,7 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
     if not rows:
         _fail(CausalVAEError(f"{run}: no metrics.csv rows"))
     config, settings = r.config, r.settings
+    reader = _reader_record(r.path)  # a damaged one: its error before any of the summary
     if config is not None:
         net = config["net"]
         dims = net["image_size"] ** 2 * net["channels"]
@@ -674,7 +675,6 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
         table.add_row(*cells)
     out.print(table)
     out.print("ELBO, recon and KL in nats per image; the ELBO bounds log p(x | labels)." + (" The cf term: its mean per step since the row before, in nats per picture before --cf-weight." if with_cf else ""), highlight=False)
-    reader = _reader_record(run)
     figures = _reader_figures(reader) if reader else []
     if reader and isinstance(reader.get("steps"), int) and reader["steps"] > 0 and figures:
         line = f"counterfactual term's reader: {reader['steps']} steps, " + ", ".join(figures)
@@ -719,12 +719,44 @@ def _reader_figures(reader: dict) -> list[str]:
 
 
 def _reader_record(run: Path) -> dict | None:
-    """The run's reader.json (the counterfactual term's reader), or None when absent or unreadable."""
-    try:
-        data = json.loads((Path(run) / "reader.json").read_text())
-    except (OSError, ValueError):
+    """The run's reader.json (the counterfactual term's reader), or None when absent (a run
+    without the term). A present one that is damaged (not JSON, not an object, a field of the
+    wrong type, a number that is not finite) is one error naming the file and the problem."""
+    import reprlib
+
+    from causalvae.store import read_json
+
+    path = Path(run) / "reader.json"
+    if not path.exists():
         return None
-    return data if isinstance(data, dict) else None
+    data = read_json(path)
+
+    def integer(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    def figures(v):  # each continuous parent's figure, None where not measured
+        return isinstance(v, dict) and all(x is None or number(x) for x in v.values())
+
+    def names(v):
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+    kinds = {"steps": (integer, "a whole number >= 0"), "readers": (integer, "a whole number >= 0"), "shift": (integer, "a whole number >= 0"),
+             "seconds": (number, "a finite number"), "warp": (number, "a finite number"),
+             "val_accuracy_all_parents": (lambda v: v is None or number(v), "a finite number or null"),
+             "val_residual_sd": (figures, "an object of finite numbers (or null)"), "val_mae": (figures, "an object of finite numbers (or null)"),
+             "hidden_kept": (names, "a list of names"), "sets": (names, "a list of names"), "off": (lambda v: isinstance(v, str), "a string"),
+             "each": (lambda v: isinstance(v, list) and all(isinstance(e, dict) for e in v), "a list of objects")}
+    records = [("", data)]  # and each reader's own figures (--readers N), once "each" is a list of them
+    if kinds["each"][0](data.get("each")):
+        records += [(f"each[{i}].", e) for i, e in enumerate(data["each"])]
+    for prefix, record in records:
+        for key, (ok, kind) in kinds.items():
+            if key in record and not ok(record[key]):
+                raise CausalVAEError(f"{path}: '{prefix}{key}' must be {kind}, got {reprlib.repr(record[key])}")
+    return data
 
 
 def _assignments(text: Optional[str], graph: Graph, what: str) -> dict:

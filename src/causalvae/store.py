@@ -379,8 +379,10 @@ def _write_files(directory: Path, files: list[tuple[str, bytes]]) -> None:
 
 
 def read_json(path: Path) -> dict:
-    if not path.is_file():
+    if not path.exists():
         raise ModelFileError(f"{path}: file is missing")
+    if not path.is_file():
+        raise ModelFileError(f"{path}: not a regular file (a directory, a device or a pipe is no JSON record)")
     try:
         obj = json.loads(path.read_bytes())
     except OSError as exc:
