@@ -210,20 +210,29 @@ def test_summary_refuses_a_damaged_reader_record_and_reads_a_run_without_one(vie
     assert CliRunner().invoke(app, ["summary", str(copy)]).exit_code == 0
 
 
-def test_summary_skips_optional_settings_that_are_not_numbers(viewer_run, tmp_path):
-    """An optional setting shown only where used (kl_warmup, guide_steps, match_weight, ema)
-    that train.json holds as something else than a number is left out, not a crash."""
+def test_summary_refuses_settings_of_the_wrong_type_naming_the_key(viewer_run, tmp_path):
+    """A setting the summary shows that train.json holds as another type (a string for a
+    number, a number that is not finite, a number for a switch) is one error naming the file,
+    the key and the type it must have, never shown raw or left out; a train.json that is a
+    directory is not a regular file (it is there, not missing)."""
     import shutil
 
     _, run, _ = viewer_run
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     settings = json.loads((copy / "train.json").read_text())
-    for key in ("kl_warmup", "guide_steps", "match_weight", "ema"):
-        (copy / "train.json").write_text(json.dumps({**settings, key: "x"}))
-        r = CliRunner().invoke(app, ["summary", str(copy)], env={"COLUMNS": "200"})
-        assert r.exit_code == 0, (key, r.output)
-        assert "nats per image" in r.output and f"{key}=" not in r.output
+    for key, value, kind in (("cf_cycle", "abc", "a finite number"), ("lr", "fast", "a finite number"), ("ema", float("nan"), "a finite number"),
+                             ("kl_warmup", 1.5, "an integer"), ("guide_steps", "x", "an integer"), ("max_steps", "2", "an integer or null"),
+                             ("cf_detach", 1, "true or false"), ("precision", 32, "a string")):
+        (copy / "train.json").write_text(json.dumps({**settings, key: value}))
+        r = CliRunner().invoke(app, ["summary", str(copy)], env={"COLUMNS": "300"})
+        assert r.exit_code == 2, (key, r.output)
+        assert f"train.json: '{key}' must be {kind}, got {value!r}" in r.output, (key, r.output)
+        assert len(r.output.strip().splitlines()) == 1 and "settings:" not in r.output, (key, r.output)
+    (copy / "train.json").unlink()
+    (copy / "train.json").mkdir()
+    r = CliRunner().invoke(app, ["summary", str(copy)], env={"COLUMNS": "300"})
+    assert r.exit_code == 2 and "train.json: not a regular file" in r.output and "missing" not in r.output, r.output
 
 
 def test_the_readers_line_shows_continuous_figures_and_old_records_alike():

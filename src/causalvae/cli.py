@@ -618,7 +618,7 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
     rows = r.metrics
     if not rows:
         _fail(CausalVAEError(f"{run}: no metrics.csv rows"))
-    config, settings = r.config, r.settings
+    config, settings = r.config, r.checked_settings()
     reader = _reader_record(r.path)  # a damaged one: its error before any of the summary
     if config is not None:
         net = config["net"]

@@ -19,7 +19,10 @@ training), unless another is given (``data=``); the dataset's manifest records i
 
 from __future__ import annotations
 
+import math
 import os
+import reprlib
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +37,25 @@ if TYPE_CHECKING:
 
 SETTINGS_FILE = "train.json"
 METRICS_FILE = "metrics.csv"
+
+
+def _integer(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+#: The train.json settings that are read back by name (``causalvae summary`` shows them):
+#: the test each value must pass, and the type it names when it does not.
+SETTING_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    **dict.fromkeys(("epochs", "batch_size", "seed", "devices", "kl_warmup", "guide_steps"), (_integer, "an integer")),
+    "max_steps": (lambda v: v is None or _integer(v), "an integer or null"),
+    **dict.fromkeys(("lr", "match_weight", "ema", "cf_prior_share", "cf_cycle"), (_number, "a finite number")),
+    "precision": (lambda v: isinstance(v, str), "a string"),
+    "cf_detach": (lambda v: isinstance(v, bool), "true or false"),
+}
 
 
 class Run:
@@ -61,6 +83,14 @@ class Run:
         if config is None and not settings and not (path / METRICS_FILE).exists():
             raise CausalVAEError(f"{path}: not a run directory (no {CONFIG_FILE}, {SETTINGS_FILE} or {METRICS_FILE}; train one with `causalvae train`)")
         return cls(path, config, settings, data, device)
+
+    def checked_settings(self) -> dict:
+        """The run's settings, each one of :data:`SETTING_TYPES` it holds of the type it must
+        have: another is one error naming the file, the key and the type, never shown raw."""
+        for key, (ok, kind) in SETTING_TYPES.items():
+            if key in self.settings and not ok(self.settings[key]):
+                raise CausalVAEError(f"{self.path / SETTINGS_FILE}: '{key}' must be {kind}, got {reprlib.repr(self.settings[key])}")
+        return self.settings
 
     @property
     def finished(self) -> bool:
