@@ -21,8 +21,10 @@ pictures, three ways, timed interleaved in one run:
 - ``direct_reuse``: both savings (what training does).
 
 ``*.step_cost`` is the step time with both savings over the step time without, and
-``*.reuse_cost`` the Pyro step with the reuse over that without. It is a script, not a test:
-it reports what it measures.
+``*.reuse_cost`` the Pyro step with the reuse over that without. ``*.adam_*``: Adam's update
+alone (gradients set), PyTorch's default multi-tensor loop against the fused update training
+uses (:func:`causalvae.train.adam`), and the time it saves as a share of the training step.
+It is a script, not a test: it reports what it measures.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from _common import Figure, print_table, timeit_many, write_results
 
 from causalvae.data import load as load_dataset
 from causalvae.generate import generate
-from causalvae.train import TrainConfig, build_model, counterfactual_term, make_reader
+from causalvae.train import TrainConfig, adam, build_model, counterfactual_term, make_reader
 
 BATCH = 64
 # The Makefile's MORPHO_FLAGS and SPRITES_FLAGS (the settings that change a step's cost).
@@ -62,7 +64,7 @@ def recipe_step(world: str, tmp: Path):
     images, labels = ds.batch(np.arange(BATCH))
     cont = (ds.continuous_batch(np.arange(BATCH)),) if vae.continuous_columns else ()
     reader = make_reader(vae).eval().requires_grad_(False)  # its weights do not change its cost
-    opt = torch.optim.Adam(vae.parameters(), lr=1e-6)
+    opt = adam(vae.parameters(), lr=1e-6)  # as training makes it (fused)
 
     def step(reuse: bool, direct: bool):
         vae.direct_elbo = direct
@@ -76,10 +78,22 @@ def recipe_step(world: str, tmp: Path):
     return vae, step
 
 
+def optimiser_steps(vae) -> dict:
+    """Adam's update alone over ``vae``'s parameters (with gradients set), two ways: ``loop``,
+    PyTorch's default (a loop of multi-tensor operations), and ``fused`` (:func:`adam`, what
+    training uses)."""
+    params = list(vae.parameters())
+    for p in params:
+        p.grad = torch.full_like(p, 1e-3)
+    loop = torch.optim.Adam(params, lr=1e-9)
+    fused = adam(params, lr=1e-9)
+    return {"loop": loop.step, "fused": fused.step}
+
+
 def steps(world: str, tmp: Path):
     """The world's recipe model's training step three ways (see the module's docstring)."""
-    _, step = recipe_step(world, tmp)
-    return {"pyro": lambda: step(False, False), "pyro_reuse": lambda: step(True, False), "direct_reuse": lambda: step(True, True)}
+    vae, step = recipe_step(world, tmp)
+    return vae, {"pyro": lambda: step(False, False), "pyro_reuse": lambda: step(True, False), "direct_reuse": lambda: step(True, True)}
 
 
 def main(argv=None) -> int:
@@ -91,13 +105,20 @@ def main(argv=None) -> int:
     figs = []
     with tempfile.TemporaryDirectory() as tmp:
         for world in WORLDS:
-            t = timeit_many(steps(world, Path(tmp)), repeat=args.repeat)
+            vae, timed = steps(world, Path(tmp))
+            t = timeit_many(timed, repeat=args.repeat)
             figs += [
                 Figure(f"{world}.pyro.images_per_s", BATCH / t["pyro"], "images/s", f"{world} recipe's model, one training step, batch {BATCH}: the ELBO through Pyro, the counterfactual term encoding its pictures again"),
                 Figure(f"{world}.pyro_reuse.images_per_s", BATCH / t["pyro_reuse"], "images/s", "the same, the term reusing the guide's abduction"),
                 Figure(f"{world}.direct_reuse.images_per_s", BATCH / t["direct_reuse"], "images/s", "the same, the ELBO also computed directly (what training does)"),
                 Figure(f"{world}.reuse_cost", t["pyro_reuse"] / t["pyro"], "x", f"{world}: step time, abduction reused / encoded again (ELBO through Pyro)"),
                 Figure(f"{world}.step_cost", t["direct_reuse"] / t["pyro"], "x", f"{world}: step time, both savings / neither"),
+            ]
+            o = timeit_many(optimiser_steps(vae), repeat=args.repeat)
+            figs += [
+                Figure(f"{world}.adam_loop_ms", 1e3 * o["loop"], "ms", f"{world}: Adam's update of the model's parameters, PyTorch's default (multi-tensor loop)"),
+                Figure(f"{world}.adam_fused_ms", 1e3 * o["fused"], "ms", f"{world}: the same, fused (what training uses)"),
+                Figure(f"{world}.adam_fused_share", (o["loop"] - o["fused"]) / t["direct_reuse"], "share", f"{world}: time the fused update saves, as a share of the training step (both savings)"),
             ]
     print_table(figs)
     write_results(args.out, "step", figs, notes=[f"torch threads: {torch.get_num_threads()}"])

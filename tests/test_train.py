@@ -1090,3 +1090,31 @@ def test_training_steps_give_the_term_the_runs_swap_and_the_guides_abduction(mor
     for r in rows:
         assert r["train_cf"] == pytest.approx(sum(values[before : r["step"]]) / (r["step"] - before), abs=1e-4)
         before = r["step"]
+
+
+def test_training_fuses_adam_with_the_loops_update_and_resumes_it_fused():
+    """``adam`` (what training and the reader use) is PyTorch's fused Adam on CPU parameters:
+    after three steps from the same gradients it moves every weight as the default loop does,
+    to rounding; its state saved and loaded keeps it fused; parameter groups pass through."""
+    from causalvae.train import adam
+
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 3)) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    start = [p.detach().clone() for p in nets[0].parameters()]
+    fused, loop = adam(nets[0].parameters(), lr=0.01), torch.optim.Adam(nets[1].parameters(), lr=0.01)
+    assert fused.defaults["fused"] is True and not loop.defaults["fused"]
+    x = torch.randn(5, 1, 8, 8)
+    for _ in range(3):
+        for net, opt in zip(nets, (fused, loop)):
+            opt.zero_grad()
+            net(x).square().mean().backward()
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        assert torch.allclose(a, b, atol=1e-6), "the fused update must move the weights as the loop does"
+    assert all(not torch.equal(a, b) for a, b in zip(nets[0].parameters(), start)), "every weight moved"
+    again = adam(nets[0].parameters(), lr=0.01)
+    again.load_state_dict(fused.state_dict())
+    assert again.param_groups[0]["fused"] is True
+    groups = adam([{"params": list(nets[0][0].parameters()), "lr": 0.1}, {"params": list(nets[0][2].parameters()), "lr": 0.2}])
+    assert [g["lr"] for g in groups.param_groups] == [0.1, 0.2] and groups.defaults["fused"] is True
