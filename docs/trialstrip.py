@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--names", required=True, help="comma-separated names, one per run")
     ap.add_argument("--do", required=True, help="one intervention, e.g. thickness=3.23")
     ap.add_argument("--n", type=int, default=10, help="how many validation pictures (1 to 32)")
-    ap.add_argument("--refine", type=int, default=0)
+    ap.add_argument("--refine", type=int, default=0, help="steps refining each abducted code z (0 to 500)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
@@ -59,8 +59,8 @@ def strips(a: argparse.Namespace) -> int:
         raise CausalVAEError(f"--names gives {len(names)} names for {len(runs)} runs")
     if not 1 <= a.n <= 32:
         raise CausalVAEError(f"--n must be from 1 to 32, got {a.n}")
-    if a.refine < 0:
-        raise CausalVAEError(f"--refine must be >= 0, got {a.refine}")
+    if not 0 <= a.refine <= 500:  # as `causalvae serve --refine`
+        raise CausalVAEError(f"--refine must be from 0 to 500, got {a.refine}")
     if a.do.count("=") != 1:
         raise CausalVAEError(f"--do must be one intervention, variable=value, got {a.do!r}")
     var, value = a.do.split("=")

@@ -162,3 +162,13 @@ def test_compare_per_value_lists_each_intervention_beside_its_true_renders(tmp_p
     proc = subprocess.run(args + ["--per-value", "colour", "--out", str(tmp_path / "d.md")], capture_output=True, text=True)
     assert proc.returncode != 0 and "--per-value colour: no report has a counterfactual do(colour=...)" in proc.stderr
     assert not (tmp_path / "d.md").exists()
+
+
+def test_trialstrip_refuses_a_refinement_past_the_cap(tmp_path):
+    """docs/trialstrip.py --refine takes 0 to 500 steps, as `causalvae serve --refine` does:
+    more is one clear line naming the option, before any run is opened."""
+    for bad in ("501", "-1"):
+        proc = subprocess.run([sys.executable, str(ROOT / "docs" / "trialstrip.py"), "--runs", str(tmp_path / "none"), "--names", "one", "--do", "thickness=3",
+                               "--refine", bad, "--out", str(tmp_path / "s.png")], capture_output=True, text=True)
+        assert proc.returncode != 0 and proc.stderr.strip() == f"trialstrip: --refine must be from 0 to 500, got {bad}", proc.stderr
+        assert not (tmp_path / "s.png").exists()

@@ -148,8 +148,11 @@ def test_query_commands_on_a_trained_run(tiny_run, tmp_path):
         res = cli.invoke(app, [*cmd, "--refine", "2", "--out", str(tmp_path / "refined.png")])
         assert res.exit_code == 0 and (tmp_path / "refined.png").exists(), res.output
         (tmp_path / "refined.png").unlink()
-        res = cli.invoke(app, [*cmd, "--refine", "-1", "--out", str(tmp_path / "refined.png")])
-        assert res.exit_code == 2 and "--refine" in res.output and not (tmp_path / "refined.png").exists()
+        for bad in ("-1", "501"):  # at most 500 steps, as `causalvae serve --refine`
+            res = cli.invoke(app, [*cmd, "--refine", bad, "--out", str(tmp_path / "refined.png")])
+            assert res.exit_code == 2 and "--refine" in res.output and not (tmp_path / "refined.png").exists(), (cmd, bad, res.output)
+    res = cli.invoke(app, ["evaluate", str(run), "--oracle", str(tmp_path), "--refine", "501", "--out", str(tmp_path / "report")])
+    assert res.exit_code == 2 and "--refine" in res.output and "500" in res.output and not (tmp_path / "report").exists(), res.output
     small = tmp_path / "small.png"
     Image.new("RGB", (32, 32)).save(small)
     res = cli.invoke(app, ["counterfactual", str(run), "--image", str(small), "--labels", "actor=Golem", "--do", "action=Walk", "--out", str(tmp_path / "x.png")])

@@ -564,7 +564,7 @@ def reconstruct_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's)."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Which images: a seeded choice from the split."),
     columns: int = typer.Option(8, "--columns", min=1, max=64, help="Tiles per row (input and reconstruction are two tiles)."),
-    refine: int = typer.Option(0, "--refine", min=0, help="Steps refining the abducted code z from the encoder's mean toward the mode of the model's posterior (0: the encoder's mean)."),
+    refine: int = typer.Option(0, "--refine", min=0, max=500, help="Steps refining the abducted code z from the encoder's mean toward the mode of the model's posterior (0: the encoder's mean)."),
 ) -> None:
     """Encode held-out images with their labels and decode them again."""
     import numpy as np
@@ -891,7 +891,7 @@ def counterfactual_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="Another dataset of the same world (default: the run's)."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed of the abduction."),
     abduct_noise: bool = typer.Option(False, "--abduct-noise/--mean", help="Carry the picture's own pixel noise over (x_cf = mu_cf + sigma_cf (x - mu) / sigma), or draw the decoder's mean."),
-    refine: int = typer.Option(0, "--refine", min=0, help="Steps refining the abducted code z from the encoder's mean toward the mode of the model's posterior (0: the encoder's mean)."),
+    refine: int = typer.Option(0, "--refine", min=0, max=500, help="Steps refining the abducted code z from the encoder's mean toward the mode of the model's posterior (0: the encoder's mean)."),
 ) -> None:
     """This very picture, had the interventions held: abduct, act, predict."""
     import numpy as np
@@ -1059,7 +1059,7 @@ def evaluate_cmd(
     cf_images: Optional[int] = typer.Option(None, "--cf-images", min=0, help="Test pictures per intervention (0: all; default 400).", show_default=False),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, max=2**32 - 1, help="Random seed (default 0).", show_default=False),
     abduct_noise: bool = typer.Option(False, "--abduct-noise/--mean", help="Counterfactuals carry each picture's pixel noise over, or draw the decoder's mean."),
-    refine: Optional[int] = typer.Option(None, "--refine", min=0, help="Steps refining each abducted code z from the encoder's mean toward the mode of the model's posterior (default 0: the encoder's mean).", show_default=False),
+    refine: Optional[int] = typer.Option(None, "--refine", min=0, max=500, help="Steps refining each abducted code z from the encoder's mean toward the mode of the model's posterior (default 0: the encoder's mean).", show_default=False),
     force: bool = typer.Option(False, "--force", help="Replace an earlier report in --out (never another kind of directory)."),
 ) -> None:
     """Score a trained model against the world's truth: likelihood, generation, counterfactuals,
