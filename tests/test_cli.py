@@ -400,3 +400,26 @@ def test_train_ema_reaches_the_run_and_the_summary_and_a_bad_decay_is_one_error(
     assert bad.exit_code != 0
     assert "ema is the decay" in bad.output and "Traceback" not in bad.output
     assert not (tmp_path / "bad").exists()
+
+
+def test_serve_refuses_a_device_it_cannot_use_in_one_line(viewer_run, monkeypatch):
+    """`serve --device` takes cpu, cuda or auto: another name, or cuda where there is no CUDA
+    device, is one error naming the option and the value, before anything loads; auto falls
+    back to the CPU, for the oracle too."""
+    import torch
+    import uvicorn
+
+    _, run, oracle = viewer_run
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda viewer, **kw: served.append(viewer))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    runner = CliRunner()
+    for device, message in (("tpu", "--device tpu: expected cpu, cuda or auto"), ("cuda", "--device cuda: no CUDA device is available"),
+                            ("cuda:1", "--device cuda:1: no CUDA device is available")):
+        res = runner.invoke(app, ["serve", str(run), "--device", device], env={"COLUMNS": "300"})
+        assert res.exit_code == 2 and res.output.startswith(f"error: {message}") and len(res.output.strip().splitlines()) == 1, (device, res.output)
+    assert not served
+    res = runner.invoke(app, ["serve", str(run), "--oracle", str(oracle), "--device", "auto"])
+    assert res.exit_code == 0, res.output
+    assert next(served[0].state.viewer.vae.parameters()).device.type == "cpu"
+    assert next(served[0].state.viewer.oracle.parameters()).device.type == "cpu"

@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import random
+import re
 import shutil
 
 import numpy as np
@@ -357,3 +358,20 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
     other = nn.Linear(4, 2)
     with pytest.raises(ModelFileError, match=r"tensor 'weight' has shape \[2, 3\], but the model given needs \[2, 4\]"):
         load_checkpoint(directory, model=other, optimizer=torch.optim.Adam(other.parameters()))
+
+
+def test_resolve_device_names_a_device_it_cannot_use(monkeypatch):
+    """cpu, cuda (where there is CUDA) and auto (CUDA where there is one, else the CPU) are
+    devices; another name, or CUDA without it, is one clear error naming the setting."""
+    import torch
+
+    from causalvae.store import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("cpu") == resolve_device("auto") == resolve_device(torch.device("cpu")) == torch.device("cpu")
+    for bad, message in (("tpu", "device tpu: expected cpu, cuda or auto"), ("", "device '': expected cpu, cuda or auto"), (3, "device 3: expected"),
+                         ("cuda", "device cuda: no CUDA device is available")):
+        with pytest.raises(CausalVAEError, match=re.escape(message)):
+            resolve_device(bad)
+    with pytest.raises(CausalVAEError, match="^--device mps: expected cpu, cuda or auto$"):
+        resolve_device("mps", "--device")

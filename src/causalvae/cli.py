@@ -1116,8 +1116,10 @@ def serve_cmd(
     import uvicorn
 
     from causalvae.exact import Budget
+    from causalvae.store import resolve_device
     from causalvae.viewer import create_app
 
+    resolve_device(device, "--device")  # cpu, cuda (where there is one) or auto: else one error, before anything loads
     viewer = create_app(run, oracle=oracle_path, device=device, data=data, budget=Budget.of(max_table_mb), refine=refine)
     out.print(f"serving {run} at http://{host}:{port}/ (Ctrl+C to stop)", highlight=False)
     uvicorn.run(viewer, host=host, port=port, log_level="warning")

@@ -427,11 +427,12 @@ def save_oracle(oracle: Oracle, out: str | os.PathLike, held_out_accuracy: dict[
     return out
 
 
-def load_oracle(path: str | os.PathLike, device: str = "cpu") -> Oracle:
+def load_oracle(path: str | os.PathLike, device: str | torch.device = "cpu") -> Oracle:
     from safetensors.torch import load
 
-    from causalvae.store import read_json
+    from causalvae.store import read_json, resolve_device
 
+    device = resolve_device(device)  # "auto" too, as the model's
     root = Path(path)
     cfg_path, w_path = root / "config.json", root / "oracle.safetensors"
     if not w_path.exists():

@@ -140,7 +140,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> CausalV
     tensors = _read_tensors(weights_path, sha, config_path)
     _check_state(weights_path, tensors, vae, f"the model built from {config_path.name}")
     vae.load_state_dict(tensors, strict=True)
-    return vae.to(_device(device)).eval()
+    return vae.to(resolve_device(device)).eval()
 
 
 def _build(config_path: Path, cfg: dict) -> CausalVAE:
@@ -163,10 +163,24 @@ def _build(config_path: Path, cfg: dict) -> CausalVAE:
         raise ModelFileError(f"{config_path}: the model it describes cannot be built: {exc}") from None
 
 
-def _device(device: str | torch.device) -> torch.device:
+def resolve_device(device: str | torch.device, what: str = "device") -> torch.device:
+    """``device`` (cpu, cuda, cuda:N, a torch.device, or auto: CUDA when available, else the
+    CPU) as a torch device. Another name, or CUDA where there is none, is one clear error
+    naming ``what`` (how the caller calls the setting, e.g. ``--device``) and the value."""
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    shown = device if device != "" else "''"
+    try:
+        resolved = torch.device(device) if isinstance(device, (str, torch.device)) else None
+    except (RuntimeError, ValueError):
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise CausalVAEError(f"{what} {shown}: expected cpu, cuda or auto")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise CausalVAEError(f"{what} {shown}: no CUDA device is available (cpu, or auto: CUDA where there is one)")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise CausalVAEError(f"{what} {shown}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0")
+    return resolved
 
 
 # ---------------------------------------------------------------------------------------------
