@@ -402,6 +402,29 @@ def test_train_ema_reaches_the_run_and_the_summary_and_a_bad_decay_is_one_error(
     assert not (tmp_path / "bad").exists()
 
 
+def test_serve_checks_its_dataset_before_serving(viewer_run, tmp_path, monkeypatch):
+    """`serve --data PATH` opens the dataset first: a folder that is missing, is no dataset, or
+    holds another world's pictures is one error naming it, and nothing is served (the viewer
+    alone would serve without a gallery). The run's own dataset named again serves."""
+    import uvicorn
+
+    from causalvae.generate import generate
+
+    data, run, _ = viewer_run
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda viewer, **kw: served.append(viewer))
+    (tmp_path / "plain").mkdir()
+    other = generate("sprites", tmp_path / "sprites", 24, seed=0)
+    runner = CliRunner()
+    for path, problem in ((tmp_path / "gone", "no such dataset directory"), (tmp_path / "plain", "not a causalvae dataset"), (other, "do not fit the model")):
+        res = runner.invoke(app, ["serve", str(run), "--data", str(path)], env={"COLUMNS": "300"})
+        assert res.exit_code == 2, (path, res.output)
+        assert res.output.startswith(f"error: {path}") and problem in res.output and len(res.output.strip().splitlines()) == 1, (path, res.output)
+        assert not served
+    res = runner.invoke(app, ["serve", str(run), "--data", str(data)])
+    assert res.exit_code == 0 and len(served) == 1, res.output
+
+
 def test_serve_refuses_a_device_it_cannot_use_in_one_line(viewer_run, monkeypatch):
     """`serve --device` takes cpu, cuda or auto: another name, or cuda where there is no CUDA
     device, is one error naming the option and the value, before anything loads; auto falls

@@ -1120,6 +1120,8 @@ def serve_cmd(
     from causalvae.viewer import create_app
 
     resolve_device(device, "--device")  # cpu, cuda (where there is one) or auto: else one error, before anything loads
+    if data is not None:  # a dataset named here must open (the viewer would serve without its gallery); the viewer checks it fits the model
+        _open_run(run, data).dataset("test")
     viewer = create_app(run, oracle=oracle_path, device=device, data=data, budget=Budget.of(max_table_mb), refine=refine)
     out.print(f"serving {run} at http://{host}:{port}/ (Ctrl+C to stop)", highlight=False)
     uvicorn.run(viewer, host=host, port=port, log_level="warning")
