@@ -340,6 +340,33 @@ def test_train_place_mode_similarity_reaches_the_model_and_the_summary_and_needs
         assert not (tmp_path / "bad").exists()
 
 
+def test_train_ordinal_reaches_the_model_and_the_summary_and_a_wrong_name_is_one_error(sprites_viewer_run, morpho_viewer_run, tmp_path):
+    """`train --ordinal scale,posX` saves the parents' indices in the model's config and their
+    names in the run's settings; the saved model loads and feeds them to its networks as one
+    number each; the summary names them. An unknown parent, an empty list, a parent named
+    twice or a continuous parent (morpho's thickness) is one error and no run folder appears."""
+    from causalvae.run import Run
+
+    runner = CliRunner()
+    data = sprites_viewer_run[0]
+    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY, "--cf-weight", "0", "--ordinal", "posX, scale"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["net"]["ordinal"] == [1, 3]
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["ordinal"] == ["posX", "scale"]
+    vae = Run.open(tmp_path / "run").model
+    assert vae.ordinal == ["scale", "posX"] and vae.config.parent_size == 3 + 1 + 8 + 1 + 8
+    summary = runner.invoke(app, ["summary", str(tmp_path / "run")], env={"COLUMNS": "200"})
+    assert "decoder film; scale, posX entering as numbers," in " ".join(summary.output.split())
+    for ordinal, words in (("posZ", "unknown parent of the picture 'posZ' in --ordinal"), (",", "name the parents"), ("posX,posX", "ordinal names a parent twice")):
+        bad = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "bad"), *TINY, "--ordinal", ordinal])
+        assert bad.exit_code != 0 and words in " ".join(bad.output.split()), bad.output
+        assert "Traceback" not in bad.output
+        assert not (tmp_path / "bad").exists()
+    bad = runner.invoke(app, ["train", "--data", str(morpho_viewer_run[0]), "--out", str(tmp_path / "bad"), *TINY, "--ordinal", "thickness"])
+    assert bad.exit_code != 0 and "'thickness' is continuous" in bad.output, bad.output
+    assert not (tmp_path / "bad").exists()
+
+
 def test_train_reader_sets_reaches_the_run_and_a_world_without_ambiguity_refuses_it(viewer_run, sprites_viewer_run, tmp_path):
     """`train --reader-sets` on sprites records the option and the set column (reader.json,
     train.json, the summary's reader line); on the scene world, which reads every parent

@@ -340,3 +340,31 @@ def test_the_direct_elbo_with_missing_labels_off_the_image_equals_pyros():
     assert direct_obj.elbo == pytest.approx(pyro_obj.elbo, rel=1e-5)
     for a, b in zip(direct_grads, pyro_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_ordinal_parents_enter_the_networks_as_their_index_scaled_to_plus_minus_one():
+    """With ``NetConfig.ordinal`` the sprites world's scale (6 values) and posX (8) enter as
+    ``(2v - (K - 1)) / (K - 1)``: exactly -1 at the first value, +1 at the last, evenly spaced
+    between (posX 3 -> -1/7); shape stays one-hot; enumerated values broadcast the same way."""
+    from causalvae import worlds
+
+    graph = worlds.get("sprites").graph()
+    parents = list(graph.image.parents)
+    dims = tuple(graph.card(p) for p in parents)
+    cfg = NetConfig(image_size=16, channels=1, parent_dims=dims, z_dim=4, width=8, depth=2, hidden=32, likelihood="bernoulli",
+                    ordinal=(parents.index("scale"), parents.index("posX")))
+    vae = CausalVAE(graph, cfg)
+    assert vae.ordinal == ["scale", "posX"]
+    values = {p: torch.tensor([0, 1, 2]) for p in parents}
+    values["scale"] = torch.tensor([0, 5, 2])
+    values["posX"] = torch.tensor([3, 7, 0])
+    code = vae.parents_onehot(values)
+    assert code.shape == (3, cfg.parent_size) and cfg.parent_size == 3 + 1 + graph.card("orientation") + 1 + graph.card("posY")
+    start = {p: sum(cfg.parent_slots[: parents.index(p)]) for p in parents}
+    assert torch.equal(code[:, start["scale"]], torch.tensor([-1.0, 1.0, -0.2]))
+    assert torch.allclose(code[:, start["posX"]], torch.tensor([-1 / 7, 1.0, -1.0]))
+    assert torch.equal(code[:, start["shape"]: start["shape"] + 3], torch.eye(3))
+    enumerated = dict(values, posX=torch.arange(8)[:, None])  # Pyro's enumeration: values on the left
+    assert torch.allclose(vae.parents_onehot(enumerated)[:, 0, start["posX"]], torch.linspace(-1, 1, 8))
+    with pytest.raises(CausalVAEError, match="parent_dims"):
+        CausalVAE(graph, NetConfig(image_size=16, channels=1, parent_dims=dims[:-1] + (3,), likelihood="bernoulli", depth=2, ordinal=(1,)))

@@ -219,6 +219,11 @@ def test_pyro_parallel_enumeration_over_an_image_parent():
         (dict(depth=-1), "depth"),
         (dict(max_log_scale=-8.0), "max_log_scale"),
         (dict(max_log_scale="big"), "max_log_scale"),
+        (dict(ordinal=(2,)), "ordinal"),
+        (dict(ordinal=(1, 1)), "ordinal"),
+        (dict(ordinal="1"), "ordinal"),
+        (dict(parent_dims=(1, 3), ordinal=(0,)), "ordinal"),
+        (dict(parent_dims=(1, 3), parent_stats=((0.0, 1.0), None), ordinal=(0,)), "ordinal"),
     ],
 )
 def test_netconfig_validation_names_the_field(kw, field):
@@ -238,6 +243,23 @@ def test_netconfig_json_round_trip_and_unknown_keys():
         NetConfig.from_dict(cfg.to_dict() | {"zdim": 8})
     with pytest.raises(CausalVAEError, match="missing channels"):
         NetConfig.from_dict({"image_size": 64, "parent_dims": [2]})
+
+
+def test_ordinal_parents_take_one_slot_each_and_the_field_is_written_only_when_set():
+    """An ordinal parent enters as one number: the parent code shrinks by its values less one,
+    the placed columns follow, the networks take that width; a config without the field (every
+    model saved before it) loads with none, and one without ordinal parents is written without it."""
+    import json
+
+    cfg = NetConfig(image_size=16, channels=1, parent_dims=(3, 6, 8), depth=2, width=8, hidden=16, likelihood="bernoulli", ordinal=(2, 1), place=(2,))
+    assert cfg.ordinal == (1, 2) and cfg.parent_slots == (3, 1, 1) and cfg.parent_size == 5
+    assert cfg.columns(placed=True) == [4] and cfg.columns(placed=False) == [0, 1, 2, 3]
+    assert NetConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    plain = NetConfig(image_size=16, channels=1, parent_dims=(3, 6, 8), depth=2, width=8, hidden=16)
+    assert "ordinal" not in plain.to_dict() and NetConfig.from_dict(plain.to_dict()).ordinal == ()
+    enc, dec = make_nets(cfg)
+    z, p = torch.zeros(2, cfg.z_dim), torch.zeros(2, 5)
+    assert dec(z, p).shape == (2, 1, 16, 16) and enc(torch.zeros(2, 1, 16, 16), p)[0].shape == (2, cfg.z_dim)
 
 
 def test_max_log_scale_bounds_the_decoders_scale_and_older_configs_load():

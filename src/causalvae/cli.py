@@ -457,6 +457,7 @@ def train_cmd(
     residual: bool = typer.Option(False, "--residual/--no-residual", help="A FiLM-modulated residual block after each decoder upsampling."),
     place: Optional[str] = typer.Option(None, "--place", help="Comma-separated parents of the picture that say where its content sits (the sprites world: posX,posY): the decoder draws the picture from z and the other parents, and moves it by a shift learned from z and these (docs/training.md)."),
     draw_scale: int = typer.Option(1, "--draw-scale", help="With --place: the decoder draws the picture at this many times its size (1 or 2), and the placer samples that drawing at the picture's pixels."),
+    ordinal: Optional[str] = typer.Option(None, "--ordinal", help="Comma-separated discrete parents of the picture whose values are ordered (the sprites world: scale,orientation,posX,posY): each enters the networks as one number, its value's index scaled to [-1, 1], instead of its one-hot code (docs/training.md)."),
     place_mode: str = typer.Option("shift", "--place-mode", help="How --place moves the picture: shift (a translation; z reaches the drawing too) or similarity (a turn, a scaling and a translation; z reaches only the placer, the drawing is one picture per value of the other parents)."),
     beta: float = typer.Option(2.0, "--beta", help="Weight of z's KL term in the training loss (the reported ELBO stays the true one)."),
     kl_warmup: int = typer.Option(0, "--kl-warmup", help="Raise z's KL weight linearly from near 0 to --beta over the first N steps (a KL warm-up; 0: --beta from the start)."),
@@ -511,10 +512,13 @@ def train_cmd(
     placed = [n.strip() for n in (place or "").split(",") if n.strip()]
     if place is not None and not placed:
         _fail(CausalVAEError(f"--place {place!r}: name the parents, separated by commas, e.g. posX,posY"))
+    ordered = [n.strip() for n in (ordinal or "").split(",") if n.strip()]
+    if ordinal is not None and not ordered:
+        _fail(CausalVAEError(f"--ordinal {ordinal!r}: name the parents, separated by commas, e.g. posX,posY"))
     cfg = TrainConfig(
         data=str(data), out=str(out_path), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         lr=lr, lr_schedule=lr_schedule, cpt_lr=cpt_lr, seed=seed, z_dim=z_dim, width=width, depth=depth, hidden=hidden, max_log_scale=max_log_scale,
-        decoder=decoder, coordinates=coordinates or "cells", residual=residual, place=placed, place_mode=place_mode, draw_scale=draw_scale, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, readers=readers, reader_shift=reader_shift, reader_warp=reader_warp, reader_sets=reader_sets, cf_swap=cf_swap, cf_prior_share=cf_prior_share, cf_detach=cf_detach, cf_cycle=cf_cycle, adversary_weight=adversary_weight, ema=ema, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
+        decoder=decoder, coordinates=coordinates or "cells", residual=residual, place=placed, place_mode=place_mode, draw_scale=draw_scale, ordinal=ordered, beta=beta, kl_warmup=kl_warmup, cf_weight=cf_weight, reader_steps=reader_steps, readers=readers, reader_shift=reader_shift, reader_warp=reader_warp, reader_sets=reader_sets, cf_swap=cf_swap, cf_prior_share=cf_prior_share, cf_detach=cf_detach, cf_cycle=cf_cycle, adversary_weight=adversary_weight, ema=ema, learn_cpts=learn_cpts, graph=graph, withhold=fractions, classify=list(classify), alpha=alpha, guide_steps=guide_steps, match_weight=match_weight, precision=precision,
         devices=devices, strategy=strategy, accelerator=accelerator, checkpoint_every=checkpoint_every,
         val_per_epoch=val_per_epoch, val_limit=val_limit, threads=threads,
     )
@@ -637,6 +641,9 @@ def summary_cmd(run: Path = typer.Argument(..., help="A run directory (metrics.c
                 decoder += " (z reaches only the placer)"
             if net.get("draw_scale", 1) != 1:
                 decoder += f", drawn at {net['draw_scale']}x"
+        if net.get("ordinal"):
+            names = list(((config.get("graph") or {}).get("image") or {}).get("parents") or [])
+            decoder += f"; {', '.join(names[i] if i < len(names) else str(i) for i in net['ordinal'])} entering as numbers"
         out.print(
             f"model: {config['likelihood']} likelihood, {net['image_size']}x{net['image_size']}x{net['channels']}, "
             f"z {net['z_dim']}, width {net['width']}, depth {net['depth']}, hidden {net['hidden']}, decoder {decoder}, "

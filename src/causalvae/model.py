@@ -177,6 +177,9 @@ class CausalVAE(nn.Module):
             )
         #: (mean, sd) of each continuous image parent: its standardisation for the networks.
         self.parent_stats = {p: s for p, s in zip(self.image_parents, stats) if s is not None}
+        #: The discrete image parents that enter the networks as one number each, their value's
+        #: index scaled to [-1, 1] (``NetConfig.ordinal``), instead of their one-hot code.
+        self.ordinal = [self.image_parents[i] for i in config.ordinal]
         self.encoder, self.decoder = make_nets(config)
         #: Context for the networks' forward passes, e.g. bf16 autocast; the distributions,
         #: enumeration and ELBO always run in float32 outside it.
@@ -258,12 +261,16 @@ class CausalVAE(nn.Module):
 
     def parents_onehot(self, values: dict[str, torch.Tensor]) -> torch.Tensor:
         """The image's parents as the networks see them, broadcast to a common shape and
-        concatenated: a discrete parent's one-hot code, a continuous one's standardised value."""
+        concatenated: a discrete parent's one-hot code, a continuous one's standardised value,
+        an ordinal one's index ``v`` of ``K`` values as ``(2v - (K - 1)) / (K - 1)``."""
         vals = torch.broadcast_tensors(*[values[p] for p in self.image_parents])
         parts = []
         for v, p in zip(vals, self.image_parents):
             if p in self.parent_stats:
                 parts.append(standardise(v, self.parent_stats[p])[..., None])
+            elif p in self.ordinal:
+                half = (self.graph.card(p) - 1) / 2
+                parts.append(((v.to(torch.float32) - half) / half)[..., None])
             else:
                 parts.append(F.one_hot(v, self.graph.card(p)).float())
         return torch.cat(parts, dim=-1)

@@ -74,7 +74,7 @@ MIN_LOG_SCALE = -7.0
 
 #: The values that fields added after the first release take when a saved config lacks them:
 #: the behaviour of the models that were saved without them.
-LEGACY: dict[str, Any] = {"decoder": "concat", "residual": False, "parent_stats": (), "coordinates": "unit", "place": (), "place_mode": "shift", "draw_scale": 1}
+LEGACY: dict[str, Any] = {"decoder": "concat", "residual": False, "parent_stats": (), "coordinates": "unit", "place": (), "place_mode": "shift", "draw_scale": 1, "ordinal": ()}
 #: Units of the broadcast grid's coordinates: ``"unit"`` ([-1, 1] across the grid: the first
 #: broadcast decoders) or ``"cells"`` (one per place of the grid, centred on it: -(g-1)/2 .. (g-1)/2).
 COORDINATES = ("unit", "cells")
@@ -123,7 +123,8 @@ class NetConfig:
     stages doubles it, up to ``8 * width``. ``image_size`` must be divisible by ``2**depth``
     (64, 96 and 128 all are for the default depth 4). ``parent_dims`` lists the number of
     values of each parent of the image; their one-hot codes are concatenated in that order
-    (a continuous parent, see ``parent_stats``, takes one slot: its standardised value).
+    (a continuous parent, see ``parent_stats``, takes one slot: its standardised value; so does
+    an ordinal one, see ``ordinal``).
     """
 
     image_size: int
@@ -174,6 +175,12 @@ class NetConfig:
     #: its own pixel step, which a finer drawing halves; one with smooth logits needs no more
     #: than the picture's size (docs/sprites.md measures both).
     draw_scale: int = 1
+    #: Indices (into ``parent_dims``) of discrete parents whose values are ordered (a size, a
+    #: position bin, an angle bin): each enters the networks as one number, its value's index
+    #: ``v`` of ``K`` mapped to ``(2v - (K - 1)) / (K - 1)`` in [-1, 1], instead of its one-hot
+    #: code. The decoder is then a smooth function of the value, as of a continuous parent, so
+    #: a code z tends to mean the same offset whatever the value (docs/sprites.md tries it).
+    ordinal: tuple[int, ...] = ()
 
     def __post_init__(self):
         def positive(name):
@@ -246,17 +253,36 @@ class NetConfig:
             raise CausalVAEError(f"NetConfig.draw_scale must be 1 or 2, got {self.draw_scale!r}")
         if self.draw_scale != 1 and not place:
             raise CausalVAEError("NetConfig.draw_scale draws the picture larger for the placer to sample: it needs place")
+        ordinal = self.ordinal
+        if isinstance(ordinal, (str, bytes)) or not hasattr(ordinal, "__iter__"):
+            raise CausalVAEError(f"NetConfig.ordinal must be a list of parent indices, got {ordinal!r}")
+        ordinal = tuple(ordinal)
+        if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(dims) for i in ordinal):
+            raise CausalVAEError(f"NetConfig.ordinal must hold indices of the {len(dims)} parents (0 to {len(dims) - 1}), got {list(ordinal)}")
+        if len(set(ordinal)) != len(ordinal):
+            raise CausalVAEError(f"NetConfig.ordinal names a parent twice: {list(ordinal)}")
+        for i in ordinal:
+            if (self.parent_stats and self.parent_stats[i] is not None) or dims[i] < 2:
+                raise CausalVAEError(f"NetConfig.ordinal: parent {i} is not discrete with two values or more (it enters as a number already)")
+        object.__setattr__(self, "ordinal", tuple(sorted(ordinal)))
+
+    @property
+    def parent_slots(self) -> tuple[int, ...]:
+        """Each parent's width in the networks' parent code: its number of values (one-hot),
+        or 1 for a continuous or ordinal parent (one number)."""
+        stats = self.parent_stats or (None,) * len(self.parent_dims)
+        return tuple(1 if s is not None or i in self.ordinal else d for i, (d, s) in enumerate(zip(self.parent_dims, stats)))
 
     @property
     def parent_size(self) -> int:
-        """Length of the concatenated one-hot parent vector."""
-        return sum(self.parent_dims)
+        """Length of the concatenated parent code (one-hot codes and numbers)."""
+        return sum(self.parent_slots)
 
     def columns(self, placed: bool) -> list[int]:
         """The columns of the concatenated parent code that belong to the parents in
         ``place`` (``placed``) or to the others."""
         out, start = [], 0
-        for i, d in enumerate(self.parent_dims):
+        for i, d in enumerate(self.parent_slots):
             if (i in self.place) == placed:
                 out.extend(range(start, start + d))
             start += d
@@ -283,6 +309,10 @@ class NetConfig:
             del d["place_mode"]
         if self.draw_scale == 1:
             del d["draw_scale"]
+        if self.ordinal:  # written only when set: older files stay as they were
+            d["ordinal"] = list(self.ordinal)
+        else:
+            del d["ordinal"]
         if self.parent_stats:  # written only when a parent is continuous: older files stay as they were
             d["parent_stats"] = [None if s is None else list(s) for s in self.parent_stats]
         else:

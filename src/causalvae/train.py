@@ -95,6 +95,7 @@ class TrainConfig:
     place: list[str] = field(default_factory=list)  # parents that move the drawn picture (NetConfig.place)
     place_mode: str = "shift"  # how they move it: shift, or similarity (turn, scale, shift; z reaches only the placer)
     draw_scale: int = 1  # with place: the drawing made at this many times the picture's size (1 or 2), sampled by the placer
+    ordinal: list[str] = field(default_factory=list)  # discrete parents entering the networks as one number each (NetConfig.ordinal)
     residual: bool = False
     beta: float = 2.0
     kl_warmup: int = 0  # steps over which z's KL weight rises linearly to beta (0: beta from the start)
@@ -164,6 +165,10 @@ class TrainConfig:
             raise CausalVAEError(f"draw-scale must be 1 or 2, got {self.draw_scale!r}")
         if self.draw_scale != 1 and not self.place:
             raise CausalVAEError("draw-scale makes the drawing larger for the placer to sample: name the placed parents (--place)")
+        if isinstance(self.ordinal, (str, bytes)) or not all(isinstance(n, str) for n in self.ordinal):
+            raise CausalVAEError(f"ordinal must be a list of parent names, got {self.ordinal!r}")
+        if len(set(self.ordinal)) != len(self.ordinal):
+            raise CausalVAEError(f"ordinal names a parent twice: {', '.join(self.ordinal)}")
         w = self.cf_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < 1e6:
             raise CausalVAEError(f"cf-weight must be a number >= 0, got {w!r}")
@@ -234,7 +239,7 @@ class TrainConfig:
     # ``out`` is where the run lives, not how it computes: a moved run folder resumes.
     RESUMABLE = ("out", "epochs", "max_steps", "threads", "checkpoint_every", "val_per_epoch", "val_limit")
     # What a settings file written before a field existed meant by its absence.
-    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "cf_prior_share": 0.5, "cf_detach": False, "cf_cycle": 0.0, "reader_sets": False, "adversary_weight": 0.0, "ema": 0.0, "guide_steps": 0, "match_weight": 0.0, "place": [], "place_mode": "shift", "draw_scale": 1}
+    LEGACY = {"decoder": "concat", "coordinates": "unit", "residual": False, "beta": 1.0, "kl_warmup": 0, "cf_weight": 0.0, "reader_steps": 400, "readers": 1, "reader_shift": 0, "reader_warp": 0.0, "cf_swap": "joint", "cf_prior_share": 0.5, "cf_detach": False, "cf_cycle": 0.0, "reader_sets": False, "adversary_weight": 0.0, "ema": 0.0, "guide_steps": 0, "match_weight": 0.0, "place": [], "place_mode": "shift", "draw_scale": 1, "ordinal": []}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -1274,6 +1279,7 @@ def build_model(cfg: TrainConfig, ds: Dataset, hide: np.ndarray | None = None) -
         for p in graph.image.parents
     )
     _check_place(graph, cfg.place)
+    _check_ordinal(graph, cfg.ordinal)
     net = NetConfig(
         image_size=int(h), channels=int(m["channels"]),
         parent_dims=tuple(1 if p in graph.continuous else graph.card(p) for p in graph.image.parents),
@@ -1281,6 +1287,7 @@ def build_model(cfg: TrainConfig, ds: Dataset, hide: np.ndarray | None = None) -
         z_dim=cfg.z_dim, width=cfg.width, depth=cfg.depth, hidden=cfg.hidden, likelihood="bernoulli" if binary else "dlogistic",
         max_log_scale=None if binary else cfg.max_log_scale, decoder=cfg.decoder, residual=cfg.residual,
         coordinates=cfg.coordinates, place=tuple(graph.image.parents.index(n) for n in cfg.place), place_mode=cfg.place_mode, draw_scale=cfg.draw_scale,
+        ordinal=tuple(graph.image.parents.index(n) for n in cfg.ordinal),
     )
     cols = list(ds.label_columns)
     classified = set(cfg.classify)
@@ -1300,6 +1307,17 @@ def _check_place(graph, place: list[str]) -> None:
             raise unknown("parent of the picture", name, graph.image.parents, where="in --place")
     if place and set(place) >= set(graph.image.parents):
         raise CausalVAEError(f"--place names every parent of the picture ({', '.join(graph.image.parents)}); leave at least one to draw it")
+
+
+def _check_ordinal(graph, ordinal: list[str]) -> None:
+    """Every name in ``--ordinal`` is a discrete parent of the picture with two values or more."""
+    for name in ordinal:
+        if name not in graph.image.parents:
+            raise unknown("parent of the picture", name, graph.image.parents, where="in --ordinal")
+        if name in graph.continuous:
+            raise CausalVAEError(f"--ordinal {name}: '{name}' is continuous; it enters the networks as a number already")
+        if graph.card(name) < 2:
+            raise CausalVAEError(f"--ordinal {name}: '{name}' has one value; there is no order to give the networks")
 
 
 def _check_resume(run: Path, cfg: TrainConfig, force: bool) -> bool:
@@ -1398,6 +1416,8 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
         _check_reader_sets(model_graph(cfg, ds), ds)
     if cfg.place:
         _check_place(model_graph(cfg, ds), cfg.place)
+    if cfg.ordinal:
+        _check_ordinal(model_graph(cfg, ds), cfg.ordinal)
     resume = _check_resume(run, cfg, force) if rank_env == 0 else True
     if rank_env == 0:
         run.mkdir(parents=True, exist_ok=True)
