@@ -172,3 +172,31 @@ def test_trialstrip_refuses_a_refinement_past_the_cap(tmp_path):
                                "--refine", bad, "--out", str(tmp_path / "s.png")], capture_output=True, text=True)
         assert proc.returncode != 0 and proc.stderr.strip() == f"trialstrip: --refine must be from 0 to 500, got {bad}", proc.stderr
         assert not (tmp_path / "s.png").exists()
+
+
+def test_valeval_argument_errors_are_one_line_naming_the_option(tmp_path, capsys):
+    """docs/valeval.py: a bad number, a bad path or an --out that is a folder is one line naming
+    the option as typed (--cf-images, never the setting it feeds), exit status 2, before any
+    evaluation; never a traceback."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("valeval", ROOT / "docs" / "valeval.py")
+    valeval = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(valeval)
+    run = str(ROOT / "docs" / "runs" / "sprites")  # a run's record (no weights): enough to reach the oracle
+    out = str(tmp_path / "v.json")
+    for args, message in (([run, "--oracle", "o", "--cf-images", "0", "--out", out], "--cf-images must be a whole number >= 1, got 0"),
+                          ([run, "--oracle", "o", "--n-generate", "0", "--out", out], "--n-generate must be a whole number >= 1, got 0"),
+                          ([run, "--oracle", "o", "--threads", "0", "--out", out], "--threads must be a whole number >= 1, got 0"),
+                          ([run, "--oracle", "o", "--refine", "501", "--out", out], "--refine must be from 0 to 500, got 501"),
+                          ([run, "--oracle", "o", "--n-generate", "many", "--out", out], "argument --n-generate: invalid int value: 'many'"),
+                          ([run, "--oracle", "o", "--out", str(tmp_path)], f"--out {tmp_path}: is a directory"),
+                          ([run, "--oracle", "o", "--out", str(tmp_path / "no" / "v.json")], f"--out {tmp_path / 'no' / 'v.json'}: the folder {tmp_path / 'no'} does not exist"),
+                          ([str(tmp_path / "none"), "--oracle", "o", "--out", out], f"{tmp_path / 'none'}: no such model directory"),
+                          ([run, "--oracle", str(tmp_path / "none"), "--out", out], f"--oracle: {tmp_path / 'none' / 'oracle.safetensors'}: missing")):
+        with pytest.raises(SystemExit) as stop:
+            valeval.main(args)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and err.startswith(f"valeval: {message}") and len(err.strip().splitlines()) == 1, (args, err)
+        assert "axiom_images" not in err and "Traceback" not in err
+    assert not (tmp_path / "v.json").exists()
