@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from causalvae.errors import CausalVAEError
 from causalvae.io import atomic_write_text
 from causalvae.report import goals
 
@@ -28,15 +29,17 @@ def _num(x) -> str:
     return "-" if x is None else f"{x:.4g}"
 
 
+def _value_rows(r: dict, var: str) -> dict:
+    """A report's counterfactuals that set ``var`` alone: each value set, and ``var``'s figures."""
+    return {c["do"][var]: c["variables"][var] for c in r.get("counterfactuals", []) if list(c["do"]) == [var] and var in c.get("variables", {})}
+
+
 def per_value(reports: list[dict], names: tuple[str, ...], var: str) -> list[str]:
     """One row per value of ``var``: under do(var=value), the share of counterfactuals whose
     ``var`` the oracle reads as the value, in each report, beside the share of its true renders
     read so (the first report's that has them; the reports' true renders are the same pictures
     when they score the same split of the same data)."""
-    def rows(r: dict) -> dict:
-        return {c["do"][var]: c["variables"][var] for c in r.get("counterfactuals", []) if list(c["do"]) == [var] and var in c.get("variables", {})}
-
-    each = [rows(r) for r in reports]
+    each = [_value_rows(r, var) for r in reports]
     if not any(each):
         raise SystemExit(f"--per-value {var}: no report has a counterfactual do({var}=...)")
     out = ["", f"do({var}) per value: the share of counterfactuals whose {var} the oracle reads as the value set (and of the true renders, read by the same oracle):", "",
@@ -104,7 +107,22 @@ def _load(path: str) -> dict:
         raise SystemExit(f"{path}: not a JSON report (truncated or corrupt?): {e}")
     if not isinstance(report, dict) or "world" not in report:
         raise SystemExit(f"{path}: not an evaluation report (no 'world'): write it with causalvae evaluate")
+    if not isinstance(report["world"], str):
+        raise SystemExit(f"{path}: not an evaluation report ('world' is not a name): write it with causalvae evaluate")
     return report
+
+
+def _check_shape(path: str, report: dict, split: str, per: str | None) -> None:
+    """Compare ``report`` with itself (and read its rows of ``per``): a report whose fields are
+    missing or of another shape than causalvae evaluate writes is one error naming its file."""
+    try:
+        compare(report, report, ("a", "b"), split=split)
+        if per and _value_rows(report, per):
+            per_value([report], ("a",), per)
+    except KeyError as e:
+        raise SystemExit(f"{path}: not an evaluation report as causalvae evaluate writes it (no {e.args[0]!r} where the comparison reads one)") from None
+    except (TypeError, AttributeError, ValueError, IndexError, CausalVAEError):
+        raise SystemExit(f"{path}: not an evaluation report as causalvae evaluate writes it (a field of another type or shape)") from None
 
 
 def main(argv=None) -> int:
@@ -120,15 +138,19 @@ def main(argv=None) -> int:
         raise SystemExit("give two or more reports")
     if len(names) != len(args.reports):
         raise SystemExit(f"--names: give {len(args.reports)} names, one per report, comma-separated, got {args.names!r}")
-    reports = [_load(p) for p in args.reports]
-    try:
-        text = compare(*reports, names, split=args.split, per=args.per_value)
-    except (KeyError, TypeError, AttributeError) as e:
-        raise SystemExit(f"the reports are not all evaluation reports (report.json of causalvae evaluate): missing {e}")
     out = Path(args.out)
+    if out.is_dir():
+        raise SystemExit(f"--out {out}: is a directory; name the Markdown file to write")
     if not out.parent.is_dir():
         raise SystemExit(f"--out {out}: the folder {out.parent} does not exist")
-    atomic_write_text(out, text)
+    reports = [_load(p) for p in args.reports]
+    for path, report in zip(args.reports, reports):
+        _check_shape(path, report, args.split, args.per_value)
+    text = compare(*reports, names, split=args.split, per=args.per_value)
+    try:
+        atomic_write_text(out, text)
+    except OSError as e:
+        raise SystemExit(f"--out {out}: cannot be written ({e.strerror or e})") from None
     print(text, end="")
     return 0
 

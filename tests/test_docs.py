@@ -200,3 +200,27 @@ def test_valeval_argument_errors_are_one_line_naming_the_option(tmp_path, capsys
         assert stop.value.code == 2 and err.startswith(f"valeval: {message}") and len(err.strip().splitlines()) == 1, (args, err)
         assert "axiom_images" not in err and "Traceback" not in err
     assert not (tmp_path / "v.json").exists()
+
+
+def test_compare_names_the_file_of_a_report_of_another_shape_and_refuses_a_folder_for_out(tmp_path):
+    """docs/compare.py: a report.json whose fields are missing or of another shape is one error
+    naming that file (never Python's own KeyError or TypeError text); an --out that is a folder
+    is one error naming it, not a traceback; nothing is written."""
+    import json
+
+    good = ROOT / "docs" / "reports" / "sprites" / "report.json"
+    a = json.loads(good.read_text())
+    bad = tmp_path / "bad.json"
+    script = [sys.executable, str(ROOT / "docs" / "compare.py")]
+    for field, value, message in (("reconstruction", None, "no 'reconstruction' where the comparison reads one"), ("reconstruction", [1, 2], "a field of another type or shape"),
+                                  ("counterfactual_factors", {"posY": {"effectiveness": "high"}}, "a field of another type or shape"),
+                                  ("counterfactuals", [{"do": {"shape": "heart"}, "variables": {"shape": 3}}], "no 'effectiveness' where the comparison reads one"),
+                                  ("world", ["sprites"], "'world' is not a name")):
+        b = {k: v for k, v in a.items() if k != field} if value is None else {**a, field: value}
+        bad.write_text(json.dumps(b))
+        proc = subprocess.run(script + [str(good), str(bad), "--names", "one,two", "--per-value", "shape", "--out", str(tmp_path / "c.md")], capture_output=True, text=True)
+        assert proc.returncode != 0 and proc.stderr.startswith(f"{bad}: not an evaluation report") and message in proc.stderr, (field, proc.stderr)
+        assert "Traceback" not in proc.stderr and "Error" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (field, proc.stderr)
+        assert not (tmp_path / "c.md").exists()
+    proc = subprocess.run(script + [str(good), str(good), "--names", "one,two", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode != 0 and proc.stderr.strip() == f"--out {tmp_path}: is a directory; name the Markdown file to write", proc.stderr
