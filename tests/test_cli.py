@@ -406,7 +406,8 @@ def test_train_cf_prior_share_detach_and_cycle_reach_the_run_and_the_summary_and
     summary = runner.invoke(app, ["summary", str(tmp_path / "plain")], env={"COLUMNS": "200"})
     assert "cf_prior_share" not in summary.output and "cf_detach" not in summary.output and "cf_cycle" not in summary.output
     for name, args, message in [("share", ["--cf-weight", "1", "--cf-prior-share", "1.5"], "cf-prior-share"), ("detach", ["--cf-weight", "0", "--cf-detach"], "cf-detach"),
-                                ("cycle", ["--cf-weight", "0", "--cf-cycle", "1"], "cf-cycle"), ("negative", ["--cf-weight", "1", "--cf-cycle", "-1"], "cf-cycle")]:
+                                ("cycle", ["--cf-weight", "0", "--cf-cycle", "1"], "cf-cycle"), ("negative", ["--cf-weight", "1", "--cf-cycle", "-1"], "cf-cycle"),
+                                ("detach-all", ["--cf-weight", "1", "--cf-prior-share", "1", "--cf-detach"], "cf-detach")]:
         bad = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / name), *TINY, *args])
         assert bad.exit_code != 0
         assert message in bad.output and "Traceback" not in bad.output

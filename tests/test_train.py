@@ -558,6 +558,13 @@ def test_counterfactual_term_detached_trains_the_decoder_and_never_the_encoder(r
         TrainConfig(data="d", out="o", cf_weight=0, cf_detach=True).check()
     with pytest.raises(CausalVAEError, match="cf-detach"):
         TrainConfig(data="d", out="o", cf_detach=1).check()
+    # As --cf-cycle: with a share that leaves no row its abducted code (32 rows a step:
+    # floor(32 * 0.01) = 0), there is nothing to detach, and the run is refused.
+    for share in (1.0, 0.99):
+        with pytest.raises(CausalVAEError, match="cf-detach .* keeps none"):
+            TrainConfig(data="d", out="o", cf_detach=True, cf_prior_share=share).check()
+    TrainConfig(data="d", out="o", cf_detach=True, cf_prior_share=0.95).check()
+    TrainConfig(data="d", out="o", cf_prior_share=1.0).check()  # generation alone, without detach: fine
 
 
 @pytest.mark.parametrize("detach", [False, True])

@@ -213,6 +213,8 @@ class TrainConfig:
             raise CausalVAEError("cf-cycle weighs a part of the counterfactual term: it needs the term (cf-weight > 0)")
         if cy and math.floor(min(self.batch_size, CF_ROWS) * (1.0 - ps) + 1e-9) == 0:
             raise CausalVAEError(f"cf-cycle abducts the term's counterfactuals again: with cf-prior-share {ps:g} and at most {min(self.batch_size, CF_ROWS)} rows a step, every row draws z from the prior and there is none")
+        if self.cf_detach and math.floor(min(self.batch_size, CF_ROWS) * (1.0 - ps) + 1e-9) == 0:
+            raise CausalVAEError(f"cf-detach stops the term's gradient at the abducted codes: with cf-prior-share {ps:g} and at most {min(self.batch_size, CF_ROWS)} rows a step, every row draws z from the prior and keeps none")
         if not isinstance(self.reader_sets, bool):
             raise CausalVAEError(f"reader-sets is on or off (true or false), got {self.reader_sets!r}")
         if self.reader_sets and not self.cf_weight:
