@@ -180,7 +180,8 @@ evaluate-sprites: $(STAMP)
 # --place posX,posY at seeds 0 and 1 (docs/runs/sprites-place/, docs/runs/sprites-place-seed1/),
 # and with --place-mode similarity, the placer turning the sprite or the drawing doing so, the
 # latter also drawn at twice the size (docs/runs/sprites-similar/, docs/runs/sprites-similar-turned/,
-# docs/runs/sprites-similar-fine/).
+# docs/runs/sprites-similar-fine/), and with the ordered parents entering as numbers (--ordinal;
+# docs/runs/sprites-ordinal/).
 sprites-trials: $(STAMP)
 	test -f data/sprites/manifest.json || $(CLI) generate sprites --n 100000 --seed 0 --out data/sprites
 	test -f oracles/sprites/config.json || $(MAKE) evaluate-sprites
@@ -213,6 +214,13 @@ sprites-trials: $(STAMP)
 	$(CLI) reconstruct runs/sprites-similar --n 16 --split val --out docs/img/sprites_similar_recon.png
 	$(CLI) sample runs/sprites-similar --do "shape=heart, orientation=3" --n 16 --out docs/img/sprites_similar_heart_do.png
 	$(CLI) reconstruct runs/sprites-similar-fine --n 16 --split val --out docs/img/sprites_similar_fine_recon.png
+	# The ordered parents entering the networks as numbers (--ordinal; docs/sprites.md), scored on
+	# the validation split by the same oracle instance as the --place runs.
+	test -f runs/sprites-ordinal/config.json || $(CLI) train --data data/sprites --out runs/sprites-ordinal $(SPRITES_FLAGS) --ordinal scale,orientation,posX,posY --val-per-epoch 2 --val-limit 1000 --force
+	$(call record,sprites-ordinal)
+	$(PY) docs/valeval.py runs/sprites-ordinal --oracle oracles/sprites --refine $(REFINE) --out $(SPRITES_REPORT)/validation/film-ordinal.json
+	$(PY) docs/compare.py $(SPRITES_REPORT)/validation/film.json $(SPRITES_REPORT)/validation/film-place.json $(SPRITES_REPORT)/validation/film-ordinal.json --names "the recipe,--place posX posY,--ordinal scale orientation posX posY" --split validation --out $(SPRITES_REPORT)/compare-ordinal-val.md
+	$(CLI) reconstruct runs/sprites-ordinal --n 16 --split val --out docs/img/sprites_ordinal_recon.png
 
 # The same recipe with the spatial broadcast decoder (--decoder broadcast, docs/sprites.md):
 # z enters every place of a grid alike, beside the place's coordinates (in grid cells, the
