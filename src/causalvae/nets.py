@@ -234,14 +234,7 @@ class NetConfig:
             if not ok or s[1] <= 0 or d != 1:
                 raise CausalVAEError(f"NetConfig.parent_stats entries of continuous parents must be [mean, sd > 0] with parent_dims 1, got {list(s)} (dims {d})")
         object.__setattr__(self, "parent_stats", tuple(None if s is None else (float(s[0]), float(s[1])) for s in stats))
-        place = self.place
-        if isinstance(place, (str, bytes)) or not hasattr(place, "__iter__"):
-            raise CausalVAEError(f"NetConfig.place must be a list of parent indices, got {place!r}")
-        place = tuple(place)
-        if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(dims) for i in place):
-            raise CausalVAEError(f"NetConfig.place must hold indices of the {len(dims)} parents (0 to {len(dims) - 1}), got {list(place)}")
-        if len(set(place)) != len(place):
-            raise CausalVAEError(f"NetConfig.place names a parent twice: {list(place)}")
+        place = _parent_indices("place", self.place, len(dims))
         if place and len(place) == len(dims):
             raise CausalVAEError("NetConfig.place cannot hold every parent: the decoder draws the picture from the others")
         object.__setattr__(self, "place", tuple(sorted(place)))
@@ -253,14 +246,7 @@ class NetConfig:
             raise CausalVAEError(f"NetConfig.draw_scale must be 1 or 2, got {self.draw_scale!r}")
         if self.draw_scale != 1 and not place:
             raise CausalVAEError("NetConfig.draw_scale draws the picture larger for the placer to sample: it needs place")
-        ordinal = self.ordinal
-        if isinstance(ordinal, (str, bytes)) or not hasattr(ordinal, "__iter__"):
-            raise CausalVAEError(f"NetConfig.ordinal must be a list of parent indices, got {ordinal!r}")
-        ordinal = tuple(ordinal)
-        if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(dims) for i in ordinal):
-            raise CausalVAEError(f"NetConfig.ordinal must hold indices of the {len(dims)} parents (0 to {len(dims) - 1}), got {list(ordinal)}")
-        if len(set(ordinal)) != len(ordinal):
-            raise CausalVAEError(f"NetConfig.ordinal names a parent twice: {list(ordinal)}")
+        ordinal = _parent_indices("ordinal", self.ordinal, len(dims))
         for i in ordinal:
             if (self.parent_stats and self.parent_stats[i] is not None) or dims[i] < 2:
                 raise CausalVAEError(f"NetConfig.ordinal: parent {i} is not discrete with two values or more (it enters as a number already)")
@@ -330,6 +316,19 @@ class NetConfig:
             raise CausalVAEError(f"network config is missing {', '.join(missing)}")
         # A config written before a field existed meant that field's original behaviour.
         return cls(**{**LEGACY, **d})
+
+
+def _parent_indices(name: str, value: Any, n: int) -> tuple[int, ...]:
+    """``NetConfig.<name>`` checked as distinct indices of the ``n`` parents: a tuple, or one
+    error naming the field."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise CausalVAEError(f"NetConfig.{name} must be a list of parent indices, got {value!r}")
+    value = tuple(value)
+    if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n for i in value):
+        raise CausalVAEError(f"NetConfig.{name} must hold indices of the {n} parents (0 to {n - 1}), got {list(value)}")
+    if len(set(value)) != len(value):
+        raise CausalVAEError(f"NetConfig.{name} names a parent twice: {list(value)}")
+    return value
 
 
 def prepare(x: torch.Tensor, likelihood: str) -> torch.Tensor:
