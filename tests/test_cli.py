@@ -223,7 +223,7 @@ def test_summary_refuses_settings_of_the_wrong_type_naming_the_key(viewer_run, t
     settings = json.loads((copy / "train.json").read_text())
     for key, value, kind in (("cf_cycle", "abc", "a finite number"), ("lr", "fast", "a finite number"), ("ema", float("nan"), "a finite number"),
                              ("kl_warmup", 1.5, "an integer"), ("guide_steps", "x", "an integer"), ("max_steps", "2", "an integer or null"),
-                             ("cf_detach", 1, "true or false"), ("precision", 32, "a string")):
+                             ("cf_detach", 1, "true or false"), ("precision", 32, "a string"), ("data", 5, "a string")):
         (copy / "train.json").write_text(json.dumps({**settings, key: value}))
         r = CliRunner().invoke(app, ["summary", str(copy)], env={"COLUMNS": "300"})
         assert r.exit_code == 2, (key, r.output)

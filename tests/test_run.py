@@ -44,3 +44,26 @@ def test_an_unfinished_run_and_bad_paths(viewer_run, tmp_path):
     (bare / "train.json").write_text(json.dumps({"epochs": 1}))
     with pytest.raises(CausalVAEError, match="names no dataset"):
         Run.open(bare).dataset()
+
+
+def test_a_dataset_path_of_another_type_is_one_error_naming_file_and_key(viewer_run, tmp_path):
+    """A hand-edited train.json whose 'data' is not a string, or a config.json whose
+    'dataset.path' is not, is one error naming the file and the key, not a TypeError from
+    Path() deep in whichever command opened the dataset."""
+    _, run, _ = viewer_run
+    part = tmp_path / "part"
+    part.mkdir()
+    settings = json.loads((run / "train.json").read_text())
+    for value in (5, ["data/scenes"], {"path": "x"}):
+        (part / "train.json").write_text(json.dumps({**settings, "data": value}))
+        with pytest.raises(CausalVAEError, match=r"train\.json: 'data' must be a string, got"):
+            Run.open(part).dataset_path
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["dataset"] = {**config["dataset"], "path": 7}
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CausalVAEError, match=r"config\.json: 'dataset\.path' must be a string, got 7"):
+        Run.open(copy).dataset()
+    # Given --data, the recorded one is not read.
+    assert Run.open(copy, data=tmp_path / "elsewhere").dataset_path == tmp_path / "elsewhere"

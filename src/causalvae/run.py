@@ -53,7 +53,7 @@ SETTING_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     **dict.fromkeys(("epochs", "batch_size", "seed", "devices", "kl_warmup", "guide_steps"), (_integer, "an integer")),
     "max_steps": (lambda v: v is None or _integer(v), "an integer or null"),
     **dict.fromkeys(("lr", "match_weight", "ema", "cf_prior_share", "cf_cycle"), (_number, "a finite number")),
-    "precision": (lambda v: isinstance(v, str), "a string"),
+    **dict.fromkeys(("precision", "data"), (lambda v: isinstance(v, str), "a string")),
     "cf_detach": (lambda v: isinstance(v, bool), "true or false"),
 }
 
@@ -118,9 +118,11 @@ class Run:
             return Path(self._data)
         recorded = (self.config or {}).get("dataset")
         if isinstance(recorded, dict) and recorded.get("path"):
+            if not isinstance(recorded["path"], str):
+                raise CausalVAEError(f"{self.path / CONFIG_FILE}: 'dataset.path' must be a string, got {reprlib.repr(recorded['path'])}")
             return Path(recorded["path"])
         if self.settings.get("data"):
-            return Path(self.settings["data"])
+            return Path(self.checked_settings()["data"])
         return None
 
     def dataset(self, split: str | None = None, *, truth: bool = False, verify: bool = False) -> Dataset:
