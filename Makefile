@@ -350,7 +350,7 @@ evaluate-morpho-full: $(STAMP)
 	test -f runs/morpho/config.json || $(MAKE) recipe-morpho
 	mkdir -p $(MORPHO_FULL_REPORT)/from-5000
 	test -f oracles/morpho-full/config.json || COLUMNS=100 $(CLI) oracle train --world morpho-full --steps 10000 --shift 2 --out oracles/morpho-full > $(MORPHO_FULL_REPORT)/oracle.txt
-	$(PY) -c "import json,sys; a=json.load(open('oracles/morpho-full/config.json'))['held_out_accuracy']; print('| oracle, held out (MNIST test writers) | value |\n|---|---:|\n| digit accuracy | %.2f%% |\n| thickness MAE (px) | %.3f |\n| intensity MAE (0-255) | %.2f |' % (100*a['digit'], a['thickness'], a['intensity']))" > $(MORPHO_FULL_REPORT)/oracle.md
+	$(PY) docs/oracletable.py oracles/morpho-full --held-out "MNIST test writers" --out $(MORPHO_FULL_REPORT)/oracle.md
 	$(CLI) evaluate runs/morpho-full --oracle oracles/morpho-full --out reports/morpho-full --n-generate 1000 --cf-images 200 --refine $(REFINE) --force
 	$(CLI) evaluate runs/morpho --data data/morpho-full --oracle oracles/morpho-full --out reports/morpho-full-from-5000 --n-generate 1000 --cf-images 200 --refine $(REFINE) --force
 	cp reports/morpho-full/report.md reports/morpho-full/report.json reports/morpho-full/goals.md $(MORPHO_FULL_REPORT)/
@@ -423,7 +423,7 @@ evaluate-morpho: $(STAMP)
 	mkdir -p $(MORPHO_REPORT)
 	# An oracle of other settings (an earlier checkout's: 3,000 steps, unmoved) is retrained.
 	$(PY) -c "import json,sys; t=json.load(open('oracles/morpho/config.json'))['training']; sys.exit(not (t.get('steps') == 10000 and t.get('shift') == 2))" 2>/dev/null || COLUMNS=100 $(CLI) oracle train --world morpho --steps 10000 --shift 2 --out oracles/morpho --force > $(MORPHO_REPORT)/oracle.txt
-	$(PY) -c "import json,sys; a=json.load(open('oracles/morpho/config.json'))['held_out_accuracy']; print('| oracle, held out (test sources) | value |\n|---|---:|\n| digit accuracy | %.2f%% |\n| thickness MAE (px) | %.3f |\n| intensity MAE (0-255) | %.2f |' % (100*a['digit'], a['thickness'], a['intensity']))" > $(MORPHO_REPORT)/oracle.md
+	$(PY) docs/oracletable.py oracles/morpho --held-out "test sources" --out $(MORPHO_REPORT)/oracle.md
 	$(CLI) evaluate runs/morpho --oracle oracles/morpho --out reports/morpho --n-generate 1000 --cf-images 200 --refine $(REFINE) --force
 	cp reports/morpho/report.md reports/morpho/report.json reports/morpho/goals.md $(MORPHO_REPORT)/
 	sed -i 's|$(CURDIR)/||g' $(MORPHO_REPORT)/report.md $(MORPHO_REPORT)/report.json

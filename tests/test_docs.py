@@ -224,3 +224,30 @@ def test_compare_names_the_file_of_a_report_of_another_shape_and_refuses_a_folde
         assert not (tmp_path / "c.md").exists()
     proc = subprocess.run(script + [str(good), str(good), "--names", "one,two", "--out", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode != 0 and proc.stderr.strip() == f"--out {tmp_path}: is a directory; name the Markdown file to write", proc.stderr
+
+
+def test_oracletable_writes_the_held_out_figures_and_names_the_oracle(tmp_path):
+    """docs/oracletable.py: the table of an oracle's config.json (what `oracle train` recorded):
+    each figure as recorded, the training it had and the first 8 hex digits of its weights'
+    hash; a config without them is one error naming the file, and nothing is written."""
+    import json
+
+    oracle = tmp_path / "oracle"
+    oracle.mkdir()
+    config = {"config": {"columns": ["digit"], "continuous": ["thickness", "intensity"]},
+              "held_out_accuracy": {"digit": 0.98075, "thickness": 0.0788, "intensity": 3.3374},
+              "training": {"steps": 10000, "shift": 2}, "weights_sha256": "1c191ec6" + "0" * 56}
+    (oracle / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "oracle.md"
+    script = [sys.executable, str(ROOT / "docs" / "oracletable.py"), str(oracle), "--held-out", "test sources", "--out", str(out)]
+    proc = subprocess.run(script, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text().splitlines() == [
+        "| oracle, held out (test sources) | value |", "|---|---:|", "| digit accuracy | 98.08% |", "| thickness MAE (px) | 0.079 |",
+        "| intensity MAE (0-255) | 3.34 |", "| training: steps, pictures moved up to (px) | 10,000, 2 |", "| weights (SHA-256, first 8 hex) | `1c191ec6` |"]
+    out.unlink()
+    del config["weights_sha256"]
+    (oracle / "config.json").write_text(json.dumps(config))
+    proc = subprocess.run(script, capture_output=True, text=True)
+    assert proc.returncode != 0 and not out.exists()
+    assert proc.stderr.strip() == f"error: {oracle / 'config.json'}: not an oracle's config (missing or wrong 'weights_sha256')", proc.stderr
