@@ -480,6 +480,25 @@ def test_transform_turns_scales_and_moves_as_documented():
     assert torch.allclose(moved[0, 0, :, 0], torch.full((8,), -4.0))
 
 
+def test_transform_holds_a_far_log_scale_at_its_bound_never_nan():
+    """The similarity placer's log-scale is unbounded (a network's output): a far code's
+    +-1e4 would make exp(-log_scale) inf or 0 and the picture NaN. Beyond MAX_LOG_PLACE_SCALE
+    it is held at the bound, with the gradient of a clamp there (zero), finite inside."""
+    from causalvae.nets import MAX_LOG_PLACE_SCALE, transform
+
+    torch.manual_seed(0)
+    maps = torch.randn(2, 1, 8, 8)
+    for far in (1e4, -1e4, float("inf"), -float("inf")):
+        params = torch.tensor([[0.1, -0.2, far, 0.3]] * 2)
+        bound = math.copysign(MAX_LOG_PLACE_SCALE, far)
+        out = transform(maps, params)
+        assert torch.isfinite(out).all(), far
+        torch.testing.assert_close(out, transform(maps, torch.tensor([[0.1, -0.2, bound, 0.3]] * 2)))
+    inside = torch.tensor([[0.1, -0.2, 0.5, 0.3]], requires_grad=True)
+    transform(maps[:1], inside).sum().backward()
+    assert torch.isfinite(inside.grad).all() and inside.grad[0, 2] != 0
+
+
 def test_similarity_placing_keeps_the_code_out_of_the_drawing():
     """place_mode="similarity": z and the placed parents reach only the placer, which gives a
     shift, a log-scale and an angle; the output is the drawing (of the other parents alone)

@@ -540,6 +540,10 @@ def _out_shape(maps: torch.Tensor, size: int | None) -> list[int]:
     return [b, c, h, w] if size is None else [b, c, size, size]
 
 
+#: The bound on the similarity placer's log-scale (:func:`transform`).
+MAX_LOG_PLACE_SCALE = 4.0
+
+
 def transform(maps: torch.Tensor, params: torch.Tensor, size: int | None = None) -> torch.Tensor:
     """``maps`` (B, C, H, W) turned by ``angle``, scaled by ``exp(log_scale)`` about the
     picture's centre, then moved by ``(x, y)``, for ``params`` (B, 4) = (x, y, log_scale,
@@ -549,6 +553,9 @@ def transform(maps: torch.Tensor, params: torch.Tensor, size: int | None = None)
     are the identity. ``size``: the output's height and width (default the maps'), sampled
     from the maps over the same extent (maps twice the size: a finer drawing)."""
     x, y, log_scale, angle = params.unbind(-1)
+    # A scale beyond e^+-MAX_LOG_PLACE_SCALE (1/55 to 55 times) is held there: the placer's output is
+    # unbounded, and exp(-log_scale) of a far code would be inf or 0 and the picture NaN.
+    log_scale = log_scale.clamp(-MAX_LOG_PLACE_SCALE, MAX_LOG_PLACE_SCALE)
     cos, sin, inv = torch.cos(angle), torch.sin(angle), torch.exp(-log_scale)
     # The grid samples where each place's content comes from: q = R(-angle) (p - t) / s.
     a = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2) * inv[:, None, None]
