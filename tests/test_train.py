@@ -199,6 +199,26 @@ def test_bad_settings_are_refused(scenes_data, tmp_path):
         fit(TrainConfig(data=str(scenes_data), out=str(run), max_steps=2, lr=0.01, **TINY), progress=False)
 
 
+def test_the_same_placed_or_ordinal_parents_in_another_order_resume(tmp_path):
+    """--place and --ordinal name a set (the networks take them in the graph's order), so a
+    run resumes with the same names in another order; other names are other settings."""
+    import json
+    from dataclasses import asdict
+
+    from causalvae.train import _check_resume
+
+    run = tmp_path / "run"
+    run.mkdir()
+    first = TrainConfig(data="data/sprites", out=str(run), place=["posX", "posY"], ordinal=["scale", "orientation"])
+    (run / "train.json").write_text(json.dumps(asdict(first)))
+    again = TrainConfig(data="data/sprites", out=str(run), place=["posY", "posX"], ordinal=["orientation", "scale"])
+    assert _check_resume(run, again, force=False) is False  # the same settings; no checkpoint yet
+    with pytest.raises(CausalVAEError, match=r"other settings \(place: \['posX', 'posY'\] -> \['posX'\]\)"):
+        _check_resume(run, TrainConfig(data="data/sprites", out=str(run), place=["posX"], ordinal=["scale", "orientation"]), force=False)
+    with pytest.raises(CausalVAEError, match=r"other settings \(ordinal: \['scale', 'orientation'\] -> \['scale', 'posX'\]\)"):
+        _check_resume(run, TrainConfig(data="data/sprites", out=str(run), place=["posY", "posX"], ordinal=["scale", "posX"]), force=False)
+
+
 def test_a_damaged_metrics_file_gets_one_clear_error(tmp_path):
     from causalvae.train import write_metrics
 

@@ -1349,7 +1349,14 @@ def _check_resume(run: Path, cfg: TrainConfig, force: bool) -> bool:
     old = {**TrainConfig.LEGACY, **old}
     # The grid's units concern the broadcast decoder alone: an older run of another decoder resumes.
     ignored = () if new["decoder"] == "broadcast" else ("coordinates",)
-    diff = [k for k in new if k not in TrainConfig.RESUMABLE + ignored and old.get(k) != new[k]]
+    # The placed and ordinal parents are a set: the networks take them in the graph's order
+    # (NetConfig sorts them), so the same names in another order resume.
+    def same(k: str) -> bool:
+        if k in ("place", "ordinal") and isinstance(old.get(k), list):
+            return sorted(map(str, old[k])) == sorted(new[k])
+        return old.get(k) == new[k]
+
+    diff = [k for k in new if k not in TrainConfig.RESUMABLE + ignored and not same(k)]
     if diff:
         raise CausalVAEError(
             f"{run} holds a run with other settings ({', '.join(f'{k}: {old.get(k)!r} -> {new[k]!r}' for k in diff)}); "
