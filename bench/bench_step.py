@@ -47,7 +47,7 @@ from causalvae.train import TrainConfig, adam, build_model, counterfactual_term,
 BATCH = 64
 # The Makefile's MORPHO_FLAGS and SPRITES_FLAGS (the settings that change a step's cost).
 WORLDS = {
-    "morpho": dict(epochs=30, z_dim=16, max_log_scale=-3.0, beta=1.0, cf_weight=40.0, decoder="film"),
+    "morpho": dict(epochs=24, z_dim=16, max_log_scale=-3.0, beta=1.0, cf_weight=40.0, decoder="film"),
     "sprites": dict(epochs=6, z_dim=8, width=16, lr=0.002, beta=0.5, cf_weight=10.0, decoder="film"),
 }
 
