@@ -340,3 +340,21 @@ def test_captions_name_their_numbers():
     g = Graph.load("sprites")
     values = {n: np.array([1]) for n in g.names}
     assert _caption_values(g, ["shape", "scale", "posX"], values, 0) == "ellipse scale=0.6 posX=1"
+
+
+def test_a_caption_too_wide_for_its_tile_breaks_after_the_equals_sign_never_inside_a_value():
+    """A tile narrower than "intensity=235" shows "intensity=" above "235" (the sample sheet of
+    a 32-pixel world), never "intensity=2" above "35"; a word without "=" (or whose name alone
+    does not fit) is still cut by characters, and every line fits."""
+    from PIL import Image, ImageDraw
+
+    from causalvae.pictures import _font, _wrap
+
+    draw, font = ImageDraw.Draw(Image.new("RGB", (1, 1))), _font(11)
+    width = int(draw.textlength("intensity=23", font=font))  # the name fits, the whole word does not
+    assert _wrap("digit=6 thickness=4 intensity=235", width, draw, font)[-2:] == ["intensity=", "235"]
+    assert _wrap("intensity=235", width, draw, font) == ["intensity=", "235"]
+    narrow = int(draw.textlength("inten", font=font))
+    for text in ("intensity=235", "counterfactual"):
+        lines = _wrap(text, narrow, draw, font)
+        assert "".join(lines) == text and all(draw.textlength(x, font=font) <= narrow for x in lines), lines

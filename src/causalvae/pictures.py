@@ -204,7 +204,8 @@ def named_value(name: str, text: str) -> str:
 
 def _wrap(text: str, width: int, draw: ImageDraw.ImageDraw, font) -> list[str]:
     """``text`` cut into lines no wider than ``width`` pixels (on spaces; an over-long
-    word is cut by characters). Explicit newlines are kept."""
+    word is cut after its ``=`` when its name fits, so that a value is never split, else by
+    characters). Explicit newlines are kept."""
     lines: list[str] = []
     for para in str(text).split("\n"):
         line = ""
@@ -216,9 +217,13 @@ def _wrap(text: str, width: int, draw: ImageDraw.ImageDraw, font) -> list[str]:
             if line:
                 lines.append(line)
             while draw.textlength(word, font=font) > width and len(word) > 1:
-                cut = len(word)
-                while cut > 1 and draw.textlength(word[:cut], font=font) > width:
-                    cut -= 1
+                eq = word.find("=") + 1
+                if 0 < eq < len(word) and draw.textlength(word[:eq], font=font) <= width:
+                    cut = eq  # "intensity=" above "235", never "intensity=2" above "35"
+                else:
+                    cut = len(word)
+                    while cut > 1 and draw.textlength(word[:cut], font=font) > width:
+                        cut -= 1
                 lines.append(word[:cut])
                 word = word[cut:]
             line = word
