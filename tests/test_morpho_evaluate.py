@@ -21,15 +21,22 @@ from causalvae.worlds.morpho import true_counterfactual
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from causalvae.cli import app
-
+def chain(tmp_path_factory):
+    """A tiny morpho dataset and a model trained 3 steps on it: ``(root, data, run)``."""
     root = tmp_path_factory.mktemp("morpho-chain")
     data = generate("morpho", root / "data", 160, seed=5)
     run = fit(TrainConfig(data=str(data), out=str(root / "run"), max_steps=3, batch_size=32, width=8, depth=3, hidden=32, z_dim=4,
                           cf_weight=0.0, threads=1), progress=False)
+    return root, data, run
+
+
+@pytest.fixture(scope="module")
+def report(chain):
+    from typer.testing import CliRunner
+
+    from causalvae.cli import app
+
+    root, data, run = chain
     oracle, scores = train_oracle("morpho", steps=3, batch_size=8, held_out=8, pool=16, seed=1)
     save_oracle(oracle, root / "oracle", scores, {"steps": 3})
     res = CliRunner().invoke(app, ["evaluate", str(run), "--oracle", str(root / "oracle"), "--out", str(root / "report"),
@@ -181,3 +188,24 @@ def test_the_report_names_its_judge_by_the_hash_of_its_weights(report):
     digest = hashlib.sha256((root / "oracle.safetensors").read_bytes()).hexdigest()
     assert rep["oracle"]["weights_sha256"] == digest == json.loads((root / "config.json").read_text())["weights_sha256"]
     assert f"SHA-256 `{digest[:16]}`" in text
+
+
+@pytest.mark.slow
+def test_the_cli_counterfactual_calls_the_render_of_a_new_digit_a_stand_in(chain, tmp_path):
+    """`causalvae counterfactual` of a test digit: under do(digit) the render beside the
+    model's is another writer's digit, captioned and explained as a stand-in; under
+    do(thickness) it is the same writer's true counterfactual, and called so."""
+    from typer.testing import CliRunner
+
+    from causalvae.cli import app
+
+    _, data, run = chain
+    test = load_dataset(data, split="test", verify=False)
+    _, labels = test.batch(np.arange(1))
+    new = (int(np.asarray(labels)[0, list(test.label_columns).index("digit")]) + 1) % 10  # another digit than test picture 0's
+    r = CliRunner().invoke(app, ["counterfactual", str(run), "--index", "0", "--do", f"digit={new}", "--out", str(tmp_path / "d.png")], env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    assert "the render beside it is a stand-in under a new digit: the source of the new digit at the same rank" in r.output
+    r = CliRunner().invoke(app, ["counterfactual", str(run), "--index", "0", "--do", "thickness=3", "--out", str(tmp_path / "t.png")], env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    assert "stand-in" not in r.output

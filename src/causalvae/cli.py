@@ -958,13 +958,20 @@ def counterfactual_cmd(
         # A hidden image parent enters the render at the model's inferred value, which may
         # not be the picture's true one: the caption says so.
         inferred = [p for p in vae.image_parents if p in vae.classified and p not in vae.label_columns and p not in interventions]
+        # A changed value the world cannot draw in the same unit (the morpho digit: another
+        # writer's) makes the render a stand-in, not this picture's counterfactual: said so.
+        standing = [v for v in r.world.stand_in_renders if v in res.values and v in res.abduction.values
+                    and np.asarray(res.values[v])[0] != np.asarray(res.abduction.values[v])[0]]
+        what = f"stand-in render ({', '.join(standing)} changed)" if standing else "true counterfactual render"
         if inferred:
             caps.append(f"true render of these values ({', '.join(inferred)} as inferred)")
         elif binary:
-            caps.append("true counterfactual render")
+            caps.append(what)
         else:
             mae = float(np.abs(true_pic.astype(np.float64) - res.counterfactual[0].numpy()).mean())
-            caps.append(f"true counterfactual render (pixel MAE {mae:.1f})")
+            caps.append(f"{what} (pixel MAE {mae:.1f})")
+        for v in standing:
+            out.print(escape(f"the render beside it is a stand-in under a new {v}: {r.world.stand_in_renders[v]}"), highlight=False)
     tiles = np.stack([rgb(p) for p in pics + [res.difference[0]]])
     caps.append(f"difference (largest: {top * (255 if binary else 1):.0f} of 255)")
     _write_png(contact_sheet(tiles, caps, columns=len(caps), scale=3), out_path)
