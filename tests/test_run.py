@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -54,7 +56,7 @@ def test_a_dataset_path_of_another_type_is_one_error_naming_file_and_key(viewer_
     part = tmp_path / "part"
     part.mkdir()
     settings = json.loads((run / "train.json").read_text())
-    for value in (5, ["data/scenes"], {"path": "x"}):
+    for value in (5, 0, False, ["data/scenes"], {"path": "x"}):
         (part / "train.json").write_text(json.dumps({**settings, "data": value}))
         with pytest.raises(CausalVAEError, match=r"train\.json: 'data' must be a string, got"):
             Run.open(part).dataset_path
@@ -65,5 +67,13 @@ def test_a_dataset_path_of_another_type_is_one_error_naming_file_and_key(viewer_
     (copy / "config.json").write_text(json.dumps(config))
     with pytest.raises(CausalVAEError, match=r"config\.json: 'dataset\.path' must be a string, got 7"):
         Run.open(copy).dataset()
+    for dataset, message in (("data/y", "'dataset' must be an object"), ([1], "'dataset' must be an object"), ({"path": 0}, "'dataset.path' must be a string, got 0"),
+                             ({"path": False}, "'dataset.path' must be a string, got False")):
+        (copy / "config.json").write_text(json.dumps({**config, "dataset": dataset}))
+        with pytest.raises(CausalVAEError, match=re.escape(message)):
+            Run.open(copy).dataset_path
+    # Another setting of the wrong type does not stop the dataset from opening (summary names it).
+    (part / "train.json").write_text(json.dumps({**settings, "lr": "fast"}))
+    assert Run.open(part).dataset_path == Path(settings["data"])
     # Given --data, the recorded one is not read.
     assert Run.open(copy, data=tmp_path / "elsewhere").dataset_path == tmp_path / "elsewhere"

@@ -200,8 +200,9 @@ def test_bad_settings_are_refused(scenes_data, tmp_path):
 
 
 def test_the_same_placed_or_ordinal_parents_in_another_order_resume(tmp_path):
-    """--place and --ordinal name a set (the networks take them in the graph's order), so a
-    run resumes with the same names in another order; other names are other settings."""
+    """--place, --ordinal and --classify name a set (the model takes them in the graph's order),
+    so a run resumes with the same names in another order; other names, or a hand-edited list
+    of other things, are other settings."""
     import json
     from dataclasses import asdict
 
@@ -217,6 +218,12 @@ def test_the_same_placed_or_ordinal_parents_in_another_order_resume(tmp_path):
         _check_resume(run, TrainConfig(data="data/sprites", out=str(run), place=["posX"], ordinal=["scale", "orientation"]), force=False)
     with pytest.raises(CausalVAEError, match=r"other settings \(ordinal: \['scale', 'orientation'\] -> \['scale', 'posX'\]\)"):
         _check_resume(run, TrainConfig(data="data/sprites", out=str(run), place=["posY", "posX"], ordinal=["scale", "posX"]), force=False)
+    # --classify is a set too; a hand-edited list of other things is other settings, never equal.
+    (run / "train.json").write_text(json.dumps({**asdict(first), "classify": ["shape", "scale"]}))
+    assert _check_resume(run, TrainConfig(data="data/sprites", out=str(run), place=["posX", "posY"], ordinal=["scale", "orientation"], classify=["scale", "shape"]), force=False) is False
+    (run / "train.json").write_text(json.dumps({**asdict(first), "place": [None, "posY"]}))
+    with pytest.raises(CausalVAEError, match=r"other settings \(place: \[None, 'posY'\] -> \['None', 'posY'\]\)"):
+        _check_resume(run, TrainConfig(data="data/sprites", out=str(run), place=["None", "posY"], ordinal=["scale", "orientation"]), force=False)
 
 
 def test_a_damaged_metrics_file_gets_one_clear_error(tmp_path):

@@ -117,12 +117,19 @@ class Run:
         if self._data is not None:
             return Path(self._data)
         recorded = (self.config or {}).get("dataset")
-        if isinstance(recorded, dict) and recorded.get("path"):
+        if recorded is not None and not isinstance(recorded, dict):
+            raise CausalVAEError(f"{self.path / CONFIG_FILE}: 'dataset' must be an object, got {reprlib.repr(recorded)}")
+        if recorded and "path" in recorded and recorded["path"] is not None:
             if not isinstance(recorded["path"], str):
                 raise CausalVAEError(f"{self.path / CONFIG_FILE}: 'dataset.path' must be a string, got {reprlib.repr(recorded['path'])}")
-            return Path(recorded["path"])
-        if self.settings.get("data"):
-            return Path(self.checked_settings()["data"])
+            if recorded["path"]:
+                return Path(recorded["path"])
+        data = self.settings.get("data")
+        if data is not None:
+            if not isinstance(data, str):  # only this setting: another's type is not the dataset's concern
+                raise CausalVAEError(f"{self.path / SETTINGS_FILE}: 'data' must be a string, got {reprlib.repr(data)}")
+            if data:
+                return Path(data)
         return None
 
     def dataset(self, split: str | None = None, *, truth: bool = False, verify: bool = False) -> Dataset:

@@ -1349,12 +1349,13 @@ def _check_resume(run: Path, cfg: TrainConfig, force: bool) -> bool:
     old = {**TrainConfig.LEGACY, **old}
     # The grid's units concern the broadcast decoder alone: an older run of another decoder resumes.
     ignored = () if new["decoder"] == "broadcast" else ("coordinates",)
-    # The placed and ordinal parents are a set: the networks take them in the graph's order
-    # (NetConfig sorts them), so the same names in another order resume.
+    # The placed, ordinal and classified parents are sets: the model takes them in the graph's
+    # order (NetConfig and build_model sort them), so the same names in another order resume.
     def same(k: str) -> bool:
-        if k in ("place", "ordinal") and isinstance(old.get(k), list):
-            return sorted(map(str, old[k])) == sorted(new[k])
-        return old.get(k) == new[k]
+        o = old.get(k)
+        if k in ("place", "ordinal", "classify") and isinstance(o, list) and isinstance(new[k], list) and all(isinstance(x, str) for x in o):
+            return sorted(o) == sorted(new[k])
+        return o == new[k]
 
     diff = [k for k in new if k not in TrainConfig.RESUMABLE + ignored and not same(k)]
     if diff:
