@@ -132,6 +132,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--per-value", help="a discrete variable: one row per do(VAR=value), the oracle's reading of VAR beside the true renders'")
     ap.add_argument("--split", default="test", choices=("test", "validation"), help="the split both reports scored (named in the captions)")
+    ap.add_argument("--same-judge", action="store_true", help="refuse reports not scored by one oracle instance (the weights' hash each records)")
     args = ap.parse_args(argv)
     names = tuple(n.strip() for n in args.names.split(","))
     if len(args.reports) < 2:
@@ -146,6 +147,12 @@ def main(argv=None) -> int:
     reports = [_load(p) for p in args.reports]
     for path, report in zip(args.reports, reports):
         _check_shape(path, report, args.split, args.per_value)
+    if args.same_judge:
+        judges = {path: (r.get("oracle") or {}).get("weights_sha256") if isinstance(r.get("oracle"), dict) else None for path, r in zip(args.reports, reports)}
+        if None in judges.values() or len(set(judges.values())) > 1:
+            raise SystemExit("--same-judge: the reports were not all scored by one oracle instance ("
+                             + ", ".join(f"{p}: {str(h)[:8] if h else 'no hash recorded'}" for p, h in judges.items())
+                             + "); score them again with one oracle")
     text = compare(*reports, names, split=args.split, per=args.per_value)
     try:
         atomic_write_text(out, text)

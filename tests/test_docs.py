@@ -229,7 +229,8 @@ def test_compare_names_the_file_of_a_report_of_another_shape_and_refuses_a_folde
 def test_oracletable_writes_the_held_out_figures_and_names_the_oracle(tmp_path):
     """docs/oracletable.py: the table of an oracle's config.json (what `oracle train` recorded):
     each figure as recorded, the training it had and the first 8 hex digits of its weights'
-    hash; a config without them is one error naming the file, and nothing is written."""
+    hash; a config without them, or with one of another type, is one error naming the file and
+    the field, and nothing is written; an --out that is a folder is one error."""
     import json
 
     oracle = tmp_path / "oracle"
@@ -246,8 +247,34 @@ def test_oracletable_writes_the_held_out_figures_and_names_the_oracle(tmp_path):
         "| oracle, held out (test sources) | value |", "|---|---:|", "| digit accuracy | 98.08% |", "| thickness MAE (px) | 0.079 |",
         "| intensity MAE (0-255) | 3.34 |", "| training: steps, pictures moved up to (px) | 10,000, 2 |", "| weights (SHA-256, first 8 hex) | `1c191ec6` |"]
     out.unlink()
-    del config["weights_sha256"]
+    for change, message in (({"weights_sha256": None}, "'weights_sha256' must be a hex digest, got None"),
+                            ({"held_out_accuracy": {**config["held_out_accuracy"], "digit": "x"}}, "'held_out_accuracy.digit' must be a finite number >= 0, got 'x'"),
+                            ({"held_out_accuracy": {"digit": 0.9}}, "no 'held_out_accuracy.thickness'"),
+                            ({"training": {"steps": "10000"}}, "'training.steps' must be a whole number, got '10000'"),
+                            ({"config": {"columns": "digit"}}, "'config.columns' must be a list of names, got 'digit'")):
+        (oracle / "config.json").write_text(json.dumps({**config, **change}))
+        proc = subprocess.run(script, capture_output=True, text=True)
+        assert proc.returncode != 0 and not out.exists(), message
+        assert proc.stderr.strip() == f"error: {oracle / 'config.json'}: not an oracle's config ({message})", proc.stderr
     (oracle / "config.json").write_text(json.dumps(config))
-    proc = subprocess.run(script, capture_output=True, text=True)
-    assert proc.returncode != 0 and not out.exists()
-    assert proc.stderr.strip() == f"error: {oracle / 'config.json'}: not an oracle's config (missing or wrong 'weights_sha256')", proc.stderr
+    proc = subprocess.run(script[:-1] + [str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode != 0 and proc.stderr.strip() == f"error: --out {tmp_path}: is a directory; name the Markdown file to write", proc.stderr
+
+
+def test_compare_same_judge_refuses_reports_of_two_oracle_instances(tmp_path):
+    """docs/compare.py --same-judge: reports scored by one oracle instance (the weights' hash
+    each records) compare; another hash, or none recorded, is one error naming each file's
+    judge, and nothing is written."""
+    import json
+
+    good = ROOT / "docs" / "reports" / "morpho" / "report.json"
+    a = json.loads(good.read_text())
+    script = [sys.executable, str(ROOT / "docs" / "compare.py"), str(good)]
+    same = subprocess.run(script + [str(good), "--names", "one,two", "--same-judge", "--out", str(tmp_path / "ok.md")], capture_output=True, text=True)
+    assert same.returncode == 0 and (tmp_path / "ok.md").exists(), same.stderr
+    other = tmp_path / "other.json"
+    for oracle, shown in (({**a["oracle"], "weights_sha256": "ab" * 32}, "abababab"), ({"path": "oracles/morpho"}, "no hash recorded")):
+        other.write_text(json.dumps({**a, "oracle": oracle}))
+        proc = subprocess.run(script + [str(other), "--names", "one,two", "--same-judge", "--out", str(tmp_path / "c.md")], capture_output=True, text=True)
+        assert proc.returncode != 0 and not (tmp_path / "c.md").exists()
+        assert proc.stderr.strip().startswith("--same-judge: the reports were not all scored by one oracle instance") and f"{other}: {shown}" in proc.stderr, proc.stderr
