@@ -473,8 +473,9 @@ evaluate-morpho: $(STAMP)
 	$(PY) docs/compare.py docs/reports/morpho-warp12-fixed/report.json docs/reports/morpho-30epochs/report.json --names "moved and turned (the warp fixed),moved only (the recipe of 30 epochs)" --out $(MORPHO_REPORT)/compare-warp-dropped.md
 	$(PY) docs/compare.py docs/reports/morpho-reader6000/report.json docs/reports/morpho-30epochs/report.json --names "earlier machine and oracle,retrained (the recipe of 30 epochs)" --out $(MORPHO_REPORT)/compare-retrained.md
 	# The budget on the test split: the 30-epoch flags' model against the recipe's, by one oracle
-	# instance (refused otherwise: after the oracle is trained again, make evaluate-morpho-30epochs).
-	$(PY) docs/compare.py docs/reports/morpho-30epochs/report.json $(MORPHO_REPORT)/report.json --names "30 epochs reader 6000,24 epochs reader 4000 (the recipe)" --same-judge --out $(MORPHO_REPORT)/compare-budget.md
+	# instance. An oracle trained again here (another machine's does not come out bit for bit the
+	# same) is another judge: the committed comparison is then kept (its reports name their judge).
+	$(PY) docs/compare.py docs/reports/morpho-30epochs/report.json $(MORPHO_REPORT)/report.json --names "30 epochs reader 6000,24 epochs reader 4000 (the recipe)" --same-judge --out $(MORPHO_REPORT)/compare-budget.md || echo "kept $(MORPHO_REPORT)/compare-budget.md as it was; make evaluate-morpho-30epochs scores the 30-epoch model with this oracle"
 	# The term at weight 80 instead of 40, tried on the validation split (its run is
 	# docs/runs/morpho-cf80/): both models scored by the same oracle instance (the hash in each file).
 	$(PY) docs/compare.py $(MORPHO_REPORT)/validation/recipe-cf40.json $(MORPHO_REPORT)/validation/cf80.json --names "term weight 40 (the recipe),term weight 80" --split validation --out $(MORPHO_REPORT)/compare-cf80-val.md
