@@ -87,10 +87,17 @@ class Run:
     def checked_settings(self) -> dict:
         """The run's settings, each one of :data:`SETTING_TYPES` it holds of the type it must
         have: another is one error naming the file, the key and the type, never shown raw."""
-        for key, (ok, kind) in SETTING_TYPES.items():
-            if key in self.settings and not ok(self.settings[key]):
-                raise CausalVAEError(f"{self.path / SETTINGS_FILE}: '{key}' must be {kind}, got {reprlib.repr(self.settings[key])}")
+        for key in SETTING_TYPES:
+            self._setting(key)
         return self.settings
+
+    def _setting(self, key: str) -> Any:
+        """The setting ``key`` of train.json (None when absent), of the type
+        :data:`SETTING_TYPES` says, else one error naming the file, the key and the type."""
+        ok, kind = SETTING_TYPES[key]
+        if key in self.settings and not ok(self.settings[key]):
+            raise CausalVAEError(f"{self.path / SETTINGS_FILE}: '{key}' must be {kind}, got {reprlib.repr(self.settings[key])}")
+        return self.settings.get(key)
 
     @property
     def finished(self) -> bool:
@@ -124,13 +131,8 @@ class Run:
                 raise CausalVAEError(f"{self.path / CONFIG_FILE}: 'dataset.path' must be a string, got {reprlib.repr(recorded['path'])}")
             if recorded["path"]:
                 return Path(recorded["path"])
-        data = self.settings.get("data")
-        if data is not None:
-            if not isinstance(data, str):  # only this setting: another's type is not the dataset's concern
-                raise CausalVAEError(f"{self.path / SETTINGS_FILE}: 'data' must be a string, got {reprlib.repr(data)}")
-            if data:
-                return Path(data)
-        return None
+        data = self._setting("data")  # only this setting: another's type is not the dataset's concern
+        return Path(data) if data else None
 
     def dataset(self, split: str | None = None, *, truth: bool = False, verify: bool = False) -> Dataset:
         """One split of the run's dataset (see :func:`causalvae.data.load`)."""
