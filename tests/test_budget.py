@@ -119,3 +119,27 @@ def test_a_long_query_says_now_and_then_that_it_is_still_working(monkeypatch):
     r = CliRunner().invoke(cli.app, ["query", "P(action | reaction=Dying)"])
     assert r.exit_code == 0, r.output
     assert "still working on the query" in r.output and "Attack" in r.output
+
+
+def test_the_memory_reading_is_kept_for_its_ttl_and_then_read_again(monkeypatch):
+    from causalvae import exact
+
+    clock = [1000.0]
+    reads = []
+    monkeypatch.setattr(exact.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(exact, "_memory_reading", (-float("inf"), 0))
+    real_open = open
+
+    def counting_open(path, *args, **kwargs):
+        if path == "/proc/meminfo":
+            reads.append(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    first = exact.available_memory()
+    assert first > 0 and len(reads) == 1
+    clock[0] += exact.MEMORY_READING_TTL / 2
+    assert exact.available_memory() == first and len(reads) == 1  # kept: no second read
+    clock[0] += exact.MEMORY_READING_TTL
+    exact.available_memory()
+    assert len(reads) == 2  # stale: read again

@@ -126,16 +126,31 @@ class Distribution:
 # ---------------------------------------------------------------------------- the budget
 
 
+#: Seconds for which :func:`available_memory` keeps its last reading: reading /proc/meminfo
+#: cost about a quarter of a small warm query, and memory does not change that fast.
+MEMORY_READING_TTL = 1.0
+_memory_reading: tuple[float, int] = (-math.inf, 0)
+
+
 def available_memory() -> int:
-    """The bytes of memory the machine can still give (MemAvailable), or 4 GiB if unknown."""
+    """The bytes of memory the machine can still give (MemAvailable), or 4 GiB if unknown;
+    read at most once every :data:`MEMORY_READING_TTL` seconds."""
+    global _memory_reading
+    now = time.monotonic()
+    when, value = _memory_reading
+    if now - when < MEMORY_READING_TTL:
+        return value
+    value = 4 * 2**30
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    value = int(line.split()[1]) * 1024
+                    break
     except (OSError, ValueError, IndexError):
         pass
-    return 4 * 2**30
+    _memory_reading = (now, value)
+    return value
 
 
 @dataclass(frozen=True)
