@@ -1541,7 +1541,13 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
     if cfg.strategy == "ddp":
         from lightning.pytorch.strategies import DDPStrategy
 
-        strategy = DDPStrategy(find_unused_parameters=bool(vae.classified), process_group_backend="gloo" if cfg.accelerator == "cpu" else None)
+        # No buffer is broadcast before each step: the model's buffers are constants (tables,
+        # grids) and the weights' moving average, which every rank updates alike from the same
+        # all-reduced weights (each rank's record holds its digest; the DDP test compares them).
+        strategy = DDPStrategy(
+            find_unused_parameters=bool(vae.classified), broadcast_buffers=False,
+            process_group_backend="gloo" if cfg.accelerator == "cpu" else None,
+        )
     with _quiet_lightning():
         trainer = L.Trainer(
             accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy,
@@ -1559,19 +1565,26 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
     return run
 
 
-def _write_rank(run: Path, trainer, cb, vae: CausalVAE) -> None:
+def _state_sha256(module: nn.Module) -> str:
     digest = hashlib.sha256()
-    for name, t in sorted(vae.state_dict().items()):
+    for name, t in sorted(module.state_dict().items()):
         digest.update(name.encode())
         digest.update(t.detach().cpu().contiguous().numpy().tobytes())
-    sampler = trainer.lightning_module.train_sampler
+    return digest.hexdigest()
+
+
+def _write_rank(run: Path, trainer, cb, vae: CausalVAE) -> None:
+    module = trainer.lightning_module
+    sampler = module.train_sampler
     info = {
         "rank": trainer.global_rank,
         "world_size": trainer.world_size,
         "step": cb.step(trainer),
-        "parameters_sha256": digest.hexdigest(),
+        "parameters_sha256": _state_sha256(vae),
         "first_epoch_shard": sampler.shard(sampler.start).tolist(),
     }
+    if module.ema is not None:
+        info["ema_sha256"] = _state_sha256(module.ema)
     atomic_write_text(run / "ranks" / f"rank-{trainer.global_rank}.json", json.dumps(info) + "\n")
 
 
