@@ -4,10 +4,12 @@ variables and what to do instead; a stopped query stops between two steps."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -124,22 +126,22 @@ def test_a_long_query_says_now_and_then_that_it_is_still_working(monkeypatch):
 def test_the_memory_reading_is_kept_for_its_ttl_and_then_read_again(monkeypatch):
     from causalvae import exact
 
+    # Only the module's own clock and open() are replaced: nothing else in the process sees them.
     clock = [1000.0]
     reads = []
-    monkeypatch.setattr(exact.time, "monotonic", lambda: clock[0])
+    free_kb = [1000]
+    monkeypatch.setattr(exact, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     monkeypatch.setattr(exact, "_memory_reading", (-float("inf"), 0))
-    real_open = open
 
-    def counting_open(path, *args, **kwargs):
-        if path == "/proc/meminfo":
-            reads.append(path)
-        return real_open(path, *args, **kwargs)
+    def fake_open(path, *args, **kwargs):
+        assert path == "/proc/meminfo"
+        reads.append(path)
+        return io.StringIO(f"MemTotal: 99999 kB\nMemAvailable: {free_kb[0]} kB\n")
 
-    monkeypatch.setattr("builtins.open", counting_open)
-    first = exact.available_memory()
-    assert first > 0 and len(reads) == 1
+    monkeypatch.setattr(exact, "open", fake_open, raising=False)
+    assert exact.available_memory() == 1000 * 1024 and len(reads) == 1
+    free_kb[0] = 2000
     clock[0] += exact.MEMORY_READING_TTL / 2
-    assert exact.available_memory() == first and len(reads) == 1  # kept: no second read
+    assert exact.available_memory() == 1000 * 1024 and len(reads) == 1  # kept: no second read
     clock[0] += exact.MEMORY_READING_TTL
-    exact.available_memory()
-    assert len(reads) == 2  # stale: read again
+    assert exact.available_memory() == 2000 * 1024 and len(reads) == 2  # stale: read again, the new value

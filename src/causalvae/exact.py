@@ -127,7 +127,7 @@ class Distribution:
 
 
 #: Seconds for which :func:`available_memory` keeps its last reading: reading /proc/meminfo
-#: cost about a quarter of a small warm query, and memory does not change that fast.
+#: took a large share of a small warm query's time, and memory does not change that fast.
 MEMORY_READING_TTL = 1.0
 _memory_reading: tuple[float, int] = (-math.inf, 0)
 

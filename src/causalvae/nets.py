@@ -84,7 +84,7 @@ COORDINATES = ("unit", "cells")
 PLACE_MODES = ("shift", "similarity")
 
 #: When to run the convolutions on channels_last tensors: "inference" (the default: without
-#: gradients only), True (always) or False (never). On the reference CPU channels_last gives a
+#: gradients only), True (always) or False (never). On the benches' 2-core CPUs channels_last gives a
 #: training step no reliable gain and a forward pass a clear one (``bench/bench_train.py``
 #: measures both in each run). A module switch, not a config field: the memory layout never changes what a
 #: model computes.

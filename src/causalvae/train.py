@@ -1541,12 +1541,23 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
     if cfg.strategy == "ddp":
         from lightning.pytorch.strategies import DDPStrategy
 
-        # No buffer is broadcast before each step: the model's buffers are constants (tables,
-        # grids) and the weights' moving average, which every rank updates alike from the same
-        # all-reduced weights (each rank's record holds its digest; the DDP test compares them).
+        # No buffer is broadcast before each step (they are still synced once, at the start):
+        # the model's buffers are constants (tables, grids) and the weights' moving average,
+        # which every rank updates alike from the same all-reduced weights (each rank's record
+        # holds its digest; the DDP test compares them). Older torch has only broadcast_buffers,
+        # which skips the start's sync as well: every rank builds the same model from the seed.
+        import inspect
+
+        from torch.nn.parallel import DistributedDataParallel
+
+        no_forward_sync = (
+            {"forward_sync_buffers": False}
+            if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+            else {"broadcast_buffers": False}
+        )
         strategy = DDPStrategy(
-            find_unused_parameters=bool(vae.classified), broadcast_buffers=False,
-            process_group_backend="gloo" if cfg.accelerator == "cpu" else None,
+            find_unused_parameters=bool(vae.classified),
+            process_group_backend="gloo" if cfg.accelerator == "cpu" else None, **no_forward_sync,
         )
     with _quiet_lightning():
         trainer = L.Trainer(
@@ -1557,9 +1568,9 @@ def fit(cfg: TrainConfig, *, force: bool = False, progress: bool = True, say: Ca
         )
         trainer.fit(module)
     vae.beta = float(cfg.beta)  # the model object left at its settled weight, even mid-warm-up
+    _write_rank(run, trainer, keeper, vae)  # the live weights' digest (and the average's, apart)
     if module.ema is not None:  # the run's model is the weights' moving average
         module.ema.copy_to(vae)
-    _write_rank(run, trainer, keeper, vae)
     if trainer.global_rank == 0 and keeper.step(trainer) >= total:
         save_model(vae, run, dataset=_dataset_info(cfg.data), training=_training_info(cfg, keeper.step(trainer), keeper.wall()))
     return run
